@@ -1,0 +1,46 @@
+# attn: a thin front to CMake. `make demo` and `make test` are the quick start.
+BUILD      ?= build
+SAN_BUILD  ?= build-sanitize
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+# CI (CI=true) builds with -Werror; a user's newer compiler should not fail on a new warning.
+WERROR     ?= $(if $(filter true 1 yes,$(CI)),ON,OFF)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build demo test test-sanitize bench install clean
+
+all: build
+
+# Installs the Debian packages the build and tests need, when they are missing.
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	@sh scripts/deps.sh
+	cmake -S . -B $(BUILD) -DATTN_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@$(BUILD)/attn demo
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-sanitize:
+	@sh scripts/deps.sh
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON -DATTN_WERROR=$(WERROR) $(CMAKE_ARGS)
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
+
+bench: build
+	$(BUILD)/bench_ops
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD)

@@ -1,0 +1,102 @@
+/* attn/ops.h - the math: matmul, row softmax, scaled dot-product attention.
+ *
+ * Conventions (see docs/architecture.md):
+ *  - attn_<op>_forward(outputs..., inputs..., sizes..., ctx). Every buffer is
+ *    contiguous row-major float32; its shape is in the comment beside it.
+ *  - Each op has a plain reference implementation, attn_<op>_ref, that is
+ *    short and obviously right; the dispatching attn_<op>_forward may use a
+ *    faster kernel, and tests hold the two together. With a trace in ctx the
+ *    ops take the reference path and record their intermediates.
+ *  - Sizes of 0 are rejected: an attention over nothing has no meaning here.
+ */
+#ifndef ATTN_OPS_H
+#define ATTN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/status.h"
+#include "attn/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Context handed to every op. A zeroed struct (or NULL) means: no trace. */
+typedef struct attn_op_ctx {
+    attn_trace *trace;   /* record intermediates here when not NULL */
+    const char *prefix;  /* name prefix for recorded entries, e.g. "layer0.head1" */
+} attn_op_ctx;
+
+/* ---- matmul ------------------------------------------------------------ */
+
+/* c = a · b         c: (M, N)  a: (M, K)  b: (K, N) */
+attn_status attn_matmul_forward(float *c, const float *a, const float *b,
+                                size_t m, size_t k, size_t n, const attn_op_ctx *ctx);
+/* c = a · bᵀ        c: (M, N)  a: (M, K)  b: (N, K) */
+attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b,
+                                   size_t m, size_t k, size_t n, const attn_op_ctx *ctx);
+/* Reference twins: one dot product per output, accumulated in double. */
+attn_status attn_matmul_ref(float *c, const float *a, const float *b,
+                            size_t m, size_t k, size_t n);
+attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b,
+                               size_t m, size_t k, size_t n);
+
+/* ---- softmax ----------------------------------------------------------- */
+
+/* y[i,:] = softmax(x[i,:])     y, x: (rows, cols); y may alias x.
+ * Max-subtracted. A row whose entries are all -inf gives zeros, not NaN
+ * (PyTorch's _safe_softmax). NaN in a row propagates (NaN out). */
+attn_status attn_softmax_forward(float *y, const float *x, size_t rows, size_t cols,
+                                 const attn_op_ctx *ctx);
+attn_status attn_softmax_ref(float *y, const float *x, size_t rows, size_t cols);
+
+/* ---- scaled dot-product attention ------------------------------------- */
+
+typedef enum attn_scale_mode {
+    ATTN_SCALE_DEFAULT = 0, /* 1/sqrt(d_k) */
+    ATTN_SCALE_NONE = 1,    /* 1: raw dot products */
+    ATTN_SCALE_CUSTOM = 2   /* params.scale */
+} attn_scale_mode;
+
+typedef enum attn_causal {
+    ATTN_CAUSAL_NONE = 0,
+    ATTN_CAUSAL_TOP_LEFT = 1,     /* query i sees keys j <= i (PyTorch is_causal) */
+    ATTN_CAUSAL_BOTTOM_RIGHT = 2  /* query i sees keys j <= i + S - L (KV cache) */
+} attn_causal;
+
+typedef struct attn_sdpa_params {
+    attn_scale_mode scale_mode;
+    float scale;          /* used when scale_mode == ATTN_SCALE_CUSTOM; finite */
+    float temperature;    /* scaled scores are divided by it; > 0, default 1 */
+    /* Boolean mask (L, S), SDPA convention: nonzero = may attend, 0 = masked. */
+    const uint8_t *bool_mask;
+    /* Additive float mask (L, S), added to the scaled scores (-inf masks). */
+    const float *add_mask;
+    attn_causal causal;   /* combined with the masks above (all must allow) */
+} attn_sdpa_params;
+
+/* Defaults: scale 1/sqrt(d_k), temperature 1, no mask, not causal. */
+attn_sdpa_params attn_sdpa_defaults(void);
+
+/* The scale factor the params give for width d_k (before temperature). */
+float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k);
+
+/* out = softmax((q · kᵀ) · scale / temperature + mask) · v
+ *   out:     (L, d_v)
+ *   weights: (L, S) or NULL; receives the attention matrix when not NULL
+ *   q: (L, d_k)   k: (S, d_k)   v: (S, d_v)
+ * A query row that may attend to no key gives weights 0 and an output of 0.
+ * With a trace, records "scores" (q·kᵀ), "scaled", the scalars "scale" and
+ * "temperature", "mask" (the additive form actually applied, when any mask or
+ * causal is set), "attention", "output". */
+attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const float *k,
+                              const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                              const attn_sdpa_params *params, const attn_op_ctx *ctx);
+attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const float *k,
+                          const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                          const attn_sdpa_params *params, const attn_op_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+/* attn/selfattn.h - the article's simplified self-attention, and its example.
+ *
+ * Self-attention with no learned weights: Q = K = V = X, the embeddings.
+ * Every intermediate goes into a trace so that the renderers can show it.
+ */
+#ifndef ATTN_SELFATTN_H
+#define ATTN_SELFATTN_H
+
+#include <stddef.h>
+#include "attn/embeddings.h"
+#include "attn/ops.h"
+#include "attn/status.h"
+#include "attn/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Runs softmax(X·Xᵀ · scale / temperature + mask) · X on the embeddings.
+ *   out: (n_tokens, n_dims), or NULL
+ * With a trace (may be NULL) it records "embeddings" and the attention op's
+ * "scores", "scaled", ["mask"], "attention", "output", and labels the axes
+ * "token", "query", "key" with the tokens and "dim", "value_dim" with the
+ * dimension names. */
+attn_status attn_self_attention(float *out, const attn_embeddings *x,
+                                const attn_sdpa_params *params, attn_trace *trace);
+
+/* ---- the built-in example (docs/seed.md) -------------------------------
+ * A small vocabulary whose dimensions are named (animal, tech, grammar,
+ * sentiment) and two sentences that share the ambiguous word "mouse". */
+
+/* The vocabulary: one row per word, `mouse` both animal and tech. */
+attn_status attn_seed_vocabulary(attn_embeddings *vocab);
+
+/* Number of example sentences (2), and each one's text. */
+size_t attn_seed_sentence_count(void);
+const char *attn_seed_sentence(size_t i);
+
+/* The word the example is about ("mouse"). */
+const char *attn_seed_focus_word(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

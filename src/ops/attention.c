@@ -1,0 +1,169 @@
+/* attention.c - scaled dot-product attention (reference and default path).
+ *
+ *   scores    = q · kᵀ                               (L, S)
+ *   scaled    = scores · scale / temperature         (L, S)
+ *   mask      = bool/causal → 0 or -inf, + additive  (L, S)
+ *   attention = softmax_rows(scaled + mask)          (L, S)
+ *   output    = attention · v                        (L, d_v)
+ */
+#include "attn/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op_check.h"
+
+attn_sdpa_params attn_sdpa_defaults(void)
+{
+    attn_sdpa_params p;
+    memset(&p, 0, sizeof p);
+    p.scale_mode = ATTN_SCALE_DEFAULT;
+    p.scale = 1.0f;
+    p.temperature = 1.0f;
+    p.causal = ATTN_CAUSAL_NONE;
+    return p;
+}
+
+float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k)
+{
+    attn_scale_mode mode = p ? p->scale_mode : ATTN_SCALE_DEFAULT;
+    if (mode == ATTN_SCALE_NONE) return 1.0f;
+    if (mode == ATTN_SCALE_CUSTOM) return p->scale;
+    return (float)(1.0 / sqrt((double)d_k));
+}
+
+static attn_status check_params(const attn_sdpa_params *p)
+{
+    if (p->scale_mode != ATTN_SCALE_DEFAULT && p->scale_mode != ATTN_SCALE_NONE &&
+        p->scale_mode != ATTN_SCALE_CUSTOM)
+        return attn_error(ATTN_E_INVALID, "attention: unknown scale mode %d", (int)p->scale_mode);
+    if (p->scale_mode == ATTN_SCALE_CUSTOM && !isfinite(p->scale))
+        return attn_error(ATTN_E_INVALID, "attention: scale must be finite, got %g",
+                          (double)p->scale);
+    if (!(p->temperature > 0.0f) || !isfinite(p->temperature))
+        return attn_error(ATTN_E_INVALID, "attention: temperature must be finite and > 0, got %g",
+                          (double)p->temperature);
+    if (p->causal != ATTN_CAUSAL_NONE && p->causal != ATTN_CAUSAL_TOP_LEFT &&
+        p->causal != ATTN_CAUSAL_BOTTOM_RIGHT)
+        return attn_error(ATTN_E_INVALID, "attention: unknown causal alignment %d",
+                          (int)p->causal);
+    return ATTN_OK;
+}
+
+/* May query i attend to key j under the causal alignment? */
+static int causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s)
+{
+    if (c == ATTN_CAUSAL_TOP_LEFT) return j <= i;
+    if (c == ATTN_CAUSAL_BOTTOM_RIGHT) return j + l <= i + s; /* j <= i + (S - L) */
+    return 1;
+}
+
+static int has_mask(const attn_sdpa_params *p)
+{
+    return p->bool_mask || p->add_mask || p->causal != ATTN_CAUSAL_NONE;
+}
+
+/* The additive mask actually applied: 0 where attending is allowed, -inf where
+ * the boolean mask or causality forbids it, plus the caller's float mask. */
+static void build_mask(float *mask, const attn_sdpa_params *p, size_t l, size_t s)
+{
+    for (size_t i = 0; i < l; i++)
+        for (size_t j = 0; j < s; j++) {
+            size_t ij = i * s + j;
+            int allowed = causal_allows(p->causal, i, j, l, s) &&
+                          (!p->bool_mask || p->bool_mask[ij]);
+            mask[ij] = allowed ? (p->add_mask ? p->add_mask[ij] : 0.0f) : -INFINITY;
+        }
+}
+
+static attn_status record(const attn_op_ctx *ctx, const char *name, const float *data,
+                          size_t rows, size_t cols, const char *row_axis, const char *col_axis)
+{
+    if (!ctx || !ctx->trace) return ATTN_OK;
+    size_t shape[2] = {rows, cols};
+    return attn_trace_record(ctx->trace, ctx->prefix, name, data, 2, shape, row_axis, col_axis);
+}
+
+/* Shared body of the reference and default paths; `ref` picks the kernels. */
+static attn_status sdpa(int ref, float *out, float *weights, const float *q, const float *k,
+                        const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                        const attn_sdpa_params *params, const attn_op_ctx *ctx)
+{
+    attn_sdpa_params defaults = attn_sdpa_defaults();
+    const attn_sdpa_params *p = params ? params : &defaults;
+    if (!out || !q || !k || !v) return attn_error(ATTN_E_INVALID, "attention: NULL buffer");
+    if (!l || !s || !d_k || !d_v)
+        return attn_error(ATTN_E_INVALID,
+                          "attention: sizes must be > 0, got L=%zu S=%zu d_k=%zu d_v=%zu", l, s,
+                          d_k, d_v);
+    attn_status st = check_params(p);
+    if (st) return st;
+    size_t ls = 0, tmp = 0;
+    if ((st = attn_mul_sizes("attention", l, s, &ls))) return st;
+    if ((st = attn_mul_sizes("attention", l, d_k, &tmp))) return st;
+    if ((st = attn_mul_sizes("attention", s, d_k, &tmp))) return st;
+    if ((st = attn_mul_sizes("attention", s, d_v, &tmp))) return st;
+    if ((st = attn_mul_sizes("attention", l, d_v, &tmp))) return st;
+
+    int masked = has_mask(p);
+    float *scores = malloc(ls * sizeof(float));
+    float *mask = masked ? malloc(ls * sizeof(float)) : NULL;
+    float *att = weights ? weights : malloc(ls * sizeof(float));
+    if (!scores || (masked && !mask) || !att) {
+        st = attn_error(ATTN_E_NOMEM, "attention: cannot allocate %zu x %zu scores", l, s);
+        goto done;
+    }
+
+    st = ref ? attn_matmul_nt_ref(scores, q, k, l, d_k, s)
+             : attn_matmul_nt_forward(scores, q, k, l, d_k, s, NULL);
+    if (!st) st = record(ctx, "scores", scores, l, s, "query", "key");
+    if (st) goto done;
+
+    /* Scale and temperature in one factor, computed in double. */
+    const double factor = (double)attn_sdpa_scale(p, d_k) / (double)p->temperature;
+    for (size_t i = 0; i < ls; i++) att[i] = (float)((double)scores[i] * factor);
+    if ((st = record(ctx, "scaled", att, l, s, "query", "key"))) goto done;
+    if (ctx && ctx->trace) {
+        const float scale = attn_sdpa_scale(p, d_k);
+        st = attn_trace_record(ctx->trace, ctx->prefix, "scale", &scale, 0, NULL, NULL, NULL);
+        if (!st)
+            st = attn_trace_record(ctx->trace, ctx->prefix, "temperature", &p->temperature, 0,
+                                   NULL, NULL, NULL);
+        if (st) goto done;
+    }
+
+    if (masked) {
+        build_mask(mask, p, l, s);
+        if ((st = record(ctx, "mask", mask, l, s, "query", "key"))) goto done;
+        for (size_t i = 0; i < ls; i++) att[i] += mask[i];
+    }
+
+    st = ref ? attn_softmax_ref(att, att, l, s) : attn_softmax_forward(att, att, l, s, NULL);
+    if (!st) st = record(ctx, "attention", att, l, s, "query", "key");
+    if (!st)
+        st = ref ? attn_matmul_ref(out, att, v, l, s, d_v)
+                 : attn_matmul_forward(out, att, v, l, s, d_v, NULL);
+    if (!st) st = record(ctx, "output", out, l, d_v, "query", "value_dim");
+
+done:
+    free(scores);
+    free(mask);
+    if (att != weights) free(att);
+    return st;
+}
+
+attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const float *k,
+                          const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                          const attn_sdpa_params *params, const attn_op_ctx *ctx)
+{
+    return sdpa(1, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
+}
+
+attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const float *k,
+                              const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                              const attn_sdpa_params *params, const attn_op_ctx *ctx)
+{
+    /* A trace asks for every intermediate: that is the reference path. */
+    return sdpa(ctx && ctx->trace, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
+}

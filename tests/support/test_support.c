@@ -1,0 +1,107 @@
+/* test_support.c - helpers shared by the tests. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void assert_close_f32(const float *a, const float *b, size_t n, double atol, double rtol,
+                      const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i];
+        if (isnan(x) || isnan(y) || fabs(x - y) > atol + rtol * fabs(y)) {
+            fail_msg("%s[%zu]: got %.9g, expected %.9g (atol %g, rtol %g)", what, i, x, y, atol,
+                     rtol);
+        }
+    }
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    size_t got;
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            char *t = realloc(s, cap * 2);
+            if (!t) break;
+            s = t;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s) s[n] = '\0';
+    return s;
+}
+
+const char *attn_bin(void)
+{
+    const char *b = getenv("ATTN_BIN");
+    if (!b) fail_msg("ATTN_BIN is not set (run the tests through ctest)");
+    return b;
+}
+
+const char *test_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/attn-test-XXXXXX", base && base[0] ? base : "/tmp");
+        if (!mkdtemp(dir)) fail_msg("cannot create a temporary directory");
+    }
+    return dir;
+}
+
+const char *write_tmp(const char *name, const char *text)
+{
+    static char paths[8][512];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, 512, "%.255s/%.200s", test_tmpdir(), name);
+    FILE *f = fopen(p, "wb");
+    if (!f) fail_msg("cannot write %s", p);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+run_result run_cmd(const char *fmt, ...)
+{
+    char cmd[4096], full[8192], out[512], err[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(out, sizeof out, "%.300s/stdout.txt", test_tmpdir());
+    snprintf(err, sizeof err, "%.300s/stderr.txt", test_tmpdir());
+    snprintf(full, sizeof full, "(%.4096s) </dev/null >'%.512s' 2>'%.512s'", cmd, out, err);
+    int rc = system(full);
+    run_result r;
+    r.status = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+void run_result_free(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        if (*p == '\n') n++;
+    if (*s && s[strlen(s) - 1] != '\n') n++;
+    return n;
+}

@@ -1,0 +1,41 @@
+/* test_support.h - helpers shared by the tests. */
+#ifndef ATTN_TEST_SUPPORT_H
+#define ATTN_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Fails the test unless |a - b| <= atol + rtol * |b| for every element;
+ * the message names the first bad index and both values. */
+void assert_close_f32(const float *a, const float *b, size_t n, double atol, double rtol,
+                      const char *what);
+
+/* The result of running a command: exit status and captured output. */
+typedef struct run_result {
+    int status;    /* exit status, or -1 if it did not exit normally */
+    char *out;     /* stdout, NUL-terminated */
+    char *err;     /* stderr, NUL-terminated */
+} run_result;
+
+/* Runs `sh -c cmd`, capturing stdout and stderr. */
+run_result run_cmd(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void run_result_free(run_result *r);
+
+/* Path of the attn binary (ATTN_BIN), and a fresh temporary directory. */
+const char *attn_bin(void);
+const char *test_tmpdir(void);
+
+/* Writes `text` to <tmpdir>/<name>; returns the full path (static buffer ring). */
+const char *write_tmp(const char *name, const char *text);
+
+/* Number of lines in s (a final line without newline counts). */
+size_t count_lines(const char *s);
+
+#endif

@@ -1,0 +1,49 @@
+/* attn.c - the command-line tool: a table of subcommands. No math here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"demo", cmd_demo, "self-attention step by step on the built-in cat/keyboard/mouse example"},
+    {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: attn <command> [options]\n\n"
+               "Transformer self-attention in C, every number visible.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'attn <command> --help' describes a command's options.\n"
+               "  -h, --help     show this help\n"
+               "  --version      print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_BAD_INPUT;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return cli_finish_stdout("help");
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("attn %s\n", attn_version());
+        return cli_finish_stdout("version");
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(name, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "attn: unknown command '%s'\n", name);
+    usage(stderr);
+    return CLI_BAD_INPUT;
+}

@@ -1,0 +1,157 @@
+/* cli.c - shared helpers of the attn subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "attn %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, attn_status st)
+{
+    cli_error(cmd, "%s", attn_last_error()[0] ? attn_last_error() : attn_status_str(st));
+    switch (st) {
+    case ATTN_E_FORMAT:
+    case ATTN_E_INVALID:
+    case ATTN_E_IO:
+    case ATTN_E_NOTFOUND: return CLI_BAD_INPUT;
+    default: return CLI_FAIL;
+    }
+}
+
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "attn %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return CLI_BAD_INPUT;
+}
+
+int cli_bad_option(const char *cmd, const char *usage, int opt, char **argv)
+{
+    const char *arg = argv[optind - 1];
+    if (opt == ':') return cli_usage_error(cmd, usage, "option '%s' needs a value", arg);
+    if (optopt && optopt < 256)
+        return cli_usage_error(cmd, usage, "unknown option '-%c'", optopt);
+    return cli_usage_error(cmd, usage, "unknown option '%s'", arg);
+}
+
+int cli_parse_float(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v) || !isfinite((float)v)) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cli_color_mode(const char *arg)
+{
+    if (strcmp(arg, "always") == 0) return 1;
+    if (strcmp(arg, "never") == 0) return 0;
+    if (strcmp(arg, "auto") == 0) {
+        const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+        if (no && no[0]) return 0;
+        if (term && strcmp(term, "dumb") == 0) return 0;
+        return isatty(fileno(stdout)) ? 1 : 0;
+    }
+    return -1;
+}
+
+int cli_finish_stdout(const char *cmd)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error(cmd, "cannot write the output: %s", strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+void cli_attention_defaults(cli_attention_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->sdpa = attn_sdpa_defaults();
+    o->text.precision = 3;
+    o->text.color = cli_color_mode("auto");
+}
+
+int cli_attention_option(const char *cmd, const char *usage, int opt, const char *arg,
+                         cli_attention_opts *o)
+{
+    switch (opt) {
+    case CLI_OPT_NO_SCALE: o->sdpa.scale_mode = ATTN_SCALE_NONE; return 1;
+    case CLI_OPT_SCALE:
+        if (cli_parse_float(arg, &o->sdpa.scale)) {
+            cli_usage_error(cmd, usage, "--scale: expected a finite number, found '%s'", arg);
+            return -1;
+        }
+        o->sdpa.scale_mode = ATTN_SCALE_CUSTOM;
+        return 1;
+    case CLI_OPT_TEMPERATURE:
+        if (cli_parse_float(arg, &o->sdpa.temperature) || !(o->sdpa.temperature > 0)) {
+            cli_usage_error(cmd, usage, "--temperature: expected a number > 0, found '%s'", arg);
+            return -1;
+        }
+        return 1;
+    case CLI_OPT_CAUSAL: o->sdpa.causal = ATTN_CAUSAL_TOP_LEFT; return 1;
+    case CLI_OPT_JSON: o->json = 1; return 1;
+    case CLI_OPT_COLOR: {
+        int c = cli_color_mode(arg);
+        if (c < 0) {
+            cli_usage_error(cmd, usage, "--color: expected auto, always or never, found '%s'", arg);
+            return -1;
+        }
+        o->text.color = c;
+        return 1;
+    }
+    case CLI_OPT_PRECISION:
+        if (cli_parse_int(arg, 0, 9, &o->text.precision)) {
+            cli_usage_error(cmd, usage, "--precision: expected an integer 0..9, found '%s'", arg);
+            return -1;
+        }
+        return 1;
+    default: return 0;
+    }
+}
+
+void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d)
+{
+    float s = attn_sdpa_scale(p, d);
+    if (p->scale_mode == ATTN_SCALE_NONE) snprintf(buf, n, "no scaling");
+    else if (p->scale_mode == ATTN_SCALE_CUSTOM) snprintf(buf, n, "scale %g", (double)s);
+    else snprintf(buf, n, "scale 1/√d = 1/√%zu = %.4g", d, (double)s);
+    if (p->temperature != 1.0f) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, ", temperature %g", (double)p->temperature);
+    }
+    if (p->causal != ATTN_CAUSAL_NONE) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, ", causal");
+    }
+}

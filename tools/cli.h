@@ -1,0 +1,95 @@
+/* cli.h - what the subcommands share: option parsing helpers and exits. */
+#ifndef ATTN_CLI_H
+#define ATTN_CLI_H
+
+#include <stdio.h>
+
+#include "attn/attn.h"
+
+/* Exit statuses: bad input or usage 2, internal failure (memory, output) 1. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD_INPUT = 2 };
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* Prints "attn <cmd>: <message>" on stderr. */
+void cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Prints the library's last error for `st` and returns the exit status it
+ * maps to: bad input (format, invalid, io, not found) 2, otherwise 1. */
+int cli_fail(const char *cmd, attn_status st);
+
+/* Prints `usage` on stderr after "attn <cmd>: <message>"; returns 2. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Reports getopt_long's '?' or ':' result for argv as a usage error. */
+int cli_bad_option(const char *cmd, const char *usage, int opt, char **argv);
+
+/* Strict number parsing: the whole string, finite. 0 on success. */
+int cli_parse_float(const char *s, float *out);
+int cli_parse_int(const char *s, int lo, int hi, int *out);
+
+/* Colour choice: "auto" (stdout is a TTY, NO_COLOR unset, TERM not dumb),
+ * "always", "never". Returns -1 for anything else. */
+int cli_color_mode(const char *arg);
+
+/* Flushes stdout; 1 (and a message) if writing failed. */
+int cli_finish_stdout(const char *cmd);
+
+/* The attention options shared by demo and explain. */
+typedef struct cli_attention_opts {
+    attn_sdpa_params sdpa;
+    attn_text_opts text;
+    int json;
+    int color_set;
+} cli_attention_opts;
+
+void cli_attention_defaults(cli_attention_opts *o);
+
+/* Handles one shared option (long-option value `opt` with argument `arg`).
+ * Returns 1 if handled, 0 if not a shared option, -1 on a bad value (already
+ * reported as a usage error). */
+int cli_attention_option(const char *cmd, const char *usage, int opt, const char *arg,
+                         cli_attention_opts *o);
+
+/* getopt_long entries and usage text for the shared options. */
+#define CLI_OPT_NO_SCALE 1000
+#define CLI_OPT_SCALE 1001
+#define CLI_OPT_TEMPERATURE 1002
+#define CLI_OPT_CAUSAL 1003
+#define CLI_OPT_JSON 1004
+#define CLI_OPT_COLOR 1005
+#define CLI_OPT_PRECISION 1006
+#define CLI_ATTENTION_LONG_OPTIONS                                                          \
+    {"no-scale", no_argument, 0, CLI_OPT_NO_SCALE},                                         \
+        {"scale", required_argument, 0, CLI_OPT_SCALE},                                     \
+        {"temperature", required_argument, 0, CLI_OPT_TEMPERATURE},                         \
+        {"causal", no_argument, 0, CLI_OPT_CAUSAL}, {"json", no_argument, 0, CLI_OPT_JSON}, \
+        {"color", required_argument, 0, CLI_OPT_COLOR},                                     \
+        {"colour", required_argument, 0, CLI_OPT_COLOR},                                    \
+        {"precision", required_argument, 0, CLI_OPT_PRECISION}, {"help", no_argument, 0, 'h'}
+#define CLI_ATTENTION_USAGE                                                                  \
+    "  --no-scale           use the raw scores (no division by sqrt(d))\n"                   \
+    "  --scale X            multiply the scores by X instead of 1/sqrt(d)\n"                 \
+    "  --temperature T      divide the scaled scores by T > 0 (default 1)\n"                 \
+    "  --causal             each token attends only to itself and earlier tokens\n"          \
+    "  --json               print one JSON document instead of tables\n"                     \
+    "  --color WHEN         shade the tables: auto (default), always, never;\n"              \
+    "                       auto means on a terminal and NO_COLOR unset\n"                   \
+    "  --precision N        digits after the decimal point, 0..9 (default 3)\n"              \
+    "  -h, --help           show this help\n"
+
+/* A one-line description of the scaling in effect, e.g. "scale 1/√4 = 0.5". */
+void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d);
+
+int cmd_demo(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+
+#endif

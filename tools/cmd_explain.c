@@ -1,0 +1,136 @@
+/* cmd_explain.c - `attn explain`: the walkthrough on the user's embeddings. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
+    "\n"
+    "Self-attention step by step (Q = K = V = X) on your own embeddings.\n"
+    "CSV: a header 'token,<dim>,<dim>,...' then one row per token, e.g.\n"
+    "    token,animal,tech\n"
+    "    cat,2.0,0.0\n"
+    "    mouse,1.5,1.5\n"
+    "\n"
+    "options:\n"
+    "  --embeddings FILE    the input sequence, one token per row (required)\n"
+    "  --compare FILE       a second input with the same dimensions, shown beside\n"
+    "                       the first; tokens in both get their outputs compared\n" CLI_ATTENTION_USAGE;
+
+/* The tokens joined by spaces: the sequence as text. */
+static char *join_tokens(const attn_embeddings *e)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < e->n_tokens; i++) n += strlen(e->tokens[i]) + 1;
+    char *s = malloc(n), *p = s;
+    if (!s) return NULL;
+    for (size_t i = 0; i < e->n_tokens; i++) {
+        size_t len = strlen(e->tokens[i]);
+        if (i) *p++ = ' ';
+        memcpy(p, e->tokens[i], len);
+        p += len;
+    }
+    *p = '\0';
+    return s;
+}
+
+/* Both inputs must name the same dimensions in the same order. */
+static attn_status same_dims(const attn_embeddings *a, const char *pa, const attn_embeddings *b,
+                             const char *pb)
+{
+    if (a->n_dims != b->n_dims)
+        return attn_error(ATTN_E_FORMAT, "%s:1:%zu: %zu dimensions, but %s has %zu", pb,
+                          (a->n_dims < b->n_dims ? a->n_dims : b->n_dims) + 2, b->n_dims, pa,
+                          a->n_dims);
+    for (size_t j = 0; j < a->n_dims; j++)
+        if (strcmp(a->dims[j], b->dims[j]) != 0)
+            return attn_error(ATTN_E_FORMAT, "%s:1:%zu: dimension '%s', but %s has '%s' there",
+                              pb, j + 2, b->dims[j], pa, a->dims[j]);
+    return ATTN_OK;
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE };
+    static const struct option longopts[] = {
+        {"embeddings", required_argument, 0, OPT_EMBEDDINGS},
+        {"compare", required_argument, 0, OPT_COMPARE},
+        CLI_ATTENTION_LONG_OPTIONS,
+        {0, 0, 0, 0}};
+    cli_attention_opts o;
+    cli_attention_defaults(&o);
+    const char *path_a = NULL, *path_b = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return cli_finish_stdout("explain");
+        }
+        if (c == '?' || c == ':') return cli_bad_option("explain", usage, c, argv);
+        if (c == OPT_EMBEDDINGS) path_a = optarg;
+        else if (c == OPT_COMPARE) path_b = optarg;
+        else if (cli_attention_option("explain", usage, c, optarg, &o) < 0) return CLI_BAD_INPUT;
+    }
+    if (optind < argc)
+        return cli_usage_error("explain", usage, "unexpected argument '%s'", argv[optind]);
+    if (!path_a) return cli_usage_error("explain", usage, "missing --embeddings FILE.csv");
+
+    int rc = CLI_OK;
+    attn_embeddings a = {0}, b = {0};
+    attn_trace *ta = NULL, *tb = NULL;
+    char *text_a = NULL, *text_b = NULL;
+    /* Everything is read and computed before anything is printed, so that bad
+     * input leaves stdout empty. */
+    attn_status st = attn_embeddings_read_csv(&a, path_a);
+    if (!st && path_b) st = attn_embeddings_read_csv(&b, path_b);
+    if (!st && path_b) st = same_dims(&a, path_a, &b, path_b);
+    if (!st) st = attn_trace_create(&ta);
+    if (!st) st = attn_self_attention(NULL, &a, &o.sdpa, ta);
+    if (!st && path_b) st = attn_trace_create(&tb);
+    if (!st && path_b) st = attn_self_attention(NULL, &b, &o.sdpa, tb);
+    if (!st && (!(text_a = join_tokens(&a)) || (path_b && !(text_b = join_tokens(&b)))))
+        st = attn_error(ATTN_E_NOMEM, "out of memory");
+    if (st) {
+        rc = cli_fail("explain", st);
+        goto done;
+    }
+
+    if (o.json) {
+        st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
+    } else {
+        char scale[128];
+        cli_describe_scale(scale, sizeof scale, &o.sdpa, a.n_dims);
+        printf("attn explain: self-attention on %s (%zu tokens, d = %zu; Q = K = V = X, %s)\n\n",
+               path_a, a.n_tokens, a.n_dims, scale);
+        st = attn_text_walkthrough(stdout, ta, &o.text);
+        if (!st && tb) {
+            printf("\n== Compared with %s (%zu tokens) ==\n\n", path_b, b.n_tokens);
+            st = attn_text_walkthrough(stdout, tb, &o.text);
+            const attn_trace *pair[2] = {ta, tb};
+            const char *captions[2] = {path_a, path_b};
+            int shared = 0;
+            for (size_t i = 0; !st && i < a.n_tokens; i++) {
+                if (attn_embeddings_find(&a, a.tokens[i]) != (long)i) continue; /* once each */
+                if (attn_embeddings_find(&b, a.tokens[i]) < 0) continue;
+                printf("\n== \"%s\" in both ==\n\n", a.tokens[i]);
+                st = attn_text_token_comparison(stdout, a.tokens[i], pair, captions, 2, &o.text);
+                shared = 1;
+            }
+            if (!st && !shared) printf("\nNo token appears in both inputs.\n");
+        }
+    }
+    if (st) rc = cli_fail("explain", st);
+    else rc = cli_finish_stdout("explain");
+done:
+    free(text_a);
+    free(text_b);
+    attn_trace_free(ta);
+    attn_trace_free(tb);
+    attn_embeddings_free(&a);
+    attn_embeddings_free(&b);
+    return rc;
+}
