@@ -183,7 +183,7 @@ attn_status attn_text_walkthrough(FILE *f, const attn_trace *trace, const attn_t
         return st;
     fputc('\n', f);
     float scale = scalar(trace, "scale", 1.0f), temp = scalar(trace, "temperature", 1.0f);
-    format_value(num, sizeof num, scale, 4);
+    snprintf(num, sizeof num, "%.6g", (double)scale);
     if (temp == 1.0f)
         snprintf(title, sizeof title, "  Step 2. Scaled scores = Scores × %s", num);
     else

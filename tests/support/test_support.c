@@ -48,13 +48,24 @@ const char *attn_bin(void)
     return b;
 }
 
+static char dir[256];
+
+/* Tests leave nothing behind in /tmp. */
+static void remove_tmpdir(void)
+{
+    char cmd[300];
+    if (!dir[0]) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
 const char *test_tmpdir(void)
 {
-    static char dir[256];
     if (!dir[0]) {
         const char *base = getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/attn-test-XXXXXX", base && base[0] ? base : "/tmp");
         if (!mkdtemp(dir)) fail_msg("cannot create a temporary directory");
+        atexit(remove_tmpdir);
     }
     return dir;
 }
