@@ -179,7 +179,7 @@ static double *matrix_of(const char *what, const cJSON *obj, const char *key, si
     if (!cJSON_IsArray(m)) fail_msg("%s.%s: not an array", what, key);
     if ((size_t)cJSON_GetArraySize(m) != rows)
         fail_msg("%s.%s: expected %zu rows, got %d", what, key, rows, cJSON_GetArraySize(m));
-    double *v = malloc((rows * cols ? rows * cols : 1) * sizeof *v);
+    double *v = malloc((rows * cols > 0 ? rows * cols : 1) * sizeof *v);
     assert_non_null(v);
     size_t i = 0;
     const cJSON *row;
@@ -836,14 +836,6 @@ static void csv_accepted(void **state)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static int remove_tmpdir(void **state)
-{
-    (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%.500s'", test_tmpdir());
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -876,5 +868,5 @@ int main(void)
         cmocka_unit_test(help),
         cmocka_unit_test(csv_accepted),
     };
-    return cmocka_run_group_tests(tests, NULL, remove_tmpdir);
+    return cmocka_run_group_tests(tests, NULL, NULL); /* test_support removes the tmpdir */
 }
