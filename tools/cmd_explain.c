@@ -41,9 +41,9 @@ static attn_status same_dims(const attn_embeddings *a, const char *pa, const att
                              const char *pb)
 {
     if (a->n_dims != b->n_dims)
-        return attn_error(ATTN_E_FORMAT, "%s:1:%zu: %zu dimensions, but %s has %zu", pb,
-                          (a->n_dims < b->n_dims ? a->n_dims : b->n_dims) + 2, b->n_dims, pa,
-                          a->n_dims);
+        return attn_error(ATTN_E_FORMAT, "%s:1:%zu: %zu dimension%s, but %s has %zu", pb,
+                          (a->n_dims < b->n_dims ? a->n_dims : b->n_dims) + 2, b->n_dims,
+                          b->n_dims == 1 ? "" : "s", pa, a->n_dims);
     for (size_t j = 0; j < a->n_dims; j++)
         if (strcmp(a->dims[j], b->dims[j]) != 0)
             return attn_error(ATTN_E_FORMAT, "%s:1:%zu: dimension '%s', but %s has '%s' there",

@@ -260,6 +260,7 @@ static attn_status parse_header(parser *p, record *r, attn_embeddings *e)
 static attn_status parse_rows(parser *p, record *r, attn_embeddings *e)
 {
     size_t cap = 0;
+    const size_t header_line = r->line;
     for (;;) {
         attn_status st = read_record(p, r);
         if (st) return st;
@@ -295,7 +296,7 @@ static attn_status parse_rows(parser *p, record *r, attn_embeddings *e)
     }
     if (e->n_tokens == 0)
         return attn_error(ATTN_E_FORMAT, "%s:%zu:1: no token rows after the header", p->name,
-                          p->line);
+                          header_line + 1);
     return ATTN_OK;
 }
 
