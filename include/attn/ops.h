@@ -41,6 +41,27 @@ attn_status attn_matmul_ref(float *c, const float *a, const float *b,
 attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b,
                                size_t m, size_t k, size_t n);
 
+/* Backward of c = a · b: d_a += d_c · bᵀ, d_b += aᵀ · d_c. Either gradient may
+ * be NULL (not wanted). Gradients accumulate: zero them before the first call.
+ *   d_a: (M, K)  d_b: (K, N)  d_c: (M, N)  a: (M, K)  b: (K, N) */
+attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const float *a,
+                                 const float *b, size_t m, size_t k, size_t n);
+/* Backward of c = a · bᵀ: d_a += d_c · b, d_b += d_cᵀ · a.
+ *   d_a: (M, K)  d_b: (N, K)  d_c: (M, N)  a: (M, K)  b: (N, K) */
+attn_status attn_matmul_nt_backward(float *d_a, float *d_b, const float *d_c, const float *a,
+                                    const float *b, size_t m, size_t k, size_t n);
+
+/* ---- linear (PyTorch nn.Linear convention) --------------------------------- */
+
+/* y = x · wᵀ + bias      y: (rows, out)  x: (rows, in)  w: (out, in)  bias: (out) or NULL */
+attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *bias,
+                                size_t rows, size_t in, size_t out);
+/* d_x += d_y · w, d_w += d_yᵀ · x, d_bias += column sums of d_y. Any gradient
+ * may be NULL. */
+attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const float *d_y,
+                                 const float *x, const float *w, size_t rows, size_t in,
+                                 size_t out);
+
 /* ---- softmax ----------------------------------------------------------- */
 
 /* y[i,:] = softmax(x[i,:])     y, x: (rows, cols); y may alias x.
@@ -49,6 +70,10 @@ attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b,
 attn_status attn_softmax_forward(float *y, const float *x, size_t rows, size_t cols,
                                  const attn_op_ctx *ctx);
 attn_status attn_softmax_ref(float *y, const float *x, size_t rows, size_t cols);
+/* d_x += y ∘ (d_y − rowsum(d_y ∘ y)), from the forward's output y.
+ *   d_x, d_y, y: (rows, cols) */
+attn_status attn_softmax_backward(float *d_x, const float *d_y, const float *y, size_t rows,
+                                  size_t cols);
 
 /* ---- scaled dot-product attention ------------------------------------- */
 
@@ -95,6 +120,20 @@ attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const 
 attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const float *k,
                           const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
                           const attn_sdpa_params *params, const attn_op_ctx *ctx);
+
+/* Backward of attention from the forward's attention weights (saved):
+ *   grad_v += Pᵀ · grad_out
+ *   dP   = grad_out · vᵀ
+ *   dS   = P ∘ (dP − rowsum(dP ∘ P))        (the softmax backward, row-wise)
+ *   grad_q += f · dS · k,  grad_k += f · dSᵀ · q   (f = scale / temperature)
+ * No softmax Jacobian is formed. Masked entries have P = 0 and get no
+ * gradient. Any of grad_q, d_k, d_v may be NULL. Gradients accumulate.
+ *   grad_q: (L, d_k)  grad_k: (S, d_k)  grad_v: (S, d_v)  grad_out: (L, d_v)
+ *   q: (L, d_k)  k: (S, d_k)  v: (S, d_v)  weights: (L, S) */
+attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, const float *grad_out,
+                               const float *q, const float *k, const float *v,
+                               const float *weights, size_t l, size_t s, size_t d_k,
+                               size_t d_v, const attn_sdpa_params *params);
 
 #ifdef __cplusplus
 }

@@ -167,3 +167,41 @@ attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const 
     /* A trace asks for every intermediate: that is the reference path. */
     return sdpa(ctx && ctx->trace, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
 }
+
+attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, const float *grad_out,
+                               const float *q, const float *k, const float *v,
+                               const float *weights, size_t l, size_t s, size_t d_k,
+                               size_t d_v, const attn_sdpa_params *params)
+{
+    attn_sdpa_params defaults = attn_sdpa_defaults();
+    const attn_sdpa_params *p = params ? params : &defaults;
+    if (!grad_out || !q || !k || !v || !weights)
+        return attn_error(ATTN_E_INVALID, "attention backward: NULL buffer");
+    if (!l || !s || !d_k || !d_v)
+        return attn_error(ATTN_E_INVALID,
+                          "attention backward: sizes must be > 0, got L=%zu S=%zu d_k=%zu d_v=%zu",
+                          l, s, d_k, d_v);
+    attn_status st = check_params(p);
+    size_t ls = 0;
+    if (!st) st = attn_mul_sizes("attention backward", l, s, &ls);
+    if (st) return st;
+    if (grad_v && (st = attn_matmul_backward(NULL, grad_v, grad_out, weights, v, l, s, d_v))) return st;
+    if (!grad_q && !grad_k) return ATTN_OK;
+    float *ds = calloc(ls, sizeof(float));
+    float *dp = malloc(ls * sizeof(float));
+    if (!ds || !dp) {
+        free(ds);
+        free(dp);
+        return attn_error(ATTN_E_NOMEM, "attention backward: cannot allocate %zu x %zu", l, s);
+    }
+    st = attn_matmul_nt_forward(dp, grad_out, v, l, d_v, s, NULL); /* dP = grad_out · vᵀ */
+    if (!st) st = attn_softmax_backward(ds, dp, weights, l, s);
+    if (!st) {
+        const float factor = (float)((double)attn_sdpa_scale(p, d_k) / (double)p->temperature);
+        for (size_t i = 0; i < ls; i++) ds[i] *= factor;
+        st = attn_matmul_nt_backward(grad_q, grad_k, ds, q, k, l, d_k, s);
+    }
+    free(ds);
+    free(dp);
+    return st;
+}

@@ -81,3 +81,49 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     }
     return ATTN_OK;
 }
+
+attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const float *a,
+                                 const float *b, size_t m, size_t k, size_t n)
+{
+    attn_status st = attn_check_matmul("matmul_backward", d_c, a, b, m, k, n);
+    if (st) return st;
+    if (d_a) /* d_a (M,K) += d_c (M,N) · bᵀ: row i of d_c dotted with row p of b */
+        for (size_t i = 0; i < m; i++)
+            for (size_t p = 0; p < k; p++) {
+                const float *dci = d_c + i * n, *bp = b + p * n;
+                float acc = 0.0f;
+                for (size_t j = 0; j < n; j++) acc += dci[j] * bp[j];
+                d_a[i * k + p] += acc;
+            }
+    if (d_b) /* d_b (K,N) += aᵀ (K,M) · d_c (M,N): rank-1 updates, contiguous rows */
+        for (size_t i = 0; i < m; i++)
+            for (size_t p = 0; p < k; p++) {
+                const float aip = a[i * k + p];
+                const float *dci = d_c + i * n;
+                float *dbp = d_b + p * n;
+                for (size_t j = 0; j < n; j++) dbp[j] += aip * dci[j];
+            }
+    return ATTN_OK;
+}
+
+attn_status attn_matmul_nt_backward(float *d_a, float *d_b, const float *d_c, const float *a,
+                                    const float *b, size_t m, size_t k, size_t n)
+{
+    attn_status st = attn_check_matmul("matmul_nt_backward", d_c, a, b, m, k, n);
+    if (st) return st;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            const float g = d_c[i * n + j];
+            if (d_a) { /* d_a (M,K) += d_c · b (N,K) */
+                float *dai = d_a + i * k;
+                const float *bj = b + j * k;
+                for (size_t p = 0; p < k; p++) dai[p] += g * bj[p];
+            }
+            if (d_b) { /* d_b (N,K) += d_cᵀ · a (M,K) */
+                float *dbj = d_b + j * k;
+                const float *ai = a + i * k;
+                for (size_t p = 0; p < k; p++) dbj[p] += g * ai[p];
+            }
+        }
+    return ATTN_OK;
+}

@@ -71,3 +71,19 @@ attn_status attn_softmax_forward(float *y, const float *x, size_t rows, size_t c
     }
     return ATTN_OK;
 }
+
+attn_status attn_softmax_backward(float *d_x, const float *d_y, const float *y, size_t rows,
+                                  size_t cols)
+{
+    attn_status st = check(d_x, y, rows, cols);
+    if (st) return st;
+    if (!d_y) return attn_error(ATTN_E_INVALID, "softmax_backward: NULL buffer");
+    for (size_t i = 0; i < rows; i++) {
+        const float *yi = y + i * cols, *dyi = d_y + i * cols;
+        float *dxi = d_x + i * cols;
+        double dot = 0.0;
+        for (size_t j = 0; j < cols; j++) dot += (double)dyi[j] * (double)yi[j];
+        for (size_t j = 0; j < cols; j++) dxi[j] += yi[j] * (float)((double)dyi[j] - dot);
+    }
+    return ATTN_OK;
+}

@@ -1,0 +1,516 @@
+/* mha.c - multi-head attention (nn.MultiheadAttention), forward and backward.
+ *
+ * Parameters live in one flat array (and gradients in another of the same
+ * layout) so that optimizers and checkpoints see one buffer:
+ *   w_q (H·d_k, E) | w_k (H·d_k, kdim) | w_v (H·d_v, vdim) | in_bias (q|k|v)
+ *   | w_o (out, H·d_v) | b_o (out) | bias_k (H·d_k) | bias_v (H·d_v)
+ * With d_k = d_v = E/H and kdim = vdim = E, w_q|w_k|w_v is exactly PyTorch's
+ * packed in_proj_weight (3E, E). */
+#include "attn/mha.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/rng.h"
+
+#define MAX_PARAMS 8
+
+typedef struct param_entry {
+    const char *name;
+    size_t offset, numel;
+    int ndim;
+    size_t shape[3];
+} param_entry;
+
+struct attn_mha {
+    attn_mha_config cfg;
+    size_t hq, hv;             /* H·d_k, H·d_v */
+    int packed;
+    attn_arena *arena;         /* parameters and gradients */
+    attn_tensor params, grads; /* flat views */
+    param_entry table[MAX_PARAMS];
+    size_t n_table;
+    /* offsets of each part in the flat arrays; SIZE_MAX when absent */
+    size_t o_wq, o_wk, o_wv, o_bin, o_wo, o_bo, o_bk, o_bv;
+};
+
+struct attn_mha_cache {
+    size_t batch, tgt_len, kv_len, src_len;
+    float *qp, *kp, *vp, *probs, *concat;
+    size_t cap_qp, cap_kp, cap_vp, cap_probs, cap_concat;
+};
+
+#define ABSENT ((size_t)-1)
+
+attn_mha_config attn_mha_default_config(size_t embed_dim, size_t num_heads)
+{
+    attn_mha_config c;
+    memset(&c, 0, sizeof c);
+    c.embed_dim = embed_dim;
+    c.num_heads = num_heads;
+    c.bias = 1;
+    return c;
+}
+
+static attn_status resolve(attn_mha_config *c)
+{
+    if (!c->embed_dim || !c->num_heads)
+        return attn_error(ATTN_E_INVALID,
+                          "embed_dim and num_heads must be greater than 0, got embed_dim=%zu "
+                          "and num_heads=%zu",
+                          c->embed_dim, c->num_heads);
+    if (!c->head_dim) {
+        if (c->embed_dim % c->num_heads)
+            return attn_error(ATTN_E_INVALID, "embed_dim %zu must be divisible by num_heads %zu",
+                              c->embed_dim, c->num_heads);
+        c->head_dim = c->embed_dim / c->num_heads;
+    }
+    if (!c->v_head_dim) c->v_head_dim = c->head_dim;
+    if (!c->kdim) c->kdim = c->embed_dim;
+    if (!c->vdim) c->vdim = c->embed_dim;
+    if (!c->out_dim) c->out_dim = c->embed_dim;
+    const size_t limit = (size_t)1 << 24; /* keeps every product below far from overflow */
+    if (c->embed_dim > limit || c->num_heads > limit || c->head_dim > limit ||
+        c->v_head_dim > limit || c->kdim > limit || c->vdim > limit || c->out_dim > limit ||
+        c->num_heads * c->head_dim > limit || c->num_heads * c->v_head_dim > limit)
+        return attn_error(ATTN_E_INVALID, "multi-head attention sizes above 2^24");
+    c->bias = !!c->bias;
+    c->add_bias_kv = !!c->add_bias_kv;
+    c->add_zero_attn = !!c->add_zero_attn;
+    return ATTN_OK;
+}
+
+static size_t add_param(attn_mha *m, size_t *offset, const char *name, size_t numel, int ndim,
+                        size_t s0, size_t s1, size_t s2)
+{
+    param_entry *e = &m->table[m->n_table++];
+    e->name = name;
+    e->offset = *offset;
+    e->numel = numel;
+    e->ndim = ndim;
+    e->shape[0] = s0, e->shape[1] = s1, e->shape[2] = s2;
+    size_t at = *offset;
+    *offset += numel;
+    return at;
+}
+
+attn_status attn_mha_create(attn_mha **out, const attn_mha_config *cfg)
+{
+    if (!out || !cfg) return attn_error(ATTN_E_INVALID, "attn_mha_create: NULL argument");
+    *out = NULL;
+    attn_mha_config c = *cfg;
+    attn_status st = resolve(&c);
+    if (st) return st;
+    attn_mha *m = calloc(1, sizeof *m);
+    if (!m) return attn_error(ATTN_E_NOMEM, "cannot allocate a multi-head attention layer");
+    m->cfg = c;
+    m->hq = c.num_heads * c.head_dim;
+    m->hv = c.num_heads * c.v_head_dim;
+    m->packed = c.kdim == c.embed_dim && c.vdim == c.embed_dim && m->hq == c.embed_dim &&
+                m->hv == c.embed_dim;
+    const size_t E = c.embed_dim;
+    size_t off = 0;
+    if (m->packed) {
+        m->o_wq = add_param(m, &off, "in_proj_weight", 3 * E * E, 2, 3 * E, E, 1);
+        m->o_wk = m->o_wq + E * E;
+        m->o_wv = m->o_wk + E * E;
+    } else {
+        m->o_wq = add_param(m, &off, "q_proj_weight", m->hq * E, 2, m->hq, E, 1);
+        m->o_wk = add_param(m, &off, "k_proj_weight", m->hq * c.kdim, 2, m->hq, c.kdim, 1);
+        m->o_wv = add_param(m, &off, "v_proj_weight", m->hv * c.vdim, 2, m->hv, c.vdim, 1);
+    }
+    const size_t nbin = 2 * m->hq + m->hv;
+    m->o_bin = c.bias ? add_param(m, &off, "in_proj_bias", nbin, 1, nbin, 1, 1) : ABSENT;
+    m->o_wo = add_param(m, &off, "out_proj.weight", c.out_dim * m->hv, 2, c.out_dim, m->hv, 1);
+    m->o_bo = c.bias ? add_param(m, &off, "out_proj.bias", c.out_dim, 1, c.out_dim, 1, 1) : ABSENT;
+    m->o_bk = c.add_bias_kv ? add_param(m, &off, "bias_k", m->hq, 3, 1, 1, m->hq) : ABSENT;
+    m->o_bv = c.add_bias_kv ? add_param(m, &off, "bias_v", m->hv, 3, 1, 1, m->hv) : ABSENT;
+
+    size_t shape[1] = {off};
+    st = attn_arena_create(&m->arena, 2 * off * sizeof(float) + 256);
+    if (!st) st = attn_arena_tensor(m->arena, &m->params, 1, shape);
+    if (!st) st = attn_arena_tensor(m->arena, &m->grads, 1, shape);
+    if (st) {
+        attn_mha_free(m);
+        return st;
+    }
+    *out = m;
+    return ATTN_OK;
+}
+
+void attn_mha_free(attn_mha *m)
+{
+    if (!m) return;
+    attn_arena_free(m->arena);
+    free(m);
+}
+
+const attn_mha_config *attn_mha_get_config(const attn_mha *m) { return m ? &m->cfg : NULL; }
+
+size_t attn_mha_param_count(const attn_mha *m) { return m ? m->n_table : 0; }
+
+attn_status attn_mha_param_at(attn_mha *m, size_t i, const char **name, attn_tensor *param,
+                              attn_tensor *grad)
+{
+    if (!m || i >= m->n_table)
+        return attn_error(ATTN_E_NOTFOUND, "parameter %zu of %zu", i, m ? m->n_table : 0);
+    const param_entry *e = &m->table[i];
+    if (name) *name = e->name;
+    attn_status st = ATTN_OK;
+    if (param) st = attn_tensor_view(param, m->params.data + e->offset, e->ndim, e->shape);
+    if (!st && grad) st = attn_tensor_view(grad, m->grads.data + e->offset, e->ndim, e->shape);
+    return st;
+}
+
+float *attn_mha_params(attn_mha *m, size_t *n)
+{
+    if (n) *n = m ? m->params.numel : 0;
+    return m ? m->params.data : NULL;
+}
+
+float *attn_mha_grads(attn_mha *m, size_t *n)
+{
+    if (n) *n = m ? m->grads.numel : 0;
+    return m ? m->grads.data : NULL;
+}
+
+void attn_mha_zero_grad(attn_mha *m)
+{
+    if (m) memset(m->grads.data, 0, m->grads.numel * sizeof(float));
+}
+
+attn_status attn_mha_init(attn_mha *m, uint64_t seed)
+{
+    if (!m) return attn_error(ATTN_E_INVALID, "attn_mha_init: NULL layer");
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    const attn_mha_config *c = &m->cfg;
+    float *p = m->params.data;
+    memset(p, 0, m->params.numel * sizeof(float));
+    if (m->packed) { /* xavier_uniform_ over the packed (3E, E) matrix, as PyTorch */
+        float b = (float)sqrt(6.0 / (double)(4 * c->embed_dim));
+        attn_rng_fill_uniform(&r, p + m->o_wq, 3 * c->embed_dim * c->embed_dim, -b, b);
+    } else {
+        float bq = (float)sqrt(6.0 / (double)(m->hq + c->embed_dim));
+        float bk = (float)sqrt(6.0 / (double)(m->hq + c->kdim));
+        float bv = (float)sqrt(6.0 / (double)(m->hv + c->vdim));
+        attn_rng_fill_uniform(&r, p + m->o_wq, m->hq * c->embed_dim, -bq, bq);
+        attn_rng_fill_uniform(&r, p + m->o_wk, m->hq * c->kdim, -bk, bk);
+        attn_rng_fill_uniform(&r, p + m->o_wv, m->hv * c->vdim, -bv, bv);
+    }
+    /* out_proj: nn.Linear's kaiming_uniform(a=√5), i.e. U(±1/√fan_in). */
+    float bo = (float)(1.0 / sqrt((double)m->hv));
+    attn_rng_fill_uniform(&r, p + m->o_wo, c->out_dim * m->hv, -bo, bo);
+    if (m->o_bk != ABSENT) {
+        attn_rng_fill_normal(&r, p + m->o_bk, m->hq, 0.0f, (float)(1.0 / sqrt((double)m->hq)));
+        attn_rng_fill_normal(&r, p + m->o_bv, m->hv, 0.0f, (float)(1.0 / sqrt((double)m->hv)));
+    }
+    return ATTN_OK;
+}
+
+size_t attn_mha_kv_len(const attn_mha *m, size_t src_len)
+{
+    return src_len + (m && m->cfg.add_bias_kv ? 1 : 0) + (m && m->cfg.add_zero_attn ? 1 : 0);
+}
+
+/* ---- cache ----------------------------------------------------------------- */
+
+attn_status attn_mha_cache_create(attn_mha_cache **cache)
+{
+    if (!cache) return attn_error(ATTN_E_INVALID, "attn_mha_cache_create: NULL");
+    *cache = calloc(1, sizeof **cache);
+    return *cache ? ATTN_OK : attn_error(ATTN_E_NOMEM, "cannot allocate an attention cache");
+}
+
+void attn_mha_cache_free(attn_mha_cache *c)
+{
+    if (!c) return;
+    free(c->qp), free(c->kp), free(c->vp), free(c->probs), free(c->concat);
+    free(c);
+}
+
+static int reserve(float **buf, size_t *cap, size_t n)
+{
+    if (n <= *cap) return 1;
+    float *p = realloc(*buf, n * sizeof(float));
+    if (!p) return 0;
+    *buf = p;
+    *cap = n;
+    return 1;
+}
+
+/* ---- forward and backward ---------------------------------------------------- */
+
+/* a · b for sizes that attn_mha_forward checked against 2^62 already. */
+static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
+{
+    if (!in || !in->query || !in->key || !in->value)
+        return attn_error(ATTN_E_INVALID, "multi-head attention: query, key and value are required");
+    if (!in->batch || !in->tgt_len || !in->src_len)
+        return attn_error(ATTN_E_INVALID,
+                          "multi-head attention: sizes must be > 0, got N=%zu L=%zu S=%zu",
+                          in->batch, in->tgt_len, in->src_len);
+    const size_t limit = (size_t)1 << 24;
+    if (in->batch > limit || in->tgt_len > limit || in->src_len > limit)
+        return attn_error(ATTN_E_INVALID, "multi-head attention: N, L or S above 2^24");
+    size_t s2 = attn_mha_kv_len(m, in->src_len);
+    double big = (double)in->batch * (double)m->cfg.num_heads * (double)in->tgt_len * (double)s2;
+    if (big > 1e15) return attn_error(ATTN_E_NOMEM, "multi-head attention: N·H·L·S too large");
+    if (in->key_padding_kind != ATTN_MASK_BOOL && in->key_padding_kind != ATTN_MASK_ADDITIVE)
+        return attn_error(ATTN_E_INVALID, "key_padding_mask: unknown mask kind");
+    if (in->attn_mask_kind != ATTN_MASK_BOOL && in->attn_mask_kind != ATTN_MASK_ADDITIVE)
+        return attn_error(ATTN_E_INVALID, "attn_mask: unknown mask kind");
+    return ATTN_OK;
+}
+
+/* One mask value in additive form: bool nonzero → -inf, float added. */
+static float mask_value(float m, attn_mask_kind kind)
+{
+    return kind == ATTN_MASK_BOOL ? (m != 0.0f ? -INFINITY : 0.0f) : m;
+}
+
+/* The additive mask for batch n, head h, (L, S') with the extra key
+ * positions (bias_kv, zero_attn) allowed. Returns 0 if no mask applies. */
+static int build_mask(float *mask, const attn_mha *m, const attn_mha_inputs *in, size_t n,
+                      size_t h)
+{
+    if (!in->attn_mask && !in->key_padding_mask) return 0;
+    const size_t L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
+    const float *am = NULL;
+    if (in->attn_mask)
+        am = in->attn_mask + (in->attn_mask_per_head ? (n * m->cfg.num_heads + h) * L * S : 0);
+    const float *kp = in->key_padding_mask ? in->key_padding_mask + n * S : NULL;
+    for (size_t i = 0; i < L; i++)
+        for (size_t j = 0; j < S2; j++) {
+            float v = 0.0f;
+            if (j < S) {
+                if (am) v += mask_value(am[i * S + j], in->attn_mask_kind);
+                if (kp) v += mask_value(kp[j], in->key_padding_kind);
+            }
+            mask[i * S2 + j] = v;
+        }
+    return 1;
+}
+
+/* dst (rows, w) = columns [c0, c0 + w) of src (rows, stride). */
+static void gather(float *dst, const float *src, size_t rows, size_t stride, size_t c0, size_t w)
+{
+    for (size_t i = 0; i < rows; i++) memcpy(dst + i * w, src + i * stride + c0, w * sizeof(float));
+}
+
+/* columns [c0, c0 + w) of dst (rows, stride) += src (rows, w) */
+static void scatter_add(float *dst, const float *src, size_t rows, size_t stride, size_t c0,
+                        size_t w)
+{
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < w; j++) dst[i * stride + c0 + j] += src[i * w + j];
+}
+
+static const float *part(const attn_mha *m, size_t offset)
+{
+    return offset == ABSENT ? NULL : m->params.data + offset;
+}
+
+static float *grad_part(attn_mha *m, size_t offset)
+{
+    return offset == ABSENT ? NULL : m->grads.data + offset;
+}
+
+/* Projections of batch n into qp (L, hq), kp (S', hq), vp (S', hv). */
+static attn_status project(const attn_mha *m, const attn_mha_inputs *in, size_t n, float *qp,
+                           float *kp, float *vp)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t L = in->tgt_len, S = in->src_len;
+    const float *bin = part(m, m->o_bin);
+    attn_status st = attn_linear_forward(qp, in->query + n * L * c->embed_dim, part(m, m->o_wq),
+                                         bin, L, c->embed_dim, m->hq);
+    if (!st)
+        st = attn_linear_forward(kp, in->key + n * S * c->kdim, part(m, m->o_wk),
+                                 bin ? bin + m->hq : NULL, S, c->kdim, m->hq);
+    if (!st)
+        st = attn_linear_forward(vp, in->value + n * S * c->vdim, part(m, m->o_wv),
+                                 bin ? bin + 2 * m->hq : NULL, S, c->vdim, m->hv);
+    if (st) return st;
+    size_t row = S;
+    if (c->add_bias_kv) { /* one learned key/value position after the sequence */
+        memcpy(kp + row * m->hq, part(m, m->o_bk), m->hq * sizeof(float));
+        memcpy(vp + row * m->hv, part(m, m->o_bv), m->hv * sizeof(float));
+        row++;
+    }
+    if (c->add_zero_attn) { /* and one all-zero position */
+        memset(kp + row * m->hq, 0, m->hq * sizeof(float));
+        memset(vp + row * m->hv, 0, m->hv * sizeof(float));
+    }
+    return ATTN_OK;
+}
+
+static attn_status trace2(const attn_op_ctx *ctx, const char *prefix, const char *name,
+                          const float *data, size_t rows, size_t cols, const char *ra,
+                          const char *ca)
+{
+    size_t shape[2] = {rows, cols};
+    return attn_trace_record(ctx->trace, prefix, name, data, 2, shape, ra, ca);
+}
+
+attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int average_weights,
+                             const attn_mha_inputs *in, attn_mha_cache *cache,
+                             const attn_op_ctx *ctx)
+{
+    if (!m || !out) return attn_error(ATTN_E_INVALID, "attn_mha_forward: NULL argument");
+    attn_status st = check_inputs(m, in);
+    if (st) return st;
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
+    const size_t H = c->num_heads, dk = c->head_dim, dv = c->v_head_dim;
+    const int tracing = ctx && ctx->trace;
+
+    /* Per-batch scratch, or the cache's storage for all batches. */
+    float *qp = NULL, *kp = NULL, *vp = NULL, *concat = NULL;
+    float *qh = malloc(L * dk * sizeof(float)), *kh = malloc(S2 * dk * sizeof(float));
+    float *vh = malloc(S2 * dv * sizeof(float)), *oh = malloc(L * dv * sizeof(float));
+    float *wh = malloc(L * S2 * sizeof(float)), *mask = malloc(L * S2 * sizeof(float));
+    float *own = NULL;
+    if (cache) {
+        if (!reserve(&cache->qp, &cache->cap_qp, N * L * m->hq) ||
+            !reserve(&cache->kp, &cache->cap_kp, N * S2 * m->hq) ||
+            !reserve(&cache->vp, &cache->cap_vp, N * S2 * m->hv) ||
+            !reserve(&cache->probs, &cache->cap_probs, N * H * L * S2) ||
+            !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv))
+            st = attn_error(ATTN_E_NOMEM, "cannot allocate the attention cache");
+        cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S2;
+    } else {
+        own = malloc((L * m->hq + S2 * m->hq + S2 * m->hv + L * m->hv) * sizeof(float));
+    }
+    if (!st && (!qh || !kh || !vh || !oh || !wh || !mask || (!cache && !own)))
+        st = attn_error(ATTN_E_NOMEM, "cannot allocate attention buffers");
+    if (!st && weights) memset(weights, 0, N * (average_weights ? 1 : H) * L * S2 * sizeof(float));
+
+    for (size_t n = 0; !st && n < N; n++) {
+        if (cache) {
+            qp = cache->qp + n * L * m->hq, kp = cache->kp + n * S2 * m->hq;
+            vp = cache->vp + n * S2 * m->hv, concat = cache->concat + n * L * m->hv;
+        } else {
+            qp = own, kp = qp + L * m->hq, vp = kp + S2 * m->hq, concat = vp + S2 * m->hv;
+        }
+        if ((st = project(m, in, n, qp, kp, vp))) break;
+        int has_mask = build_mask(mask, m, in, n, 0);
+        char prefix[64], batch[32] = "";
+        if (N > 1) snprintf(batch, sizeof batch, "batch%zu.", n);
+        for (size_t h = 0; !st && h < H; h++) {
+            if (h && in->attn_mask_per_head) build_mask(mask, m, in, n, h);
+            gather(qh, qp, L, m->hq, h * dk, dk);
+            gather(kh, kp, S2, m->hq, h * dk, dk);
+            gather(vh, vp, S2, m->hv, h * dv, dv);
+            attn_sdpa_params p = attn_sdpa_defaults();
+            p.add_mask = has_mask ? mask : NULL;
+            p.causal = in->causal;
+            snprintf(prefix, sizeof prefix, "%shead%zu", batch, h);
+            attn_op_ctx hctx = {tracing ? ctx->trace : NULL, prefix};
+            if (tracing) {
+                st = trace2(&hctx, prefix, "q", qh, L, dk, "query", "head_dim");
+                if (!st) st = trace2(&hctx, prefix, "k", kh, S2, dk, "key", "head_dim");
+                if (!st) st = trace2(&hctx, prefix, "v", vh, S2, dv, "key", "value_dim");
+                if (st) break;
+            }
+            float *ph = cache ? cache->probs + (n * H + h) * L * S2 : wh;
+            if ((st = attn_sdpa_forward(oh, ph, qh, kh, vh, L, S2, dk, dv, &p, &hctx))) break;
+            for (size_t i = 0; i < L; i++)
+                memcpy(concat + i * m->hv + h * dv, oh + i * dv, dv * sizeof(float));
+            if (weights && average_weights) {
+                float *wn = weights + n * L * S2;
+                for (size_t i = 0; i < L * S2; i++) wn[i] += ph[i] / (float)H;
+            } else if (weights) {
+                memcpy(weights + (n * H + h) * L * S2, ph, L * S2 * sizeof(float));
+            }
+        }
+        if (st) break;
+        float *on = out + n * L * c->out_dim;
+        st = attn_linear_forward(on, concat, part(m, m->o_wo), part(m, m->o_bo), L, m->hv,
+                                 c->out_dim);
+        if (!st && tracing) {
+            char pre[32];
+            snprintf(pre, sizeof pre, "%.*s", N > 1 ? (int)strlen(batch) - 1 : 0, batch);
+            st = trace2(ctx, pre, "concat", concat, L, m->hv, "query", "concat_dim");
+            if (!st) st = trace2(ctx, pre, "output", on, L, c->out_dim, "query", "out_dim");
+        }
+    }
+    free(qh), free(kh), free(vh), free(oh), free(wh), free(mask), free(own);
+    return st;
+}
+
+attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
+                              const float *d_out, const attn_mha_inputs *in,
+                              const attn_mha_cache *cache)
+{
+    if (!m || !d_out || !cache) return attn_error(ATTN_E_INVALID, "attn_mha_backward: NULL argument");
+    attn_status st = check_inputs(m, in);
+    if (st) return st;
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
+    const size_t H = c->num_heads, dk = c->head_dim, dv = c->v_head_dim;
+    if (cache->batch != N || cache->tgt_len != L || cache->src_len != S || !cache->qp)
+        return attn_error(ATTN_E_INVALID,
+                          "attn_mha_backward: the cache holds a forward of N=%zu L=%zu S=%zu, "
+                          "not N=%zu L=%zu S=%zu",
+                          cache->batch, cache->tgt_len, cache->src_len, N, L, S);
+    float *dconcat = malloc(L * m->hv * sizeof(float));
+    float *dqp = malloc(L * m->hq * sizeof(float)), *dkp = malloc(S2 * m->hq * sizeof(float));
+    float *dvp = malloc(S2 * m->hv * sizeof(float));
+    float *qh = malloc(L * dk * sizeof(float)), *kh = malloc(S2 * dk * sizeof(float));
+    float *vh = malloc(S2 * dv * sizeof(float)), *doh = malloc(L * dv * sizeof(float));
+    float *dqh = malloc(L * dk * sizeof(float)), *dkh = malloc(S2 * dk * sizeof(float));
+    float *dvh = malloc(S2 * dv * sizeof(float));
+    if (!dconcat || !dqp || !dkp || !dvp || !qh || !kh || !vh || !doh || !dqh || !dkh || !dvh)
+        st = attn_error(ATTN_E_NOMEM, "cannot allocate attention gradients");
+    float *gbin = grad_part(m, m->o_bin);
+    for (size_t n = 0; !st && n < N; n++) {
+        const float *qp = cache->qp + n * L * m->hq, *kp = cache->kp + n * S2 * m->hq;
+        const float *vp = cache->vp + n * S2 * m->hv, *concat = cache->concat + n * L * m->hv;
+        memset(dconcat, 0, L * m->hv * sizeof(float));
+        st = attn_linear_backward(dconcat, grad_part(m, m->o_wo), grad_part(m, m->o_bo),
+                                  d_out + n * L * c->out_dim, concat, part(m, m->o_wo), L, m->hv,
+                                  c->out_dim);
+        memset(dqp, 0, L * m->hq * sizeof(float));
+        memset(dkp, 0, S2 * m->hq * sizeof(float));
+        memset(dvp, 0, S2 * m->hv * sizeof(float));
+        for (size_t h = 0; !st && h < H; h++) {
+            gather(qh, qp, L, m->hq, h * dk, dk);
+            gather(kh, kp, S2, m->hq, h * dk, dk);
+            gather(vh, vp, S2, m->hv, h * dv, dv);
+            gather(doh, dconcat, L, m->hv, h * dv, dv);
+            memset(dqh, 0, L * dk * sizeof(float));
+            memset(dkh, 0, S2 * dk * sizeof(float));
+            memset(dvh, 0, S2 * dv * sizeof(float));
+            st = attn_sdpa_backward(dqh, dkh, dvh, doh, qh, kh, vh,
+                                    cache->probs + (n * H + h) * L * S2, L, S2, dk, dv, NULL);
+            scatter_add(dqp, dqh, L, m->hq, h * dk, dk);
+            scatter_add(dkp, dkh, S2, m->hq, h * dk, dk);
+            scatter_add(dvp, dvh, S2, m->hv, h * dv, dv);
+        }
+        if (st) break;
+        if (c->add_bias_kv) {
+            float *gbk = grad_part(m, m->o_bk), *gbv = grad_part(m, m->o_bv);
+            for (size_t j = 0; j < m->hq; j++) gbk[j] += dkp[S * m->hq + j];
+            for (size_t j = 0; j < m->hv; j++) gbv[j] += dvp[S * m->hv + j];
+        }
+        /* Only the first S key/value rows came from the inputs. */
+        st = attn_linear_backward(d_query ? d_query + n * L * c->embed_dim : NULL,
+                                  grad_part(m, m->o_wq), gbin, dqp, in->query + n * L * c->embed_dim,
+                                  part(m, m->o_wq), L, c->embed_dim, m->hq);
+        if (!st)
+            st = attn_linear_backward(d_key ? d_key + n * S * c->kdim : NULL, grad_part(m, m->o_wk),
+                                      gbin ? gbin + m->hq : NULL, dkp, in->key + n * S * c->kdim,
+                                      part(m, m->o_wk), S, c->kdim, m->hq);
+        if (!st)
+            st = attn_linear_backward(d_value ? d_value + n * S * c->vdim : NULL,
+                                      grad_part(m, m->o_wv), gbin ? gbin + 2 * m->hq : NULL, dvp,
+                                      in->value + n * S * c->vdim, part(m, m->o_wv), S, c->vdim,
+                                      m->hv);
+    }
+    free(dconcat), free(dqp), free(dkp), free(dvp), free(qh), free(kh), free(vh), free(doh);
+    free(dqh), free(dkh), free(dvh);
+    return st;
+}
