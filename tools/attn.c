@@ -12,7 +12,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"demo", cmd_demo, "self-attention step by step on the built-in cat/keyboard/mouse example"},
-    {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV)"},
+    {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV) or layer"},
+    {"mha", cmd_mha, "multi-head attention on safetensors inputs, as PyTorch computes it"},
 };
 
 static void usage(FILE *f)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -154,4 +155,24 @@ void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d
         size_t len = strlen(buf);
         snprintf(buf + len, n - len, ", causal");
     }
+}
+
+attn_status cli_check_output(const char *path)
+{
+    struct stat sb;
+    if (!path || !*path) return attn_error(ATTN_E_IO, "empty output path");
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return attn_error(ATTN_E_IO, "%s: is a directory, expected a file path", path);
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &sb) != 0)
+        return attn_error(ATTN_E_IO, "%s: directory '%s' does not exist", path, dir);
+    if (!S_ISDIR(sb.st_mode))
+        return attn_error(ATTN_E_IO, "%s: '%s' is not a directory", path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return attn_error(ATTN_E_IO, "%s: directory '%s' is not writable", path, dir);
+    return ATTN_OK;
 }

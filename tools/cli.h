@@ -89,7 +89,12 @@ int cli_attention_option(const char *cmd, const char *usage, int opt, const char
 /* A one-line description of the scaling in effect, e.g. "scale 1/√4 = 0.5". */
 void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d);
 
+/* Fails (ATTN_E_IO, naming the path) unless `path` can be created: its
+ * directory exists and is writable, and it is not itself a directory. */
+attn_status cli_check_output(const char *path);
+
 int cmd_demo(int argc, char **argv);
+int cmd_mha(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 
 #endif

@@ -3,12 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/mha_io.h"
 #include "cli.h"
 
 static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
+    "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
+    "                    [--causal] [--json] [--color WHEN] [--precision N]\n"
     "\n"
-    "Self-attention step by step (Q = K = V = X) on your own embeddings.\n"
+    "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
+    "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"
+    "Q, K, V of each head, each head's attention, the concatenation and W_O.\n"
     "CSV: a header 'token,<dim>,<dim>,...' then one row per token, e.g.\n"
     "    token,animal,tech\n"
     "    cat,2.0,0.0\n"
@@ -17,7 +22,9 @@ static const char usage[] =
     "options:\n"
     "  --embeddings FILE    the input sequence, one token per row (required)\n"
     "  --compare FILE       a second input with the same dimensions, shown beside\n"
-    "                       the first; tokens in both get their outputs compared\n" CLI_ATTENTION_USAGE;
+    "                       the first; tokens in both get their outputs compared\n"
+    "  --weights FILE       a multi-head attention layer's weights (safetensors)\n"
+    "  --num-heads H        its number of heads (unless the file records it)\n" CLI_ATTENTION_USAGE;
 
 /* The tokens joined by spaces: the sequence as text. */
 static char *join_tokens(const attn_embeddings *e)
@@ -51,18 +58,68 @@ static attn_status same_dims(const attn_embeddings *a, const char *pa, const att
     return ATTN_OK;
 }
 
+/* The walkthrough of a multi-head layer on the embeddings. */
+static int explain_layer(const char *path_x, const char *path_w, size_t heads,
+                         const cli_attention_opts *o)
+{
+    attn_embeddings x = {0};
+    attn_safetensors *w = NULL;
+    attn_mha *m = NULL;
+    attn_trace *t = NULL;
+    char *text = NULL;
+    attn_mha_config cfg;
+    attn_status st = attn_embeddings_read_csv(&x, path_x);
+    if (!st) st = attn_safetensors_open(&w, path_w);
+    if (!st) st = attn_mha_config_from_safetensors(&cfg, w, NULL, heads);
+    if (!st) st = attn_mha_create(&m, &cfg);
+    if (!st) st = attn_mha_load_safetensors(m, w, NULL);
+    if (!st) cfg = *attn_mha_get_config(m);
+    if (!st && (cfg.embed_dim != x.n_dims || cfg.kdim != x.n_dims || cfg.vdim != x.n_dims))
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: %zu dimensions, but the layer in %s expects embed_dim %zu", path_x,
+                        x.n_dims, path_w, cfg.embed_dim);
+    if (!st) st = attn_trace_create(&t);
+    if (!st) st = attn_mha_self_attention(NULL, m, &x, o->sdpa.causal, t);
+    if (!st && !(text = join_tokens(&x))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    int rc;
+    if (st) {
+        rc = cli_fail("explain", st);
+        goto done;
+    }
+    if (o->json) {
+        st = attn_json_mha_walkthrough(stdout, t, text, cfg.num_heads);
+    } else {
+        printf("attn explain: multi-head attention of %s on %s\n"
+               "(%zu tokens, E = %zu, %zu heads of d_k = %zu and d_v = %zu, output width %zu%s%s%s)\n\n",
+               path_w, path_x, x.n_tokens, cfg.embed_dim, cfg.num_heads, cfg.head_dim,
+               cfg.v_head_dim, cfg.out_dim, cfg.bias ? ", biases" : ", no biases",
+               cfg.add_bias_kv ? ", bias_k/bias_v" : "", o->sdpa.causal ? ", causal" : "");
+        st = attn_text_mha_walkthrough(stdout, t, cfg.num_heads, &o->text);
+    }
+    rc = st ? cli_fail("explain", st) : cli_finish_stdout("explain");
+done:
+    free(text);
+    attn_trace_free(t);
+    attn_mha_free(m);
+    attn_safetensors_close(w);
+    attn_embeddings_free(&x);
+    return rc;
+}
+
 int cmd_explain(int argc, char **argv)
 {
-    enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE };
+    enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE, OPT_WEIGHTS, OPT_HEADS };
     static const struct option longopts[] = {
         {"embeddings", required_argument, 0, OPT_EMBEDDINGS},
         {"compare", required_argument, 0, OPT_COMPARE},
+        {"weights", required_argument, 0, OPT_WEIGHTS},
+        {"num-heads", required_argument, 0, OPT_HEADS},
         CLI_ATTENTION_LONG_OPTIONS,
         {0, 0, 0, 0}};
     cli_attention_opts o;
     cli_attention_defaults(&o);
-    const char *path_a = NULL, *path_b = NULL;
-    int c;
+    const char *path_a = NULL, *path_b = NULL, *path_w = NULL;
+    int c, heads = 0, scale_set = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -73,11 +130,27 @@ int cmd_explain(int argc, char **argv)
         if (c == '?' || c == ':') return cli_bad_option("explain", usage, c, argv);
         if (c == OPT_EMBEDDINGS) path_a = optarg;
         else if (c == OPT_COMPARE) path_b = optarg;
-        else if (cli_attention_option("explain", usage, c, optarg, &o) < 0) return CLI_BAD_INPUT;
+        else if (c == OPT_WEIGHTS) path_w = optarg;
+        else if (c == OPT_HEADS) {
+            if (cli_parse_int(optarg, 1, 1 << 20, &heads))
+                return cli_usage_error("explain", usage,
+                                       "--num-heads: expected an integer > 0, found '%s'", optarg);
+        } else {
+            if (c == CLI_OPT_NO_SCALE || c == CLI_OPT_SCALE || c == CLI_OPT_TEMPERATURE) scale_set = 1;
+            if (cli_attention_option("explain", usage, c, optarg, &o) < 0) return CLI_BAD_INPUT;
+        }
     }
     if (optind < argc)
         return cli_usage_error("explain", usage, "unexpected argument '%s'", argv[optind]);
     if (!path_a) return cli_usage_error("explain", usage, "missing --embeddings FILE.csv");
+    if (path_w && path_b)
+        return cli_usage_error("explain", usage, "--compare works on the plain walkthrough, not with --weights");
+    if (path_w && scale_set)
+        return cli_usage_error("explain", usage,
+                               "--no-scale, --scale and --temperature apply to the plain "
+                               "walkthrough; a layer scales by 1/sqrt(d_k)");
+    if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
+    if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o);
 
     int rc = CLI_OK;
     attn_embeddings a = {0}, b = {0};

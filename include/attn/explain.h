@@ -43,6 +43,12 @@ attn_status attn_text_token_comparison(FILE *f, const char *token,
 int attn_dominant_dimension(const attn_trace *trace, const char *entry, size_t row, char *buf,
                             size_t bufsize);
 
+/* Every step of a multi-head trace (attn_mha_self_attention): the
+ * embeddings; per head Q, K, V, scores, scaled scores, the mask when one was
+ * applied, attention and the head's output; the concatenation; the output. */
+attn_status attn_text_mha_walkthrough(FILE *f, const attn_trace *trace, size_t num_heads,
+                                      const attn_text_opts *opts);
+
 /* ---- JSON ---------------------------------------------------------------
  * A walkthrough as JSON: {"text", "tokens", "embeddings", "scores", "scaled",
  * "attention", "output"} per trace. */
@@ -56,6 +62,12 @@ attn_status attn_json_walkthroughs(FILE *f, const attn_trace *const *traces,
  * walkthrough and "shared_tokens": [{"token", "output", "compare_output"}]. */
 attn_status attn_json_walkthrough(FILE *f, const attn_trace *trace, const char *text,
                                   const attn_trace *compare, const char *compare_text);
+
+/* {"dims", "text", "tokens", "embeddings", "heads": [{"q", "k", "v", "scores",
+ * "scaled", "attention", "output"}, ...], "concat", "output"} for a
+ * multi-head trace (attn explain --weights --json). */
+attn_status attn_json_mha_walkthrough(FILE *f, const attn_trace *trace, const char *text,
+                                      size_t num_heads);
 
 #ifdef __cplusplus
 }

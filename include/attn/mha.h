@@ -87,7 +87,9 @@ typedef struct attn_mha_inputs {
     const float *attn_mask;    /* (L, S) or (N·H, L, S) or NULL */
     int attn_mask_per_head;    /* 1: attn_mask is (N·H, L, S), index n·H + h */
     attn_mask_kind attn_mask_kind;
-    attn_causal causal;        /* also mask future keys (top-left or bottom-right) */
+    attn_causal causal;        /* also mask future input keys (top-left or bottom-right);
+                                  the bias_kv / zero_attn positions stay visible, as in
+                                  PyTorch with an explicit causal attn_mask */
 } attn_mha_inputs;
 
 /* Key positions seen by the heads: S, + 1 with add_bias_kv, + 1 with add_zero_attn. */

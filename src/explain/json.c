@@ -151,3 +151,44 @@ attn_status attn_json_walkthrough(FILE *f, const attn_trace *trace, const char *
     }
     return emit(f, root);
 }
+
+attn_status attn_json_mha_walkthrough(FILE *f, const attn_trace *trace, const char *text,
+                                      size_t num_heads)
+{
+    static const char *const head_keys[] = {"q", "k", "v", "scores", "scaled", "attention",
+                                            "output"};
+    if (!f || !trace) return attn_error(ATTN_E_INVALID, "attn_json_mha_walkthrough: no trace");
+    char name[64];
+    const char *top[] = {"embeddings", "concat", "output"};
+    for (size_t i = 0; i < 3; i++)
+        if (!attn_trace_get(trace, top[i]))
+            return attn_error(ATTN_E_NOTFOUND, "trace has no '%s' entry", top[i]);
+    for (size_t h = 0; h < num_heads; h++)
+        for (size_t i = 0; i < sizeof head_keys / sizeof *head_keys; i++) {
+            snprintf(name, sizeof name, "head%zu.%s", h, head_keys[i]);
+            if (!attn_trace_get(trace, name))
+                return attn_error(ATTN_E_NOTFOUND, "trace has no '%s' entry", name);
+        }
+    cJSON *root = cJSON_CreateObject();
+    if (root) {
+        size_t n = 0;
+        const char *const *tokens = attn_trace_labels(trace, "token", &n);
+        cJSON_AddItemToObject(root, "dims", dims_of(trace));
+        cJSON_AddItemToObject(root, "text", cJSON_CreateString(text ? text : ""));
+        cJSON_AddItemToObject(root, "tokens", strings(tokens, n));
+        cJSON_AddItemToObject(root, "embeddings", matrix(attn_trace_get(trace, "embeddings")));
+        cJSON *heads = cJSON_AddArrayToObject(root, "heads");
+        for (size_t h = 0; heads && h < num_heads; h++) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o) break;
+            cJSON_AddItemToArray(heads, o);
+            for (size_t i = 0; i < sizeof head_keys / sizeof *head_keys; i++) {
+                snprintf(name, sizeof name, "head%zu.%s", h, head_keys[i]);
+                cJSON_AddItemToObject(o, head_keys[i], matrix(attn_trace_get(trace, name)));
+            }
+        }
+        cJSON_AddItemToObject(root, "concat", matrix(attn_trace_get(trace, "concat")));
+        cJSON_AddItemToObject(root, "output", matrix(attn_trace_get(trace, "output")));
+    }
+    return emit(f, root);
+}

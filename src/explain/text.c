@@ -328,3 +328,63 @@ done:
     attn_tensor_free(&rows);
     return st;
 }
+
+attn_status attn_text_mha_walkthrough(FILE *f, const attn_trace *trace, size_t num_heads,
+                                      const attn_text_opts *opts)
+{
+    const attn_tensor *x = attn_trace_get(trace, "embeddings");
+    if (!f || !x || x->ndim != 2)
+        return attn_error(ATTN_E_NOTFOUND, "trace has no 2-D 'embeddings' entry");
+    char title[256], name[64];
+    attn_status st;
+    snprintf(title, sizeof title, "  Embeddings X  (%zu tokens x %zu dimensions; query = key = value = X)",
+             x->shape[0], x->shape[1]);
+    if ((st = attn_text_matrix(f, trace, "embeddings", title, opts))) return st;
+    static const struct {
+        const char *entry, *title;
+    } steps[] = {
+        {"q", "Q = X · W_Qᵀ + b_Q  (this head's slice of the query projection)"},
+        {"k", "K = X · W_Kᵀ + b_K"},
+        {"v", "V = X · W_Vᵀ + b_V"},
+        {"scores", "Scores = Q · Kᵀ"},
+        {"scaled", NULL},
+        {"mask", "Mask (added to the scaled scores; -inf = may not attend)"},
+        {"attention", "Attention = softmax of each row"},
+        {"output", "Head output = Attention · V"},
+    };
+    for (size_t h = 0; h < num_heads; h++) {
+        snprintf(name, sizeof name, "head%zu.q", h);
+        const attn_tensor *q = attn_trace_get(trace, name);
+        snprintf(name, sizeof name, "head%zu.v", h);
+        const attn_tensor *v = attn_trace_get(trace, name);
+        if (!q || !v) return attn_error(ATTN_E_NOTFOUND, "trace has no head %zu", h);
+        fprintf(f, "\n== Head %zu of %zu  (d_k = %zu, d_v = %zu) ==\n", h + 1, num_heads,
+                q->shape[1], v->shape[1]);
+        for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+            snprintf(name, sizeof name, "head%zu.%s", h, steps[i].entry);
+            if (!attn_trace_get(trace, name)) continue; /* e.g. no mask */
+            if (steps[i].title) {
+                snprintf(title, sizeof title, "\n  %s", steps[i].title);
+            } else {
+                char sc[64];
+                snprintf(name, sizeof name, "head%zu.scale", h);
+                const attn_tensor *s = attn_trace_get(trace, name);
+                snprintf(sc, sizeof sc, "%.6g", s ? (double)s->data[0] : 1.0);
+                snprintf(title, sizeof title, "\n  Scaled scores = Scores × %s  (1/√d_k)", sc);
+                snprintf(name, sizeof name, "head%zu.%s", h, steps[i].entry);
+            }
+            if ((st = attn_text_matrix(f, trace, name, title, opts))) return st;
+        }
+    }
+    const attn_tensor *cc = attn_trace_get(trace, "concat");
+    const attn_tensor *o = attn_trace_get(trace, "output");
+    if (!cc || !o) return attn_error(ATTN_E_NOTFOUND, "trace has no 'concat' or 'output'");
+    snprintf(title, sizeof title,
+             "\n== Concatenation of the %zu head outputs  (%zu tokens x %zu) ==", num_heads,
+             cc->shape[0], cc->shape[1]);
+    if ((st = attn_text_matrix(f, trace, "concat", title, opts))) return st;
+    snprintf(title, sizeof title, "\n== Output = Concat · W_Oᵀ + b_O  (%zu tokens x %zu) ==",
+             o->shape[0], o->shape[1]);
+    if ((st = attn_text_matrix(f, trace, "output", title, opts))) return st;
+    return ferror(f) ? attn_error(ATTN_E_IO, "cannot write the walkthrough") : ATTN_OK;
+}

@@ -262,6 +262,10 @@ static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
         return attn_error(ATTN_E_INVALID, "key_padding_mask: unknown mask kind");
     if (in->attn_mask_kind != ATTN_MASK_BOOL && in->attn_mask_kind != ATTN_MASK_ADDITIVE)
         return attn_error(ATTN_E_INVALID, "attn_mask: unknown mask kind");
+    if (in->causal != ATTN_CAUSAL_NONE && in->causal != ATTN_CAUSAL_TOP_LEFT &&
+        in->causal != ATTN_CAUSAL_BOTTOM_RIGHT)
+        return attn_error(ATTN_E_INVALID, "multi-head attention: unknown causal alignment %d",
+                          (int)in->causal);
     return ATTN_OK;
 }
 
@@ -271,12 +275,14 @@ static float mask_value(float m, attn_mask_kind kind)
     return kind == ATTN_MASK_BOOL ? (m != 0.0f ? -INFINITY : 0.0f) : m;
 }
 
-/* The additive mask for batch n, head h, (L, S') with the extra key
- * positions (bias_kv, zero_attn) allowed. Returns 0 if no mask applies. */
+/* The additive mask for batch n, head h, (L, S'): attn_mask, key padding and
+ * causality over the S input keys; the extra key positions (bias_kv,
+ * zero_attn) are always allowed, as PyTorch pads its masks with an "attend"
+ * column for them. Returns 0 if no mask applies. */
 static int build_mask(float *mask, const attn_mha *m, const attn_mha_inputs *in, size_t n,
                       size_t h)
 {
-    if (!in->attn_mask && !in->key_padding_mask) return 0;
+    if (!in->attn_mask && !in->key_padding_mask && in->causal == ATTN_CAUSAL_NONE) return 0;
     const size_t L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
     const float *am = NULL;
     if (in->attn_mask)
@@ -288,6 +294,9 @@ static int build_mask(float *mask, const attn_mha *m, const attn_mha_inputs *in,
             if (j < S) {
                 if (am) v += mask_value(am[i * S + j], in->attn_mask_kind);
                 if (kp) v += mask_value(kp[j], in->key_padding_kind);
+                if ((in->causal == ATTN_CAUSAL_TOP_LEFT && j > i) ||
+                    (in->causal == ATTN_CAUSAL_BOTTOM_RIGHT && j + L > i + S))
+                    v = -INFINITY;
             }
             mask[i * S2 + j] = v;
         }
@@ -405,8 +414,7 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
             gather(kh, kp, S2, m->hq, h * dk, dk);
             gather(vh, vp, S2, m->hv, h * dv, dv);
             attn_sdpa_params p = attn_sdpa_defaults();
-            p.add_mask = has_mask ? mask : NULL;
-            p.causal = in->causal;
+            p.add_mask = has_mask ? mask : NULL; /* causality is folded into it */
             snprintf(prefix, sizeof prefix, "%shead%zu", batch, h);
             attn_op_ctx hctx = {tracing ? ctx->trace : NULL, prefix};
             if (tracing) {

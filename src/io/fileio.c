@@ -1,0 +1,172 @@
+/* fileio.c - atomic file writes: a temporary file beside the target, renamed
+ * into place only once every byte is written and synced.
+ *
+ * The temporary file lives in the target's directory so that the final
+ * rename() stays on one file system and is atomic: a reader sees either the
+ * old file or the complete new one, never a half-written one.
+ */
+#include "attn/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The process umask without changing it (umask() would race with other
+ * threads): Linux reports it in /proc/self/status; elsewhere assume 022. */
+static mode_t current_umask(void)
+{
+    mode_t mask = 022;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return mask;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Umask:", 6) == 0) {
+            char *end;
+            unsigned long v = strtoul(line + 6, &end, 8);
+            if (end != line + 6 && v <= 0777) mask = (mode_t)v;
+            break;
+        }
+    }
+    fclose(f);
+    return mask;
+}
+
+/* mkstemp makes the file 0600; give the result the mode an ordinary
+ * fopen() would have (or the mode of the file it replaces). */
+static void set_final_mode(int fd, const char *path)
+{
+    struct stat sb;
+    mode_t mode;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+        mode = sb.st_mode & 07777;
+    else
+        mode = 0666 & ~current_umask();
+    (void)fchmod(fd, mode); /* best effort: a 0600 file is still correct */
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+attn_status attn_atomic_open(attn_atomic_file *af, const char *path)
+{
+    if (!af) return attn_error(ATTN_E_INVALID, "attn_atomic_open: NULL file");
+    memset(af, 0, sizeof *af);
+    if (!path || !path[0]) return attn_error(ATTN_E_INVALID, "attn_atomic_open: empty path");
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return attn_error(ATTN_E_IO, "%s: not a file name (the path names a directory)", path);
+    /* The directory as the user wrote it, for messages: "out", "/", ".". */
+    size_t dir_len = slash ? (size_t)(slash - path) : 0;
+    char *dir = slash ? (dir_len ? dup_n(path, dir_len) : dup_n("/", 1)) : dup_n(".", 1);
+    size_t plen = strlen(path), blen = strlen(base);
+    /* <dir>/.<base>.tmp-XXXXXX: hidden, and recognisably ours. */
+    char *tmp = malloc(plen + 14);
+    char *target = dup_n(path, plen);
+    if (!dir || !tmp || !target) {
+        free(dir);
+        free(tmp);
+        free(target);
+        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    }
+    size_t pre = (size_t)(base - path);
+    memcpy(tmp, path, pre);
+    tmp[pre] = '.';
+    memcpy(tmp + pre + 1, base, blen);
+    memcpy(tmp + pre + 1 + blen, ".tmp-XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        attn_status st = attn_error(ATTN_E_IO, "%s: cannot create a file in '%s': %s", path, dir,
+                                    strerror(e));
+        free(dir);
+        free(tmp);
+        free(target);
+        return st;
+    }
+    free(dir);
+    set_final_mode(fd, path);
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        free(target);
+        return attn_error(ATTN_E_IO, "%s: cannot open a stream on the temporary file: %s", path,
+                          strerror(e));
+    }
+    af->f = f;
+    af->path = target;
+    af->tmp_path = tmp;
+    return ATTN_OK;
+}
+
+/* Makes the rename itself durable; some file systems refuse fsync on a
+ * directory (EINVAL), which is not an error worth failing a write for. */
+static void sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? dup_n(path, slash == path ? 1 : (size_t)(slash - path)) : dup_n(".", 1);
+    if (!dir) return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+attn_status attn_atomic_commit(attn_atomic_file *af)
+{
+    if (!af || !af->f || !af->path || !af->tmp_path)
+        return attn_error(ATTN_E_INVALID, "attn_atomic_commit: the file is not open");
+    attn_status st = ATTN_OK;
+    /* errno is only meaningful for the call that just failed; an earlier
+     * failed fwrite shows up in ferror() alone. */
+    errno = 0;
+    if (fflush(af->f) != 0 || ferror(af->f)) {
+        int e = errno;
+        st = attn_error(ATTN_E_IO, "%s: writing the temporary file '%s' failed%s%s", af->path,
+                        af->tmp_path, e ? ": " : "", e ? strerror(e) : "");
+    } else if (fsync(fileno(af->f)) != 0) {
+        st = attn_error(ATTN_E_IO, "%s: cannot sync the temporary file '%s': %s", af->path,
+                        af->tmp_path, strerror(errno));
+    }
+    int close_rc = fclose(af->f);
+    af->f = NULL;
+    if (!st && close_rc != 0)
+        st = attn_error(ATTN_E_IO, "%s: cannot close the temporary file '%s': %s", af->path,
+                        af->tmp_path, strerror(errno));
+    if (!st && rename(af->tmp_path, af->path) != 0)
+        st = attn_error(ATTN_E_IO, "%s: cannot rename '%s' into place: %s", af->path,
+                        af->tmp_path, strerror(errno));
+    if (st) {
+        unlink(af->tmp_path);
+    } else {
+        sync_parent_dir(af->path);
+    }
+    free(af->path);
+    free(af->tmp_path);
+    memset(af, 0, sizeof *af);
+    return st;
+}
+
+void attn_atomic_abort(attn_atomic_file *af)
+{
+    if (!af) return;
+    if (af->f) fclose(af->f);
+    if (af->tmp_path) unlink(af->tmp_path);
+    free(af->path);
+    free(af->tmp_path);
+    memset(af, 0, sizeof *af);
+}
