@@ -135,6 +135,9 @@ CASES = [
          kpm="bool", doc="top-left causal, L<S, boolean key padding mask"),
     dict(name="causal_l_gt_s", seed=224, N=2, L=7, S=4, E=15, H=3, causal=True,
          doc="top-left causal, L>S"),
+    dict(name="causal_bias_kv_zero_attn", seed=232, N=2, L=5, S=5, E=6, H=2, self_attn=True,
+         causal=True, bias_kv=True, zero_attn=True,
+         doc="causal with bias_k/bias_v and a zero position, which every row may see"),
     dict(name="query_len_1", seed=225, N=6, L=1, S=8, E=15, H=3, kdim=5, vdim=20,
          kpm="bool", doc="L=1, kdim/vdim != E, key padding mask"),
     dict(name="src_len_1_bias_kv", seed=226, N=2, L=5, S=1, E=6, H=2, bias_kv=True,
@@ -278,9 +281,9 @@ def run_case(c):
     bias = c.get("bias", True)
     self_attn = c.get("self_attn", False)
     assert not self_attn or (kdim == E and vdim == E and L == S)
-    # causal + extra positions would differ: attn's causal flag also hides the
-    # appended positions from early rows, torch's padded mask does not.
-    assert not (c.get("causal") and (c.get("bias_kv") or c.get("zero_attn")))
+    # causal + extra positions: torch pads the explicit causal mask with an
+    # "attend" column for bias_k / the zero position, and attn's causal flag
+    # leaves those positions visible too.
 
     torch.manual_seed(c["seed"])
     mha = torch.nn.MultiheadAttention(E, H, bias=bias, add_bias_kv=c.get("bias_kv", False),
