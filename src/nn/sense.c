@@ -79,13 +79,14 @@ static attn_status build_vocab(attn_sense *t)
     const size_t n = NA + NT + NP + NN;
     const char *words[NA + NT + NP + NN], *dims[DIM];
     char dim_names[DIM][8];
-    float data[(NA + NT + NP + NN) * DIM], dir_a[DIM], dir_t[DIM];
+    float data[(NA + NT + NP + NN) * DIM], dir_a[DIM], dir_t[DIM], dir_n[DIM];
     for (size_t j = 0; j < DIM; j++) {
         snprintf(dim_names[j], sizeof dim_names[j], "e%zu", j);
         dims[j] = dim_names[j];
     }
     attn_rng_fill_normal(&t->rng, dir_a, DIM, 0, 1.0f / sqrtf(DIM));
     attn_rng_fill_normal(&t->rng, dir_t, DIM, 0, 1.0f / sqrtf(DIM));
+    attn_rng_fill_normal(&t->rng, dir_n, DIM, 0, 1.0f / sqrtf(DIM));
     for (size_t i = 0; i < n; i++) {
         words[i] = i < NA            ? animal_words[i]
                    : i < NA + NT      ? tech_words[i - NA]
@@ -94,7 +95,10 @@ static attn_status build_vocab(attn_sense *t)
         float *row = data + i * DIM;
         attn_rng_fill_normal(&t->rng, row, DIM, 0, 0.5f);
         int is_word = strcmp(words[i], WORD) == 0;
+        /* Context nouns share a "thing" direction (so that attention can find
+         * them) plus their sense's direction; plain objects have none. */
         for (size_t j = 0; j < DIM; j++) {
+            if (i < NA + NT + NP) row[j] += 1.5f * dir_n[j];
             if (i < NA) row[j] += 1.5f * dir_a[j];
             else if (i < NA + NT) row[j] += 1.5f * dir_t[j];
             else if (is_word) row[j] += 1.0f * (dir_a[j] + dir_t[j]);
