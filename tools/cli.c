@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -157,22 +156,39 @@ void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d
     }
 }
 
-attn_status cli_check_output(const char *path)
+int cli_export_option(int opt, const char *arg, cli_export_opts *e)
 {
-    struct stat sb;
-    if (!path || !*path) return attn_error(ATTN_E_IO, "empty output path");
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a file path", path);
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    if (stat(dir, &sb) != 0)
-        return attn_error(ATTN_E_IO, "%s: directory '%s' does not exist", path, dir);
-    if (!S_ISDIR(sb.st_mode))
-        return attn_error(ATTN_E_IO, "%s: '%s' is not a directory", path, dir);
-    if (access(dir, W_OK | X_OK) != 0)
-        return attn_error(ATTN_E_IO, "%s: directory '%s' is not writable", path, dir);
-    return ATTN_OK;
+    switch (opt) {
+    case CLI_OPT_HTML: e->html = arg; return 1;
+    case CLI_OPT_SVG: e->svg = arg; return 1;
+    case CLI_OPT_CSV: e->csv = arg; return 1;
+    case CLI_OPT_XLSX: e->xlsx = arg; return 1;
+    default: return 0;
+    }
+}
+
+int cli_export_any(const cli_export_opts *e) { return e->html || e->svg || e->csv || e->xlsx; }
+
+attn_status cli_export_check(const cli_export_opts *e)
+{
+    attn_status st = ATTN_OK;
+    if (!st && e->html) st = attn_export_check_file(e->html);
+    if (!st && e->xlsx) st = attn_export_check_file(e->xlsx);
+    if (!st && e->svg) st = attn_export_check_dir(e->svg);
+    if (!st && e->csv) st = attn_export_check_dir(e->csv);
+    return st;
+}
+
+attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc)
+{
+    attn_status st = ATTN_OK;
+    if (!st && e->html && !(st = attn_export_html(doc, e->html)))
+        printf("wrote %s (interactive page: open it in a browser)\n", e->html);
+    if (!st && e->xlsx && !(st = attn_export_xlsx(doc, e->xlsx)))
+        printf("wrote %s (workbook of live formulas)\n", e->xlsx);
+    if (!st && e->svg && !(st = attn_export_svg(doc, e->svg)))
+        printf("wrote %s/ (one SVG heatmap per matrix)\n", e->svg);
+    if (!st && e->csv && !(st = attn_export_csv(doc, e->csv)))
+        printf("wrote %s/ (one CSV per matrix)\n", e->csv);
+    return st;
 }

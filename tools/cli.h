@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "attn/attn.h"
+#include "attn/export.h"
 
 /* Exit statuses: bad input or usage 2, internal failure (memory, output) 1. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD_INPUT = 2 };
@@ -86,12 +87,38 @@ int cli_attention_option(const char *cmd, const char *usage, int opt, const char
     "  --precision N        digits after the decimal point, 0..9 (default 3)\n"              \
     "  -h, --help           show this help\n"
 
+/* File outputs shared by demo and explain: --html, --svg, --csv, --xlsx. */
+typedef struct cli_export_opts {
+    const char *html, *svg, *csv, *xlsx;
+} cli_export_opts;
+
+#define CLI_OPT_HTML 1100
+#define CLI_OPT_SVG 1101
+#define CLI_OPT_CSV 1102
+#define CLI_OPT_XLSX 1103
+#define CLI_EXPORT_LONG_OPTIONS                                                      \
+    {"html", required_argument, 0, CLI_OPT_HTML}, {"svg", required_argument, 0, CLI_OPT_SVG}, \
+        {"csv", required_argument, 0, CLI_OPT_CSV}, {"xlsx", required_argument, 0, CLI_OPT_XLSX}
+#define CLI_EXPORT_USAGE                                                                  \
+    "  --html FILE          an interactive page (one offline file): heatmaps of every\n"  \
+    "                       step, hover for how each number is made\n"                    \
+    "  --svg DIR            one labelled vector heatmap per matrix\n"                     \
+    "  --csv DIR            one CSV per matrix, with token labels\n"                      \
+    "  --xlsx FILE          a workbook whose cells are live formulas (edit an\n"          \
+    "                       embedding and everything downstream recomputes)\n"            \
+    "                       With any of these, stdout lists the files written.\n"
+
+/* Handles one export option: 1 if it was one, 0 if not. */
+int cli_export_option(int opt, const char *arg, cli_export_opts *e);
+/* Any output asked for? */
+int cli_export_any(const cli_export_opts *e);
+/* Checks every output path before any work (ATTN_E_IO naming the path). */
+attn_status cli_export_check(const cli_export_opts *e);
+/* Writes every output asked for, listing them on stdout. */
+attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
+
 /* A one-line description of the scaling in effect, e.g. "scale 1/√4 = 0.5". */
 void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d);
-
-/* Fails (ATTN_E_IO, naming the path) unless `path` can be created: its
- * directory exists and is writable, and it is not itself a directory. */
-attn_status cli_check_output(const char *path);
 
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);

@@ -19,7 +19,7 @@ static const char usage[] =
     "the sense; shows the loss falling, the held-out accuracy and the attention\n"
     "of the two example sentences before and after.\n"
     "\n"
-    "options:\n" CLI_ATTENTION_USAGE
+    "options:\n" CLI_ATTENTION_USAGE CLI_EXPORT_USAGE
     "  --learn              learn the projections (see above)\n"
     "  --seed N             seed of --learn's data, initialisation and order (default 1)\n"
     "  --epochs N           training epochs of --learn (default 40)\n";
@@ -108,7 +108,7 @@ static int demo_learn(const cli_attention_opts *o, uint64_t seed, size_t epochs)
 int cmd_demo(int argc, char **argv)
 {
     enum { OPT_LEARN = 2100, OPT_SEED, OPT_EPOCHS };
-    static const struct option longopts[] = {CLI_ATTENTION_LONG_OPTIONS,
+    static const struct option longopts[] = {CLI_ATTENTION_LONG_OPTIONS, CLI_EXPORT_LONG_OPTIONS,
                                              {"learn", no_argument, 0, OPT_LEARN},
                                              {"seed", required_argument, 0, OPT_SEED},
                                              {"epochs", required_argument, 0, OPT_EPOCHS},
@@ -116,6 +116,7 @@ int cmd_demo(int argc, char **argv)
     cli_attention_opts o;
     cli_attention_defaults(&o);
     int c, learn = 0, seed = 1, epochs = 0;
+    cli_export_opts ex = {0};
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -124,6 +125,7 @@ int cmd_demo(int argc, char **argv)
             return cli_finish_stdout("demo");
         }
         if (c == '?' || c == ':') return cli_bad_option("demo", usage, c, argv);
+        if (cli_export_option(c, optarg, &ex)) continue;
         if (c == OPT_LEARN) learn = 1;
         else if (c == OPT_SEED) {
             if (cli_parse_int(optarg, 0, 2147483647, &seed))
@@ -136,7 +138,11 @@ int cmd_demo(int argc, char **argv)
     if (optind < argc) return cli_usage_error("demo", usage, "unexpected argument '%s'", argv[optind]);
     if (learn && o.json) return cli_usage_error("demo", usage, "--learn prints tables; --json is not available with it");
     if (!learn && epochs) return cli_usage_error("demo", usage, "--epochs needs --learn");
+    if (learn && cli_export_any(&ex))
+        return cli_usage_error("demo", usage, "--learn prints tables; --html, --svg, --csv and --xlsx are not available with it");
     if (learn) return demo_learn(&o, (uint64_t)seed, (size_t)epochs);
+    attn_status pre = cli_export_check(&ex); /* before any work */
+    if (pre) return cli_fail("demo", pre);
 
     int rc = CLI_OK;
     attn_embeddings vocab = {0}, x[N_SENTENCES] = {{0}};
@@ -155,7 +161,11 @@ int cmd_demo(int argc, char **argv)
     }
 
     const attn_trace *const *ct = (const attn_trace *const *)traces;
-    if (o.json) {
+    if (cli_export_any(&ex)) {
+        attn_doc doc = {"attn demo", N_SENTENCES, ct, texts, 0};
+        st = cli_export_run(&ex, &doc);
+        if (!st && o.json) st = attn_json_walkthroughs(stdout, ct, texts, N_SENTENCES);
+    } else if (o.json) {
         st = attn_json_walkthroughs(stdout, ct, texts, N_SENTENCES);
     } else {
         char scale[128];

@@ -24,7 +24,8 @@ static const char usage[] =
     "  --compare FILE       a second input with the same dimensions, shown beside\n"
     "                       the first; tokens in both get their outputs compared\n"
     "  --weights FILE       a multi-head attention layer's weights (safetensors)\n"
-    "  --num-heads H        its number of heads (unless the file records it)\n" CLI_ATTENTION_USAGE;
+    "  --num-heads H        its number of heads (unless the file records it)\n" CLI_ATTENTION_USAGE
+    CLI_EXPORT_USAGE;
 
 /* The tokens joined by spaces: the sequence as text. */
 static char *join_tokens(const attn_embeddings *e)
@@ -60,7 +61,7 @@ static attn_status same_dims(const attn_embeddings *a, const char *pa, const att
 
 /* The walkthrough of a multi-head layer on the embeddings. */
 static int explain_layer(const char *path_x, const char *path_w, size_t heads,
-                         const cli_attention_opts *o)
+                         const cli_attention_opts *o, const cli_export_opts *ex)
 {
     attn_embeddings x = {0};
     attn_safetensors *w = NULL;
@@ -86,7 +87,13 @@ static int explain_layer(const char *path_x, const char *path_w, size_t heads,
         rc = cli_fail("explain", st);
         goto done;
     }
-    if (o->json) {
+    if (cli_export_any(ex)) {
+        const attn_trace *tt[1] = {t};
+        const char *cap[1] = {path_x};
+        attn_doc doc = {"attn explain", 1, tt, cap, cfg.num_heads};
+        st = cli_export_run(ex, &doc);
+        if (!st && o->json) st = attn_json_mha_walkthrough(stdout, t, text, cfg.num_heads);
+    } else if (o->json) {
         st = attn_json_mha_walkthrough(stdout, t, text, cfg.num_heads);
     } else {
         printf("attn explain: multi-head attention of %s on %s\n"
@@ -114,12 +121,14 @@ int cmd_explain(int argc, char **argv)
         {"compare", required_argument, 0, OPT_COMPARE},
         {"weights", required_argument, 0, OPT_WEIGHTS},
         {"num-heads", required_argument, 0, OPT_HEADS},
+        CLI_EXPORT_LONG_OPTIONS,
         CLI_ATTENTION_LONG_OPTIONS,
         {0, 0, 0, 0}};
     cli_attention_opts o;
     cli_attention_defaults(&o);
     const char *path_a = NULL, *path_b = NULL, *path_w = NULL;
     int c, heads = 0, scale_set = 0;
+    cli_export_opts ex = {0};
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -131,6 +140,7 @@ int cmd_explain(int argc, char **argv)
         if (c == OPT_EMBEDDINGS) path_a = optarg;
         else if (c == OPT_COMPARE) path_b = optarg;
         else if (c == OPT_WEIGHTS) path_w = optarg;
+        else if (cli_export_option(c, optarg, &ex)) continue;
         else if (c == OPT_HEADS) {
             if (cli_parse_int(optarg, 1, 1 << 20, &heads))
                 return cli_usage_error("explain", usage,
@@ -150,7 +160,9 @@ int cmd_explain(int argc, char **argv)
                                "--no-scale, --scale and --temperature apply to the plain "
                                "walkthrough; a layer scales by 1/sqrt(d_k)");
     if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
-    if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o);
+    attn_status pre = cli_export_check(&ex); /* before any work */
+    if (pre) return cli_fail("explain", pre);
+    if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o, &ex);
 
     int rc = CLI_OK;
     attn_embeddings a = {0}, b = {0};
@@ -172,7 +184,13 @@ int cmd_explain(int argc, char **argv)
         goto done;
     }
 
-    if (o.json) {
+    if (cli_export_any(&ex)) {
+        const attn_trace *tt[2] = {ta, tb};
+        const char *cap[2] = {path_a, path_b};
+        attn_doc doc = {"attn explain", tb ? 2 : 1, tt, cap, 0};
+        st = cli_export_run(&ex, &doc);
+        if (!st && o.json) st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
+    } else if (o.json) {
         st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
     } else {
         char scale[128];

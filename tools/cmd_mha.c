@@ -147,7 +147,7 @@ int cmd_mha(int argc, char **argv)
     int unbatched = 0;
     char s1[96], s2[96];
     /* Fail on an unwritable destination before any work. */
-    attn_status st = cli_check_output(po);
+    attn_status st = attn_export_check_file(po);
     if (!st) st = attn_safetensors_open(&w, pw);
     if (!st) st = attn_mha_config_from_safetensors(&cfg, w, NULL, (size_t)heads);
     if (!st && zero_attn) cfg.add_zero_attn = 1;

@@ -118,6 +118,13 @@ attn_status attn_mha_backward(attn_mha *mha, float *d_query, float *d_key, float
                               const float *d_out, const attn_mha_inputs *in,
                               const attn_mha_cache *cache);
 
+/* Records the parameters as each head sees them: "head<h>.w_q" (d_k, E),
+ * "head<h>.w_k" (d_k, kdim), "head<h>.w_v" (d_v, vdim), and with biases
+ * "head<h>.b_q", ".b_k" (1, d_k), ".b_v" (1, d_v); then "w_o" (out_dim, H·d_v)
+ * and "b_o" (1, out_dim). So that renderers (a workbook's formulas) can show
+ * how Q, K, V and the output are made. */
+attn_status attn_mha_record_params(attn_mha *mha, attn_trace *trace);
+
 #ifdef __cplusplus
 }
 #endif

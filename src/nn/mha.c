@@ -522,3 +522,30 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     free(dqh), free(dkh), free(dvh);
     return st;
 }
+
+attn_status attn_mha_record_params(attn_mha *m, attn_trace *t)
+{
+    if (!m || !t) return attn_error(ATTN_E_INVALID, "attn_mha_record_params: NULL");
+    const attn_mha_config *c = &m->cfg;
+    const size_t dk = c->head_dim, dv = c->v_head_dim;
+    const float *bin = part(m, m->o_bin);
+    attn_status st = ATTN_OK;
+    char pre[32];
+    for (size_t h = 0; !st && h < c->num_heads; h++) {
+        snprintf(pre, sizeof pre, "head%zu", h);
+        size_t sq[2] = {dk, c->embed_dim}, sk[2] = {dk, c->kdim}, sv[2] = {dv, c->vdim};
+        size_t bq[2] = {1, dk}, bv[2] = {1, dv};
+        /* Head h owns rows [h·d, (h+1)·d) of each projection. */
+        st = attn_trace_record(t, pre, "w_q", part(m, m->o_wq) + h * dk * c->embed_dim, 2, sq,
+                               "head_dim", "dim");
+        if (!st) st = attn_trace_record(t, pre, "w_k", part(m, m->o_wk) + h * dk * c->kdim, 2, sk, "head_dim", "dim");
+        if (!st) st = attn_trace_record(t, pre, "w_v", part(m, m->o_wv) + h * dv * c->vdim, 2, sv, "value_dim", "dim");
+        if (!st && bin) st = attn_trace_record(t, pre, "b_q", bin + h * dk, 2, bq, NULL, "head_dim");
+        if (!st && bin) st = attn_trace_record(t, pre, "b_k", bin + m->hq + h * dk, 2, bq, NULL, "head_dim");
+        if (!st && bin) st = attn_trace_record(t, pre, "b_v", bin + 2 * m->hq + h * dv, 2, bv, NULL, "value_dim");
+    }
+    size_t so[2] = {c->out_dim, m->hv}, sb[2] = {1, c->out_dim};
+    if (!st) st = attn_trace_record(t, NULL, "w_o", part(m, m->o_wo), 2, so, "out_dim", "concat_dim");
+    if (!st && m->o_bo != ABSENT) st = attn_trace_record(t, NULL, "b_o", part(m, m->o_bo), 2, sb, NULL, "out_dim");
+    return st;
+}

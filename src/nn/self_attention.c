@@ -54,6 +54,20 @@ static attn_status numbered_labels(attn_trace *t, const char *axis, const char *
     return st;
 }
 
+/* The tokens, then "<bias_k>" and "<zero>" for the positions the layer adds. */
+static attn_status key_labels(attn_trace *t, const attn_embeddings *x, const attn_mha_config *c)
+{
+    size_t n = x->n_tokens + !!c->add_bias_kv + !!c->add_zero_attn, k = x->n_tokens;
+    const char **labels = malloc(n * sizeof(char *));
+    if (!labels) return attn_error(ATTN_E_NOMEM, "cannot allocate labels");
+    memcpy(labels, x->tokens, x->n_tokens * sizeof(char *));
+    if (c->add_bias_kv) labels[k++] = "<bias_k>";
+    if (c->add_zero_attn) labels[k++] = "<zero>";
+    attn_status st = attn_trace_set_labels(t, "key", n, labels);
+    free(labels);
+    return st;
+}
+
 attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddings *x,
                                     attn_causal causal, attn_trace *trace)
 {
@@ -72,8 +86,9 @@ attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddin
         size_t shape[2] = {t, x->n_dims};
         st = attn_trace_set_labels(trace, "token", t, tok);
         if (!st) st = attn_trace_set_labels(trace, "query", t, tok);
-        if (!st) st = attn_trace_set_labels(trace, "key", t, tok);
+        if (!st) st = key_labels(trace, x, c);
         if (!st) st = attn_trace_set_labels(trace, "dim", x->n_dims, (const char *const *)x->dims);
+        if (!st) st = attn_mha_record_params(m, trace);
         if (!st) st = numbered_labels(trace, "head_dim", "d", c->head_dim, 0);
         if (!st) st = numbered_labels(trace, "value_dim", "v", c->v_head_dim, 0);
         if (!st) st = numbered_labels(trace, "concat_dim", "v", c->num_heads * c->v_head_dim, c->v_head_dim);
