@@ -75,10 +75,16 @@ static int explain_layer(const char *path_x, const char *path_w, size_t heads,
     if (!st) st = attn_mha_create(&m, &cfg);
     if (!st) st = attn_mha_load_safetensors(m, w, NULL);
     if (!st) cfg = *attn_mha_get_config(m);
-    if (!st && (cfg.embed_dim != x.n_dims || cfg.kdim != x.n_dims || cfg.vdim != x.n_dims))
+    if (!st && cfg.embed_dim != x.n_dims)
         st = attn_error(ATTN_E_FORMAT,
                         "%s: %zu dimensions, but the layer in %s expects embed_dim %zu", path_x,
                         x.n_dims, path_w, cfg.embed_dim);
+    if (!st && (cfg.kdim != x.n_dims || cfg.vdim != x.n_dims))
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: explain runs self-attention on these %zu dimensions, but the "
+                        "layer in %s takes keys of width kdim %zu and values of width vdim %zu "
+                        "(it needs kdim = vdim = embed_dim)",
+                        path_x, x.n_dims, path_w, cfg.kdim, cfg.vdim);
     if (!st) st = attn_trace_create(&t);
     if (!st) st = attn_mha_self_attention(NULL, m, &x, o->sdpa.causal, t);
     if (!st && !(text = join_tokens(&x))) st = attn_error(ATTN_E_NOMEM, "out of memory");

@@ -78,10 +78,33 @@ static attn_status mask_kind(const char *path, const char *what, attn_dtype d, a
     return ATTN_OK;
 }
 
-/* (L, E) is one unbatched sequence: view it as (1, L, E). */
-static attn_status as_batched(const char *path, const char *what, input *in, int *unbatched)
+static int is_float(attn_dtype d)
+{
+    return d == ATTN_DTYPE_F32 || d == ATTN_DTYPE_F16 || d == ATTN_DTYPE_BF16 || d == ATTN_DTYPE_F64;
+}
+
+/* (L, E) is one unbatched sequence: view it as (1, L, E). The key and value
+ * must have the query's rank (`want_unbatched` >= 0), as in PyTorch. */
+static attn_status as_batched(const char *path, const char *what, input *in, int *unbatched,
+                              int want_unbatched)
 {
     char s[96];
+    shape_str(s, sizeof s, &in->t);
+    if (!is_float(in->dtype))
+        return attn_error(ATTN_E_FORMAT, "%s: %s has dtype %s, expected a floating type (F32, F16, BF16, F64)",
+                          path, what, attn_dtype_name(in->dtype));
+    for (int d = 0; d < in->t.ndim; d++)
+        if (!in->t.shape[d])
+            return attn_error(ATTN_E_FORMAT, "%s: %s has shape %s: every dimension must be > 0",
+                              path, what, s);
+    if (want_unbatched == 1 && in->t.ndim != 2)
+        return attn_error(ATTN_E_FORMAT,
+                          "%s: for an unbatched (2-D) query, expected %s to be 2-D too, found shape %s",
+                          path, what, s);
+    if (want_unbatched == 0 && in->t.ndim != 3)
+        return attn_error(ATTN_E_FORMAT,
+                          "%s: for a batched (3-D) query, expected %s to be 3-D too, found shape %s",
+                          path, what, s);
     if (in->t.ndim == 3) return ATTN_OK;
     if (in->t.ndim == 2) {
         in->t.ndim = 3;
@@ -91,7 +114,6 @@ static attn_status as_batched(const char *path, const char *what, input *in, int
         if (unbatched) *unbatched = 1;
         return ATTN_OK;
     }
-    shape_str(s, sizeof s, &in->t);
     return attn_error(ATTN_E_FORMAT,
                       "%s: %s should be unbatched 2-D (L, E) or batched 3-D (N, L, E), found "
                       "shape %s",
@@ -155,16 +177,16 @@ int cmd_mha(int argc, char **argv)
     if (!st) st = attn_mha_load_safetensors(m, w, NULL);
     if (!st) cfg = *attn_mha_get_config(m);
     if (!st) st = read_single(pq, &q);
-    if (!st) st = as_batched(pq, "query", &q, &unbatched);
-    if (!st && pk) st = read_single(pk, &k);
-    if (!st && pk) st = as_batched(pk, "key", &k, NULL);
-    if (!st && pv) st = read_single(pv, &v);
-    if (!st && pv) st = as_batched(pv, "value", &v, NULL);
-    const attn_tensor *kt = pk ? &k.t : &q.t, *vt = pv ? &v.t : &q.t;
-    const char *kpath = pk ? pk : pq, *vpath = pv ? pv : pq;
+    if (!st) st = as_batched(pq, "query", &q, &unbatched, -1);
     if (!st && q.t.shape[2] != cfg.embed_dim)
         st = attn_error(ATTN_E_FORMAT, "%s: expected embedding dimension %zu (from %s), found %zu",
                         pq, cfg.embed_dim, pw, q.t.shape[2]);
+    if (!st && pk) st = read_single(pk, &k);
+    if (!st && pk) st = as_batched(pk, "key", &k, NULL, unbatched);
+    if (!st && pv) st = read_single(pv, &v);
+    if (!st && pv) st = as_batched(pv, "value", &v, NULL, unbatched);
+    const attn_tensor *kt = pk ? &k.t : &q.t, *vt = pv ? &v.t : &q.t;
+    const char *kpath = pk ? pk : pq, *vpath = pv ? pv : pq;
     if (!st && kt->shape[2] != cfg.kdim)
         st = attn_error(ATTN_E_FORMAT, "%s: expected key dimension %zu (from %s), found %zu",
                         kpath, cfg.kdim, pw, kt->shape[2]);
@@ -201,11 +223,20 @@ int cmd_mha(int argc, char **argv)
     if (!st && pp) {
         st = read_single(pp, &kpm);
         if (!st) st = mask_kind(pp, "key_padding_mask", kpm.dtype, &in.key_padding_kind);
-        if (!st && (kpm.t.ndim != 2 || kpm.t.shape[0] != N || kpm.t.shape[1] != S)) {
+        /* PyTorch: (N, S) for a batched query, (S) for an unbatched one. */
+        int ok = unbatched ? kpm.t.ndim == 1 && kpm.t.shape[0] == S
+                           : kpm.t.ndim == 2 && kpm.t.shape[0] == N && kpm.t.shape[1] == S;
+        if (!st && !ok) {
             shape_str(s1, sizeof s1, &kpm.t);
-            st = attn_error(ATTN_E_FORMAT,
-                            "%s: expecting key_padding_mask shape of [%zu, %zu] (N, S), but got %s",
-                            pp, N, S, s1);
+            if (unbatched)
+                st = attn_error(ATTN_E_FORMAT,
+                                "%s: expecting key_padding_mask shape of [%zu] (S) for an "
+                                "unbatched query, but got %s",
+                                pp, S, s1);
+            else
+                st = attn_error(ATTN_E_FORMAT,
+                                "%s: expecting key_padding_mask shape of [%zu, %zu] (N, S), but got %s",
+                                pp, N, S, s1);
         }
         in.key_padding_mask = kpm.t.data;
     }
