@@ -1,10 +1,607 @@
-/* PLACEHOLDER so that the attn binary links while the real exporter is being
- * written: replace this whole file with the implementation. */
-#include "attn/export.h"
+/* export_svg.c - one labelled vector heatmap per matrix.
+ *
+ * Each file is a self-contained SVG 1.1 document: a title (the caption and
+ * the step), a subtitle saying what the matrix is and its shape, every row
+ * and column label, one <rect> per cell with a <title> tooltip
+ * "row × col = value" (above SVG_TOOLTIP_MAX cells: one <path> per colour
+ * instead), the value printed in the cells when they are big enough, and a
+ * colour legend (gradient bar, min/max/0 ticks, swatches for non-finite
+ * cells). Width, height and viewBox are set, so it scales. The colours are those
+ * of the terminal renderer (text.c), made continuous: white to blue for
+ * matrices without negative values, red for negative values when both signs
+ * occur, grey for ±inf (masked), magenta for NaN.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-attn_status attn_export_svg(const attn_doc *doc, const char *out)
+#include "export_util.h"
+
+/* Per-cell values are printed up to this many columns and rows. */
+#define SVG_VALUES_MAX_COLS 24
+#define SVG_VALUES_MAX_ROWS 48
+/* Per-cell rects with tooltips up to this many cells; above, one path per
+ * colour (runs of equal colour merged), so that 512 x 512 stays a few MB. */
+#define SVG_TOOLTIP_MAX 65536
+/* Stops sampled along the legend's gradient (the ramp is piecewise linear). */
+#define SVG_LEGEND_STOPS 11
+
+#define FONT_FAMILY "'DejaVu Sans', 'Helvetica Neue', Helvetica, Arial, sans-serif"
+#define INK "#1a1a1a"
+#define MUTED "#5c5c5c"
+
+static const double MARGIN = 20, TITLE_FS = 18, SUB_FS = 12, AXIS_FS = 12, VALUE_FS = 11,
+                    TICK_FS = 11, BAR_W = 14;
+
+/* ---- text --------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s)
 {
-    (void)doc;
-    (void)out;
-    return attn_error(ATTN_E_INTERNAL, "the svg exporter is not built yet");
+    if (s[0] < 0x80) return 1;
+    size_t n;
+    unsigned int cp;
+    if ((s[0] & 0xE0) == 0xC0) n = 2, cp = s[0] & 0x1Fu;
+    else if ((s[0] & 0xF0) == 0xE0) n = 3, cp = s[0] & 0x0Fu;
+    else if ((s[0] & 0xF8) == 0xF0) n = 4, cp = s[0] & 0x07u;
+    else return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    static const unsigned int min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    if (cp == 0xFFFE || cp == 0xFFFF) return 0; /* not XML characters */
+    return n;
+}
+
+/* Writes s as XML character data (also fine inside a quoted attribute):
+ * the five specials escaped, control characters XML forbids and invalid
+ * UTF-8 replaced by U+FFFD, so that any label gives a well-formed file. */
+static void xml_text(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); s++; continue;
+        case '<': fputs("&lt;", f); s++; continue;
+        case '>': fputs("&gt;", f); s++; continue;
+        case '"': fputs("&quot;", f); s++; continue;
+        case '\'': fputs("&apos;", f); s++; continue;
+        case '\t': case '\n': case '\r': fputc(' ', f); s++; continue;
+        default: break;
+        }
+        size_t n = *s < 0x20 ? 0 : utf8_seq(s);
+        if (n) {
+            fwrite(s, 1, n, f);
+            s += n;
+        } else {
+            fputs("\xEF\xBF\xBD", f);
+            s++;
+        }
+    }
+}
+
+/* Estimated width in px of s at font size fs (proportional sans, digits and
+ * lower case about 0.62 em; generous so that nothing is clipped). */
+static double text_width(const char *s, double fs)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80) n++;
+    return (double)n * fs * 0.62;
+}
+
+/* "-" as a typographic minus, in place (buf must have 2 spare bytes). */
+static void typographic_minus(char *buf, size_t n)
+{
+    size_t len = strlen(buf);
+    if (buf[0] != '-' || len + 3 > n) return;
+    memmove(buf + 3, buf + 1, len); /* includes the NUL */
+    memcpy(buf, "\xE2\x88\x92", 3);
+}
+
+/* A cell's value as printed in it: 3 decimals, as in the terminal. */
+static void format_cell(char *buf, size_t n, float v)
+{
+    if (isnan(v)) snprintf(buf, n, "nan");
+    else if (isinf(v)) snprintf(buf, n, v < 0 ? "\xE2\x88\x92\xE2\x88\x9E" : "\xE2\x88\x9E");
+    else {
+        double d = v;
+        if (fabs(d) < 0.0005) d = 0.0; /* no "-0.000" */
+        if (fabs(d) >= 1e5) snprintf(buf, n, "%.2e", d);
+        else snprintf(buf, n, "%.3f", d);
+        typographic_minus(buf, n);
+    }
+}
+
+/* A value in a tooltip or on the legend: `digits` significant digits. */
+static void format_exact(char *buf, size_t n, double d, int digits)
+{
+    if (isnan(d)) snprintf(buf, n, "nan");
+    else if (isinf(d)) snprintf(buf, n, d < 0 ? "\xE2\x88\x92\xE2\x88\x9E" : "\xE2\x88\x9E");
+    else {
+        snprintf(buf, n, "%.*g", digits, d);
+        if (strcmp(buf, "-0") == 0) snprintf(buf, n, "0");
+        typographic_minus(buf, n);
+    }
+}
+
+static const char *label_of(const char *const *labels, size_t n, size_t i, char *buf, size_t bn)
+{
+    if (labels && i < n && labels[i]) return labels[i];
+    snprintf(buf, bn, "%zu", i);
+    return buf;
+}
+
+/* ---- colour --------------------------------------------------------------- */
+
+typedef struct rgb {
+    unsigned char r, g, b;
+    int light_text; /* a dark cell: write on it in white */
+} rgb;
+
+/* The xterm colour cube's channel levels (0, 95, 135, ..., 255) as a
+ * continuous function of the level index x in [0, 5]. */
+static double cube_level(double x)
+{
+    if (x <= 0) return 0;
+    if (x <= 1) return 95 * x;
+    if (x >= 5) return 255;
+    return 95 + 40 * (x - 1);
+}
+
+static unsigned char channel(double v)
+{
+    return (unsigned char)lround(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+static double linear(unsigned char ch)
+{
+    double v = ch / 255.0;
+    return v <= 0.04045 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
+}
+
+/* White text where it contrasts more than near-black (WCAG luminance). */
+static int light_text(rgb c)
+{
+    double l = 0.2126 * linear(c.r) + 0.7152 * linear(c.g) + 0.0722 * linear(c.b);
+    return 1.05 / (l + 0.05) > (l + 0.05) / 0.05;
+}
+
+/* The colour of v in a matrix spanning [lo, hi]: text.c's shade(), without
+ * its rounding to the 6 x 6 x 6 cube. */
+static rgb colour_of(float v, float lo, float hi)
+{
+    rgb c = {0, 0, 0, 0};
+    if (isnan(v)) {
+        c.r = 255, c.g = 0, c.b = 255;
+        return c;
+    }
+    if (isinf(v)) {
+        c.r = c.g = c.b = 188; /* the terminal's grey 250 */
+        return c;
+    }
+    double t;
+    int neg = 0;
+    if (lo < 0 && hi > 0) {
+        double m = fmax(-(double)lo, (double)hi);
+        t = fabs((double)v) / m;
+        neg = v < 0;
+    } else if (hi > lo) {
+        t = lo >= 0 ? ((double)v - lo) / ((double)hi - lo) : ((double)hi - v) / ((double)hi - lo);
+        neg = hi <= 0;
+    } else {
+        t = hi == 0 ? 0 : 0.5; /* all zero: white (the terminal shades it mid-blue) */
+    }
+    if (t < 0) t = 0;
+    if (t > 1) t = 1;
+    double a = cube_level(5 - 5 * t), b = cube_level(5 - 4 * t);
+    if (neg) c.r = 255, c.g = channel(a), c.b = channel(a);
+    else c.r = channel(a), c.g = channel(b), c.b = 255;
+    c.light_text = light_text(c);
+    return c;
+}
+
+/* ---- one matrix ------------------------------------------------------------- */
+
+typedef struct svg_ctx {
+    export_dir *dir;
+    const attn_doc *doc;
+} svg_ctx;
+
+typedef struct matrix_stats {
+    float lo, hi;        /* finite range (0, 0 when nothing is finite) */
+    int any_finite, neg_inf, pos_inf, nan;
+    size_t value_chars;  /* widest printed value, in characters */
+} matrix_stats;
+
+static matrix_stats stats_of(const attn_tensor *t)
+{
+    matrix_stats s;
+    memset(&s, 0, sizeof s);
+    char buf[48];
+    for (size_t i = 0; i < t->numel; i++) {
+        float v = t->data[i];
+        if (isnan(v)) s.nan = 1;
+        else if (isinf(v)) *(v < 0 ? &s.neg_inf : &s.pos_inf) = 1;
+        else {
+            if (!s.any_finite || v < s.lo) s.lo = v;
+            if (!s.any_finite || v > s.hi) s.hi = v;
+            s.any_finite = 1;
+        }
+        format_cell(buf, sizeof buf, v);
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *)buf; *p; p++)
+            if ((*p & 0xC0) != 0x80) n++;
+        if (n > s.value_chars) s.value_chars = n;
+    }
+    return s;
+}
+
+/* The scalar "<prefix>name" of a trace, or fallback. */
+static double trace_scalar(const attn_trace *t, const char *prefix, const char *name,
+                           double fallback)
+{
+    char full[300];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const attn_tensor *s = attn_trace_get(t, full);
+    return s && s->numel == 1 ? (double)s->data[0] : fallback;
+}
+
+/* What the matrix is, in words, for the subtitle ("" when unknown). */
+static void describe(char *buf, size_t n, const svg_ctx *ctx, const export_matrix *m)
+{
+    const attn_doc *doc = ctx->doc;
+    const attn_trace *trace = doc->traces[m->seq];
+    const char *dot = strrchr(m->entry, '.');
+    const char *leaf = dot ? dot + 1 : m->entry;
+    char prefix[200] = "", head[64] = "";
+    if (dot) snprintf(prefix, sizeof prefix, "%.*s.", (int)(dot - m->entry), m->entry);
+    size_t h;
+    int is_head = sscanf(m->entry, "head%zu.", &h) == 1 && dot;
+    if (is_head && doc->num_heads) snprintf(head, sizeof head, "Head %zu of %zu · ", h + 1, doc->num_heads);
+    else if (is_head) snprintf(head, sizeof head, "Head %zu · ", h + 1);
+    const int layer = doc->num_heads > 0;
+    char scale[160] = "";
+    if (strcmp(leaf, "scaled") == 0) {
+        double sc = trace_scalar(trace, prefix, "scale", 1.0);
+        double temp = trace_scalar(trace, prefix, "temperature", 1.0);
+        char a[32];
+        format_exact(a, sizeof a, sc, 6);
+        if (temp != 1.0) snprintf(scale, sizeof scale, "Scores × %s / temperature %g", a, temp);
+        else snprintf(scale, sizeof scale, "Scores × %s%s", a, layer ? " (1/√d_k)" : "");
+    }
+    static const struct {
+        const char *leaf, *plain, *layer;
+    } words[] = {
+        {"embeddings", "Embeddings X (Q = K = V = X)", "Embeddings X (query = key = value = X)"},
+        {"scores", "Step 1. Scores = X · Xᵀ (dot product of every pair of tokens)", "Scores = Q · Kᵀ"},
+        {"scaled", "Step 2. Scaled scores = ", "Scaled scores = "},
+        {"mask", "Mask (added to the scaled scores; −∞ = may not attend)",
+         "Mask (added to the scaled scores; −∞ = may not attend)"},
+        {"attention", "Step 3. Attention = softmax of each row (rows sum to 1)",
+         "Attention = softmax of each row (rows sum to 1)"},
+        {"output", "Step 4. Output = Attention · V (weighted averages of the value vectors)", NULL},
+        {"q", NULL, "Q = X · W_Qᵀ + b_Q"},
+        {"k", NULL, "K = X · W_Kᵀ + b_K"},
+        {"v", NULL, "V = X · W_Vᵀ + b_V"},
+        {"w_q", NULL, "W_Q, this head's slice of the query projection"},
+        {"w_k", NULL, "W_K, this head's slice of the key projection"},
+        {"w_v", NULL, "W_V, this head's slice of the value projection"},
+        {"b_q", NULL, "b_Q, this head's query bias"},
+        {"b_k", NULL, "b_K, this head's key bias"},
+        {"b_v", NULL, "b_V, this head's value bias"},
+        {"concat", NULL, "Concatenation of the head outputs"},
+        {"w_o", NULL, "W_O, the output projection"},
+        {"b_o", NULL, "b_O, the output bias"},
+    };
+    const char *w = NULL;
+    if (strcmp(leaf, "output") == 0 && layer)
+        w = is_head ? "Head output = Attention · V" : "Output = Concat · W_Oᵀ + b_O";
+    for (size_t i = 0; !w && i < sizeof words / sizeof *words; i++)
+        if (strcmp(leaf, words[i].leaf) == 0) w = layer ? words[i].layer : words[i].plain;
+    snprintf(buf, n, "%s%s%s", w ? head : "", w ? w : "", w ? scale : "");
+}
+
+/* Sort keys for the cells of a large matrix: colour (24 bits) above the
+ * cell's index (40 bits), so that sorting groups colours in reading order. */
+#define INDEX_BITS 40
+#define INDEX_MASK ((UINT64_C(1) << INDEX_BITS) - 1)
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One <path> per colour; each subpath a run of cells of that colour in a row. */
+static void write_colour_paths(FILE *f, const attn_tensor *t, float lo, float hi, double x0,
+                               double y0, double cw, double ch, uint64_t *key)
+{
+    const size_t c = t->shape[1], n = t->numel;
+    for (size_t k = 0; k < n; k++) {
+        rgb col = colour_of(t->data[k], lo, hi);
+        uint64_t packed = (uint64_t)col.r << 16 | (uint64_t)col.g << 8 | col.b;
+        key[k] = packed << INDEX_BITS | (uint64_t)k;
+    }
+    qsort(key, n, sizeof *key, cmp_u64);
+    for (size_t k = 0; k < n;) {
+        const uint64_t colour = key[k] >> INDEX_BITS;
+        fprintf(f, "<path fill=\"#%06lx\" d=\"", (unsigned long)colour);
+        for (size_t runs = 0; k < n && key[k] >> INDEX_BITS == colour; runs++) {
+            const size_t idx = (size_t)(key[k] & INDEX_MASK), i = idx / c, j = idx % c;
+            size_t run = 1;
+            while (k + run < n && key[k + run] >> INDEX_BITS == colour &&
+                   (size_t)(key[k + run] & INDEX_MASK) == idx + run && j + run < c)
+                run++;
+            double w = cw * (double)run;
+            fprintf(f, "%sM%g %gh%gv%gh-%gz", runs && runs % 8 == 0 ? "\n" : "", x0 + cw * (double)j,
+                    y0 + ch * (double)i, w, ch, w);
+            k += run;
+        }
+        fputs("\"/>\n", f);
+    }
+}
+
+/* The whole SVG of one matrix. Writes only; the caller checks the stream. */
+static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint64_t *by_colour)
+{
+    const attn_tensor *t = m->t;
+    const size_t r = t->shape[0], c = t->shape[1];
+    const matrix_stats st = stats_of(t);
+    /* A constant matrix is shaded as the range from 0 to its value, so that
+     * zeros (a mask's allowed cells, fresh biases) stay white. */
+    float lo = st.lo, hi = st.hi;
+    if (!(hi > lo) && hi != 0) *(hi > 0 ? &lo : &hi) = 0;
+    char lab[64], lab2[64], num[64];
+
+    /* Header text. */
+    char caption[512], sub[700], what[400];
+    if (m->caption && m->caption[0]) snprintf(caption, sizeof caption, "%s", m->caption);
+    else snprintf(caption, sizeof caption, "sequence %zu", m->seq + 1);
+    describe(what, sizeof what, ctx, m);
+    const char *ra = m->row_axis ? m->row_axis : "row", *ca = m->col_axis ? m->col_axis : "column";
+    snprintf(sub, sizeof sub, "%s%s%zu %s × %zu %s", what, what[0] ? "  ·  " : "", r, ra, c, ca);
+
+    /* Cell and label geometry. */
+    const size_t big = r > c ? r : c;
+    const int values = c <= SVG_VALUES_MAX_COLS && r <= SVG_VALUES_MAX_ROWS;
+    const int tooltips = !by_colour;
+    double cw, ch, lab_fs;
+    if (values) {
+        ch = 28;
+        cw = fmax(46, ceil((double)st.value_chars * VALUE_FS * 0.62) + 12);
+        lab_fs = 13;
+    } else {
+        double cell = floor(960.0 / (double)big);
+        cell = cell < 3 ? 3 : cell > 24 ? 24 : cell;
+        cw = ch = cell;
+        lab_fs = fmin(12, fmax(2, floor(cell * 0.8 * 2) / 2));
+    }
+    double row_w = 0, col_w = 0;
+    for (size_t i = 0; i < r; i++)
+        row_w = fmax(row_w, text_width(label_of(m->rows, m->n_rows, i, lab, sizeof lab), lab_fs));
+    for (size_t j = 0; j < c; j++)
+        col_w = fmax(col_w, text_width(label_of(m->cols, m->n_cols, j, lab, sizeof lab), lab_fs));
+    /* Column labels: level when they fit (value cells widen for them, up
+     * to a point); 45° over value cells; 90° over small cells. */
+    const double level_w = ceil(col_w) + 12;
+    if (values && level_w <= 100 && level_w * (double)c <= 960) cw = fmax(cw, level_w);
+    const int angle = col_w <= cw - 6 ? 0 : values ? 45 : 90;
+    const double s45 = sqrt(0.5);
+    const double col_h = ceil(angle == 0 ? lab_fs : angle == 45 ? col_w * s45 + lab_fs : col_w);
+    const double overhang = angle == 45 ? col_w * s45 - cw / 2 : 0;
+    /* The row axis name sits in the corner, above the row labels. */
+    char ra_text[200];
+    snprintf(ra_text, sizeof ra_text, "%s ↓", ra);
+    row_w = fmax(row_w, text_width(ra_text, AXIS_FS));
+
+    const double title_y = MARGIN + TITLE_FS;
+    const double sub_y = title_y + 22;
+    const double axis_y = sub_y + 20 + AXIS_FS;            /* column axis name */
+    const double grid_y = axis_y + 8 + col_h + 8;
+    const double grid_x = ceil(MARGIN + row_w + 10);
+    const double grid_w = cw * (double)c, grid_h = ch * (double)r;
+
+    /* Legend: a vertical bar beside the grid, then swatches for non-finite cells. */
+    const double leg_x = grid_x + grid_w + 28;
+    const double bar_h = grid_h < 64 ? 64 : grid_h > 280 ? 280 : grid_h;
+    char lo_s[40], hi_s[40];
+    format_exact(lo_s, sizeof lo_s, lo, 4);
+    format_exact(hi_s, sizeof hi_s, hi, 4);
+    const int constant = !(hi > lo);
+    double leg_w = BAR_W + 8 + fmax(text_width(lo_s, TICK_FS), text_width(hi_s, TICK_FS));
+    double sw_y = grid_y + bar_h + 12;
+    const char *swatches[3];
+    rgb swatch_rgb[3];
+    size_t n_sw = 0;
+    if (st.neg_inf) swatches[n_sw] = "−∞ masked", swatch_rgb[n_sw++] = colour_of(-INFINITY, lo, hi);
+    if (st.pos_inf) swatches[n_sw] = "∞", swatch_rgb[n_sw++] = colour_of(INFINITY, lo, hi);
+    if (st.nan) swatches[n_sw] = "nan", swatch_rgb[n_sw++] = colour_of(NAN, lo, hi);
+    for (size_t k = 0; k < n_sw; k++)
+        leg_w = fmax(leg_w, BAR_W + 8 + text_width(swatches[k], TICK_FS));
+
+    double width = leg_x + leg_w;
+    width = fmax(width, grid_x + grid_w + overhang);
+    width = fmax(width, MARGIN + text_width(caption, TITLE_FS) + text_width(m->entry, TITLE_FS) + 40);
+    width = fmax(width, MARGIN + text_width(sub, SUB_FS));
+    width = ceil(width + MARGIN);
+    const double height = ceil(fmax(grid_y + grid_h, sw_y + 20.0 * (double)n_sw) + MARGIN);
+
+    /* An id unique among SVGs inlined in one page. */
+    char id[300];
+    size_t k = 0;
+    for (const char *p = m->stem; *p && k + 1 < sizeof id; p++)
+        id[k++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-') ? *p : '_';
+    id[k] = '\0';
+
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%g\" height=\"%g\" "
+            "viewBox=\"0 0 %g %g\" font-family=\"" FONT_FAMILY "\">\n",
+            width, height, width, height);
+    fputs("<title>", f);
+    xml_text(f, caption);
+    fputs(" — ", f);
+    xml_text(f, m->entry);
+    fputs("</title>\n<desc>", f);
+    if (ctx->doc->title) {
+        xml_text(f, ctx->doc->title);
+        fputs(": ", f);
+    }
+    xml_text(f, sub);
+    if (!tooltips)
+        fprintf(f, ". Per-cell tooltips are left out above %d cells; the CSV export has every value.",
+                SVG_TOOLTIP_MAX);
+    fputs("</desc>\n", f);
+    fprintf(f, "<defs><linearGradient id=\"legend-%s\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">", id);
+    for (int s = 0; s < SVG_LEGEND_STOPS; s++) {
+        double u = (double)s / (SVG_LEGEND_STOPS - 1);
+        rgb col = colour_of(constant ? lo : (float)(lo + (hi - lo) * u), lo, hi);
+        fprintf(f, "<stop offset=\"%g\" stop-color=\"#%02x%02x%02x\"/>", u, col.r, col.g, col.b);
+    }
+    fputs("</linearGradient></defs>\n", f);
+    fputs("<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n", f);
+
+    /* Title and subtitle. */
+    fprintf(f, "<text x=\"%g\" y=\"%g\" font-size=\"%g\" font-weight=\"bold\" fill=\"" INK "\">",
+            MARGIN, title_y, TITLE_FS);
+    xml_text(f, caption);
+    fputs(" <tspan font-weight=\"normal\" fill=\"" MUTED "\">— ", f);
+    xml_text(f, m->entry);
+    fputs("</tspan></text>\n", f);
+    fprintf(f, "<text x=\"%g\" y=\"%g\" font-size=\"%g\" fill=\"" MUTED "\">", MARGIN, sub_y, SUB_FS);
+    xml_text(f, sub);
+    fputs("</text>\n", f);
+
+    /* Axis names. */
+    fprintf(f, "<g font-size=\"%g\" font-style=\"italic\" fill=\"" MUTED "\" text-anchor=\"middle\">\n", AXIS_FS);
+    fprintf(f, "<text x=\"%g\" y=\"%g\">", grid_x + grid_w / 2, axis_y);
+    xml_text(f, ca);
+    fputs(" →</text>\n", f);
+    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">", grid_x - 8, grid_y - 8);
+    xml_text(f, ra_text);
+    fputs("</text>\n</g>\n\n", f);
+    /* Row and column labels. */
+    fprintf(f, "<g font-size=\"%g\" fill=\"" INK "\">\n<g text-anchor=\"end\">\n", lab_fs);
+    for (size_t i = 0; i < r; i++) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\">", grid_x - 8, grid_y + ch * ((double)i + 0.5) + lab_fs * 0.35);
+        xml_text(f, label_of(m->rows, m->n_rows, i, lab, sizeof lab));
+        fputs("</text>\n", f);
+    }
+    fprintf(f, "</g>\n<g text-anchor=\"%s\">\n", angle ? "start" : "middle");
+    for (size_t j = 0; j < c; j++) {
+        double cx = grid_x + cw * ((double)j + 0.5);
+        if (angle == 0) {
+            fprintf(f, "<text x=\"%g\" y=\"%g\">", cx, grid_y - 8);
+        } else {
+            double x = angle == 45 ? cx + lab_fs * 0.2 : cx + lab_fs * 0.35, y = grid_y - 6;
+            fprintf(f, "<text x=\"%g\" y=\"%g\" transform=\"rotate(-%d %g %g)\">", x, y, angle, x, y);
+        }
+        xml_text(f, label_of(m->cols, m->n_cols, j, lab, sizeof lab));
+        fputs("</text>\n", f);
+    }
+    fputs("</g>\n</g>\n", f);
+
+    /* Cells: one rect per cell with its tooltip, white gaps between cells
+     * that hold values. Without tooltips, one path per colour whose subpaths
+     * are the runs of that colour in each row: a third of the size of rects. */
+    if (!tooltips) {
+        fputs("<g shape-rendering=\"crispEdges\">\n", f);
+        write_colour_paths(f, t, lo, hi, grid_x, grid_y, cw, ch, by_colour);
+    } else {
+        fputs(values ? "<g stroke=\"#ffffff\" stroke-width=\"1\">\n" : "<g>\n", f);
+        for (size_t i = 0; i < r; i++)
+            for (size_t j = 0; j < c; j++) {
+                float v = t->data[i * c + j];
+                rgb col = colour_of(v, lo, hi);
+                fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"#%02x%02x%02x\"><title>",
+                        grid_x + cw * (double)j, grid_y + ch * (double)i, cw, ch, col.r, col.g, col.b);
+                xml_text(f, label_of(m->rows, m->n_rows, i, lab, sizeof lab));
+                fputs(" × ", f);
+                xml_text(f, label_of(m->cols, m->n_cols, j, lab2, sizeof lab2));
+                format_exact(num, sizeof num, v, 6);
+                fprintf(f, " = %s%s</title></rect>\n", num, isinf(v) && v < 0 ? " (masked)" : "");
+            }
+    }
+    fputs("</g>\n", f);
+    /* A hairline frame, so that a grid of white (zero) cells still shows. */
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#c8c8c8\" "
+               "stroke-width=\"1\"/>\n",
+            grid_x, grid_y, grid_w, grid_h);
+    if (values) {
+        fprintf(f, "<g font-size=\"%g\" text-anchor=\"middle\" fill=\"" INK "\" pointer-events=\"none\">\n",
+                VALUE_FS);
+        for (size_t i = 0; i < r; i++)
+            for (size_t j = 0; j < c; j++) {
+                float v = t->data[i * c + j];
+                format_cell(num, sizeof num, v);
+                fprintf(f, "<text x=\"%g\" y=\"%g\"%s>%s</text>\n", grid_x + cw * ((double)j + 0.5),
+                        grid_y + ch * ((double)i + 0.5) + VALUE_FS * 0.36,
+                        colour_of(v, lo, hi).light_text ? " fill=\"#ffffff\"" : "", num);
+            }
+        fputs("</g>\n", f);
+    }
+
+    /* Legend. */
+    fprintf(f, "<g class=\"legend\" font-size=\"%g\" fill=\"" INK "\">\n", TICK_FS);
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"url(#legend-%s)\" "
+               "stroke=\"#9a9a9a\" stroke-width=\"0.5\"/>\n",
+            leg_x, grid_y, BAR_W, bar_h, id);
+    struct {
+        double v;
+        const char *s;
+    } ticks[3] = {{hi, hi_s}, {lo, lo_s}, {0, "0"}};
+    size_t n_ticks = constant ? 1 : (lo < 0 && hi > 0) ? 3 : 2;
+    for (size_t q = 0; q < n_ticks; q++) {
+        double y = constant ? grid_y + bar_h / 2 : grid_y + bar_h * (hi - ticks[q].v) / ((double)hi - lo);
+        if (q == 2 && (y - grid_y < 14 || grid_y + bar_h - y < 14)) continue; /* crowds an end */
+        fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"" INK "\" stroke-width=\"1\"/>",
+                leg_x + BAR_W, y, leg_x + BAR_W + 4, y);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", leg_x + BAR_W + 7, y + TICK_FS * 0.35, ticks[q].s);
+    }
+    for (size_t q = 0; q < n_sw; q++) {
+        double y = sw_y + 20.0 * (double)q;
+        fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"#%02x%02x%02x\" "
+                   "stroke=\"#9a9a9a\" stroke-width=\"0.5\"/>",
+                leg_x, y, BAR_W, BAR_W, swatch_rgb[q].r, swatch_rgb[q].g, swatch_rgb[q].b);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", leg_x + BAR_W + 7, y + BAR_W / 2 + TICK_FS * 0.35,
+                swatches[q]);
+    }
+    fputs("</g>\n</svg>\n", f);
+}
+
+static attn_status write_matrix(const export_matrix *m, void *user)
+{
+    const svg_ctx *ctx = user;
+    char name[300];
+    snprintf(name, sizeof name, "%s.svg", m->stem);
+    uint64_t *by_colour = NULL; /* scratch for a matrix too large for tooltips */
+    if (m->t->numel > SVG_TOOLTIP_MAX) {
+        if (m->t->numel > INDEX_MASK || !(by_colour = malloc(m->t->numel * sizeof *by_colour)))
+            return attn_error(ATTN_E_NOMEM, "%s: cannot sort %zu cells by colour", name, m->t->numel);
+    }
+    attn_atomic_file af;
+    attn_status st = export_dir_begin(ctx->dir, name, &af);
+    if (!st) {
+        write_svg(af.f, ctx, m, by_colour);
+        st = export_dir_commit(ctx->dir, &af); /* checks every write */
+    }
+    free(by_colour);
+    return st;
+}
+
+attn_status attn_export_svg(const attn_doc *doc, const char *dir)
+{
+    attn_status st = export_check_doc(doc);
+    if (st) return st;
+    export_dir d;
+    if ((st = export_dir_open(&d, dir))) return st;
+    svg_ctx ctx = {&d, doc};
+    st = export_each_matrix(doc, write_matrix, &ctx);
+    if (st) export_dir_rollback(&d);
+    export_dir_close(&d);
+    return st;
 }
