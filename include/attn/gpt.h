@@ -1,0 +1,138 @@
+/* attn/gpt.h - a GPT-2 style decoder: forward, backward, incremental
+ * inference with a KV cache, sampling.
+ *
+ *   x_0   = wte[ids] + wpe[positions]                          (B, T, C)
+ *   x_l+½ = x_l + MHA_causal(LN_1(x_l))                        each block l
+ *   x_l+1 = x_l+½ + c_proj(GELU_tanh(c_fc(LN_2(x_l+½))))
+ *   logits = LN_f(x_L) · wteᵀ                                   (B, T, V)  (tied head)
+ *
+ * The attention is attn_mha (torch.nn.MultiheadAttention layout: a packed
+ * in_proj_weight (3C, C) of q|k|v rows, out_proj), run over the whole batch
+ * with ATTN_CAUSAL_TOP_LEFT, so faster attention kernels speed training up
+ * without changes here. Biases (linear and layer norm) are optional, as
+ * nanoGPT's `bias`. Parameters, by name (PyTorch-style):
+ *   wte.weight (V, C), wpe.weight (T, C), then for each block l
+ *   h.<l>.ln_1.weight (C) [.bias], h.<l>.attn.in_proj_weight (3C, C)
+ *   [h.<l>.attn.in_proj_bias (3C)], h.<l>.attn.out_proj.weight (C, C) [.bias],
+ *   h.<l>.ln_2.weight [.bias], h.<l>.mlp.c_fc.weight (4C, C) [.bias (4C)],
+ *   h.<l>.mlp.c_proj.weight (C, 4C) [.bias], then ln_f.weight [.bias].
+ * The model does not know its tokenizer: it sees token ids below vocab_size.
+ */
+#ifndef ATTN_GPT_H
+#define ATTN_GPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/rng.h"
+#include "attn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_gpt_config {
+    size_t vocab_size; /* V */
+    size_t context;    /* T, the most positions (block size) */
+    size_t layers;     /* number of blocks */
+    size_t heads;      /* attention heads; width % heads == 0 */
+    size_t width;      /* C, the embedding width */
+    int bias;          /* biases in linear layers and layer norms */
+} attn_gpt_config;
+
+/* One-line errors for nonsense: zero sizes, width not divisible by heads,
+ * sizes so large that buffers would overflow. */
+attn_status attn_gpt_config_check(const attn_gpt_config *c);
+/* Number of parameters the configuration gives (tied head counted once). */
+size_t attn_gpt_config_params(const attn_gpt_config *c);
+
+typedef struct attn_gpt attn_gpt;
+
+/* Allocates parameters, gradients and activations for batches of up to
+ * max_batch rows of up to `context` tokens (one arena each); zero weights. */
+attn_status attn_gpt_create(attn_gpt **g, const attn_gpt_config *c, size_t max_batch);
+void attn_gpt_free(attn_gpt *g);
+const attn_gpt_config *attn_gpt_get_config(const attn_gpt *g);
+
+/* GPT-2 initialisation, deterministic for a seed: weights N(0, 0.02), the
+ * residual projections (attn.out_proj, mlp.c_proj) N(0, 0.02/√(2·layers)),
+ * biases 0, layer-norm weights 1. */
+attn_status attn_gpt_init(attn_gpt *g, uint64_t seed);
+
+/* Every parameter tensor, in a fixed order. `decay` is 1 for matrices
+ * (rank 2: embeddings and linear weights), 0 for biases and norms. */
+typedef struct attn_param_ref {
+    const char *name;
+    float *data;
+    float *grad;
+    size_t numel;
+    int ndim;
+    size_t shape[2];
+    int decay;
+} attn_param_ref;
+
+size_t attn_gpt_param_count(const attn_gpt *g);
+const attn_param_ref *attn_gpt_params(const attn_gpt *g); /* attn_gpt_param_count entries */
+size_t attn_gpt_num_params(const attn_gpt *g);            /* total elements */
+void attn_gpt_zero_grad(attn_gpt *g);
+
+/* Forward over ids (B, T), 1 <= B <= max_batch, 1 <= T <= context. With
+ * targets (B, T) also the mean cross-entropy (*loss, may be NULL otherwise)
+ * and what the backward needs. Logits stay readable until the next forward. */
+attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *targets,
+                             size_t batch, size_t seq, double *loss);
+const float *attn_gpt_logits(const attn_gpt *g); /* (B, T, V) of the last forward */
+
+/* Backward of loss_scale · loss of the last forward with targets:
+ * gradients accumulate into the parameters' grad (gradient accumulation
+ * passes 1/steps). */
+attn_status attn_gpt_backward(attn_gpt *g, float loss_scale);
+
+/* ---- inference with a KV cache -------------------------------------------- */
+
+typedef struct attn_gpt_kv attn_gpt_kv;
+attn_status attn_gpt_kv_create(attn_gpt_kv **kv, const attn_gpt *g);
+void attn_gpt_kv_free(attn_gpt_kv *kv);
+void attn_gpt_kv_reset(attn_gpt_kv *kv);
+size_t attn_gpt_kv_len(const attn_gpt_kv *kv);
+
+/* Appends n tokens at positions len .. len+n-1 (len + n <= context): their
+ * queries attend to every cached key and to themselves and earlier new ones
+ * (bottom-right causal alignment), keys and values are appended to the cache.
+ * logits (V) receives the last new token's logits. n > 1 is the prefill. */
+attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
+                             float *logits);
+
+/* ---- sampling and generation ------------------------------------------------ */
+
+typedef struct attn_sample_opts {
+    float temperature; /* 0: greedy (argmax, lowest id on ties) */
+    size_t top_k;      /* 0: off */
+    float top_p;       /* 1: off; in (0, 1] */
+} attn_sample_opts;
+
+/* Draws one id from logits (V); scratch holds 2·V floats. Max-subtracted. */
+attn_status attn_sample(uint32_t *out, const float *logits, size_t vocab,
+                        const attn_sample_opts *o, attn_rng *rng, float *scratch);
+
+/* Called with each new token; return nonzero to stop early. */
+typedef int (*attn_token_fn)(uint32_t token, void *user);
+
+typedef struct attn_generate_opts {
+    size_t max_new;       /* tokens to generate */
+    attn_sample_opts sample;
+    uint64_t seed;
+    int use_cache;        /* 1: KV cache (prefill, then one token per step);
+                             0: the full forward over the window every step */
+} attn_generate_opts;
+
+/* Generates after prompt (n_prompt >= 1 ids). The model sees a window of at
+ * most `context` tokens; when it is full the window restarts at the last
+ * context/2 tokens (the cache is prefilled with them again). The cached and
+ * uncached paths use the same windows, so at temperature 0 they agree. */
+attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prompt,
+                              const attn_generate_opts *o, attn_token_fn on_token, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,81 @@
+/* attn/ops_nn.h - the layer ops of a GPT: layer norm, GELU, embedding
+ * lookup, softmax cross-entropy.
+ *
+ * Same conventions as ops.h: attn_<op>_forward(outputs..., inputs..., sizes)
+ * and attn_<op>_backward(gradients..., d_out, saved..., sizes). Buffers are
+ * contiguous row-major float32 with their shape in a comment. Backward passes
+ * ACCUMULATE into every gradient (+=), so a residual stream's gradient can
+ * collect several contributions; zero them before the first call. Each op has
+ * a reference twin (_ref) that accumulates in double; the default versions
+ * run rows in parallel with OpenMP, with results independent of the thread
+ * count (every reduction over rows is done in a fixed order).
+ */
+#ifndef ATTN_OPS_NN_H
+#define ATTN_OPS_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- layer norm (torch.nn.LayerNorm over the last dimension) -------------- */
+
+/* y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps), var biased.
+ *   y, x: (rows, dim)  w: (dim)  b: (dim) or NULL
+ *   mean, rstd: (rows), saved for the backward (either may be NULL when not
+ *   training; both or neither). y may not alias x. */
+attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                   const float *w, const float *b, size_t rows, size_t dim,
+                                   float eps);
+attn_status attn_layernorm_ref(float *y, const float *x, const float *w, const float *b,
+                               size_t rows, size_t dim, float eps);
+/* d_x += ..., d_w += sum over rows of d_y ∘ x̂, d_b += sum over rows of d_y.
+ * d_w and d_b may be NULL.  d_x, d_y, x: (rows, dim)  mean, rstd: (rows) */
+attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const float *d_y,
+                                    const float *x, const float *w, const float *mean,
+                                    const float *rstd, size_t rows, size_t dim);
+
+/* ---- GELU, tanh approximation (GPT-2; torch gelu(approximate="tanh")) ------ */
+
+/* y = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))   y, x: (n); y may alias x
+ * only in the forward (the backward needs x). */
+attn_status attn_gelu_forward(float *y, const float *x, size_t n);
+attn_status attn_gelu_ref(float *y, const float *x, size_t n);
+/* d_x += gelu'(x) ∘ d_y     d_x, d_y, x: (n) */
+attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, size_t n);
+
+/* ---- embedding lookup --------------------------------------------------- */
+
+/* out[i] = table[ids[i]] (accumulate = 0) or out[i] += table[ids[i]] (1).
+ *   out: (n, dim)  ids: (n), each < vocab  table: (vocab, dim) */
+attn_status attn_embedding_forward(float *out, const uint32_t *ids, const float *table,
+                                   size_t n, size_t dim, size_t vocab, int accumulate);
+/* d_table[ids[i]] += d_out[i], in order of i (deterministic).
+ *   d_table: (vocab, dim)  d_out: (n, dim) */
+attn_status attn_embedding_backward(float *d_table, const float *d_out, const uint32_t *ids,
+                                    size_t n, size_t dim, size_t vocab);
+
+/* ---- softmax cross-entropy -------------------------------------------- */
+
+/* loss = mean over rows of -log softmax(logits[i])[targets[i]] (in double,
+ * max-subtracted); probs (may alias logits) receives the softmax, saved for
+ * the backward; row_loss (rows) or NULL receives each row's loss.
+ *   probs, logits: (rows, vocab)  targets: (rows), each < vocab */
+attn_status attn_crossentropy_forward(double *loss, float *row_loss, float *probs,
+                                      const float *logits, const uint32_t *targets, size_t rows,
+                                      size_t vocab);
+attn_status attn_crossentropy_ref(double *loss, const float *logits, const uint32_t *targets,
+                                  size_t rows, size_t vocab);
+/* d_logits += scale · (probs − onehot(targets)); scale = d_loss / rows for the
+ * mean loss.   d_logits, probs: (rows, vocab)  targets: (rows) */
+attn_status attn_crossentropy_backward(float *d_logits, const float *probs,
+                                       const uint32_t *targets, float scale, size_t rows,
+                                       size_t vocab);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,60 @@
+/* attn/tokenizer.h - text to token ids and back, behind one interface.
+ *
+ * A model sees only ids below vocab_size; which tokenizer made them is the
+ * tokenizer's business. Character level now (the vocabulary is the set of
+ * Unicode code points of the training text, sorted, as nanoGPT's
+ * shakespeare_char); GPT-2's byte-level BPE will be another implementation of
+ * the same interface. A tokenizer is saved as one JSON file whose "type"
+ * names the implementation; attn_tokenizer_load dispatches on it.
+ */
+#ifndef ATTN_TOKENIZER_H
+#define ATTN_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attn_tokenizer attn_tokenizer;
+
+typedef struct attn_tokenizer_vtable {
+    const char *type;
+    size_t (*vocab_size)(const attn_tokenizer *t);
+    /* ids: a new malloc'd array of *n ids (free it); errors name the
+     * position of what cannot be encoded. `what` names the text in messages. */
+    attn_status (*encode)(const attn_tokenizer *t, const char *text, size_t len,
+                          const char *what, uint32_t **ids, size_t *n);
+    /* The bytes of one token: *len bytes at *bytes, valid while t lives. */
+    attn_status (*token_bytes)(const attn_tokenizer *t, uint32_t id, const char **bytes,
+                               size_t *len);
+    /* Writes the tokenizer's JSON (atomically). */
+    attn_status (*save)(const attn_tokenizer *t, const char *path);
+    void (*destroy)(attn_tokenizer *t);
+} attn_tokenizer_vtable;
+
+struct attn_tokenizer {
+    const attn_tokenizer_vtable *vt;
+};
+
+static inline size_t attn_tokenizer_vocab_size(const attn_tokenizer *t) { return t->vt->vocab_size(t); }
+
+attn_status attn_tokenizer_encode(const attn_tokenizer *t, const char *text, size_t len,
+                                  const char *what, uint32_t **ids, size_t *n);
+attn_status attn_tokenizer_token_bytes(const attn_tokenizer *t, uint32_t id, const char **bytes,
+                                       size_t *len);
+attn_status attn_tokenizer_save(const attn_tokenizer *t, const char *path);
+void attn_tokenizer_free(attn_tokenizer *t);
+/* Reads a tokenizer file written by save (any known type). */
+attn_status attn_tokenizer_load(attn_tokenizer **t, const char *path);
+
+/* Character level: the vocabulary of `text` (valid UTF-8, not empty). */
+attn_status attn_char_tokenizer_from_text(attn_tokenizer **t, const char *text, size_t len,
+                                          const char *what);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,168 @@
+/* attn/train.h - training a GPT: AdamW, gradient clipping, the learning-rate
+ * schedule, batches, checkpoints, and the training loop.
+ *
+ * The loop reports progress through a callback and never prints. A
+ * checkpoint directory holds
+ *   config.json        {"format": "attn-gpt", "version": 1, "step": N,
+ *                       "model": {...}, "train": {...}}
+ *   model.safetensors  every parameter by name (attn/gpt.h), F32
+ *   vocab.json         the tokenizer (attn/tokenizer.h)
+ *   optim.safetensors  AdamW moments "m.<name>", "v.<name>"; metadata step,
+ *                      the batch sampler's RNG state
+ * Every file is written under a temporary name, fsynced, and only when all
+ * are complete renamed into place; each carries the step, and loading checks
+ * they agree, so a checkpoint is never silently mixed or half-written.
+ */
+#ifndef ATTN_TRAIN_H
+#define ATTN_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/gpt.h"
+#include "attn/rng.h"
+#include "attn/status.h"
+#include "attn/tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- AdamW (torch.optim.AdamW) and clipping -------------------------------- */
+
+typedef struct attn_adamw_config {
+    float beta1, beta2, eps, weight_decay; /* decay only where attn_param_ref.decay */
+} attn_adamw_config;
+
+typedef struct attn_adamw attn_adamw;
+/* Moments for the n parameters (zero); the refs must outlive the optimizer. */
+attn_status attn_adamw_create(attn_adamw **o, const attn_param_ref *params, size_t n,
+                              const attn_adamw_config *c);
+void attn_adamw_free(attn_adamw *o);
+/* One step at learning rate lr, exactly as torch.optim.AdamW (decoupled
+ * decay p *= 1 - lr·wd, bias-corrected moments). */
+attn_status attn_adamw_step(attn_adamw *o, float lr);
+size_t attn_adamw_steps(const attn_adamw *o);
+void attn_adamw_set_steps(attn_adamw *o, size_t steps);
+/* First and second moment of parameter i (numel floats each). */
+void attn_adamw_moments(attn_adamw *o, size_t i, float **m, float **v);
+
+/* Global L2 norm of all gradients (in double); when above max_norm (> 0)
+ * scales them by max_norm / (norm + 1e-6), as torch's clip_grad_norm_. */
+double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm);
+
+/* ---- configuration ------------------------------------------------------------ */
+
+typedef struct attn_train_config {
+    size_t batch, iters, warmup, decay_iters, accum, eval_every, eval_iters, checkpoint_every;
+    float lr, min_lr, beta1, beta2, eps, weight_decay, grad_clip, val_fraction;
+    uint64_t seed;
+} attn_train_config;
+
+/* nanoGPT's shakespeare_char choices where they apply: batch 12, 2000
+ * iterations, warmup 100, lr 1e-3 → 1e-4 (cosine to decay_iters = iters),
+ * AdamW betas (0.9, 0.99), eps 1e-8, weight decay 0.1, clip 1.0, accum 1,
+ * evaluation every 250 steps over 20 batches, 10 % validation, seed 1337. */
+attn_train_config attn_train_defaults(void);
+attn_gpt_config attn_gpt_defaults(void); /* 4 layers, 4 heads, width 128, context 64, no bias */
+attn_status attn_train_config_check(const attn_train_config *t);
+
+/* Learning rate at step it (0-based): linear warm-up over `warmup` steps
+ * (lr·(it+1)/(warmup+1)), cosine decay to min_lr at decay_iters (0 = iters),
+ * then min_lr. */
+double attn_lr_at(const attn_train_config *t, size_t it);
+
+/* Reads configuration keys from a JSON object text (a --config file or a
+ * checkpoint's config.json "model"/"train" objects flattened). Known keys:
+ * layers heads width context bias vocab_size | batch iters warmup
+ * decay_iters accum eval_every eval_iters checkpoint_every lr min_lr beta1
+ * beta2 eps weight_decay grad_clip val_fraction seed. Unknown keys, wrong
+ * types and negative or fractional counts are errors naming `what` and the
+ * key. Only keys present are written. */
+attn_status attn_train_config_from_json(const char *text, const char *what, attn_gpt_config *m,
+                                        attn_train_config *t);
+
+/* ---- data ----------------------------------------------------------------------- */
+
+/* B rows of T+1 consecutive tokens from tokens[0..n) at uniformly random
+ * offsets (n > T): x = the first T, y = the next T. */
+attn_status attn_sample_batch(uint32_t *x, uint32_t *y, const uint32_t *tokens, size_t n,
+                              size_t batch, size_t seq, attn_rng *rng);
+
+/* ---- checkpoints --------------------------------------------------------------- */
+
+typedef struct attn_checkpoint {
+    attn_gpt_config model;
+    attn_train_config train;
+    size_t step;
+    attn_rng rng;           /* the batch sampler's state */
+    int has_optim;          /* optim.safetensors present */
+} attn_checkpoint;
+
+/* Reads dir/config.json and dir/vocab.json, creates the model for max_batch
+ * rows (0: the checkpoint's batch) and loads dir/model.safetensors: every
+ * tensor must be present with the configured shape, and no other. The
+ * optimizer state is loaded when `opt` is given (it must have been created
+ * for this model). */
+attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpoint *info,
+                                 attn_gpt **g, attn_tokenizer **tok);
+/* ... and fills info->rng from it. */
+attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, attn_gpt *g,
+                                       attn_adamw *opt);
+/* Loads parameters by name from a safetensors file; strict: no other tensor
+ * may be present (checkpoints); not strict: others are ignored (fixtures). */
+attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict);
+/* Writes the four files (optimizer only when opt is given). */
+attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
+                                 const attn_tokenizer *tok, attn_adamw *opt);
+
+/* ---- the training loop ------------------------------------------------------------ */
+
+typedef struct attn_train_event {
+    size_t step, iters;         /* steps done, of iters */
+    double train_loss;          /* mean over the step's micro-batches */
+    double val_loss, eval_train_loss; /* when evaluated (NAN otherwise) */
+    int evaluated, checkpointed;
+    double lr, grad_norm;
+    double ms_per_iter;         /* this step */
+    double tokens_per_s;        /* this step */
+    double elapsed_s;           /* since this run started */
+} attn_train_event;
+
+/* Return nonzero to stop (a checkpoint is written, as for *stop). */
+typedef int (*attn_train_progress_fn)(const attn_train_event *e, void *user);
+
+typedef struct attn_trainer attn_trainer;
+
+/* A new run on `text` (named `what` in messages), encoded with tok (the
+ * trainer takes it over, also on failure); m->vocab_size is set from it. The
+ * first (1 - val_fraction) of the tokens trains, the rest validates; both
+ * parts need more than context tokens. */
+attn_status attn_trainer_create(attn_trainer **t, const attn_gpt_config *m,
+                                const attn_train_config *c, attn_tokenizer *tok, const char *text,
+                                size_t len, const char *what);
+/* Continues the run saved in dir (model, optimizer, sampler state) on the
+ * same text, encoded with the checkpoint's vocabulary; iters (when > 0)
+ * replaces the stored total. */
+attn_status attn_trainer_resume(attn_trainer **t, const char *dir, const char *text, size_t len,
+                                const char *what, size_t iters);
+attn_tokenizer *attn_trainer_tokenizer(attn_trainer *t); /* owned by the trainer */
+const attn_checkpoint *attn_trainer_info(const attn_trainer *t);
+attn_gpt *attn_trainer_model(attn_trainer *t);
+void attn_trainer_free(attn_trainer *t); /* frees the tokenizer too */
+
+/* Trains until iters (or stop_at > 0 steps, or *stop becomes nonzero, or the
+ * callback asks), writing a checkpoint to out_dir every checkpoint_every
+ * steps and when it ends. *stopped (may be NULL) says whether it ended early. */
+attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_at,
+                             const volatile sig_atomic_t *stop, attn_train_progress_fn cb,
+                             void *user, int *stopped);
+
+/* Mean loss over eval_iters batches of the train or validation part, drawn
+ * with an RNG seeded from (seed, step): the same at the same step. */
+attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,180 @@
+/* adamw.c - AdamW as torch.optim.AdamW, global-norm clipping, the
+ * learning-rate schedule and batch sampling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/train.h"
+
+#ifdef ATTN_HAVE_OPENMP
+#define OMP_FOR _Pragma("omp parallel for schedule(static) if (n >= 65536)")
+#else
+#define OMP_FOR
+#endif
+
+struct attn_adamw {
+    attn_adamw_config c;
+    const attn_param_ref *p;
+    size_t n, steps;
+    float **m, **v;
+    float *store;
+};
+
+attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, size_t n,
+                              const attn_adamw_config *c)
+{
+    if (!out || !params || !c || !n) return attn_error(ATTN_E_INVALID, "attn_adamw_create: bad argument");
+    *out = NULL;
+    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) || !(c->eps > 0) ||
+        !(c->weight_decay >= 0))
+        return attn_error(ATTN_E_INVALID,
+                          "AdamW: betas must be in [0, 1), eps > 0 and weight decay >= 0");
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += params[i].numel;
+    attn_adamw *o = calloc(1, sizeof *o);
+    if (o) {
+        o->m = calloc(n, sizeof *o->m), o->v = calloc(n, sizeof *o->v);
+        o->store = calloc(2 * total, sizeof(float)); /* one allocation for both moments */
+    }
+    if (!o || !o->m || !o->v || !o->store) {
+        attn_adamw_free(o);
+        return attn_error(ATTN_E_NOMEM, "cannot allocate AdamW moments for %zu parameters", total);
+    }
+    o->c = *c, o->p = params, o->n = n;
+    float *at = o->store;
+    for (size_t i = 0; i < n; i++) o->m[i] = at, at += params[i].numel;
+    for (size_t i = 0; i < n; i++) o->v[i] = at, at += params[i].numel;
+    *out = o;
+    return ATTN_OK;
+}
+
+void attn_adamw_free(attn_adamw *o)
+{
+    if (!o) return;
+    free(o->m), free(o->v), free(o->store), free(o);
+}
+
+size_t attn_adamw_steps(const attn_adamw *o) { return o ? o->steps : 0; }
+void attn_adamw_set_steps(attn_adamw *o, size_t steps)
+{
+    if (o) o->steps = steps;
+}
+void attn_adamw_moments(attn_adamw *o, size_t i, float **m, float **v)
+{
+    *m = o->m[i], *v = o->v[i];
+}
+
+attn_status attn_adamw_step(attn_adamw *o, float lr)
+{
+    if (!o) return attn_error(ATTN_E_INVALID, "attn_adamw_step: NULL");
+    o->steps++;
+    const float b1 = o->c.beta1, b2 = o->c.beta2, eps = o->c.eps;
+    const double bc1 = 1.0 - pow((double)b1, (double)o->steps);
+    const double bc2 = 1.0 - pow((double)b2, (double)o->steps);
+    const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    for (size_t i = 0; i < o->n; i++) {
+        const attn_param_ref *p = &o->p[i];
+        float *w = p->data, *m = o->m[i], *v = o->v[i];
+        const float *g = p->grad;
+        const float decay = p->decay ? 1.0f - lr * o->c.weight_decay : 1.0f;
+        const size_t n = p->numel;
+        OMP_FOR
+        for (size_t j = 0; j < n; j++) {
+            w[j] *= decay;
+            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+            const float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+            w[j] -= step_size * (m[j] / denom);
+        }
+    }
+    return ATTN_OK;
+}
+
+double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm)
+{
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const float *g = params[i].grad;
+        double s = 0.0;
+        for (size_t j = 0; j < params[i].numel; j++) s += (double)g[j] * g[j];
+        total += s;
+    }
+    const double norm = sqrt(total);
+    if (max_norm > 0.0f) {
+        const double coef = (double)max_norm / (norm + 1e-6);
+        if (coef < 1.0) {
+            const float cf = (float)coef;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < params[i].numel; j++) params[i].grad[j] *= cf;
+        }
+    }
+    return norm;
+}
+
+attn_train_config attn_train_defaults(void)
+{
+    attn_train_config t;
+    memset(&t, 0, sizeof t);
+    t.batch = 12, t.iters = 2000, t.warmup = 100, t.decay_iters = 0, t.accum = 1;
+    t.eval_every = 250, t.eval_iters = 20, t.checkpoint_every = 0;
+    t.lr = 1e-3f, t.min_lr = 1e-4f, t.beta1 = 0.9f, t.beta2 = 0.99f, t.eps = 1e-8f;
+    t.weight_decay = 0.1f, t.grad_clip = 1.0f, t.val_fraction = 0.1f, t.seed = 1337;
+    return t;
+}
+
+attn_gpt_config attn_gpt_defaults(void)
+{
+    attn_gpt_config m = {0, 64, 4, 4, 128, 0};
+    return m;
+}
+
+attn_status attn_train_config_check(const attn_train_config *t)
+{
+    if (!t->batch) return attn_error(ATTN_E_INVALID, "batch must be at least 1, got 0");
+    if (!t->iters) return attn_error(ATTN_E_INVALID, "iters must be at least 1, got 0");
+    if (!t->accum) return attn_error(ATTN_E_INVALID, "accum must be at least 1, got 0");
+    if (!t->eval_iters) return attn_error(ATTN_E_INVALID, "eval_iters must be at least 1, got 0");
+    if (t->batch > ((size_t)1 << 20) || t->accum > ((size_t)1 << 20))
+        return attn_error(ATTN_E_INVALID, "batch and accum must be at most 2^20");
+    if (!(t->lr > 0) || !isfinite(t->lr))
+        return attn_error(ATTN_E_INVALID, "lr must be a finite number > 0, got %g", (double)t->lr);
+    if (!(t->min_lr >= 0) || t->min_lr > t->lr)
+        return attn_error(ATTN_E_INVALID, "min_lr must be in [0, lr], got %g", (double)t->min_lr);
+    if (!(t->beta1 >= 0 && t->beta1 < 1) || !(t->beta2 >= 0 && t->beta2 < 1))
+        return attn_error(ATTN_E_INVALID, "beta1 and beta2 must be in [0, 1)");
+    if (!(t->eps > 0)) return attn_error(ATTN_E_INVALID, "eps must be > 0");
+    if (!(t->weight_decay >= 0) || !isfinite(t->weight_decay))
+        return attn_error(ATTN_E_INVALID, "weight_decay must be >= 0");
+    if (!(t->grad_clip >= 0) || !isfinite(t->grad_clip))
+        return attn_error(ATTN_E_INVALID, "grad_clip must be >= 0 (0: off)");
+    if (!(t->val_fraction > 0 && t->val_fraction < 1))
+        return attn_error(ATTN_E_INVALID, "val_fraction must be in (0, 1), got %g",
+                          (double)t->val_fraction);
+    return ATTN_OK;
+}
+
+double attn_lr_at(const attn_train_config *t, size_t it)
+{
+    const double lr = t->lr, min_lr = t->min_lr;
+    const size_t decay = t->decay_iters ? t->decay_iters : t->iters;
+    if (it < t->warmup) return lr * (double)(it + 1) / (double)(t->warmup + 1);
+    if (it > decay) return min_lr;
+    if (decay <= t->warmup) return min_lr;
+    const double ratio = (double)(it - t->warmup) / (double)(decay - t->warmup);
+    const double coeff = 0.5 * (1.0 + cos(3.14159265358979323846 * ratio));
+    return min_lr + coeff * (lr - min_lr);
+}
+
+attn_status attn_sample_batch(uint32_t *x, uint32_t *y, const uint32_t *tokens, size_t n,
+                              size_t batch, size_t seq, attn_rng *rng)
+{
+    if (!x || !y || !tokens || !rng) return attn_error(ATTN_E_INVALID, "attn_sample_batch: NULL");
+    if (n <= seq)
+        return attn_error(ATTN_E_INVALID, "%zu tokens are too few for a context of %zu", n, seq);
+    for (size_t b = 0; b < batch; b++) {
+        const size_t at = attn_rng_below(rng, n - seq);
+        memcpy(x + b * seq, tokens + at, seq * sizeof *x);
+        memcpy(y + b * seq, tokens + at + 1, seq * sizeof *y);
+    }
+    return ATTN_OK;
+}

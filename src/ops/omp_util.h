@@ -1,0 +1,17 @@
+/* omp_util.h - OpenMP loops that vanish cleanly without OpenMP (internal). */
+#ifndef ATTN_OMP_UTIL_H
+#define ATTN_OMP_UTIL_H
+
+#define ATTN_PRAGMA(x) _Pragma(#x)
+#ifdef ATTN_HAVE_OPENMP
+/* A static schedule: every row goes to a fixed thread and is computed the same
+ * way whatever the thread count, so results never depend on it. */
+#define ATTN_OMP_FOR_IF(cond) ATTN_PRAGMA(omp parallel for schedule(static) if (cond))
+#else
+#define ATTN_OMP_FOR_IF(cond)
+#endif
+
+/* Work (elements touched) below which threads cost more than they give. */
+#define ATTN_OMP_MIN_WORK 16384
+
+#endif

@@ -1,0 +1,82 @@
+/* tokenizer.c - the tokenizer interface: dispatch and loading by "type". */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/tokenizer.h"
+
+attn_status attn_char_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
+                                          const char *path);
+
+attn_status attn_tokenizer_encode(const attn_tokenizer *t, const char *text, size_t len,
+                                  const char *what, uint32_t **ids, size_t *n)
+{
+    if (!t || !text || !ids || !n) return attn_error(ATTN_E_INVALID, "attn_tokenizer_encode: NULL");
+    return t->vt->encode(t, text, len, what ? what : "text", ids, n);
+}
+
+attn_status attn_tokenizer_token_bytes(const attn_tokenizer *t, uint32_t id, const char **bytes,
+                                       size_t *len)
+{
+    if (!t || !bytes || !len) return attn_error(ATTN_E_INVALID, "attn_tokenizer_token_bytes: NULL");
+    return t->vt->token_bytes(t, id, bytes, len);
+}
+
+attn_status attn_tokenizer_save(const attn_tokenizer *t, const char *path)
+{
+    if (!t || !path) return attn_error(ATTN_E_INVALID, "attn_tokenizer_save: NULL");
+    return t->vt->save(t, path);
+}
+
+void attn_tokenizer_free(attn_tokenizer *t)
+{
+    if (t) t->vt->destroy(t);
+}
+
+attn_status attn_tokenizer_load(attn_tokenizer **out, const char *path)
+{
+    if (!out || !path) return attn_error(ATTN_E_INVALID, "attn_tokenizer_load: NULL");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    attn_status st = ATTN_OK;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            if (cap > ((size_t)64 << 20)) {
+                st = attn_error(ATTN_E_FORMAT, "%s: larger than 64 MB", path);
+                break;
+            }
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
+            if (!nb) {
+                st = attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error", path);
+    fclose(f);
+    cJSON *root = NULL;
+    if (!st) {
+        buf[len] = 0;
+        root = cJSON_ParseWithLength(buf, len);
+        if (!cJSON_IsObject(root)) st = attn_error(ATTN_E_FORMAT, "%s: not a JSON object", path);
+    }
+    if (!st) {
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
+        if (type && strcmp(type, "char") == 0) st = attn_char_tokenizer_from_json(out, root, path);
+        else
+            st = attn_error(ATTN_E_FORMAT, "%s: unknown tokenizer type '%s' (known: char)", path,
+                            type ? type : "(missing)");
+    }
+    cJSON_Delete(root);
+    free(buf);
+    return st;
+}

@@ -1,0 +1,14 @@
+/* cmd_gpt.h - the GPT subcommands and what they share. */
+#ifndef ATTN_CMD_GPT_H
+#define ATTN_CMD_GPT_H
+
+#include <stddef.h>
+#include "attn/status.h"
+
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+/* Reads a whole file (NUL-terminated; *len excludes it). */
+attn_status gpt_cli_read_file(const char *path, char **text, size_t *len);
+
+#endif
