@@ -36,8 +36,10 @@ test-sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
 
+# The fused attention kernels against the reference and the machine's peak
+# (`attn bench attention --help`); bench/torch_attention.py compares PyTorch.
 bench: build
-	$(BUILD)/bench_ops
+	$(BUILD)/attn bench attention
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_bench.h"
 #include "cmd_gpt.h"
 
 typedef struct command {
@@ -15,6 +16,7 @@ static const command commands[] = {
     {"demo", cmd_demo, "self-attention step by step on the built-in cat/keyboard/mouse example"},
     {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV) or layer"},
     {"mha", cmd_mha, "multi-head attention on safetensors inputs, as PyTorch computes it"},
+    {"bench", cmd_bench, "time the fused attention and GEMM kernels against the reference"},
     {"train", cmd_train, "train a small GPT on a text file (checkpoints, resume)"},
     {"generate", cmd_generate, "generate text with a trained GPT (KV cache)"},
 };

@@ -135,6 +135,112 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
                                const float *weights, size_t l, size_t s, size_t d_k,
                                size_t d_v, const attn_sdpa_params *params);
 
+
+/* ---- threads and SIMD ---------------------------------------------------- */
+
+/* The instruction set the fast kernels use. Chosen once from the CPU's
+ * features (the best it has); the environment variable ATTN_SIMD
+ * (avx512 | avx2 | scalar) lowers it, and attn_simd_set changes it (tests). */
+typedef enum attn_simd {
+    ATTN_SIMD_SCALAR = 0, /* portable C */
+    ATTN_SIMD_AVX2 = 1,   /* AVX2 + FMA, 8 lanes */
+    ATTN_SIMD_AVX512 = 2  /* AVX-512 F + DQ, 16 lanes */
+} attn_simd;
+
+/* The level in use. */
+attn_simd attn_simd_level(void);
+/* The best level this CPU supports. */
+attn_simd attn_simd_best(void);
+/* Forces a level; ATTN_E_INVALID (and no change) if the CPU lacks it. Not
+ * to be called while a kernel runs. */
+attn_status attn_simd_set(attn_simd level);
+/* "avx512", "avx2", "scalar". */
+const char *attn_simd_name(attn_simd level);
+
+/* Threads the kernels use (OpenMP; 1 without it). Results never depend on it. */
+int attn_threads(void);
+void attn_set_threads(int n);
+
+/* ---- fused ("flash") attention ------------------------------------------
+ *
+ * softmax(q·kᵀ·scale + masks)·v over tiles of queries × keys with an online
+ * softmax: no (L, S) matrix is ever formed, memory is O((L + S)·d). The same
+ * math as attn_sdpa_ref for many heads at once; rows that may attend to no key
+ * give an output of 0 (and a log-sum-exp of -inf).
+ *
+ * Problem (b, h) for b < batch, h < heads reads row i of q at
+ *   q + b·q_bs + h·q_hs + i·q_rs          (d_k floats, contiguous)
+ * and likewise k, v (rows j < S) and out (rows i < L, d_v floats). Gradients
+ * use the strides of the tensor they belong to (d_q those of q, d_out those
+ * of out). lse is (batch, heads, L), contiguous.
+ * Masks (all optional; a key must be allowed by all of them):
+ *   bool_mask (L, S) at b·bool_mask_bs + h·bool_mask_hs: nonzero = may attend;
+ *   add_mask  (L, S) at b·add_mask_bs + h·add_mask_hs: added to the scaled
+ *             scores (-inf masks);
+ *   key_mask  (S) at b·key_mask_bs: added to every row (key padding);
+ *   causal    top-left (j <= i) or bottom-right (j <= i + S - L).
+ * A stride of 0 shares one mask among batches or heads. */
+typedef struct attn_flash_desc {
+    size_t batch, heads, l, s, d_k, d_v;
+    size_t q_rs, q_hs, q_bs;
+    size_t k_rs, k_hs, k_bs;
+    size_t v_rs, v_hs, v_bs;
+    size_t o_rs, o_hs, o_bs;
+    float scale; /* factor on q·kᵀ (scale / temperature) */
+    attn_causal causal;
+    const uint8_t *bool_mask;
+    size_t bool_mask_hs, bool_mask_bs;
+    const float *add_mask;
+    size_t add_mask_hs, add_mask_bs;
+    const float *key_mask;
+    size_t key_mask_bs;
+} attn_flash_desc;
+
+/* Contiguous (batch, heads, rows, d) tensors, scale 1/sqrt(d_k), no mask. */
+attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_t s, size_t d_k,
+                                     size_t d_v);
+
+/* out (see above) = attention; lse (batch, heads, L) or NULL receives each
+ * row's log-sum-exp of its scaled, masked scores (what the backward needs). */
+attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,
+                               const float *v, const attn_flash_desc *d);
+
+/* Gradients from the forward's output and lse, recomputing the probabilities
+ * tile by tile (dS = P ∘ (dP − rowsum(dO ∘ O))). Gradients accumulate (+=);
+ * any of d_q, d_k, d_v may be NULL. Deterministic: the same bits for any
+ * number of threads. */
+attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float *d_out,
+                                const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, const attn_flash_desc *d);
+
+/* Bytes the forward / backward allocate for the problem (packed K/V, tiles,
+ * per-thread scratch) with the current thread count. */
+size_t attn_flash_forward_workspace(const attn_flash_desc *d);
+size_t attn_flash_backward_workspace(const attn_flash_desc *d);
+
+/* One head with attn_sdpa_params (its masks, causal, scale and temperature):
+ * out (L, d_v), lse (L) or NULL; the backward accumulates into grad_q (L, d_k),
+ * grad_k (S, d_k), grad_v (S, d_v) from out and lse of the forward. */
+attn_status attn_sdpa_flash_forward(float *out, float *lse, const float *q, const float *k,
+                                    const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                                    const attn_sdpa_params *params);
+attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v,
+                                     const float *grad_out, const float *q, const float *k,
+                                     const float *v, const float *out, const float *lse,
+                                     size_t l, size_t s, size_t d_k, size_t d_v,
+                                     const attn_sdpa_params *params);
+
+/* ---- GEMM kernels (for benchmarks and tests) ------------------------------
+ * c (M, N) = a (M, K) · b, b (K, N) when !trans_b else (N, K), through the
+ * built-in blocked SIMD kernel or (when available) CBLAS. attn_matmul_forward
+ * and attn_matmul_nt_forward choose between them by size. */
+attn_status attn_gemm_builtin(float *c, const float *a, const float *b, size_t m, size_t k,
+                              size_t n, int trans_b);
+/* ATTN_E_NOTFOUND when the library was built without CBLAS. */
+attn_status attn_gemm_cblas(float *c, const float *a, const float *b, size_t m, size_t k,
+                            size_t n, int trans_b);
+int attn_have_cblas(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,8 +38,9 @@ struct attn_mha {
 
 struct attn_mha_cache {
     size_t batch, tgt_len, kv_len, src_len;
-    float *qp, *kp, *vp, *probs, *concat;
-    size_t cap_qp, cap_kp, cap_vp, cap_probs, cap_concat;
+    float *qp, *kp, *vp, *probs, *concat, *lse;
+    size_t cap_qp, cap_kp, cap_vp, cap_probs, cap_concat, cap_lse;
+    int fused; /* the forward ran the fused kernels: lse (N, H, L) instead of probs */
 };
 
 #define ABSENT ((size_t)-1)
@@ -227,7 +228,7 @@ attn_status attn_mha_cache_create(attn_mha_cache **cache)
 void attn_mha_cache_free(attn_mha_cache *c)
 {
     if (!c) return;
-    free(c->qp), free(c->kp), free(c->vp), free(c->probs), free(c->concat);
+    free(c->qp), free(c->kp), free(c->vp), free(c->probs), free(c->concat), free(c->lse);
     free(c);
 }
 
@@ -356,6 +357,129 @@ static attn_status project(const attn_mha *m, const attn_mha_inputs *in, size_t 
     return ATTN_OK;
 }
 
+/* ---- the fused path ---------------------------------------------------------------
+ * Without a trace and without attention weights the layer runs the fused
+ * kernels on all heads of a batch at once, reading the projections in place
+ * (row stride H·d, head stride d) and writing the concatenation directly. The
+ * masks go in as they are (boolean ones converted once to additive form):
+ * O(L·S) memory only where the caller's mask already is. With bias_kv or
+ * zero_attn positions and a mask, the mask of each head is built as on the
+ * reference path (those positions stay visible) and the heads run one by one. */
+
+static int odd_masks(const attn_mha *m, const attn_mha_inputs *in)
+{
+    return (m->cfg.add_bias_kv || m->cfg.add_zero_attn) &&
+           (in->attn_mask || in->key_padding_mask || in->causal != ATTN_CAUSAL_NONE);
+}
+
+typedef struct fused_masks {
+    const float *am;  /* attn_mask, additive: (L, S) or (N·H, L, S) */
+    const float *kpm; /* key padding, additive: (N, S) */
+    float *own_am, *own_kpm;
+} fused_masks;
+
+static attn_status fused_masks_make(fused_masks *f, const attn_mha *m, const attn_mha_inputs *in)
+{
+    memset(f, 0, sizeof *f);
+    if (odd_masks(m, in)) return ATTN_OK;
+    const size_t L = in->tgt_len, S = in->src_len;
+    if (in->attn_mask && in->attn_mask_kind == ATTN_MASK_BOOL) {
+        size_t cnt = (in->attn_mask_per_head ? in->batch * m->cfg.num_heads : 1) * L * S;
+        if (!(f->own_am = malloc(cnt * sizeof(float))))
+            return attn_error(ATTN_E_NOMEM, "cannot allocate the attention mask");
+        for (size_t i = 0; i < cnt; i++) f->own_am[i] = mask_value(in->attn_mask[i], ATTN_MASK_BOOL);
+        f->am = f->own_am;
+    } else {
+        f->am = in->attn_mask;
+    }
+    if (in->key_padding_mask && in->key_padding_kind == ATTN_MASK_BOOL) {
+        size_t cnt = in->batch * S;
+        if (!(f->own_kpm = malloc(cnt * sizeof(float))))
+            return attn_error(ATTN_E_NOMEM, "cannot allocate the key padding mask");
+        for (size_t i = 0; i < cnt; i++)
+            f->own_kpm[i] = mask_value(in->key_padding_mask[i], ATTN_MASK_BOOL);
+        f->kpm = f->own_kpm;
+    } else {
+        f->kpm = in->key_padding_mask;
+    }
+    return ATTN_OK;
+}
+
+static void fused_masks_free(fused_masks *f)
+{
+    free(f->own_am), free(f->own_kpm);
+}
+
+/* Batch n, all heads (or head h alone when `one`, with the explicit mask). */
+static attn_flash_desc fused_desc(const attn_mha *m, const attn_mha_inputs *in, size_t n,
+                                  const fused_masks *f, int one, const float *mask)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
+    attn_flash_desc d = attn_flash_desc_make(1, one ? 1 : c->num_heads, L, S2, c->head_dim,
+                                             c->v_head_dim);
+    d.q_rs = m->hq, d.q_hs = c->head_dim;
+    d.k_rs = m->hq, d.k_hs = c->head_dim;
+    d.v_rs = m->hv, d.v_hs = c->v_head_dim;
+    d.o_rs = m->hv, d.o_hs = c->v_head_dim;
+    d.scale = attn_sdpa_scale(NULL, c->head_dim);
+    if (one) {
+        d.add_mask = mask;
+        return d;
+    }
+    d.causal = in->causal;
+    if (f->am) {
+        d.add_mask = f->am + (in->attn_mask_per_head ? n * c->num_heads * L * S : 0);
+        d.add_mask_hs = in->attn_mask_per_head ? L * S : 0;
+    }
+    if (f->kpm) d.key_mask = f->kpm + n * S;
+    return d;
+}
+
+/* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL. */
+static attn_status fused_forward(const attn_mha *m, const attn_mha_inputs *in, size_t n,
+                                 const fused_masks *f, const float *qp, const float *kp,
+                                 const float *vp, float *concat, float *lse, float *mask)
+{
+    const attn_mha_config *c = &m->cfg;
+    if (!odd_masks(m, in)) {
+        attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        return attn_flash_forward(concat, lse, qp, kp, vp, &d);
+    }
+    attn_status st = ATTN_OK;
+    for (size_t h = 0; !st && h < c->num_heads; h++) {
+        build_mask(mask, m, in, n, h);
+        attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        st = attn_flash_forward(concat + h * c->v_head_dim, lse ? lse + h * in->tgt_len : NULL,
+                                qp + h * c->head_dim, kp + h * c->head_dim,
+                                vp + h * c->v_head_dim, &d);
+    }
+    return st;
+}
+
+static attn_status fused_backward(const attn_mha *m, const attn_mha_inputs *in, size_t n,
+                                  const fused_masks *f, float *dqp, float *dkp, float *dvp,
+                                  const float *dconcat, const float *qp, const float *kp,
+                                  const float *vp, const float *concat, const float *lse,
+                                  float *mask)
+{
+    const attn_mha_config *c = &m->cfg;
+    if (!odd_masks(m, in)) {
+        attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        return attn_flash_backward(dqp, dkp, dvp, dconcat, qp, kp, vp, concat, lse, &d);
+    }
+    attn_status st = ATTN_OK;
+    const size_t dk = c->head_dim, dv = c->v_head_dim;
+    for (size_t h = 0; !st && h < c->num_heads; h++) {
+        build_mask(mask, m, in, n, h);
+        attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        st = attn_flash_backward(dqp + h * dk, dkp + h * dk, dvp + h * dv, dconcat + h * dv,
+                                 qp + h * dk, kp + h * dk, vp + h * dv, concat + h * dv,
+                                 lse + h * in->tgt_len, &d);
+    }
+    return st;
+}
+
 static attn_status trace2(const attn_op_ctx *ctx, const char *prefix, const char *name,
                           const float *data, size_t rows, size_t cols, const char *ra,
                           const char *ca)
@@ -375,25 +499,37 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len, S2 = attn_mha_kv_len(m, S);
     const size_t H = c->num_heads, dk = c->head_dim, dv = c->v_head_dim;
     const int tracing = ctx && ctx->trace;
+    /* The fused kernels unless every intermediate or the weights are wanted. */
+    const int fused = !tracing && !weights;
 
     /* Per-batch scratch, or the cache's storage for all batches. */
     float *qp = NULL, *kp = NULL, *vp = NULL, *concat = NULL;
-    float *qh = malloc(L * dk * sizeof(float)), *kh = malloc(S2 * dk * sizeof(float));
-    float *vh = malloc(S2 * dv * sizeof(float)), *oh = malloc(L * dv * sizeof(float));
-    float *wh = malloc(L * S2 * sizeof(float)), *mask = malloc(L * S2 * sizeof(float));
+    float *qh = NULL, *kh = NULL, *vh = NULL, *oh = NULL, *wh = NULL, *mask = NULL;
+    if (!fused) {
+        qh = malloc(L * dk * sizeof(float)), kh = malloc(S2 * dk * sizeof(float));
+        vh = malloc(S2 * dv * sizeof(float)), oh = malloc(L * dv * sizeof(float));
+        wh = malloc(L * S2 * sizeof(float));
+    }
+    if (!fused || odd_masks(m, in)) mask = malloc(L * S2 * sizeof(float));
+    fused_masks fm;
+    memset(&fm, 0, sizeof fm);
+    if (fused) st = fused_masks_make(&fm, m, in);
     float *own = NULL;
     if (cache) {
-        if (!reserve(&cache->qp, &cache->cap_qp, N * L * m->hq) ||
-            !reserve(&cache->kp, &cache->cap_kp, N * S2 * m->hq) ||
-            !reserve(&cache->vp, &cache->cap_vp, N * S2 * m->hv) ||
-            !reserve(&cache->probs, &cache->cap_probs, N * H * L * S2) ||
-            !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv))
+        if (!st && (!reserve(&cache->qp, &cache->cap_qp, N * L * m->hq) ||
+                    !reserve(&cache->kp, &cache->cap_kp, N * S2 * m->hq) ||
+                    !reserve(&cache->vp, &cache->cap_vp, N * S2 * m->hv) ||
+                    (fused ? !reserve(&cache->lse, &cache->cap_lse, N * H * L)
+                           : !reserve(&cache->probs, &cache->cap_probs, N * H * L * S2)) ||
+                    !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv)))
             st = attn_error(ATTN_E_NOMEM, "cannot allocate the attention cache");
         cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S2;
+        cache->fused = fused;
     } else {
         own = malloc((L * m->hq + S2 * m->hq + S2 * m->hv + L * m->hv) * sizeof(float));
     }
-    if (!st && (!qh || !kh || !vh || !oh || !wh || !mask || (!cache && !own)))
+    if (!st && ((!fused && (!qh || !kh || !vh || !oh || !wh)) ||
+                ((!fused || odd_masks(m, in)) && !mask) || (!cache && !own)))
         st = attn_error(ATTN_E_NOMEM, "cannot allocate attention buffers");
     if (!st && weights) memset(weights, 0, N * (average_weights ? 1 : H) * L * S2 * sizeof(float));
 
@@ -405,6 +541,14 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
             qp = own, kp = qp + L * m->hq, vp = kp + S2 * m->hq, concat = vp + S2 * m->hv;
         }
         if ((st = project(m, in, n, qp, kp, vp))) break;
+        if (fused) {
+            st = fused_forward(m, in, n, &fm, qp, kp, vp, concat,
+                               cache ? cache->lse + n * H * L : NULL, mask);
+            if (!st)
+                st = attn_linear_forward(out + n * L * c->out_dim, concat, part(m, m->o_wo),
+                                         part(m, m->o_bo), L, m->hv, c->out_dim);
+            continue;
+        }
         int has_mask = build_mask(mask, m, in, n, 0);
         char prefix[64], batch[32] = "";
         if (N > 1) snprintf(batch, sizeof batch, "batch%zu.", n);
@@ -446,6 +590,7 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
         }
     }
     free(qh), free(kh), free(vh), free(oh), free(wh), free(mask), free(own);
+    fused_masks_free(&fm);
     return st;
 }
 
@@ -464,6 +609,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
                           "attn_mha_backward: the cache holds a forward of N=%zu L=%zu S=%zu, "
                           "not N=%zu L=%zu S=%zu",
                           cache->batch, cache->tgt_len, cache->src_len, N, L, S);
+    const int fused = cache->fused;
     float *dconcat = malloc(L * m->hv * sizeof(float));
     float *dqp = malloc(L * m->hq * sizeof(float)), *dkp = malloc(S2 * m->hq * sizeof(float));
     float *dvp = malloc(S2 * m->hv * sizeof(float));
@@ -471,8 +617,13 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     float *vh = malloc(S2 * dv * sizeof(float)), *doh = malloc(L * dv * sizeof(float));
     float *dqh = malloc(L * dk * sizeof(float)), *dkh = malloc(S2 * dk * sizeof(float));
     float *dvh = malloc(S2 * dv * sizeof(float));
-    if (!dconcat || !dqp || !dkp || !dvp || !qh || !kh || !vh || !doh || !dqh || !dkh || !dvh)
+    float *mask = fused && odd_masks(m, in) ? malloc(L * S2 * sizeof(float)) : NULL;
+    fused_masks fm;
+    memset(&fm, 0, sizeof fm);
+    if (!dconcat || !dqp || !dkp || !dvp || !qh || !kh || !vh || !doh || !dqh || !dkh || !dvh ||
+        (fused && odd_masks(m, in) && !mask))
         st = attn_error(ATTN_E_NOMEM, "cannot allocate attention gradients");
+    if (!st && fused) st = fused_masks_make(&fm, m, in);
     float *gbin = grad_part(m, m->o_bin);
     for (size_t n = 0; !st && n < N; n++) {
         const float *qp = cache->qp + n * L * m->hq, *kp = cache->kp + n * S2 * m->hq;
@@ -484,7 +635,10 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
         memset(dqp, 0, L * m->hq * sizeof(float));
         memset(dkp, 0, S2 * m->hq * sizeof(float));
         memset(dvp, 0, S2 * m->hv * sizeof(float));
-        for (size_t h = 0; !st && h < H; h++) {
+        if (!st && fused)
+            st = fused_backward(m, in, n, &fm, dqp, dkp, dvp, dconcat, qp, kp, vp, concat,
+                                cache->lse + n * H * L, mask);
+        for (size_t h = 0; !st && !fused && h < H; h++) {
             gather(qh, qp, L, m->hq, h * dk, dk);
             gather(kh, kp, S2, m->hq, h * dk, dk);
             gather(vh, vp, S2, m->hv, h * dv, dv);
@@ -519,7 +673,8 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
                                       m->hv);
     }
     free(dconcat), free(dqp), free(dkp), free(dvp), free(qh), free(kh), free(vh), free(doh);
-    free(dqh), free(dkh), free(dvh);
+    free(dqh), free(dkh), free(dvh), free(mask);
+    fused_masks_free(&fm);
     return st;
 }
 

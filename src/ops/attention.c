@@ -160,11 +160,51 @@ attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const floa
     return sdpa(1, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
 }
 
+/* The fused kernel's description of one head under params (checked). */
+static attn_status flash_desc_of(attn_flash_desc *d, const attn_sdpa_params *p, size_t l,
+                                 size_t s, size_t d_k, size_t d_v)
+{
+    attn_status st = check_params(p);
+    if (st) return st;
+    *d = attn_flash_desc_make(1, 1, l, s, d_k, d_v);
+    d->scale = (float)((double)attn_sdpa_scale(p, d_k) / (double)p->temperature);
+    d->causal = p->causal;
+    d->bool_mask = p->bool_mask;
+    d->add_mask = p->add_mask;
+    return ATTN_OK;
+}
+
+attn_status attn_sdpa_flash_forward(float *out, float *lse, const float *q, const float *k,
+                                    const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
+                                    const attn_sdpa_params *params)
+{
+    attn_sdpa_params defaults = attn_sdpa_defaults();
+    attn_flash_desc d;
+    attn_status st = flash_desc_of(&d, params ? params : &defaults, l, s, d_k, d_v);
+    return st ? st : attn_flash_forward(out, lse, q, k, v, &d);
+}
+
+attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v,
+                                     const float *grad_out, const float *q, const float *k,
+                                     const float *v, const float *out, const float *lse,
+                                     size_t l, size_t s, size_t d_k, size_t d_v,
+                                     const attn_sdpa_params *params)
+{
+    attn_sdpa_params defaults = attn_sdpa_defaults();
+    attn_flash_desc d;
+    attn_status st = flash_desc_of(&d, params ? params : &defaults, l, s, d_k, d_v);
+    return st ? st
+              : attn_flash_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse, &d);
+}
+
 attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const float *k,
                               const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
                               const attn_sdpa_params *params, const attn_op_ctx *ctx)
 {
-    /* A trace asks for every intermediate: that is the reference path. */
+    /* A trace asks for every intermediate, and the weights are an (L, S)
+     * matrix: both are the reference path. Otherwise the fused kernel. */
+    if (!(ctx && ctx->trace) && !weights)
+        return attn_sdpa_flash_forward(out, NULL, q, k, v, l, s, d_k, d_v, params);
     return sdpa(ctx && ctx->trace, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
 }
 

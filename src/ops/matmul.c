@@ -35,15 +35,31 @@ attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b, size_t 
     return ATTN_OK;
 }
 
-/* Default kernel: row-times-matrix in i-p-j order, so the inner loop streams
- * rows of b and c contiguously and the compiler vectorises it. The fused and
- * BLAS kernels of the fast-attention work replace this. */
+/* Large products go through CBLAS when the library has one, else through the
+ * built-in blocked SIMD kernel (gemm.c); small ones through the loops below. */
+#define GEMM_LARGE (64.0 * 64.0 * 64.0)
+
+static int large(size_t m, size_t k, size_t n)
+{
+    return (double)m * (double)k * (double)n >= GEMM_LARGE && m >= 16 && n >= 16;
+}
+
+static attn_status gemm_large(float *c, const float *a, const float *b, size_t m, size_t k,
+                              size_t n, int trans_b)
+{
+    if (attn_have_cblas()) return attn_gemm_cblas(c, a, b, m, k, n, trans_b);
+    return attn_gemm_builtin(c, a, b, m, k, n, trans_b);
+}
+
+/* Small products: row-times-matrix in i-p-j order, so the inner loop streams
+ * rows of b and c contiguously and the compiler vectorises it. */
 attn_status attn_matmul_forward(float *c, const float *a, const float *b, size_t m, size_t k,
                                 size_t n, const attn_op_ctx *ctx)
 {
     if (ctx && ctx->trace) return attn_matmul_ref(c, a, b, m, k, n);
     attn_status st = attn_check_matmul("matmul", c, a, b, m, k, n);
     if (st) return st;
+    if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 0);
     for (size_t i = 0; i < m; i++) {
         float *ci = c + i * n;
         memset(ci, 0, n * sizeof(float));
@@ -62,6 +78,7 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     if (ctx && ctx->trace) return attn_matmul_nt_ref(c, a, b, m, k, n);
     attn_status st = attn_check_matmul("matmul_nt", c, a, b, m, k, n);
     if (st) return st;
+    if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
     for (size_t i = 0; i < m; i++) {
         const float *ai = a + i * k;
         for (size_t j = 0; j < n; j++) {

@@ -1,0 +1,298 @@
+/* bench.c - the measurements of `attn bench` (attn/bench.h). */
+#include "attn/bench.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn/ops.h"
+
+#ifdef ATTN_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* ---- FMA peak ----------------------------------------------------------------- */
+
+#define PEAK_ITERS 20000000L
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define P8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define P12(X) P8(X) X(8) X(9) X(10) X(11)
+#define P16(X) P12(X) X(12) X(13) X(14) X(15)
+__attribute__((target("avx512f"))) static float peak_avx512(long iters)
+{
+    const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define STEP(i) a##i = _mm512_fmadd_ps(a##i, x, y);
+#define SUM(i) s = _mm512_add_ps(s, a##i);
+    P16(DECL)
+    for (long it = 0; it < iters; it++) {
+        P16(STEP)
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
+                         "+v"(a6), "+v"(a7));
+        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13),
+                         "+v"(a14), "+v"(a15));
+    }
+    __m512 s = _mm512_setzero_ps();
+    P16(SUM)
+#undef DECL
+#undef STEP
+#undef SUM
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) static float peak_avx2(long iters)
+{
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+#define DECL(i) __m256 a##i = _mm256_set1_ps((float)(i));
+#define STEP(i) a##i = _mm256_fmadd_ps(a##i, x, y);
+#define SUM(i) s = _mm256_add_ps(s, a##i);
+    P12(DECL)
+    for (long it = 0; it < iters; it++) {
+        P12(STEP)
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
+                         "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+    }
+    __m256 s = _mm256_setzero_ps();
+    P12(SUM)
+#undef DECL
+#undef STEP
+#undef SUM
+    float out[8], t = 0;
+    _mm256_storeu_ps(out, s);
+    for (int i = 0; i < 8; i++) t += out[i];
+    return t;
+}
+#endif
+
+static float peak_scalar(long iters)
+{
+    float a[8];
+    for (int i = 0; i < 8; i++) a[i] = (float)i;
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 8; i++) a[i] = a[i] * 0.999999f + 1e-7f;
+    return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+/* Flops of one call per thread. */
+static double peak_run(attn_simd lv, long iters, volatile float *sink)
+{
+    double flops = 0;
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (lv == ATTN_SIMD_AVX512) {
+        *sink += peak_avx512(iters);
+        return 2.0 * 16 * 16 * (double)iters;
+    }
+    if (lv == ATTN_SIMD_AVX2) {
+        *sink += peak_avx2(iters);
+        return 2.0 * 12 * 8 * (double)iters;
+    }
+#endif
+    *sink += peak_scalar(iters);
+    flops = 2.0 * 8 * (double)iters;
+    return flops;
+}
+
+double attn_bench_fma_peak(void)
+{
+    const attn_simd lv = attn_simd_level();
+    const long iters = lv == ATTN_SIMD_SCALAR ? PEAK_ITERS / 4 : PEAK_ITERS / 2;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double total = 0;
+        double t0 = now_s();
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel reduction(+ : total)
+#endif
+        {
+            volatile float sink = 0;
+            total += peak_run(lv, iters, &sink);
+        }
+        double dt = now_s() - t0;
+        double g = total / dt * 1e-9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(s >> 40) / (double)(1ULL << 24) - 0.5);
+    }
+}
+
+attn_status attn_bench_attention(attn_bench_attn *b)
+{
+    if (!b || !b->n || !b->d || !b->heads)
+        return attn_error(ATTN_E_INVALID, "bench attention: sizes must be > 0");
+    const size_t n = b->n, d = b->d, H = b->heads, nd = H * n * d;
+    attn_flash_desc desc = attn_flash_desc_make(1, H, n, n, d, d);
+    desc.causal = b->causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
+    float *q = malloc(nd * sizeof(float)), *k = malloc(nd * sizeof(float));
+    float *v = malloc(nd * sizeof(float)), *o = malloc(nd * sizeof(float));
+    float *lse = malloc(H * n * sizeof(float)), *g = malloc(nd * sizeof(float));
+    float *dq = NULL, *dk = NULL, *dv = NULL;
+    if (b->backward) {
+        dq = malloc(nd * sizeof(float)), dk = malloc(nd * sizeof(float));
+        dv = malloc(nd * sizeof(float));
+    }
+    attn_status st = ATTN_OK;
+    if (!q || !k || !v || !o || !lse || !g || (b->backward && (!dq || !dk || !dv))) {
+        st = attn_error(ATTN_E_NOMEM, "bench attention: cannot allocate inputs");
+        goto done;
+    }
+    fill(q, nd, 1), fill(k, nd, 2), fill(v, nd, 3), fill(g, nd, 4);
+
+    b->flops = 4.0 * (double)n * (double)n * (double)d * (double)H *
+               (b->backward ? 2.5 : 1.0) * (b->causal ? 0.5 : 1.0);
+    b->extra_bytes = attn_flash_forward_workspace(&desc);
+    if (b->backward) {
+        size_t bw = attn_flash_backward_workspace(&desc);
+        if (bw > b->extra_bytes) b->extra_bytes = bw;
+    }
+
+    /* Fused: a warm-up, then runs until ~1.5 s or 15 runs (at least 3). */
+    double t[15];
+    int reps = 0;
+    double spent = 0;
+    for (int r = -1; r < 15; r++) {
+        double t0 = now_s();
+        st = attn_flash_forward(o, lse, q, k, v, &desc);
+        if (!st && b->backward) {
+            memset(dq, 0, nd * sizeof(float)), memset(dk, 0, nd * sizeof(float));
+            memset(dv, 0, nd * sizeof(float));
+            st = attn_flash_backward(dq, dk, dv, g, q, k, v, o, lse, &desc);
+        }
+        if (st) goto done;
+        double dt = now_s() - t0;
+        if (r < 0) continue;
+        t[reps++] = dt;
+        spent += dt;
+        if (reps >= 3 && spent > 1.5) break;
+    }
+    b->reps = reps;
+    b->ms = median(t, reps) * 1e3;
+
+    /* Reference, one head at a time: on fewer heads (and for long sequences
+     * on fewer query rows: its cost is linear in them), scaled up. */
+    b->ref_ms = 0, b->ref_heads = 0, b->ref_rows = 0, b->ref_reps = 0;
+    if (!b->no_ref) {
+        double cost = (double)n * (double)n * (double)d; /* per head */
+        size_t rh = H, rows = n;
+        int rreps = 3;
+        if (cost * (double)H > 2e8) rreps = 1;
+        while (rh > 1 && cost * (double)rh > 4e8) rh /= 2;
+        if (n > 2048) rows = 2048;
+        float *w = malloc(rows * n * sizeof(float));
+        float *rq = NULL, *rk = NULL, *rv = NULL;
+        if (b->backward) {
+            rq = calloc(rows * d, sizeof(float)), rk = calloc(n * d, sizeof(float));
+            rv = calloc(n * d, sizeof(float));
+        }
+        if (!w || (b->backward && (!rq || !rk || !rv))) {
+            free(w), free(rq), free(rk), free(rv);
+            st = attn_error(ATTN_E_NOMEM, "bench attention: cannot allocate the reference");
+            goto done;
+        }
+        attn_sdpa_params p = attn_sdpa_defaults();
+        double rt[3];
+        for (int r = 0; r < rreps && !st; r++) {
+            double t0 = now_s();
+            for (size_t h = 0; h < rh && !st; h++) {
+                /* Causal: the last `rows` queries (they see the most keys). */
+                size_t q0 = n - rows;
+                p.causal = b->causal ? ATTN_CAUSAL_BOTTOM_RIGHT : ATTN_CAUSAL_NONE;
+                const float *qh = q + h * n * d + q0 * d, *kh = k + h * n * d, *vh = v + h * n * d;
+                st = attn_sdpa_ref(o, w, qh, kh, vh, rows, n, d, d, &p, NULL);
+                if (!st && b->backward)
+                    st = attn_sdpa_backward(rq, rk, rv, g + h * n * d, qh, kh, vh, w, rows, n, d, d,
+                                            &p);
+            }
+            rt[r] = now_s() - t0;
+        }
+        free(w), free(rq), free(rk), free(rv);
+        if (st) goto done;
+        b->ref_ms = median(rt, rreps) * 1e3 * ((double)H / (double)rh) * ((double)n / (double)rows);
+        b->ref_heads = rh, b->ref_rows = rows, b->ref_reps = rreps;
+    }
+
+done:
+    free(q), free(k), free(v), free(o), free(lse), free(g), free(dq), free(dk), free(dv);
+    return st;
+}
+
+/* ---- GEMM ------------------------------------------------------------------------- */
+
+static double time_gemm(int which, float *c, const float *a, const float *bm, size_t m, size_t k,
+                        size_t n, int trans_b, attn_status *st)
+{
+    double t[7];
+    int reps = 0;
+    double spent = 0;
+    for (int r = -1; r < 7; r++) {
+        double t0 = now_s();
+        if (which == 0) *st = attn_gemm_builtin(c, a, bm, m, k, n, trans_b);
+        else if (which == 1) *st = attn_gemm_cblas(c, a, bm, m, k, n, trans_b);
+        else *st = trans_b ? attn_matmul_nt_ref(c, a, bm, m, k, n) : attn_matmul_ref(c, a, bm, m, k, n);
+        if (*st) return 0;
+        double dt = now_s() - t0;
+        if (r < 0) continue;
+        t[reps++] = dt;
+        spent += dt;
+        if (reps >= 3 && spent > 1.0) break;
+    }
+    return median(t, reps) * 1e3;
+}
+
+attn_status attn_bench_matmul(attn_bench_gemm *b)
+{
+    if (!b || !b->m || !b->k || !b->n) return attn_error(ATTN_E_INVALID, "bench matmul: sizes");
+    float *a = malloc(b->m * b->k * sizeof(float)), *bm = malloc(b->k * b->n * sizeof(float));
+    float *c = malloc(b->m * b->n * sizeof(float));
+    attn_status st = ATTN_OK;
+    if (!a || !bm || !c) {
+        st = attn_error(ATTN_E_NOMEM, "bench matmul: cannot allocate");
+        goto done;
+    }
+    fill(a, b->m * b->k, 5), fill(bm, b->k * b->n, 6);
+    b->builtin_ms = time_gemm(0, c, a, bm, b->m, b->k, b->n, b->trans_b, &st);
+    if (st) goto done;
+    b->cblas_ms = 0;
+    if (attn_have_cblas()) {
+        b->cblas_ms = time_gemm(1, c, a, bm, b->m, b->k, b->n, b->trans_b, &st);
+        if (st) goto done;
+    }
+    double cost = (double)b->k * (double)b->n;
+    size_t rows = b->m;
+    while (rows > 16 && cost * (double)rows > 1e8) rows /= 2;
+    b->ref_rows = rows;
+    b->ref_ms = time_gemm(2, c, a, bm, rows, b->k, b->n, b->trans_b, &st) * (double)b->m / (double)rows;
+done:
+    free(a), free(bm), free(c);
+    return st;
+}

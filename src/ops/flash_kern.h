@@ -1,0 +1,40 @@
+/* flash_kern.h - the SIMD kernels behind fused attention and the built-in
+ * GEMM (internal). One table per instruction set; flash_simd.c fills them
+ * from one template (flash_tmpl.h). */
+#ifndef ATTN_FLASH_KERN_H
+#define ATTN_FLASH_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attn/ops.h"
+
+/* Keys per block: the score tiles are (rows, FK_BC). */
+#define FK_BC 64
+
+typedef struct fk_table {
+    /* C[r][c] = base + Σ_{t<T} A[r·ars + t·ats] · B[t·ldb + c]   (r < rows, c < ncols)
+     * base = 0 (accumulate == 0), C[r][c] (accumulate, rowscale NULL) or
+     * rowscale[r]·C[r][c]. ncols is a multiple of 16. */
+    void (*gemm)(float *c, size_t ldc, const float *a, size_t ars, size_t ats, const float *b,
+                 size_t ldb, size_t rows, size_t ncols, size_t t, const float *rowscale,
+                 int accumulate);
+    /* Online softmax over a (rows, FK_BC) tile of masked scores: updates the
+     * running max m and sum l, writes exp(s − m) in place and the factor
+     * alpha[r] = exp(m_old − m_new) that rescales the output accumulator. */
+    void (*softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha);
+    /* s = exp(s − lse[r]) (0 for a row whose lse is -inf). */
+    void (*probs)(float *s, size_t rows, const float *lse);
+    /* dp = p ∘ (dp − dd[r]). */
+    void (*dsoft)(float *dp, const float *p, size_t rows, const float *dd);
+    /* row[c] += src[c], c < FK_BC. */
+    void (*add_row)(float *row, const float *src);
+    /* row[c] = -inf where b[c] == 0, c < FK_BC. */
+    void (*bool_row)(float *row, const uint8_t *b);
+    /* out[i] = exp(x[i]) for n values (tests of the vector exp). */
+    void (*exp_n)(float *out, const float *x, size_t n);
+} fk_table;
+
+const fk_table *attn_fk_table(attn_simd level);
+
+#endif

@@ -1,0 +1,216 @@
+/* flash_simd.c - the kernels of flash_tmpl.h for AVX-512, AVX2+FMA and
+ * portable C. The SIMD versions carry target attributes, so no special
+ * compiler flags are needed; attn_fk_table picks one by the level in use.
+ *
+ * exp: Cody-Waite reduction x = n·ln2 + r, |r| <= ln2/2, Cephes' degree-5
+ * polynomial for e^r (about 1-2 ulp), then 2^n. Inputs below the float range
+ * give exactly 0 (so -inf → 0), NaN stays NaN. */
+#include "flash_kern.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FK_LOG2E 1.44269504088896341f
+#define FK_C1 0.693359375f
+#define FK_C2 -2.12194440e-4f
+#define FK_P0 1.9875691500E-4f
+#define FK_P1 1.3981999507E-3f
+#define FK_P2 8.3334519073E-3f
+#define FK_P3 4.1665795894E-2f
+#define FK_P4 1.6666665459E-1f
+#define FK_P5 5.0000001201E-1f
+
+/* ---- portable C ---------------------------------------------------------- */
+static inline float fks_vexp(float x)
+{
+    if (!(x >= -104.0f)) return x != x ? x : 0.0f;
+    if (x > 88.75f) return INFINITY;
+    float n = floorf(x * FK_LOG2E + 0.5f);
+    float r = x - n * FK_C1;
+    r = r - n * FK_C2;
+    float z = r * r;
+    float y = ((((FK_P0 * r + FK_P1) * r + FK_P2) * r + FK_P3) * r + FK_P4) * r + FK_P5;
+    y = y * z + r + 1.0f;
+    return ldexpf(y, (int)n);
+}
+
+#define FK(name) fks_##name
+#define FK_ATTR
+#define VF float
+#define W 1
+#define RM 4
+#define NVMAX 4
+#define VLOAD(p) (*(p))
+#define VSTORE(p, v) (*(p) = (v))
+#define VSET1(x) (x)
+#define VZERO() 0.0f
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VMUL(a, b) ((a) * (b))
+#define VADD(a, b) ((a) + (b))
+#define VSUB(a, b) ((a) - (b))
+#define VMAX(a, b) ((a) > (b) ? (a) : (b))
+#define HMAX(v) (v)
+#define HSUM(v) (v)
+#define VBOOL(v, b) (*(b) ? (v) : -INFINITY)
+#include "flash_tmpl.h"
+#undef FK
+#undef FK_ATTR
+#undef VF
+#undef W
+#undef RM
+#undef NVMAX
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VMAX
+#undef HMAX
+#undef HSUM
+#undef VBOOL
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define ATTN_FK_X86 1
+
+/* ---- AVX2 + FMA -------------------------------------------------------------- */
+#define A2 __attribute__((target("avx2,fma")))
+static inline A2 __attribute__((always_inline)) __m256 fk2_vexp(__m256 x)
+{
+    const __m256 lim = _mm256_set1_ps(-87.3f);
+    __m256 xc = _mm256_max_ps(lim, x); /* NaN: x */
+    xc = _mm256_min_ps(_mm256_set1_ps(88.3f), xc);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(FK_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(FK_C1), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(FK_C2), r);
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(FK_P0), r, _mm256_set1_ps(FK_P1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(FK_P2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(FK_P3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(FK_P4));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(FK_P5));
+    y = _mm256_fmadd_ps(y, z, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, lim, _CMP_LT_OQ), y);
+}
+static inline A2 __attribute__((always_inline)) float fk2_hmax(__m256 v)
+{
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_max_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+static inline A2 __attribute__((always_inline)) float fk2_hsum(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_shuffle_ps(a, a, 1));
+    return _mm_cvtss_f32(a);
+}
+static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const uint8_t *b)
+{
+    __m256i bi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)b));
+    __m256 zero = _mm256_castsi256_ps(_mm256_cmpeq_epi32(bi, _mm256_setzero_si256()));
+    return _mm256_blendv_ps(v, _mm256_set1_ps(-INFINITY), zero);
+}
+
+#define FK(name) fk2_##name
+#define FK_ATTR A2
+#define VF __m256
+#define W 8
+#define RM 4
+#define NVMAX 2
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define VSET1(x) _mm256_set1_ps(x)
+#define VZERO() _mm256_setzero_ps()
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VSUB(a, b) _mm256_sub_ps(a, b)
+#define VMAX(a, b) _mm256_max_ps(a, b)
+#define HMAX(v) fk2_hmax(v)
+#define HSUM(v) fk2_hsum(v)
+#define VBOOL(v, b) fk2_bool(v, b)
+#include "flash_tmpl.h"
+#undef FK
+#undef FK_ATTR
+#undef VF
+#undef W
+#undef RM
+#undef NVMAX
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VMAX
+#undef HMAX
+#undef HSUM
+#undef VBOOL
+
+/* ---- AVX-512 ------------------------------------------------------------------ */
+#define A5 __attribute__((target("avx512f,avx512dq")))
+static inline A5 __attribute__((always_inline)) __m512 fk5_vexp(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x); /* NaN: x */
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(FK_LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FK_C1), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(FK_C2), r);
+    __m512 z = _mm512_mul_ps(r, r);
+    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(FK_P0), r, _mm512_set1_ps(FK_P1));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(FK_P2));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(FK_P3));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(FK_P4));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(FK_P5));
+    y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, n); /* 2^-159 and below: 0 */
+}
+static inline A5 __attribute__((always_inline)) __m512 fk5_bool(__m512 v, const uint8_t *b)
+{
+    __m512i bi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b));
+    __mmask16 keep = _mm512_test_epi32_mask(bi, bi);
+    return _mm512_mask_blend_ps(keep, _mm512_set1_ps(-INFINITY), v);
+}
+
+#define FK(name) fk5_##name
+#define FK_ATTR A5
+#define VF __m512
+#define W 16
+#define RM 4
+#define NVMAX 4
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VZERO() _mm512_setzero_ps()
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
+#define HMAX(v) _mm512_reduce_max_ps(v)
+#define HSUM(v) _mm512_reduce_add_ps(v)
+#define VBOOL(v, b) fk5_bool(v, b)
+#include "flash_tmpl.h"
+#endif
+
+const fk_table *attn_fk_table(attn_simd level)
+{
+#ifdef ATTN_FK_X86
+    if (level == ATTN_SIMD_AVX512) return &fk5_table;
+    if (level == ATTN_SIMD_AVX2) return &fk2_table;
+#else
+    (void)level;
+#endif
+    return &fks_table;
+}

@@ -1,0 +1,177 @@
+/* flash_tmpl.h - kernel template, included once per instruction set by
+ * flash_simd.c with these defined:
+ *   FK(name)   the name with the level's suffix
+ *   FK_ATTR    the function attribute (target(...)) or nothing
+ *   VF, W      the vector type and its number of floats
+ *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
+ *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VMAX HMAX HSUM VBOOL, FK(vexp)
+ * Internal; no include guard on purpose. */
+
+#define FK_INL static inline FK_ATTR __attribute__((always_inline))
+
+/* The register-blocked micro-kernel: R rows × NV vectors. */
+FK_INL void FK(micro)(const int R, const int NV, float *C, size_t ldc, const float *A, size_t ars,
+                      size_t ats, const float *B, size_t ldb, size_t T, const float *rowscale,
+                      int accumulate)
+{
+    VF acc[RM][NVMAX];
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NVMAX; v++) {
+            if (r >= R || v >= NV) continue;
+            if (!accumulate) acc[r][v] = VZERO();
+            else if (rowscale) acc[r][v] = VMUL(VSET1(rowscale[r]), VLOAD(C + r * ldc + v * W));
+            else acc[r][v] = VLOAD(C + r * ldc + v * W);
+        }
+    const float *a0 = A, *a1 = A + ars, *a2 = A + 2 * ars, *a3 = A + 3 * ars;
+#if RM > 4
+    const float *a4 = A + 4 * ars, *a5 = A + 5 * ars;
+#endif
+    for (size_t t = 0; t < T; t++) {
+        VF b[NVMAX];
+        const float *bt = B + t * ldb;
+#pragma GCC unroll 8
+        for (int v = 0; v < NVMAX; v++)
+            if (v < NV) b[v] = VLOAD(bt + v * W);
+        const size_t o = t * ats;
+#define FK_ROW(r, ap)                                                    \
+    if (r < R) {                                                         \
+        VF av = VSET1(ap[o]);                                            \
+        _Pragma("GCC unroll 8") for (int v = 0; v < NVMAX; v++) if (v < NV) \
+            acc[r][v] = VFMA(av, b[v], acc[r][v]);                       \
+    }
+        FK_ROW(0, a0)
+        FK_ROW(1, a1)
+        FK_ROW(2, a2)
+        FK_ROW(3, a3)
+#if RM > 4
+        FK_ROW(4, a4)
+        FK_ROW(5, a5)
+#endif
+#undef FK_ROW
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NVMAX; v++)
+            if (r < R && v < NV) VSTORE(C + r * ldc + v * W, acc[r][v]);
+}
+
+#define FK_CASE(R, NV)                                                                  \
+    case (R) * 8 + (NV):                                                                \
+        FK(micro)(R, NV, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, ats, b + c0, ldb, t, \
+                  rowscale ? rowscale + r0 : NULL, accumulate);                         \
+        break;
+
+static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, size_t ats,
+                             const float *b, size_t ldb, size_t rows, size_t ncols, size_t t,
+                             const float *rowscale, int accumulate)
+{
+    for (size_t r0 = 0; r0 < rows; r0 += RM) {
+        const int rr = (int)(rows - r0 < RM ? rows - r0 : RM);
+        for (size_t c0 = 0; c0 < ncols; c0 += (size_t)NVMAX * W) {
+            size_t left = (ncols - c0) / W;
+            const int nv = (int)(left < NVMAX ? left : NVMAX);
+            switch (rr * 8 + nv) {
+                FK_CASE(1, 1) FK_CASE(2, 1) FK_CASE(3, 1) FK_CASE(4, 1)
+#if NVMAX >= 2
+                FK_CASE(1, 2) FK_CASE(2, 2) FK_CASE(3, 2) FK_CASE(4, 2)
+#endif
+#if NVMAX >= 4
+                FK_CASE(1, 3) FK_CASE(2, 3) FK_CASE(3, 3) FK_CASE(4, 3)
+                FK_CASE(1, 4) FK_CASE(2, 4) FK_CASE(3, 4) FK_CASE(4, 4)
+#endif
+#if RM > 4
+                FK_CASE(5, 1) FK_CASE(6, 1)
+#if NVMAX >= 2
+                FK_CASE(5, 2) FK_CASE(6, 2)
+#endif
+#if NVMAX >= 4
+                FK_CASE(5, 3) FK_CASE(6, 3) FK_CASE(5, 4) FK_CASE(6, 4)
+#endif
+#endif
+            default: break;
+            }
+        }
+    }
+}
+#undef FK_CASE
+
+static FK_ATTR void FK(softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * FK_BC;
+        VF mx = VLOAD(row);
+        for (int c = W; c < FK_BC; c += W) mx = VMAX(mx, VLOAD(row + c));
+        const float bm = HMAX(mx), mo = m[r];
+        const float mn = bm > mo ? bm : mo;
+        if (mn == -INFINITY) { /* nothing allowed yet in this row */
+            for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
+            alpha[r] = 1.0f;
+            continue;
+        }
+        const float al = mn == mo ? 1.0f : expf(mo - mn); /* mo = -inf gives 0 */
+        const VF vm = VSET1(mn);
+        VF sum = VZERO();
+        for (int c = 0; c < FK_BC; c += W) {
+            VF p = FK(vexp)(VSUB(VLOAD(row + c), vm));
+            VSTORE(row + c, p);
+            sum = VADD(sum, p);
+        }
+        l[r] = l[r] * al + HSUM(sum);
+        m[r] = mn;
+        alpha[r] = al;
+    }
+}
+
+static FK_ATTR void FK(probs)(float *s, size_t rows, const float *lse)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = s + r * FK_BC;
+        if (lse[r] == -INFINITY) {
+            for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
+            continue;
+        }
+        const VF vl = VSET1(lse[r]);
+        for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, FK(vexp)(VSUB(VLOAD(row + c), vl)));
+    }
+}
+
+static FK_ATTR void FK(dsoft)(float *dp, const float *p, size_t rows, const float *dd)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = dp + r * FK_BC;
+        const float *pr = p + r * FK_BC;
+        const VF vd = VSET1(dd[r]);
+        for (int c = 0; c < FK_BC; c += W)
+            VSTORE(row + c, VMUL(VLOAD(pr + c), VSUB(VLOAD(row + c), vd)));
+    }
+}
+
+static FK_ATTR void FK(add_row)(float *row, const float *src)
+{
+    for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VADD(VLOAD(row + c), VLOAD(src + c)));
+}
+
+static FK_ATTR void FK(bool_row)(float *row, const uint8_t *b)
+{
+    for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VBOOL(VLOAD(row + c), b + c));
+}
+
+static FK_ATTR void FK(exp_n)(float *out, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + W <= n; i += W) VSTORE(out + i, FK(vexp)(VLOAD(x + i)));
+    for (; i < n; i++) {
+        float tmp[W];
+        for (int j = 0; j < W; j++) tmp[j] = x[i];
+        VSTORE(tmp, FK(vexp)(VLOAD(tmp)));
+        out[i] = tmp[0];
+    }
+}
+
+static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs),   FK(dsoft),
+                                   FK(add_row), FK(bool_row),       FK(exp_n)};
+
+#undef FK_INL

@@ -1,0 +1,379 @@
+/* test_flash.c - the fused attention kernels against the reference.
+ *
+ * Every case runs the reference once (attn_sdpa_ref, attn_sdpa_backward from
+ * its weights, head by head), then the fused forward and backward at every
+ * SIMD level this CPU has (attn_simd_set), with 2 threads and with 1: within
+ * atol 1e-5 / rtol 1e-4 (outputs) and 1e-4 / 1e-3 (gradients) of the
+ * reference, and the same bits for 1 and 2 threads. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "../src/ops/flash_kern.h"
+
+typedef enum { M_NONE = 0, M_BOOL = 1, M_ADD = 2, M_KEY = 4, M_HEADMASK = 8 } mask_bits;
+
+typedef struct fcase {
+    const char *name;
+    size_t batch, heads, l, s, dk, dv;
+    attn_causal causal;
+    int masks;          /* mask_bits */
+    int interleaved;    /* (B, L, H, d) layout instead of (B, H, L, d) */
+    float qk_mag, v_mag; /* magnitude of q, k and of v, d_out */
+    float scale;        /* 0: 1/sqrt(d_k) */
+    int full_masked_row; /* masks leave one row with no key */
+} fcase;
+
+static uint64_t rng_state;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(rng_state >> 40) / (double)(1ULL << 24) * 2.0 - 1.0);
+}
+
+static float *alloc_fill(size_t n, float mag)
+{
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = mag * frand();
+    return x;
+}
+
+/* Index of row i of head (b, h) for a tensor of rows `rows` and width d. */
+static size_t at(const fcase *c, size_t b, size_t h, size_t i, size_t rows, size_t d)
+{
+    return c->interleaved ? ((b * rows + i) * c->heads + h) * d : ((b * c->heads + h) * rows + i) * d;
+}
+
+static attn_flash_desc desc_of(const fcase *c)
+{
+    attn_flash_desc d = attn_flash_desc_make(c->batch, c->heads, c->l, c->s, c->dk, c->dv);
+    if (c->interleaved) {
+        d.q_rs = c->heads * c->dk, d.q_hs = c->dk, d.q_bs = c->l * c->heads * c->dk;
+        d.k_rs = c->heads * c->dk, d.k_hs = c->dk, d.k_bs = c->s * c->heads * c->dk;
+        d.v_rs = c->heads * c->dv, d.v_hs = c->dv, d.v_bs = c->s * c->heads * c->dv;
+        d.o_rs = c->heads * c->dv, d.o_hs = c->dv, d.o_bs = c->l * c->heads * c->dv;
+    }
+    if (c->scale != 0.0f) d.scale = c->scale;
+    d.causal = c->causal;
+    return d;
+}
+
+static void gather(float *dst, const float *src, const fcase *c, size_t b, size_t h, size_t rows,
+                   size_t d)
+{
+    for (size_t i = 0; i < rows; i++) memcpy(dst + i * d, src + at(c, b, h, i, rows, d), d * sizeof(float));
+}
+
+typedef struct fresult {
+    float *out, *lse, *dq, *dk, *dv;
+} fresult;
+
+static void fresult_alloc(fresult *r, const fcase *c)
+{
+    size_t nh = c->batch * c->heads;
+    r->out = calloc(nh * c->l * c->dv, sizeof(float));
+    r->lse = calloc(nh * c->l, sizeof(float));
+    r->dq = calloc(nh * c->l * c->dk, sizeof(float));
+    r->dk = calloc(nh * c->s * c->dk, sizeof(float));
+    r->dv = calloc(nh * c->s * c->dv, sizeof(float));
+    assert_true(r->out && r->lse && r->dq && r->dk && r->dv);
+}
+
+static void fresult_free(fresult *r)
+{
+    free(r->out), free(r->lse), free(r->dq), free(r->dk), free(r->dv);
+}
+
+static void run_fused(fresult *r, const fcase *c, const attn_flash_desc *d, const float *q,
+                      const float *k, const float *v, const float *dout)
+{
+    size_t nh = c->batch * c->heads;
+    memset(r->dq, 0, nh * c->l * c->dk * sizeof(float));
+    memset(r->dk, 0, nh * c->s * c->dk * sizeof(float));
+    memset(r->dv, 0, nh * c->s * c->dv * sizeof(float));
+    assert_int_equal(attn_flash_forward(r->out, r->lse, q, k, v, d), ATTN_OK);
+    assert_int_equal(attn_flash_backward(r->dq, r->dk, r->dv, dout, q, k, v, r->out, r->lse, d),
+                     ATTN_OK);
+}
+
+static void run_case(const fcase *c)
+{
+    rng_state = 0x9e3779b97f4a7c15ULL ^ (c->l * 131 + c->s * 7 + c->dk * 3 + c->dv);
+    const size_t nh = c->batch * c->heads, L = c->l, S = c->s;
+    float *q = alloc_fill(nh * L * c->dk, c->qk_mag), *k = alloc_fill(nh * S * c->dk, c->qk_mag);
+    float *v = alloc_fill(nh * S * c->dv, c->v_mag), *dout = alloc_fill(nh * L * c->dv, c->v_mag);
+    attn_flash_desc d = desc_of(c);
+
+    /* Masks. */
+    uint8_t *bm = NULL;
+    float *am = NULL, *km = NULL;
+    size_t nmask = (c->masks & M_HEADMASK) ? nh : 1;
+    if (c->masks & M_BOOL) {
+        bm = malloc(L * S);
+        for (size_t i = 0; i < L * S; i++) bm[i] = frand() > -0.6f; /* 80 % allowed */
+        if (c->full_masked_row) memset(bm + (L / 2) * S, 0, S);
+        d.bool_mask = bm;
+    }
+    if (c->masks & M_ADD) {
+        am = malloc(nmask * L * S * sizeof(float));
+        for (size_t i = 0; i < nmask * L * S; i++) {
+            float x = frand();
+            am[i] = x > 0.7f ? -INFINITY : x;
+        }
+        if (c->full_masked_row)
+            for (size_t h = 0; h < nmask; h++)
+                for (size_t j = 0; j < S; j++) am[(h * L + L / 3) * S + j] = -INFINITY;
+        d.add_mask = am;
+        if (c->masks & M_HEADMASK) d.add_mask_hs = L * S, d.add_mask_bs = c->heads * L * S;
+    }
+    if (c->masks & M_KEY) {
+        km = malloc(c->batch * S * sizeof(float));
+        for (size_t i = 0; i < c->batch * S; i++) km[i] = frand() > 0.5f ? -INFINITY : 0.0f;
+        km[0] = 0.0f;
+        d.key_mask = km, d.key_mask_bs = S;
+    }
+
+    /* Reference, head by head. */
+    fresult ref;
+    fresult_alloc(&ref, c);
+    float *qh = malloc(L * c->dk * sizeof(float)), *kh = malloc(S * c->dk * sizeof(float));
+    float *vh = malloc(S * c->dv * sizeof(float)), *oh = malloc(L * c->dv * sizeof(float));
+    float *gh = malloc(L * c->dv * sizeof(float)), *w = malloc(L * S * sizeof(float));
+    float *dqh = malloc(L * c->dk * sizeof(float)), *dkh = malloc(S * c->dk * sizeof(float));
+    float *dvh = malloc(S * c->dv * sizeof(float)), *mask = malloc(L * S * sizeof(float));
+    assert_true(qh && kh && vh && oh && gh && w && dqh && dkh && dvh && mask);
+    for (size_t b = 0; b < c->batch; b++)
+        for (size_t h = 0; h < c->heads; h++) {
+            gather(qh, q, c, b, h, L, c->dk);
+            gather(kh, k, c, b, h, S, c->dk);
+            gather(vh, v, c, b, h, S, c->dv);
+            gather(gh, dout, c, b, h, L, c->dv);
+            attn_sdpa_params p = attn_sdpa_defaults();
+            p.scale_mode = ATTN_SCALE_CUSTOM, p.scale = d.scale;
+            p.causal = c->causal;
+            p.bool_mask = bm;
+            if (am || km) {
+                const float *amh = am ? am + (c->masks & M_HEADMASK ? (b * c->heads + h) * L * S : 0) : NULL;
+                for (size_t i = 0; i < L; i++)
+                    for (size_t j = 0; j < S; j++)
+                        mask[i * S + j] = (amh ? amh[i * S + j] : 0.0f) + (km ? km[b * S + j] : 0.0f);
+                p.add_mask = mask;
+            }
+            assert_int_equal(attn_sdpa_ref(oh, w, qh, kh, vh, L, S, c->dk, c->dv, &p, NULL), ATTN_OK);
+            memset(dqh, 0, L * c->dk * sizeof(float));
+            memset(dkh, 0, S * c->dk * sizeof(float));
+            memset(dvh, 0, S * c->dv * sizeof(float));
+            assert_int_equal(attn_sdpa_backward(dqh, dkh, dvh, gh, qh, kh, vh, w, L, S, c->dk,
+                                                c->dv, &p),
+                             ATTN_OK);
+            for (size_t i = 0; i < L; i++) {
+                memcpy(ref.out + at(c, b, h, i, L, c->dv), oh + i * c->dv, c->dv * sizeof(float));
+                memcpy(ref.dq + at(c, b, h, i, L, c->dk), dqh + i * c->dk, c->dk * sizeof(float));
+            }
+            for (size_t j = 0; j < S; j++) {
+                memcpy(ref.dk + at(c, b, h, j, S, c->dk), dkh + j * c->dk, c->dk * sizeof(float));
+                memcpy(ref.dv + at(c, b, h, j, S, c->dv), dvh + j * c->dv, c->dv * sizeof(float));
+            }
+        }
+
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    fresult two, one;
+    fresult_alloc(&two, c);
+    fresult_alloc(&one, c);
+    char what[160];
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (attn_simd_set((attn_simd)lv) != ATTN_OK) continue; /* the CPU lacks it */
+        const char *ln = attn_simd_name((attn_simd)lv);
+        attn_set_threads(2);
+        run_fused(&two, c, &d, q, k, v, dout);
+        snprintf(what, sizeof what, "%s [%s] out", c->name, ln);
+        assert_close_f32(two.out, ref.out, nh * L * c->dv, 1e-5, 1e-4, what);
+        snprintf(what, sizeof what, "%s [%s] d_q", c->name, ln);
+        assert_close_f32(two.dq, ref.dq, nh * L * c->dk, 1e-4, 1e-3, what);
+        snprintf(what, sizeof what, "%s [%s] d_k", c->name, ln);
+        assert_close_f32(two.dk, ref.dk, nh * S * c->dk, 1e-4, 1e-3, what);
+        snprintf(what, sizeof what, "%s [%s] d_v", c->name, ln);
+        assert_close_f32(two.dv, ref.dv, nh * S * c->dv, 1e-4, 1e-3, what);
+        attn_set_threads(1);
+        run_fused(&one, c, &d, q, k, v, dout);
+        if (memcmp(one.out, two.out, nh * L * c->dv * sizeof(float)) ||
+            memcmp(one.lse, two.lse, nh * L * sizeof(float)) ||
+            memcmp(one.dq, two.dq, nh * L * c->dk * sizeof(float)) ||
+            memcmp(one.dk, two.dk, nh * S * c->dk * sizeof(float)) ||
+            memcmp(one.dv, two.dv, nh * S * c->dv * sizeof(float)))
+            fail_msg("%s [%s]: 1 and 2 threads differ", c->name, ln);
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+
+    fresult_free(&ref), fresult_free(&two), fresult_free(&one);
+    free(qh), free(kh), free(vh), free(oh), free(gh), free(w), free(dqh), free(dkh), free(dvh);
+    free(mask), free(bm), free(am), free(km), free(q), free(k), free(v), free(dout);
+}
+
+#define CASE(...) ((fcase){__VA_ARGS__})
+
+static void test_small_shapes(void **state)
+{
+    (void)state;
+    run_case(&CASE(.name = "1x1 d1", .batch = 1, .heads = 1, .l = 1, .s = 1, .dk = 1, .dv = 1,
+                   .qk_mag = 1, .v_mag = 1));
+    run_case(&CASE(.name = "7x7 d3 causal", .batch = 1, .heads = 1, .l = 7, .s = 7, .dk = 3,
+                   .dv = 3, .causal = ATTN_CAUSAL_TOP_LEFT, .qk_mag = 1, .v_mag = 1));
+    run_case(&CASE(.name = "1x129 d65/80", .batch = 1, .heads = 1, .l = 1, .s = 129, .dk = 65,
+                   .dv = 80, .qk_mag = 1, .v_mag = 1));
+    run_case(&CASE(.name = "129x1 d80/65", .batch = 1, .heads = 1, .l = 129, .s = 1, .dk = 80,
+                   .dv = 65, .qk_mag = 1, .v_mag = 1));
+}
+
+static void test_causal_alignments(void **state)
+{
+    (void)state;
+    const attn_causal cs[] = {ATTN_CAUSAL_TOP_LEFT, ATTN_CAUSAL_BOTTOM_RIGHT};
+    for (int i = 0; i < 2; i++) {
+        /* L < S, L > S (bottom-right: the first rows see nothing), L = S. */
+        run_case(&CASE(.name = "7x129 d65/80 causal", .batch = 1, .heads = 1, .l = 7, .s = 129,
+                       .dk = 65, .dv = 80, .causal = cs[i], .qk_mag = 1, .v_mag = 1));
+        run_case(&CASE(.name = "200x129 d16/3 causal", .batch = 1, .heads = 1, .l = 200,
+                       .s = 129, .dk = 16, .dv = 3, .causal = cs[i], .qk_mag = 1, .v_mag = 1));
+        run_case(&CASE(.name = "130x130 d64 causal 2 heads", .batch = 1, .heads = 2, .l = 130,
+                       .s = 130, .dk = 64, .dv = 64, .causal = cs[i], .qk_mag = 1, .v_mag = 1));
+    }
+}
+
+static void test_masks(void **state)
+{
+    (void)state;
+    run_case(&CASE(.name = "bool 129x200 d128", .batch = 1, .heads = 1, .l = 129, .s = 200,
+                   .dk = 128, .dv = 128, .masks = M_BOOL, .full_masked_row = 1, .qk_mag = 1,
+                   .v_mag = 1));
+    run_case(&CASE(.name = "additive 100x129 d32/48 causal", .batch = 1, .heads = 1, .l = 100,
+                   .s = 129, .dk = 32, .dv = 48, .masks = M_ADD,
+                   .causal = ATTN_CAUSAL_BOTTOM_RIGHT, .full_masked_row = 1, .qk_mag = 1,
+                   .v_mag = 1));
+    /* Many heads (the per-head backward), interleaved as in the MHA layer,
+     * per-head additive masks, key padding and a boolean mask together. */
+    run_case(&CASE(.name = "2x3 heads, all masks", .batch = 2, .heads = 3, .l = 70, .s = 129,
+                   .dk = 24, .dv = 40, .masks = M_BOOL | M_ADD | M_KEY | M_HEADMASK,
+                   .interleaved = 1, .full_masked_row = 1, .qk_mag = 1, .v_mag = 1,
+                   .scale = 0.3f));
+    run_case(&CASE(.name = "2x2 heads, key padding, causal", .batch = 2, .heads = 2, .l = 65,
+                   .s = 65, .dk = 16, .dv = 16, .masks = M_KEY, .causal = ATTN_CAUSAL_TOP_LEFT,
+                   .qk_mag = 1, .v_mag = 1));
+}
+
+static void test_large_values(void **state)
+{
+    (void)state;
+    run_case(&CASE(.name = "magnitude 1e3", .batch = 1, .heads = 1, .l = 65, .s = 77, .dk = 16,
+                   .dv = 16, .qk_mag = 1e3f, .v_mag = 1e3f));
+}
+
+static void test_long(void **state)
+{
+    (void)state;
+    run_case(&CASE(.name = "1000x1000 d64 causal", .batch = 1, .heads = 1, .l = 1000, .s = 1000,
+                   .dk = 64, .dv = 64, .causal = ATTN_CAUSAL_TOP_LEFT, .qk_mag = 1, .v_mag = 1));
+    run_case(&CASE(.name = "1000x129 d80 4 heads", .batch = 1, .heads = 4, .l = 1000, .s = 129,
+                   .dk = 80, .dv = 80, .qk_mag = 1, .v_mag = 1));
+}
+
+/* The vector exp: a few ulp over the softmax's range; -inf → 0; NaN → NaN. */
+static void test_exp(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static float x[N + 3], y[N + 3];
+    for (int i = 0; i < N; i++) x[i] = -87.0f * (float)i / (float)N + (i % 7) * 1e-3f;
+    x[N] = -INFINITY, x[N + 1] = NAN, x[N + 2] = 0.0f;
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (lv > (int)attn_simd_best()) continue;
+        attn_fk_table((attn_simd)lv)->exp_n(y, x, N + 3);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double e = exp((double)x[i]);
+            double ulp = (double)nextafterf((float)e, INFINITY) - (double)(float)e;
+            double err = fabs((double)y[i] - e) / ulp;
+            if (err > worst) worst = err;
+        }
+        if (worst > 3.0) fail_msg("exp [%s]: %.2f ulp", attn_simd_name((attn_simd)lv), worst);
+        assert_true(y[N] == 0.0f);
+        assert_true(isnan(y[N + 1]));
+        assert_true(y[N + 2] == 1.0f);
+    }
+}
+
+/* The built-in blocked GEMM against the double-accumulating reference. */
+static void test_gemm_builtin(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{1, 1, 1}, {5, 3, 17}, {70, 300, 45}, {129, 513, 600}};
+    const attn_simd saved = attn_simd_level();
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        float *a = alloc_fill(m * k, 1), *b = alloc_fill(k * n, 1);
+        float *c = malloc(m * n * sizeof(float)), *r = malloc(m * n * sizeof(float));
+        assert_true(c && r);
+        for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+            if (attn_simd_set((attn_simd)lv) != ATTN_OK) continue;
+            for (int tb = 0; tb < 2; tb++) {
+                assert_int_equal(tb ? attn_matmul_nt_ref(r, a, b, m, k, n)
+                                    : attn_matmul_ref(r, a, b, m, k, n),
+                                 ATTN_OK);
+                assert_int_equal(attn_gemm_builtin(c, a, b, m, k, n, tb), ATTN_OK);
+                assert_close_f32(c, r, m * n, 1e-4, 1e-4, tb ? "gemm_builtin nt" : "gemm_builtin");
+                if (attn_have_cblas()) {
+                    assert_int_equal(attn_gemm_cblas(c, a, b, m, k, n, tb), ATTN_OK);
+                    assert_close_f32(c, r, m * n, 1e-4, 1e-4, "gemm_cblas");
+                }
+            }
+        }
+        free(a), free(b), free(c), free(r);
+    }
+    attn_simd_set(saved);
+}
+
+static void test_simd_control(void **state)
+{
+    (void)state;
+    attn_simd saved = attn_simd_level();
+    assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+    assert_int_equal(attn_simd_level(), ATTN_SIMD_SCALAR);
+    assert_int_equal(attn_simd_set((attn_simd)7), ATTN_E_INVALID);
+    assert_int_equal(attn_simd_set(saved), ATTN_OK);
+    assert_string_equal(attn_simd_name(ATTN_SIMD_AVX512), "avx512");
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    float x[4] = {0};
+    attn_flash_desc d = attn_flash_desc_make(1, 1, 0, 1, 1, 1);
+    assert_int_equal(attn_flash_forward(x, NULL, x, x, x, &d), ATTN_E_INVALID);
+    d = attn_flash_desc_make(1, 1, 1, 1, 1, 1);
+    assert_int_equal(attn_flash_forward(NULL, NULL, x, x, x, &d), ATTN_E_INVALID);
+    d.causal = (attn_causal)9;
+    assert_int_equal(attn_flash_forward(x, NULL, x, x, x, &d), ATTN_E_INVALID);
+    d = attn_flash_desc_make(1, 1, (size_t)1 << 41, 1, 1, 1);
+    assert_int_not_equal(attn_flash_forward(x, NULL, x, x, x, &d), ATTN_OK);
+    d = attn_flash_desc_make(1, 1, 1, 1, 1, 1);
+    assert_int_equal(attn_flash_backward(x, x, x, x, x, x, x, x, NULL, &d), ATTN_E_INVALID);
+    assert_true(attn_flash_forward_workspace(&d) > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simd_control), cmocka_unit_test(test_exp),
+        cmocka_unit_test(test_errors),       cmocka_unit_test(test_small_shapes),
+        cmocka_unit_test(test_causal_alignments), cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_large_values), cmocka_unit_test(test_long),
+        cmocka_unit_test(test_gemm_builtin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
