@@ -170,39 +170,6 @@ static long index_of(const cJSON *strings, const char *s)
     return -1;
 }
 
-/* obj[key] as a rows x cols matrix of numbers (checked); returns the values
- * row by row in a malloc'd array. */
-static double *matrix_of(const char *what, const cJSON *obj, const char *key, size_t rows,
-                         size_t cols)
-{
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsArray(m)) fail_msg("%s.%s: not an array", what, key);
-    if ((size_t)cJSON_GetArraySize(m) != rows)
-        fail_msg("%s.%s: expected %zu rows, got %d", what, key, rows, cJSON_GetArraySize(m));
-    double *v = malloc((rows * cols > 0 ? rows * cols : 1) * sizeof *v);
-    assert_non_null(v);
-    size_t i = 0;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, m)
-    {
-        if (!cJSON_IsArray(row) || (size_t)cJSON_GetArraySize(row) != cols) {
-            free(v);
-            fail_msg("%s.%s: row %zu is not an array of %zu numbers", what, key, i, cols);
-        }
-        size_t j = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, row)
-        {
-            if (!cJSON_IsNumber(x)) {
-                free(v);
-                fail_msg("%s.%s[%zu][%zu]: not a number", what, key, i, j);
-            }
-            v[i * cols + j++] = x->valuedouble;
-        }
-        i++;
-    }
-    return v;
-}
 
 static int close_enough(double a, double b, double rtol)
 {

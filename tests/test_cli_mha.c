@@ -1468,38 +1468,6 @@ static attn_mha *explain_layer_file(size_t heads, const char *file, char *path)
     return m;
 }
 
-/* obj[key] as a rows x cols matrix of numbers; the values row by row (to free). */
-static double *matrix_of(const char *what, const cJSON *obj, const char *key, size_t rows,
-                         size_t cols)
-{
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsArray(m)) fail_msg("%s.%s: not an array", what, key);
-    if ((size_t)cJSON_GetArraySize(m) != rows)
-        fail_msg("%s.%s: expected %zu rows, got %d", what, key, rows, cJSON_GetArraySize(m));
-    double *v = malloc((rows * cols > 0 ? rows * cols : 1) * sizeof *v);
-    assert_non_null(v);
-    size_t i = 0;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, m)
-    {
-        if (!cJSON_IsArray(row) || (size_t)cJSON_GetArraySize(row) != cols) {
-            free(v);
-            fail_msg("%s.%s: row %zu is not an array of %zu numbers", what, key, i, cols);
-        }
-        size_t j = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, row)
-        {
-            if (!cJSON_IsNumber(x)) {
-                free(v);
-                fail_msg("%s.%s[%zu][%zu]: not a number", what, key, i, j);
-            }
-            v[i * cols + j++] = x->valuedouble;
-        }
-        i++;
-    }
-    return v;
-}
 
 static void expect_close(const char *what, const double *got, const float *want, size_t n,
                          size_t stride_got, size_t stride_want, size_t cols)

@@ -21,41 +21,11 @@ static char *slurp(const char *path)
     return s;
 }
 
-/* The demo's two sentences as a document. */
-typedef struct demo_doc {
-    attn_embeddings vocab, x[2];
-    attn_trace *t[2];
-    const char *texts[2];
-    attn_doc doc;
-} demo_doc;
-
-static void build(demo_doc *d)
-{
-    memset(d, 0, sizeof *d);
-    assert_int_equal(attn_seed_vocabulary(&d->vocab), ATTN_OK);
-    for (int i = 0; i < 2; i++) {
-        d->texts[i] = attn_seed_sentence((size_t)i);
-        assert_int_equal(attn_embeddings_lookup(&d->x[i], &d->vocab, d->texts[i]), ATTN_OK);
-        assert_int_equal(attn_trace_create(&d->t[i]), ATTN_OK);
-        assert_int_equal(attn_self_attention(NULL, &d->x[i], NULL, d->t[i]), ATTN_OK);
-    }
-    d->doc.title = "test";
-    d->doc.n = 2;
-    d->doc.traces = (const attn_trace *const *)d->t;
-    d->doc.captions = d->texts;
-}
-
-static void release(demo_doc *d)
-{
-    for (int i = 0; i < 2; i++) attn_trace_free(d->t[i]), attn_embeddings_free(&d->x[i]);
-    attn_embeddings_free(&d->vocab);
-}
-
 static void test_csv_files_and_values(void **state)
 {
     (void)state;
     demo_doc d;
-    build(&d);
+    build_demo(&d);
     char dir[512];
     snprintf(dir, sizeof dir, "%s/csv-out", test_tmpdir());
     assert_int_equal(attn_export_csv(&d.doc, dir), ATTN_OK); /* creates the directory */
@@ -81,14 +51,14 @@ static void test_csv_files_and_values(void **state)
     assert_int_equal(sscanf(line + 7, "%g,%g,%g,%g,%g", &v[0], &v[1], &v[2], &v[3], &v[4]), 5);
     for (int j = 0; j < 5; j++) assert_true(v[j] == a->data[2 * 5 + j]); /* exact: %.9g */
     free(text);
-    release(&d);
+    release_demo(&d);
 }
 
 static void test_csv_bad_paths_leave_nothing(void **state)
 {
     (void)state;
     demo_doc d;
-    build(&d);
+    build_demo(&d);
     char dir[512];
     snprintf(dir, sizeof dir, "%s/no/such/dir", test_tmpdir());
     assert_int_equal(attn_export_csv(&d.doc, dir), ATTN_E_IO);
@@ -103,7 +73,7 @@ static void test_csv_bad_paths_leave_nothing(void **state)
     run_result r = run_cmd("ls -A '%s'", dir);
     assert_string_equal(r.out, "s2-scores.csv\n"); /* only what was there before */
     run_result_free(&r);
-    release(&d);
+    release_demo(&d);
 }
 
 /* Every output path is checked before any work; nothing goes to stdout. */

@@ -54,7 +54,7 @@ static void fixture_free(doc_fixture *f)
 
 /* The demo's two sentences: the plain walkthrough, or a small multi-head
  * layer (E = 4, 2 heads), optionally causal. */
-static void build_demo(doc_fixture *f, size_t heads, int causal)
+static void build_demo_html(doc_fixture *f, size_t heads, int causal)
 {
     memset(f, 0, sizeof *f);
     attn_embeddings vocab;
@@ -318,7 +318,7 @@ static void test_demo_page_holds_the_library_values(void **state)
 {
     (void)state;
     doc_fixture f;
-    build_demo(&f, 0, 0);
+    build_demo_html(&f, 0, 0);
     const char *path = tmp_path("demo.html");
     assert_int_equal(attn_export_html(&f.doc, path), ATTN_OK);
     char *html = slurp(path, NULL);
@@ -343,7 +343,7 @@ static void test_causal_and_multihead_pages(void **state)
     (void)state;
     for (int causal = 0; causal < 2; causal++) {
         doc_fixture f;
-        build_demo(&f, 2, causal);
+        build_demo_html(&f, 2, causal);
         const char *path = tmp_path("mha.html");
         assert_int_equal(attn_export_html(&f.doc, path), ATTN_OK);
         char *html = slurp(path, NULL);
@@ -357,7 +357,7 @@ static void test_causal_and_multihead_pages(void **state)
         fixture_free(&f);
     }
     doc_fixture f;
-    build_demo(&f, 0, 1);
+    build_demo_html(&f, 0, 1);
     const char *path = tmp_path("causal.html");
     assert_int_equal(attn_export_html(&f.doc, path), ATTN_OK);
     char *html = slurp(path, NULL);
@@ -449,7 +449,7 @@ static void test_bad_paths_create_nothing(void **state)
 {
     (void)state;
     doc_fixture f;
-    build_demo(&f, 0, 0);
+    build_demo_html(&f, 0, 0);
     struct stat sb;
     const char *missing = tmp_path("no-such-dir/page.html");
     assert_int_equal(attn_export_html(&f.doc, missing), ATTN_E_IO);
@@ -477,7 +477,7 @@ static void test_failed_write_leaves_nothing(void **state)
 {
     (void)state;
     doc_fixture f;
-    build_demo(&f, 0, 0);
+    build_demo_html(&f, 0, 0);
     const char *dir = tmp_path("full");
     assert_int_equal(mkdir(dir, 0777), 0);
     char path[700];
@@ -623,7 +623,7 @@ static void test_browser_demo(void **state)
         skip();
     }
     doc_fixture f;
-    build_demo(&f, 0, 0);
+    build_demo_html(&f, 0, 0);
     const char *path = tmp_path("browser-demo.html");
     assert_int_equal(attn_export_html(&f.doc, path), ATTN_OK);
     page_run p = load_page(path, "");
@@ -646,7 +646,7 @@ static void test_browser_multihead(void **state)
         skip();
     }
     doc_fixture f;
-    build_demo(&f, 2, 0);
+    build_demo_html(&f, 2, 0);
     const char *path = tmp_path("browser-mha.html");
     assert_int_equal(attn_export_html(&f.doc, path), ATTN_OK);
     /* The other head, recomputed with a causal mask and no scaling (the

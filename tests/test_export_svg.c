@@ -278,37 +278,6 @@ static void tooltip_value(char *buf, size_t n, float v)
     snprintf(buf, n, "%s%s", tmp[0] == '-' ? "−" : "", tmp + (tmp[0] == '-'));
 }
 
-/* ---- the demo's two sentences -------------------------------------------------- */
-
-typedef struct demo_doc {
-    attn_embeddings vocab, x[2];
-    attn_trace *t[2];
-    const char *texts[2];
-    attn_doc doc;
-} demo_doc;
-
-static void build_demo(demo_doc *d)
-{
-    memset(d, 0, sizeof *d);
-    assert_int_equal(attn_seed_vocabulary(&d->vocab), ATTN_OK);
-    for (int i = 0; i < 2; i++) {
-        d->texts[i] = attn_seed_sentence((size_t)i);
-        assert_int_equal(attn_embeddings_lookup(&d->x[i], &d->vocab, d->texts[i]), ATTN_OK);
-        assert_int_equal(attn_trace_create(&d->t[i]), ATTN_OK);
-        assert_int_equal(attn_self_attention(NULL, &d->x[i], NULL, d->t[i]), ATTN_OK);
-    }
-    d->doc.title = "attn demo";
-    d->doc.n = 2;
-    d->doc.traces = (const attn_trace *const *)d->t;
-    d->doc.captions = d->texts;
-}
-
-static void release_demo(demo_doc *d)
-{
-    for (int i = 0; i < 2; i++) attn_trace_free(d->t[i]), attn_embeddings_free(&d->x[i]);
-    attn_embeddings_free(&d->vocab);
-}
-
 static void test_svg_demo(void **state)
 {
     (void)state;

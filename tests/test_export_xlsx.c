@@ -162,7 +162,7 @@ static void doc_finish(doc *d, size_t n, size_t heads)
 }
 
 /* The demo's two sentences, plain walkthrough with `p` (NULL: defaults). */
-static void build_demo(doc *d, const attn_sdpa_params *p)
+static void build_demo_xlsx(doc *d, const attn_sdpa_params *p)
 {
     memset(d, 0, sizeof *d);
     assert_int_equal(attn_seed_vocabulary(&d->vocab), ATTN_OK);
@@ -243,7 +243,7 @@ static void test_demo_recalculates_to_the_library(void **state)
     (void)state;
     need_tools(1, 0);
     doc d;
-    build_demo(&d, NULL);
+    build_demo_xlsx(&d, NULL);
     const char *path = out_path("demo.xlsx");
     assert_int_equal(attn_export_xlsx(&d.doc, path), ATTN_OK);
     expect_cached(path);
@@ -284,7 +284,7 @@ static void test_masks_recalculate_to_the_library(void **state)
     attn_sdpa_params p = attn_sdpa_defaults();
     p.causal = ATTN_CAUSAL_TOP_LEFT;
     doc d;
-    build_demo(&d, &p);
+    build_demo_xlsx(&d, &p);
     const char *path = out_path("causal.xlsx");
     assert_int_equal(attn_export_xlsx(&d.doc, path), ATTN_OK);
     expect_cached(path);
@@ -304,7 +304,7 @@ static void test_masks_recalculate_to_the_library(void **state)
     p = attn_sdpa_defaults();
     p.scale_mode = ATTN_SCALE_CUSTOM, p.scale = 0.7f, p.temperature = 1.5f;
     p.add_mask = add, p.bool_mask = allow;
-    build_demo(&d, &p);
+    build_demo_xlsx(&d, &p);
     path = out_path("masked.xlsx");
     assert_int_equal(attn_export_xlsx(&d.doc, path), ATTN_OK);
     expect_cached(path);
@@ -377,7 +377,7 @@ static void test_edit_an_embedding(void **state)
     (void)state;
     need_tools(1, 1);
     doc d;
-    build_demo(&d, NULL);
+    build_demo_xlsx(&d, NULL);
     const char *path = out_path("edit.xlsx"), *edited = out_path("edited.xlsx");
     assert_int_equal(attn_export_xlsx(&d.doc, path), ATTN_OK);
     /* "mouse" (row 2 of sentence 1) loses most of its animal component. */
@@ -427,7 +427,7 @@ static void test_cells_are_formulas(void **state)
     (void)state;
     need_tools(0, 1);
     doc d;
-    build_demo(&d, NULL);
+    build_demo_xlsx(&d, NULL);
     const char *path = out_path("formulas.xlsx");
     assert_int_equal(attn_export_xlsx(&d.doc, path), ATTN_OK);
     static const struct {
@@ -466,7 +466,7 @@ static void test_refusals_leave_nothing(void **state)
 {
     (void)state;
     doc d;
-    build_demo(&d, NULL);
+    build_demo_xlsx(&d, NULL);
     assert_int_equal(attn_export_xlsx(&d.doc, "/no/such/dir/x.xlsx"), ATTN_E_IO);
     assert_non_null(strstr(attn_last_error(), "/no/such/dir"));
     assert_int_equal(attn_export_xlsx(&d.doc, test_tmpdir()), ATTN_E_IO); /* a directory */

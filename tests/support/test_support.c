@@ -1,6 +1,8 @@
 /* test_support.c - helpers shared by the tests. */
 #include "test_support.h"
 
+#include <cjson/cJSON.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,4 +117,57 @@ size_t count_lines(const char *s)
         if (*p == '\n') n++;
     if (*s && s[strlen(s) - 1] != '\n') n++;
     return n;
+}
+
+double *matrix_of(const char *what, const cJSON *obj, const char *key, size_t rows, size_t cols)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsArray(m)) fail_msg("%s.%s: not an array", what, key);
+    if ((size_t)cJSON_GetArraySize(m) != rows)
+        fail_msg("%s.%s: expected %zu rows, got %d", what, key, rows, cJSON_GetArraySize(m));
+    double *v = malloc((rows * cols > 0 ? rows * cols : 1) * sizeof *v);
+    assert_non_null(v);
+    size_t i = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, m)
+    {
+        if (!cJSON_IsArray(row) || (size_t)cJSON_GetArraySize(row) != cols) {
+            free(v);
+            fail_msg("%s.%s: row %zu is not an array of %zu numbers", what, key, i, cols);
+        }
+        size_t j = 0;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, row)
+        {
+            if (!cJSON_IsNumber(x)) {
+                free(v);
+                fail_msg("%s.%s[%zu][%zu]: not a number", what, key, i, j);
+            }
+            v[i * cols + j++] = x->valuedouble;
+        }
+        i++;
+    }
+    return v;
+}
+
+void build_demo(demo_doc *d)
+{
+    memset(d, 0, sizeof *d);
+    assert_int_equal(attn_seed_vocabulary(&d->vocab), ATTN_OK);
+    for (int i = 0; i < 2; i++) {
+        d->texts[i] = attn_seed_sentence((size_t)i);
+        assert_int_equal(attn_embeddings_lookup(&d->x[i], &d->vocab, d->texts[i]), ATTN_OK);
+        assert_int_equal(attn_trace_create(&d->t[i]), ATTN_OK);
+        assert_int_equal(attn_self_attention(NULL, &d->x[i], NULL, d->t[i]), ATTN_OK);
+    }
+    d->doc.title = "attn demo";
+    d->doc.n = 2;
+    d->doc.traces = (const attn_trace *const *)d->t;
+    d->doc.captions = d->texts;
+}
+
+void release_demo(demo_doc *d)
+{
+    for (int i = 0; i < 2; i++) attn_trace_free(d->t[i]), attn_embeddings_free(&d->x[i]);
+    attn_embeddings_free(&d->vocab);
 }

@@ -38,4 +38,23 @@ const char *write_tmp(const char *name, const char *text);
 /* Number of lines in s (a final line without newline counts). */
 size_t count_lines(const char *s);
 
+/* obj[key] as a rows x cols matrix of numbers (checked: fails the test
+ * otherwise); the values row by row in a malloc'd array. */
+struct cJSON;
+double *matrix_of(const char *what, const struct cJSON *obj, const char *key, size_t rows,
+                  size_t cols);
+
+/* The demo's two sentences run through attn_self_attention, as a document
+ * for the exporters (attn/export.h). */
+#include "attn/attn.h"
+#include "attn/export.h"
+typedef struct demo_doc {
+    attn_embeddings vocab, x[2];
+    attn_trace *t[2];
+    const char *texts[2];
+    attn_doc doc;
+} demo_doc;
+void build_demo(demo_doc *d);
+void release_demo(demo_doc *d);
+
 #endif
