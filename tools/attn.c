@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "cmd_bench.h"
+#include "cmd_classify.h"
 #include "cmd_gpt.h"
 
 typedef struct command {
@@ -17,8 +18,10 @@ static const command commands[] = {
     {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV) or layer"},
     {"mha", cmd_mha, "multi-head attention on safetensors inputs, as PyTorch computes it"},
     {"bench", cmd_bench, "time the fused attention and GEMM kernels against the reference"},
-    {"train", cmd_train, "train a small GPT on a text file (checkpoints, resume)"},
+    {"train", cmd_train, "train a small GPT on text, or an encoder classifier (--task classify)"},
     {"generate", cmd_generate, "generate text with a trained GPT (KV cache)"},
+    {"data", cmd_data, "build a labelled data set (WordNet noun supersenses)"},
+    {"classify", cmd_classify, "classify text with a trained encoder (top classes, attention)"},
 };
 
 static void usage(FILE *f)

@@ -12,11 +12,13 @@
 #include "attn/export.h"
 #include "attn/train.h"
 #include "cli.h"
+#include "cmd_classify.h"
 #include "cmd_gpt.h"
 
 static const char usage[] =
     "usage: attn train --data FILE.txt --out DIR [options]\n"
     "       attn train --data FILE.txt --resume DIR [--iters N] [options]\n"
+    "       attn train --task classify --data DIR ... (see attn train --task classify --help)\n"
     "\n"
     "Trains a GPT (character-level) on a text file and writes checkpoints to DIR:\n"
     "config.json, model.safetensors, vocab.json, optim.safetensors. The first 90%\n"
@@ -152,7 +154,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME
+    O_RESUME, O_TASK
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -186,7 +188,8 @@ int cmd_train(int argc, char **argv)
         {"json-log", required_argument, 0, O_JSON_LOG},
         {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
-        {"resume", required_argument, 0, O_RESUME}, {"help", no_argument, 0, 'h'},
+        {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
     attn_train_config tc = attn_train_defaults();
@@ -195,12 +198,21 @@ int cmd_train(int argc, char **argv)
     size_t n_flags = 0;
     const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
+    for (int i = 1; i < argc; i++) { /* --task picks the trainer */
+        const char *task = NULL;
+        if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
+        else if (!strncmp(argv[i], "--task=", 7)) task = argv[i] + 7;
+        if (task && !strcmp(task, "classify")) return cmd_train_classify(argc, argv);
+        if (task && strcmp(task, "lm"))
+            return cli_usage_error("train", usage, "--task: expected lm or classify, found '%s'", task);
+    }
     int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(usage, stdout); return cli_finish_stdout("train");
+        case O_TASK: break;
         case O_DATA: data = optarg; break;
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;

@@ -54,6 +54,17 @@ attn_status attn_tokenizer_load(attn_tokenizer **t, const char *path);
 attn_status attn_char_tokenizer_from_text(attn_tokenizer **t, const char *text, size_t len,
                                           const char *what);
 
+/* Word level: a word is a maximal run of ASCII letters and digits (bytes of
+ * UTF-8 sequences, >= 0x80, count as letters), lower-cased; everything else
+ * separates words. Ids: 0 [PAD], 1 [CLS], 2 [UNK], then the words seen at
+ * least min_count times in the texts, most frequent first (ties in byte
+ * order). Encoding never fails: a word not in the vocabulary is [UNK]. */
+#define ATTN_WORD_PAD 0u
+#define ATTN_WORD_CLS 1u
+#define ATTN_WORD_UNK 2u
+attn_status attn_word_tokenizer_build(attn_tokenizer **t, const char *const *texts, size_t n,
+                                      size_t min_count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -116,6 +116,31 @@ attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict)
 attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
                                  const attn_tokenizer *tok, attn_adamw *opt);
 
+/* ---- checkpoint files shared by every model ---------------------------------------
+ * `format` names the model ("attn-gpt", "attn-encoder") and goes into each
+ * file's metadata with the step; readers check both, so files of another
+ * model or another step are never mixed. */
+
+/* Parameters by name (F32), metadata format and step. */
+attn_status attn_params_write(const char *path, const char *format, size_t step,
+                              const attn_param_ref *p, size_t n);
+/* Loads every parameter (shapes checked); strict: no other tensor may be there. */
+attn_status attn_params_read(const char *path, const char *format, size_t step,
+                             const attn_param_ref *p, size_t n, int strict);
+/* AdamW moments "m.<name>", "v.<name>", its step count and an RNG state. */
+attn_status attn_optim_write(const char *path, const char *format, size_t step,
+                             const attn_param_ref *p, size_t n, attn_adamw *opt,
+                             const attn_rng *rng);
+attn_status attn_optim_read(const char *path, const char *format, size_t step,
+                            const attn_param_ref *p, size_t n, attn_adamw *opt, attn_rng *rng);
+/* When st is ATTN_OK renames each pending file to its final name; on any
+ * failure (st or a rename) removes the pending files. Returns the status. */
+attn_status attn_files_commit(attn_status st, const char *const *pending, const char *const *final,
+                              size_t n);
+/* The training configuration as a compact JSON object (malloc'd text), the
+ * keys attn_train_config_from_json reads. */
+attn_status attn_train_config_to_json(const attn_train_config *t, char **json);
+
 /* ---- the training loop ------------------------------------------------------------ */
 
 typedef struct attn_train_event {

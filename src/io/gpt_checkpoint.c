@@ -143,6 +143,19 @@ static cJSON *config_json(const attn_checkpoint *info)
     return root;
 }
 
+attn_status attn_train_config_to_json(const attn_train_config *t, char **json)
+{
+    if (!t || !json) return attn_error(ATTN_E_INVALID, "attn_train_config_to_json: NULL");
+    attn_checkpoint info;
+    memset(&info, 0, sizeof info);
+    info.train = *t;
+    cJSON *root = config_json(&info);
+    cJSON *train = root ? cJSON_DetachItemFromObject(root, "train") : NULL;
+    *json = train ? cJSON_PrintUnformatted(train) : NULL;
+    cJSON_Delete(root), cJSON_Delete(train);
+    return *json ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+}
+
 /* ---- files ------------------------------------------------------------------- */
 
 static char *join(const char *dir, const char *name)
@@ -199,48 +212,21 @@ static attn_status save_safetensors(const char *path, const attn_param_ref *p, s
     return st;
 }
 
-attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
-                                 const attn_tokenizer *tok, attn_adamw *opt)
+attn_status attn_optim_write(const char *path, const char *format, size_t step_n,
+                             const attn_param_ref *p, size_t n, attn_adamw *opt,
+                             const attn_rng *rng_state)
 {
-    if (!dir || !info || !g || !tok) return attn_error(ATTN_E_INVALID, "attn_checkpoint_save: NULL");
-    char *pending[4] = {0}, *final[4] = {0};
-    const size_t nfiles = opt ? 4 : 3;
+    if (!path || !format || !p || !opt || !rng_state)
+        return attn_error(ATTN_E_INVALID, "attn_optim_write: NULL");
     attn_status st = ATTN_OK;
-    for (size_t i = 0; i < nfiles && !st; i++) {
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, ".%s.pending", file_names[i]);
-        pending[i] = join(dir, tmp), final[i] = join(dir, file_names[i]);
-        if (!pending[i] || !final[i]) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    }
     char step[32];
-    snprintf(step, sizeof step, "%zu", info->step);
-    /* config.json */
-    if (!st) {
-        cJSON *root = config_json(info);
-        char *text = root ? cJSON_Print(root) : NULL;
-        attn_atomic_file af;
-        if (!text) st = attn_error(ATTN_E_NOMEM, "out of memory");
-        if (!st) st = attn_atomic_open(&af, pending[0]);
-        if (!st) {
-            fputs(text, af.f);
-            fputc('\n', af.f);
-            st = attn_atomic_commit(&af);
-        }
-        cJSON_Delete(root), free(text);
-    }
-    if (!st) st = attn_tokenizer_save(tok, pending[1]);
-    const attn_param_ref *p = attn_gpt_params(g);
-    const size_t n = attn_gpt_param_count(g);
-    if (!st) {
-        const char *mk[2] = {"format", "step"}, *mv[2] = {FORMAT, step};
-        st = save_safetensors(pending[2], p, n, NULL, mk, mv, 2);
-    }
-    if (!st && opt) {
+    snprintf(step, sizeof step, "%zu", step_n);
+    {
         char rng[4 * 17 + 4], adam[32];
         snprintf(rng, sizeof rng, "%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64,
-                 info->rng.s[0], info->rng.s[1], info->rng.s[2], info->rng.s[3]);
+                 rng_state->s[0], rng_state->s[1], rng_state->s[2], rng_state->s[3]);
         snprintf(adam, sizeof adam, "%zu", attn_adamw_steps(opt));
-        const char *mk[4] = {"format", "step", "rng", "adam_steps"}, *mv[4] = {FORMAT, step, rng, adam};
+        const char *mk[4] = {"format", "step", "rng", "adam_steps"}, *mv[4] = {format, step, rng, adam};
         float **ms = malloc(n * sizeof *ms), **vs = malloc(n * sizeof *vs);
         if (!ms || !vs) st = attn_error(ATTN_E_NOMEM, "out of memory");
         for (size_t i = 0; !st && i < n; i++) attn_adamw_moments(opt, i, &ms[i], &vs[i]);
@@ -261,21 +247,72 @@ attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, a
                 both[i].name = nm[i];
                 datas[i] = i < n ? ms[i] : vs[i - n];
             }
-            if (!st) st = save_safetensors(pending[3], both, 2 * n, datas, mk, mv, 4);
+            if (!st) st = save_safetensors(path, both, 2 * n, datas, mk, mv, 4);
             if (nm)
                 for (size_t i = 0; i < 2 * n; i++) free(nm[i]);
             free(nm), free(both), free(datas);
         }
         free(ms), free(vs);
     }
-    /* All written and synced: put them in place. */
-    for (size_t i = 0; !st && i < nfiles; i++)
+    return st;
+}
+
+attn_status attn_params_write(const char *path, const char *format, size_t step_n,
+                              const attn_param_ref *p, size_t n)
+{
+    if (!path || !format || !p) return attn_error(ATTN_E_INVALID, "attn_params_write: NULL");
+    char step[32];
+    snprintf(step, sizeof step, "%zu", step_n);
+    const char *mk[2] = {"format", "step"}, *mv[2] = {format, step};
+    return save_safetensors(path, p, n, NULL, mk, mv, 2);
+}
+
+attn_status attn_files_commit(attn_status st, const char *const *pending, const char *const *final,
+                              size_t n)
+{
+    for (size_t i = 0; !st && i < n; i++)
         if (rename(pending[i], final[i]) != 0)
             st = attn_error(ATTN_E_IO, "%s: cannot rename into place: %s", final[i], strerror(errno));
-    for (size_t i = 0; i < nfiles; i++) {
-        if (st && pending[i]) unlink(pending[i]);
-        free(pending[i]), free(final[i]);
+    for (size_t i = 0; st && i < n; i++)
+        if (pending[i]) unlink(pending[i]);
+    return st;
+}
+
+attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
+                                 const attn_tokenizer *tok, attn_adamw *opt)
+{
+    if (!dir || !info || !g || !tok) return attn_error(ATTN_E_INVALID, "attn_checkpoint_save: NULL");
+    char *pending[4] = {0}, *final[4] = {0};
+    const size_t nfiles = opt ? 4 : 3;
+    attn_status st = ATTN_OK;
+    for (size_t i = 0; i < nfiles && !st; i++) {
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, ".%s.pending", file_names[i]);
+        pending[i] = join(dir, tmp), final[i] = join(dir, file_names[i]);
+        if (!pending[i] || !final[i]) st = attn_error(ATTN_E_NOMEM, "out of memory");
     }
+    /* config.json */
+    if (!st) {
+        cJSON *root = config_json(info);
+        char *text = root ? cJSON_Print(root) : NULL;
+        attn_atomic_file af;
+        if (!text) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        if (!st) st = attn_atomic_open(&af, pending[0]);
+        if (!st) {
+            fputs(text, af.f);
+            fputc('\n', af.f);
+            st = attn_atomic_commit(&af);
+        }
+        cJSON_Delete(root), free(text);
+    }
+    if (!st) st = attn_tokenizer_save(tok, pending[1]);
+    const attn_param_ref *p = attn_gpt_params(g);
+    const size_t n = attn_gpt_param_count(g);
+    if (!st) st = attn_params_write(pending[2], FORMAT, info->step, p, n);
+    if (!st && opt) st = attn_optim_write(pending[3], FORMAT, info->step, p, n, opt, &info->rng);
+    /* All written and synced: put them in place. */
+    st = attn_files_commit(st, (const char *const *)pending, (const char *const *)final, nfiles);
+    for (size_t i = 0; i < nfiles; i++) free(pending[i]), free(final[i]);
     return st;
 }
 
@@ -311,14 +348,10 @@ static attn_status load_tensor(attn_safetensors *sf, const char *path, const cha
     return st;
 }
 
-attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict)
+static attn_status load_params(attn_safetensors *sf, const char *path, const attn_param_ref *p,
+                               size_t n, int strict)
 {
-    if (!g || !path) return attn_error(ATTN_E_INVALID, "attn_gpt_load_safetensors: NULL");
-    attn_safetensors *sf = NULL;
-    attn_status st = attn_safetensors_open(&sf, path);
-    if (st) return st;
-    const attn_param_ref *p = attn_gpt_params(g);
-    const size_t n = attn_gpt_param_count(g);
+    attn_status st = ATTN_OK;
     for (size_t i = 0; !st && i < n; i++) st = load_tensor(sf, path, p[i].name, &p[i], p[i].data);
     if (!st && strict && attn_safetensors_count(sf) != n) {
         attn_st_info info;
@@ -334,17 +367,27 @@ attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict)
             }
         }
     }
+    return st;
+}
+
+attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict)
+{
+    if (!g || !path) return attn_error(ATTN_E_INVALID, "attn_gpt_load_safetensors: NULL");
+    attn_safetensors *sf = NULL;
+    attn_status st = attn_safetensors_open(&sf, path);
+    if (st) return st;
+    st = load_params(sf, path, attn_gpt_params(g), attn_gpt_param_count(g), strict);
     attn_safetensors_close(sf);
     return st;
 }
 
-static attn_status step_of(attn_safetensors *sf, const char *path, size_t want)
+static attn_status step_of(attn_safetensors *sf, const char *path, const char *format, size_t want)
 {
     const char *fmt = attn_safetensors_metadata(sf, "format");
     const char *step = attn_safetensors_metadata(sf, "step");
-    if (!fmt || strcmp(fmt, FORMAT))
-        return attn_error(ATTN_E_FORMAT, "%s: not an attn GPT checkpoint (metadata format is not \"%s\")",
-                          path, FORMAT);
+    if (!fmt || strcmp(fmt, format))
+        return attn_error(ATTN_E_FORMAT, "%s: not an %s checkpoint (metadata format is not \"%s\")",
+                          path, format, format);
     char want_s[32];
     snprintf(want_s, sizeof want_s, "%zu", want);
     if (!step || strcmp(step, want_s))
@@ -396,7 +439,7 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     if (!st) {
         attn_safetensors *sf = NULL;
         st = attn_safetensors_open(&sf, mpath);
-        if (!st) st = step_of(sf, mpath, info->step);
+        if (!st) st = step_of(sf, mpath, FORMAT, info->step);
         attn_safetensors_close(sf);
     }
     if (!st) st = attn_gpt_load_safetensors(*g, mpath, 1);
@@ -410,14 +453,26 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     return st;
 }
 
-attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, attn_gpt *g,
-                                       attn_adamw *opt)
+attn_status attn_params_read(const char *path, const char *format, size_t step,
+                             const attn_param_ref *p, size_t n, int strict)
 {
-    char *path = join(dir, "optim.safetensors");
-    if (!path) return attn_error(ATTN_E_NOMEM, "out of memory");
+    if (!path || !format || !p) return attn_error(ATTN_E_INVALID, "attn_params_read: NULL");
     attn_safetensors *sf = NULL;
     attn_status st = attn_safetensors_open(&sf, path);
-    if (!st) st = step_of(sf, path, info->step);
+    if (!st) st = step_of(sf, path, format, step);
+    if (!st) st = load_params(sf, path, p, n, strict);
+    attn_safetensors_close(sf);
+    return st;
+}
+
+attn_status attn_optim_read(const char *path, const char *format, size_t step,
+                            const attn_param_ref *p, size_t n, attn_adamw *opt, attn_rng *rng_out)
+{
+    if (!path || !format || !p || !opt || !rng_out)
+        return attn_error(ATTN_E_INVALID, "attn_optim_read: NULL");
+    attn_safetensors *sf = NULL;
+    attn_status st = attn_safetensors_open(&sf, path);
+    if (!st) st = step_of(sf, path, format, step);
     const char *adam = st ? NULL : attn_safetensors_metadata(sf, "adam_steps");
     char *end = NULL;
     unsigned long long steps = adam ? strtoull(adam, &end, 10) : 0;
@@ -430,10 +485,8 @@ attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, a
                            &r[2], &r[3]) != 4 || strlen(rng) != 67)
             st = attn_error(ATTN_E_FORMAT, "%s: metadata \"rng\" missing or malformed", path);
         else
-            memcpy(info->rng.s, r, sizeof r);
+            memcpy(rng_out->s, r, sizeof r);
     }
-    const attn_param_ref *p = attn_gpt_params(g);
-    const size_t n = attn_gpt_param_count(g);
     char name[160];
     for (size_t i = 0; !st && i < n; i++) {
         float *m, *v;
@@ -444,7 +497,17 @@ attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, a
         if (!st) st = load_tensor(sf, path, name, &p[i], v);
     }
     if (!st) attn_adamw_set_steps(opt, (size_t)steps);
-    free(path);
     attn_safetensors_close(sf);
+    return st;
+}
+
+attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, attn_gpt *g,
+                                       attn_adamw *opt)
+{
+    char *path = join(dir, "optim.safetensors");
+    if (!path) return attn_error(ATTN_E_NOMEM, "out of memory");
+    attn_status st = attn_optim_read(path, FORMAT, info->step, attn_gpt_params(g),
+                                     attn_gpt_param_count(g), opt, &info->rng);
+    free(path);
     return st;
 }

@@ -9,6 +9,8 @@
 
 attn_status attn_char_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
                                           const char *path);
+attn_status attn_word_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
+                                          const char *path);
 
 attn_status attn_tokenizer_encode(const attn_tokenizer *t, const char *text, size_t len,
                                   const char *what, uint32_t **ids, size_t *n)
@@ -72,8 +74,9 @@ attn_status attn_tokenizer_load(attn_tokenizer **out, const char *path)
     if (!st) {
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
         if (type && strcmp(type, "char") == 0) st = attn_char_tokenizer_from_json(out, root, path);
+        else if (type && strcmp(type, "word") == 0) st = attn_word_tokenizer_from_json(out, root, path);
         else
-            st = attn_error(ATTN_E_FORMAT, "%s: unknown tokenizer type '%s' (known: char)", path,
+            st = attn_error(ATTN_E_FORMAT, "%s: unknown tokenizer type '%s' (known: char, word)", path,
                             type ? type : "(missing)");
     }
     cJSON_Delete(root);

@@ -1,0 +1,56 @@
+#!/bin/sh
+# bench_classify.sh - the WordNet supersense classifier, attn against PyTorch in one run.
+#
+#   bench/bench_classify.sh [EPOCHS]      (default 4, early stopping with patience 2)
+#
+# Builds the data set with `attn data wordnet` (needs wordnet-base), then
+# trains the same encoder (2 layers, 4 heads, width 128, mean pooling, batch
+# 64, AdamW lr 2e-3 with 100 warm-up steps and cosine decay to 1e-4, weight
+# decay 0.01, clipping at 1.0) with attn and with PyTorch
+# (bench/classify_torch.py, Debian python3-torch), evaluating on validation
+# after every epoch and keeping the best. Prints, for both: training seconds
+# (evaluations excluded), seconds to the best epoch, the best epoch, and test
+# accuracy / macro-F1 at it; and attn's baselines (majority class, bag-of-words
+# logistic regression) on the same test split. Extra options for both trainers
+# go in ARGS (e.g. ARGS="--pooling cls").
+set -eu
+EPOCHS=${1:-4}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+ATTN=${ATTN:-$ROOT/build/attn}
+ARGS=${ARGS:-}
+OUT=$(mktemp -d /tmp/bench-classify-XXXXXX)
+echo "bench_classify: $EPOCHS epochs, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
+"$ATTN" data wordnet --out "$OUT/data" > /dev/null
+
+# shellcheck disable=SC2086
+"$ATTN" train --task classify --data "$OUT/data" --out "$OUT/ckpt" --epochs "$EPOCHS" --patience 2 \
+    --json-log "$OUT/attn.jsonl" $ARGS > "$OUT/attn.out"
+# shellcheck disable=SC2086
+/usr/bin/python3 "$HERE/classify_torch.py" --data "$OUT/data" --epochs "$EPOCHS" --patience 2 \
+    --threads "$(nproc)" $ARGS > "$OUT/torch.jsonl"
+
+/usr/bin/python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+a = [json.loads(l) for l in open(out + "/attn.jsonl")]
+t = [json.loads(l) for l in open(out + "/torch.jsonl")]
+steps = [x for x in a if "step" in x]
+test = [x for x in a if "test" in x][-1]["test"]
+evals = [x for x in steps if "val_accuracy" in x]
+train_s = sum(x["ms_per_iter"] for x in steps) / 1e3
+best_step = test["encoder"]["best_step"]
+to_best = sum(x["ms_per_iter"] for x in steps if x["step"] <= best_step) / 1e3
+best_epoch = [x["epoch"] for x in evals if x["step"] == best_step][0]
+ts = [x for x in t if x.get("summary")][0]
+print("%-34s %10s %10s" % ("", "attn", "PyTorch"))
+print("%-34s %10.1f %10.1f" % ("training seconds (all epochs run)", train_s, ts["train_s"]))
+print("%-34s %10.1f %10.1f" % ("training seconds to the best epoch", to_best, ts["train_s_to_best"]))
+print("%-34s %10d %10d" % ("best epoch (validation accuracy)", best_epoch, ts["best_epoch"]))
+print("%-34s %10.4f %10.4f" % ("test accuracy", test["encoder"]["accuracy"], ts["test_accuracy"]))
+print("%-34s %10.4f %10.4f" % ("test macro-F1", test["encoder"]["macro_f1"], ts["test_macro_f1"]))
+print("baselines (attn, same split): majority %.4f / %.4f, bag-of-words logistic regression %.4f / %.4f"
+      % (test["majority"]["accuracy"], test["majority"]["macro_f1"],
+         test["bag_of_words"]["accuracy"], test["bag_of_words"]["macro_f1"]))
+print("attn's time to its best epoch is %.2f of PyTorch's" % (to_best / ts["train_s_to_best"]))
+PY

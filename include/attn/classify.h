@@ -1,0 +1,234 @@
+/* attn/classify.h - text classification: labelled data, metrics, baselines
+ * (majority class, bag-of-words logistic regression) and a bidirectional
+ * Transformer encoder with its trainer.
+ *
+ * The encoder (PyTorch-style parameter names):
+ *   x_0   = wte[ids] + wpe[positions]                          (B, T, C)
+ *   x_l+½ = x_l + MHA(LN_1(x_l), key_padding_mask)             each block l
+ *   x_l+1 = x_l+½ + c_proj(GELU_tanh(c_fc(LN_2(x_l+½))))
+ *   h     = LN_f(x_L);  pooled = h[:, 0] ([CLS]) or the mean of h over the
+ *           tokens that are not padding;  logits = head(pooled)  (B, K)
+ * Token 0 of every example is [CLS]; padding ([PAD]) is masked as keys, so
+ * padding never changes another token's output. Parameters: wte.weight (V, C),
+ * wpe.weight (T, C), h.<l>.ln_1.weight [.bias], h.<l>.attn.in_proj_weight
+ * (3C, C) [in_proj_bias], h.<l>.attn.out_proj.weight [.bias],
+ * h.<l>.ln_2.weight [.bias], h.<l>.mlp.c_fc.weight (4C, C) [.bias],
+ * h.<l>.mlp.c_proj.weight (C, 4C) [.bias], ln_f.weight [.bias],
+ * head.weight (K, C), head.bias (K).
+ */
+#ifndef ATTN_CLASSIFY_H
+#define ATTN_CLASSIFY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "attn/gpt.h"
+#include "attn/mha.h"
+#include "attn/status.h"
+#include "attn/tokenizer.h"
+#include "attn/trace.h"
+#include "attn/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- labelled text ---------------------------------------------------------- */
+
+typedef struct attn_cls_split {
+    size_t n;
+    char **text;       /* n texts */
+    char **label_name; /* n label strings as in the file */
+    uint32_t *label;   /* n, indexes into a label set (attn_cls_split_label) */
+    char *storage;
+} attn_cls_split;
+
+/* Reads "label<TAB>text" lines (a final line without newline is fine; blank
+ * lines are errors). Errors name path:line. */
+attn_status attn_cls_split_read(attn_cls_split *s, const char *path);
+void attn_cls_split_free(attn_cls_split *s);
+/* The sorted distinct labels of s (malloc'd array of malloc'd strings). */
+attn_status attn_cls_labels_of(const attn_cls_split *s, char ***labels, size_t *n);
+void attn_cls_labels_free(char **labels, size_t n);
+/* Fills s->label from the label set; a label outside it is an error naming
+ * `what`:line. */
+attn_status attn_cls_split_label(attn_cls_split *s, const char *const *labels, size_t n,
+                                 const char *what);
+
+/* Token ids per example: [CLS] then the words (truncated to `context`). */
+typedef struct attn_cls_tokens {
+    size_t n;
+    uint32_t *ids;   /* all examples' ids, one after another */
+    size_t *offset;  /* n + 1 */
+    uint32_t *label; /* n (a copy) */
+    size_t words;    /* words before truncation, summed */
+} attn_cls_tokens;
+
+attn_status attn_cls_tokenize(attn_cls_tokens *t, const attn_cls_split *s,
+                              const attn_tokenizer *tok, size_t context);
+void attn_cls_tokens_free(attn_cls_tokens *t);
+
+/* ---- metrics -------------------------------------------------------------------- */
+
+typedef struct attn_cls_metrics {
+    double accuracy;
+    double macro_f1; /* mean over classes present in gold or predictions */
+    double loss;     /* mean cross-entropy where known, NAN otherwise */
+    size_t n;
+} attn_cls_metrics;
+
+/* confusion (k, k) may be NULL: confusion[gold * k + pred] counts. */
+void attn_cls_score(attn_cls_metrics *m, const uint32_t *pred, const uint32_t *gold, size_t n,
+                    size_t k, size_t *confusion);
+
+/* ---- baselines ------------------------------------------------------------------- */
+
+/* The most frequent label of train (the lowest index on ties). */
+uint32_t attn_majority_class(const uint32_t *labels, size_t n, size_t k);
+
+typedef struct attn_bow_opts {
+    size_t epochs;   /* passes over train; the best on validation is kept (10) */
+    float lr;        /* AdaGrad learning rate (0.5) */
+    float l2;        /* L2 penalty per example (1e-6) */
+    uint64_t seed;
+} attn_bow_opts;
+attn_bow_opts attn_bow_defaults(void);
+
+/* Multinomial logistic regression on binary bag-of-words features (the
+ * tokenizer's ids; [PAD] and [CLS] ignored), trained by AdaGrad SGD. */
+typedef struct attn_bow {
+    size_t vocab, classes;
+    float *w; /* (vocab, classes) */
+    float *b; /* (classes) */
+} attn_bow;
+
+attn_status attn_bow_train(attn_bow *m, const attn_cls_tokens *train, const attn_cls_tokens *valid,
+                           size_t vocab, size_t classes, const attn_bow_opts *o);
+void attn_bow_free(attn_bow *m);
+/* Class scores (logits) of one example: out (classes). */
+void attn_bow_logits(const attn_bow *m, const uint32_t *ids, size_t n, float *out);
+/* Predictions for every example of t: pred (t->n). */
+void attn_bow_predict(const attn_bow *m, const attn_cls_tokens *t, uint32_t *pred);
+
+/* ---- the encoder --------------------------------------------------------------- */
+
+typedef enum attn_pooling { ATTN_POOL_MEAN = 0, ATTN_POOL_CLS = 1 } attn_pooling;
+
+typedef struct attn_encoder_config {
+    size_t vocab_size, context, layers, heads, width, classes;
+    int bias;
+    attn_pooling pooling;
+} attn_encoder_config;
+
+attn_status attn_encoder_config_check(const attn_encoder_config *c);
+
+typedef struct attn_encoder attn_encoder;
+
+attn_status attn_encoder_create(attn_encoder **e, const attn_encoder_config *c, size_t max_batch);
+void attn_encoder_free(attn_encoder *e);
+const attn_encoder_config *attn_encoder_get_config(const attn_encoder *e);
+/* Weights N(0, 0.02) (residual projections N(0, 0.02/√(2·layers))), biases 0,
+ * layer norms 1, the head N(0, 0.02); deterministic for a seed. */
+attn_status attn_encoder_init(attn_encoder *e, uint64_t seed);
+size_t attn_encoder_param_count(const attn_encoder *e);
+const attn_param_ref *attn_encoder_params(const attn_encoder *e);
+size_t attn_encoder_num_params(const attn_encoder *e);
+void attn_encoder_zero_grad(attn_encoder *e);
+
+/* Forward over ids (B, T): row b holds lens[b] tokens (1..T; the first is
+ * [CLS]) then padding. With labels (B) also the mean cross-entropy into
+ * *loss and what the backward needs. weights (may be NULL): per layer l a
+ * buffer (B, H, T, T) or NULL that receives the attention of every head. */
+attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
+                                 const uint32_t *labels, size_t batch, size_t seq, double *loss,
+                                 float *const *weights);
+const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last forward */
+/* The input of block l's attention (LN_1 output) of the last forward: (B, T, C). */
+const float *attn_encoder_attn_input(const attn_encoder *e, size_t layer);
+attn_mha *attn_encoder_mha(attn_encoder *e, size_t layer);
+/* Backward of loss_scale · loss of the last forward with labels. */
+attn_status attn_encoder_backward(attn_encoder *e, float loss_scale);
+
+/* ---- training ----------------------------------------------------------------------- */
+
+typedef struct attn_cls_opts {
+    size_t epochs;    /* sets iters = epochs · steps per epoch when > 0 */
+    size_t patience;  /* stop after this many evaluations without a better
+                         validation accuracy (0: never) */
+    size_t min_count; /* vocabulary: words seen at least this often in train */
+} attn_cls_opts;
+
+typedef struct attn_cls_event {
+    attn_train_event base;      /* val_loss: validation cross-entropy */
+    double val_accuracy, val_f1; /* when base.evaluated */
+    int improved;               /* a new best (its weights were saved) */
+    size_t epoch;               /* epochs begun, from 1 */
+} attn_cls_event;
+
+typedef int (*attn_cls_progress_fn)(const attn_cls_event *e, void *user);
+
+typedef struct attn_cls_trainer attn_cls_trainer;
+
+/* A new run on data_dir/{train,valid,test}.tsv: labels and vocabulary from
+ * train; m->vocab_size and m->classes are set from them. */
+attn_status attn_cls_trainer_create(attn_cls_trainer **t, const attn_encoder_config *m,
+                                    const attn_train_config *c, const attn_cls_opts *o,
+                                    const char *data_dir);
+/* Continues the run saved in dir on the same data; iters > 0 replaces the total. */
+attn_status attn_cls_trainer_resume(attn_cls_trainer **t, const char *dir, const char *data_dir,
+                                    size_t iters);
+void attn_cls_trainer_free(attn_cls_trainer *t);
+
+typedef struct attn_cls_info {
+    attn_encoder_config model;
+    attn_train_config train;
+    attn_cls_opts opts;
+    size_t step, steps_per_epoch;
+    size_t best_step;        /* 0: none yet */
+    double best_accuracy, best_f1;
+    size_t bad_evals;        /* evaluations since the best */
+    size_t n_train, n_valid, n_test;
+    double mean_words;       /* words per training text */
+    char **labels;
+    size_t n_labels;
+} attn_cls_info;
+
+const attn_cls_info *attn_cls_trainer_info(const attn_cls_trainer *t);
+attn_encoder *attn_cls_trainer_model(attn_cls_trainer *t);
+const attn_tokenizer *attn_cls_trainer_tokenizer(const attn_cls_trainer *t);
+
+/* Trains until iters, stop_at, *stop, the callback, or early stopping;
+ * checkpoints to out_dir every checkpoint_every steps, at each new best and
+ * at the end. *stopped: 1 interrupted, 2 early stopping, 0 otherwise. */
+attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
+                                 const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
+                                 void *user, int *stopped);
+
+typedef enum attn_cls_which { ATTN_CLS_TRAIN = 0, ATTN_CLS_VALID = 1, ATTN_CLS_TEST = 2 } attn_cls_which;
+/* Scores the current weights on a split; confusion (K, K) may be NULL. */
+attn_status attn_cls_trainer_evaluate(attn_cls_trainer *t, attn_cls_which which,
+                                      attn_cls_metrics *m, size_t *confusion);
+/* Loads the best weights (out_dir/best.safetensors) into the model. */
+attn_status attn_cls_trainer_load_best(attn_cls_trainer *t, const char *out_dir);
+/* The baselines on a split, with the trainer's tokenizer and labels. */
+attn_status attn_cls_trainer_baselines(attn_cls_trainer *t, attn_cls_which which,
+                                       attn_cls_metrics *majority, attn_cls_metrics *bow,
+                                       const attn_bow_opts *o);
+
+/* ---- a trained classifier ----------------------------------------------------------- */
+
+/* Loads dir (config.json, vocab.json and best.safetensors, or model.safetensors
+ * when there is no best) for batches of max_batch. */
+attn_status attn_cls_model_load(const char *dir, size_t max_batch, attn_cls_info *info,
+                                attn_encoder **e, attn_tokenizer **tok);
+void attn_cls_info_free(attn_cls_info *info);
+/* Class probabilities of one text: probs (K); ids/n (may be NULL) receive its
+ * token ids ([CLS] first, truncated to the context; free them); weights as
+ * for attn_encoder_forward with B = 1 and T = *n (at most the context). */
+attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const char *text,
+                             float *probs, uint32_t **ids, size_t *n, float *const *weights);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,185 @@
+/* cls_data.c - labelled text ("label<TAB>text" lines) and its token ids. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "attn/classify.h"
+
+void attn_cls_split_free(attn_cls_split *s)
+{
+    if (!s) return;
+    free(s->text), free(s->label_name), free(s->label), free(s->storage);
+    memset(s, 0, sizeof *s);
+}
+
+attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
+{
+    if (!s || !path) return attn_error(ATTN_E_INVALID, "attn_cls_split_read: NULL");
+    memset(s, 0, sizeof *s);
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > ((off_t)1 << 31)) {
+        fclose(f);
+        return attn_error(ATTN_E_IO, "%s: not a regular file of at most 2 GB", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        fclose(f);
+        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, len, f);
+    fclose(f);
+    if (got != len) {
+        free(buf);
+        return attn_error(ATTN_E_IO, "%s: short read", path);
+    }
+    buf[len] = 0;
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
+    if (len && buf[len - 1] != '\n') lines++;
+    s->storage = buf;
+    s->text = malloc((lines + 1) * sizeof *s->text);
+    s->label_name = malloc((lines + 1) * sizeof *s->label_name);
+    s->label = calloc(lines + 1, sizeof *s->label);
+    if (!s->text || !s->label_name || !s->label) {
+        attn_cls_split_free(s);
+        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    }
+    attn_status st = ATTN_OK;
+    char *p = buf, *end = buf + len;
+    size_t line = 0;
+    while (p < end && !st) {
+        line++;
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        if (e > p && e[-1] == '\r') e--;
+        *e = 0;
+        if (memchr(p, 0, (size_t)(e - p)))
+            st = attn_error(ATTN_E_FORMAT, "%s:%zu: a NUL byte in the line", path, line);
+        char *tab = st ? NULL : strchr(p, '\t');
+        if (st) break;
+        if (e == p) st = attn_error(ATTN_E_FORMAT, "%s:%zu: an empty line (expected label<TAB>text)", path, line);
+        else if (!tab) st = attn_error(ATTN_E_FORMAT, "%s:%zu: no tab between the label and the text", path, line);
+        else if (tab == p) st = attn_error(ATTN_E_FORMAT, "%s:%zu: the label is empty", path, line);
+        else if (!tab[1]) st = attn_error(ATTN_E_FORMAT, "%s:%zu: the text is empty", path, line);
+        if (st) break;
+        *tab = 0;
+        s->label_name[s->n] = p, s->text[s->n] = tab + 1;
+        s->n++;
+        p = nl ? nl + 1 : end;
+    }
+    if (!st && !s->n) st = attn_error(ATTN_E_FORMAT, "%s: no examples", path);
+    if (st) attn_cls_split_free(s);
+    return st;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void attn_cls_labels_free(char **labels, size_t n)
+{
+    for (size_t i = 0; labels && i < n; i++) free(labels[i]);
+    free(labels);
+}
+
+attn_status attn_cls_labels_of(const attn_cls_split *s, char ***labels, size_t *n)
+{
+    if (!s || !labels || !n) return attn_error(ATTN_E_INVALID, "attn_cls_labels_of: NULL");
+    *labels = NULL, *n = 0;
+    char **all = malloc((s->n + 1) * sizeof *all);
+    if (!all) return attn_error(ATTN_E_NOMEM, "out of memory");
+    memcpy(all, s->label_name, s->n * sizeof *all);
+    qsort(all, s->n, sizeof *all, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!k || strcmp(all[k - 1], all[i])) all[k++] = all[i];
+    char **out = calloc(k ? k : 1, sizeof *out);
+    attn_status st = out ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    for (size_t i = 0; !st && i < k; i++)
+        if (!(out[i] = strdup(all[i]))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    free(all);
+    if (st) {
+        attn_cls_labels_free(out, k);
+        return st;
+    }
+    *labels = out, *n = k;
+    return ATTN_OK;
+}
+
+attn_status attn_cls_split_label(attn_cls_split *s, const char *const *labels, size_t n,
+                                 const char *what)
+{
+    if (!s || !labels) return attn_error(ATTN_E_INVALID, "attn_cls_split_label: NULL");
+    for (size_t i = 0; i < s->n; i++) {
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(labels[mid], s->label_name[i]) < 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == n || strcmp(labels[lo], s->label_name[i]))
+            return attn_error(ATTN_E_FORMAT, "%s:%zu: the label '%s' is not one of the %zu labels of the training data",
+                              what, i + 1, s->label_name[i], n);
+        s->label[i] = (uint32_t)lo;
+    }
+    return ATTN_OK;
+}
+
+void attn_cls_tokens_free(attn_cls_tokens *t)
+{
+    if (!t) return;
+    free(t->ids), free(t->offset), free(t->label);
+    memset(t, 0, sizeof *t);
+}
+
+attn_status attn_cls_tokenize(attn_cls_tokens *t, const attn_cls_split *s,
+                              const attn_tokenizer *tok, size_t context)
+{
+    if (!t || !s || !tok || context < 2) return attn_error(ATTN_E_INVALID, "attn_cls_tokenize: bad argument");
+    memset(t, 0, sizeof *t);
+    t->offset = malloc((s->n + 1) * sizeof *t->offset);
+    t->label = malloc((s->n + 1) * sizeof *t->label);
+    size_t cap = s->n * 8 + 16;
+    t->ids = malloc(cap * sizeof *t->ids);
+    if (!t->offset || !t->label || !t->ids) {
+        attn_cls_tokens_free(t);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    attn_status st = ATTN_OK;
+    size_t at = 0;
+    for (size_t i = 0; i < s->n && !st; i++) {
+        uint32_t *ids = NULL;
+        size_t n = 0;
+        st = attn_tokenizer_encode(tok, s->text[i], strlen(s->text[i]), "text", &ids, &n);
+        if (st) break;
+        t->words += n;
+        if (n > context - 1) n = context - 1;
+        if (at + n + 1 > cap) {
+            while (at + n + 1 > cap) cap *= 2;
+            uint32_t *nb = realloc(t->ids, cap * sizeof *nb);
+            if (!nb) st = attn_error(ATTN_E_NOMEM, "out of memory");
+            else t->ids = nb;
+        }
+        if (!st) {
+            t->offset[i] = at;
+            t->ids[at++] = ATTN_WORD_CLS;
+            memcpy(t->ids + at, ids, n * sizeof *ids);
+            at += n;
+            t->label[i] = s->label[i];
+        }
+        free(ids);
+    }
+    if (st) {
+        attn_cls_tokens_free(t);
+        return st;
+    }
+    t->n = s->n;
+    t->offset[s->n] = at;
+    return ATTN_OK;
+}

@@ -1,0 +1,29 @@
+/* cls_internal.h - the classifier trainer's layout, shared by cls_train.c
+ * and cls_checkpoint.c. */
+#ifndef ATTN_CLS_INTERNAL_H
+#define ATTN_CLS_INTERNAL_H
+
+#include "attn/classify.h"
+
+#define CLS_FORMAT "attn-encoder"
+
+struct attn_cls_trainer {
+    attn_cls_info info;
+    attn_encoder *e;
+    attn_tokenizer *tok;
+    attn_adamw *opt;
+    attn_cls_split split[3];
+    attn_cls_tokens data[3];
+    uint32_t *x, *y, *pred;
+    size_t *lens, *order, *batch_start;
+    uint64_t *keys;
+    size_t epoch_ready; /* the epoch whose batches are planned in order/batch_start */
+};
+
+attn_status cls_prepare(attn_cls_trainer *t, const char *data_dir, int build);
+attn_status cls_make_optimizer(attn_cls_trainer *t);
+/* Writes config.json, vocab.json, model.safetensors, optim.safetensors and,
+ * with best, best.safetensors (all or nothing). */
+attn_status cls_checkpoint_save(attn_cls_trainer *t, const char *dir, int best);
+
+#endif

@@ -1,0 +1,354 @@
+/* cls_train.c - training the encoder classifier: epochs of shuffled,
+ * length-bucketed batches, AdamW with warm-up and cosine decay (attn/train.h),
+ * evaluation (accuracy, macro-F1) on validation, early stopping that keeps
+ * the best weights, checkpoints and exact resume. Progress goes to a
+ * callback; nothing is printed. The batch order of an epoch depends only on
+ * (seed, epoch), so a resumed run sees the same batches. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn/classify.h"
+#include "cls_internal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const attn_cls_info *attn_cls_trainer_info(const attn_cls_trainer *t) { return t ? &t->info : NULL; }
+attn_encoder *attn_cls_trainer_model(attn_cls_trainer *t) { return t ? t->e : NULL; }
+const attn_tokenizer *attn_cls_trainer_tokenizer(const attn_cls_trainer *t) { return t ? t->tok : NULL; }
+
+void attn_cls_trainer_free(attn_cls_trainer *t)
+{
+    if (!t) return;
+    attn_adamw_free(t->opt);
+    attn_encoder_free(t->e);
+    attn_tokenizer_free(t->tok);
+    for (int i = 0; i < 3; i++) attn_cls_split_free(&t->split[i]), attn_cls_tokens_free(&t->data[i]);
+    attn_cls_info_free(&t->info);
+    free(t->x), free(t->lens), free(t->y), free(t->order), free(t->batch_start), free(t->pred), free(t->keys);
+    free(t);
+}
+
+static size_t len_of(const attn_cls_tokens *d, size_t i) { return d->offset[i + 1] - d->offset[i]; }
+
+/* Reads the three splits, labels them, tokenizes them, allocates buffers. */
+attn_status cls_prepare(attn_cls_trainer *t, const char *data_dir, int build)
+{
+    static const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    attn_status st = ATTN_OK;
+    char path[4096];
+    for (int i = 0; i < 3 && !st; i++) {
+        snprintf(path, sizeof path, "%s/%s", data_dir, names[i]);
+        st = attn_cls_split_read(&t->split[i], path);
+    }
+    attn_cls_info *in = &t->info;
+    if (!st && build) {
+        st = attn_cls_labels_of(&t->split[0], &in->labels, &in->n_labels);
+        if (!st && in->n_labels < 2)
+            st = attn_error(ATTN_E_FORMAT, "%s/train.tsv: only one label ('%s'); a classifier needs two or more",
+                            data_dir, in->labels[0]);
+        if (!st)
+            st = attn_word_tokenizer_build(&t->tok, (const char *const *)t->split[0].text,
+                                           t->split[0].n, in->opts.min_count);
+        if (!st) {
+            in->model.vocab_size = attn_tokenizer_vocab_size(t->tok);
+            in->model.classes = in->n_labels;
+        }
+    }
+    for (int i = 0; i < 3 && !st; i++) {
+        snprintf(path, sizeof path, "%s/%s", data_dir, names[i]);
+        st = attn_cls_split_label(&t->split[i], (const char *const *)in->labels, in->n_labels, path);
+        if (!st) st = attn_cls_tokenize(&t->data[i], &t->split[i], t->tok, in->model.context);
+    }
+    if (st) return st;
+    in->n_train = t->data[0].n, in->n_valid = t->data[1].n, in->n_test = t->data[2].n;
+    in->mean_words = (double)t->data[0].words / (double)t->data[0].n;
+    const size_t B = in->train.batch, T = in->model.context;
+    in->steps_per_epoch = (in->n_train + B - 1) / B;
+    size_t most = in->n_train;
+    for (int i = 1; i < 3; i++) most = t->data[i].n > most ? t->data[i].n : most;
+    t->x = malloc(B * T * sizeof *t->x), t->lens = malloc(B * sizeof *t->lens);
+    t->y = malloc(B * sizeof *t->y), t->order = malloc(most * sizeof *t->order);
+    t->batch_start = malloc((in->steps_per_epoch + 1) * sizeof *t->batch_start);
+    t->pred = malloc(most * sizeof *t->pred), t->keys = malloc(most * sizeof *t->keys);
+    t->epoch_ready = (size_t)-1;
+    if (!t->x || !t->lens || !t->y || !t->order || !t->batch_start || !t->pred || !t->keys)
+        return attn_error(ATTN_E_NOMEM, "cannot allocate batches");
+    return ATTN_OK;
+}
+
+attn_status cls_make_optimizer(attn_cls_trainer *t)
+{
+    const attn_train_config *c = &t->info.train;
+    attn_adamw_config ac = {c->beta1, c->beta2, c->eps, c->weight_decay};
+    return attn_adamw_create(&t->opt, attn_encoder_params(t->e), attn_encoder_param_count(t->e), &ac);
+}
+
+attn_status attn_cls_trainer_create(attn_cls_trainer **out, const attn_encoder_config *m,
+                                    const attn_train_config *c, const attn_cls_opts *o,
+                                    const char *data_dir)
+{
+    if (!out || !m || !c || !o || !data_dir)
+        return attn_error(ATTN_E_INVALID, "attn_cls_trainer_create: NULL argument");
+    *out = NULL;
+    attn_cls_trainer *t = calloc(1, sizeof *t);
+    if (!t) return attn_error(ATTN_E_NOMEM, "cannot allocate a trainer");
+    t->info.model = *m, t->info.train = *c, t->info.opts = *o;
+    if (!t->info.opts.min_count) t->info.opts.min_count = 1;
+    attn_status st = attn_train_config_check(c);
+    if (!st) st = cls_prepare(t, data_dir, 1);
+    if (!st && (t->data[0].n > 0xFFFFFFFFu || t->data[1].n > 0xFFFFFFFFu || t->data[2].n > 0xFFFFFFFFu))
+        st = attn_error(ATTN_E_INVALID, "too many examples (at most 2^32 per split)");
+    if (!st) st = attn_encoder_config_check(&t->info.model);
+    attn_train_config *tc = &t->info.train;
+    if (!st && o->epochs) tc->iters = o->epochs * t->info.steps_per_epoch;
+    if (!st && !tc->eval_every) tc->eval_every = t->info.steps_per_epoch;
+    if (!st) st = attn_encoder_create(&t->e, &t->info.model, tc->batch);
+    if (!st) st = attn_encoder_init(t->e, tc->seed);
+    if (!st) st = cls_make_optimizer(t);
+    if (st) {
+        attn_cls_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return ATTN_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts idx[0..n) by length, longest first, ties by index: deterministic. */
+static void sort_by_length(attn_cls_trainer *t, const attn_cls_tokens *d, size_t *idx, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        t->keys[i] = ((uint64_t)(0xFFFFFFFFu - (uint32_t)len_of(d, idx[i])) << 32) | (uint64_t)idx[i];
+    qsort(t->keys, n, sizeof *t->keys, cmp_u64);
+    for (size_t i = 0; i < n; i++) idx[i] = (size_t)(t->keys[i] & 0xFFFFFFFFu);
+}
+
+/* The batches of epoch ep: a permutation from (seed, ep), sorted by length
+ * within chunks of 32 batches (little padding), then the batches shuffled. */
+static void plan_epoch(attn_cls_trainer *t, size_t ep)
+{
+    if (t->epoch_ready == ep) return;
+    const attn_cls_tokens *d = &t->data[0];
+    const size_t n = d->n, B = t->info.train.batch, S = t->info.steps_per_epoch;
+    attn_rng r;
+    attn_rng_seed(&r, t->info.train.seed ^ (0xD1B54A32D192ED03ull * (ep + 1)));
+    for (size_t i = 0; i < n; i++) t->order[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = attn_rng_below(&r, i), tmp = t->order[i - 1];
+        t->order[i - 1] = t->order[j], t->order[j] = tmp;
+    }
+    const size_t chunk = 32 * B;
+    for (size_t s = 0; s < n; s += chunk) sort_by_length(t, d, t->order + s, s + chunk < n ? chunk : n - s);
+    for (size_t b = 0; b < S; b++) t->batch_start[b] = b * B;
+    for (size_t b = S; b > 1; b--) {
+        size_t j = attn_rng_below(&r, b), tmp = t->batch_start[b - 1];
+        t->batch_start[b - 1] = t->batch_start[j], t->batch_start[j] = tmp;
+    }
+    t->epoch_ready = ep;
+}
+
+/* Fills x, lens, y with examples idx[0..n) of d; returns the padded length. */
+static size_t fill(attn_cls_trainer *t, const attn_cls_tokens *d, const size_t *idx, size_t n,
+                   size_t *tokens)
+{
+    size_t T = 1, sum = 0;
+    for (size_t b = 0; b < n; b++) {
+        size_t l = len_of(d, idx[b]);
+        T = l > T ? l : T;
+    }
+    for (size_t b = 0; b < n; b++) {
+        size_t i = idx[b], l = len_of(d, i);
+        memcpy(t->x + b * T, d->ids + d->offset[i], l * sizeof *t->x);
+        for (size_t j = l; j < T; j++) t->x[b * T + j] = ATTN_WORD_PAD;
+        t->lens[b] = l, t->y[b] = d->label[i];
+        sum += l;
+    }
+    if (tokens) *tokens = sum;
+    return T;
+}
+
+attn_status attn_cls_trainer_evaluate(attn_cls_trainer *t, attn_cls_which which,
+                                      attn_cls_metrics *m, size_t *confusion)
+{
+    if (!t || !m || which > ATTN_CLS_TEST) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_evaluate: bad argument");
+    const attn_cls_tokens *d = &t->data[which];
+    const size_t B = t->info.train.batch, K = t->info.model.classes, n = d->n;
+    for (size_t i = 0; i < n; i++) t->order[i] = i;
+    sort_by_length(t, d, t->order, n); /* batches with little padding */
+    double loss = 0.0;
+    attn_status st = ATTN_OK;
+    for (size_t s = 0; s < n && !st; s += B) {
+        size_t nb = s + B < n ? B : n - s;
+        size_t T = fill(t, d, t->order + s, nb, NULL);
+        double l = 0.0;
+        st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &l, NULL);
+        if (st) break;
+        loss += l * (double)nb;
+        const float *z = attn_encoder_logits(t->e);
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t best = 0;
+            for (size_t k = 1; k < K; k++)
+                if (z[b * K + k] > z[b * K + best]) best = (uint32_t)k;
+            t->pred[t->order[s + b]] = best;
+        }
+    }
+    t->epoch_ready = (size_t)-1; /* order was reused */
+    if (st) return st;
+    attn_cls_score(m, t->pred, d->label, n, K, confusion);
+    m->loss = loss / (double)n;
+    return ATTN_OK;
+}
+
+attn_status attn_cls_trainer_baselines(attn_cls_trainer *t, attn_cls_which which,
+                                       attn_cls_metrics *majority, attn_cls_metrics *bow,
+                                       const attn_bow_opts *o)
+{
+    if (!t || which > ATTN_CLS_TEST) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_baselines: bad argument");
+    const size_t K = t->info.model.classes;
+    const attn_cls_tokens *d = &t->data[which];
+    if (majority) {
+        uint32_t c = attn_majority_class(t->data[0].label, t->data[0].n, K);
+        for (size_t i = 0; i < d->n; i++) t->pred[i] = c;
+        attn_cls_score(majority, t->pred, d->label, d->n, K, NULL);
+    }
+    if (!bow) return ATTN_OK;
+    attn_bow_opts bo = o ? *o : attn_bow_defaults();
+    attn_bow m;
+    attn_status st = attn_bow_train(&m, &t->data[0], &t->data[1], t->info.model.vocab_size, K, &bo);
+    if (st) return st;
+    attn_bow_predict(&m, d, t->pred);
+    attn_cls_score(bow, t->pred, d->label, d->n, K, NULL);
+    attn_bow_free(&m);
+    return ATTN_OK;
+}
+
+attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
+                                 const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
+                                 void *user, int *stopped)
+{
+    if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_run: NULL argument");
+    if (stopped) *stopped = 0;
+    attn_cls_info *in = &t->info;
+    const attn_train_config *c = &in->train;
+    const size_t B = c->batch, S = in->steps_per_epoch, n = t->data[0].n;
+    const attn_param_ref *params = attn_encoder_params(t->e);
+    const size_t n_params = attn_encoder_param_count(t->e);
+    const double start = now_s();
+    attn_status st = ATTN_OK;
+    int early = 0;
+    while (!st && in->step < c->iters) {
+        if ((stop && *stop) || (stop_at && in->step >= stop_at)) {
+            early = 1;
+            break;
+        }
+        if (in->opts.patience && in->bad_evals >= in->opts.patience) {
+            early = 2;
+            break;
+        }
+        const double t0 = now_s();
+        const size_t ep = in->step / S, at = t->batch_start[(plan_epoch(t, ep), in->step % S)];
+        const size_t nb = at + B <= n ? B : n - at;
+        size_t tokens = 0;
+        const size_t T = fill(t, &t->data[0], t->order + at, nb, &tokens);
+        attn_encoder_zero_grad(t->e);
+        double loss = 0.0;
+        st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
+        if (!st) st = attn_encoder_backward(t->e, 1.0f);
+        if (st) break;
+        attn_cls_event e;
+        memset(&e, 0, sizeof e);
+        e.base.grad_norm = attn_clip_grad_norm(params, n_params, c->grad_clip);
+        e.base.lr = attn_lr_at(c, in->step);
+        if ((st = attn_adamw_step(t->opt, (float)e.base.lr))) break;
+        in->step++;
+        const double t1 = now_s();
+        e.base.step = in->step, e.base.iters = c->iters, e.base.train_loss = loss;
+        e.base.ms_per_iter = 1e3 * (t1 - t0);
+        e.base.tokens_per_s = (double)tokens / (t1 - t0);
+        e.base.val_loss = e.base.eval_train_loss = NAN;
+        e.val_accuracy = e.val_f1 = NAN;
+        e.epoch = ep + 1;
+        if (!isfinite(loss)) {
+            st = attn_error(ATTN_E_INTERNAL, "the training loss became %g at step %zu (lower --lr?)",
+                            loss, in->step);
+            break;
+        }
+        int save_best = 0;
+        if ((c->eval_every && in->step % c->eval_every == 0) || in->step == c->iters) {
+            attn_cls_metrics vm;
+            st = attn_cls_trainer_evaluate(t, ATTN_CLS_VALID, &vm, NULL);
+            if (st) break;
+            e.base.evaluated = 1;
+            e.base.val_loss = vm.loss, e.val_accuracy = vm.accuracy, e.val_f1 = vm.macro_f1;
+            if (!in->best_step || vm.accuracy > in->best_accuracy) {
+                in->best_step = in->step, in->best_accuracy = vm.accuracy, in->best_f1 = vm.macro_f1;
+                in->bad_evals = 0;
+                save_best = e.improved = 1;
+            } else {
+                in->bad_evals++;
+            }
+        }
+        if (save_best || (c->checkpoint_every && in->step % c->checkpoint_every == 0 && in->step < c->iters)) {
+            st = cls_checkpoint_save(t, out_dir, save_best);
+            e.base.checkpointed = 1;
+        }
+        e.base.elapsed_s = now_s() - start;
+        if (!st && cb && cb(&e, user)) {
+            early = in->step < c->iters;
+            break;
+        }
+    }
+    if (!st && !early && in->opts.patience && in->bad_evals >= in->opts.patience && in->step < c->iters)
+        early = 2;
+    if (!st) st = cls_checkpoint_save(t, out_dir, 0);
+    if (stopped) *stopped = early;
+    return st;
+}
+
+attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const char *text,
+                             float *probs, uint32_t **ids_out, size_t *n_out, float *const *weights)
+{
+    if (!e || !tok || !text || !probs) return attn_error(ATTN_E_INVALID, "attn_cls_predict: NULL");
+    const attn_encoder_config *c = attn_encoder_get_config(e);
+    uint32_t *w = NULL;
+    size_t n = 0;
+    attn_status st = attn_tokenizer_encode(tok, text, strlen(text), "text", &w, &n);
+    if (st) return st;
+    if (n > c->context - 1) n = c->context - 1;
+    uint32_t *ids = malloc((n + 1) * sizeof *ids);
+    if (!ids) {
+        free(w);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    ids[0] = ATTN_WORD_CLS;
+    if (n) memcpy(ids + 1, w, n * sizeof *ids);
+    free(w);
+    size_t len = n + 1;
+    st = attn_encoder_forward(e, ids, &len, NULL, 1, len, NULL, weights);
+    if (!st) {
+        const float *z = attn_encoder_logits(e);
+        const size_t K = c->classes;
+        float mx = z[0];
+        double sum = 0.0;
+        for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+        for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
+        for (size_t k = 0; k < K; k++) probs[k] = (float)(exp((double)z[k] - mx) / sum);
+    }
+    if (!st && ids_out) *ids_out = ids, ids = NULL;
+    if (!st && n_out) *n_out = len;
+    free(ids);
+    return st;
+}

@@ -1,0 +1,430 @@
+/* encoder.c - a bidirectional Transformer encoder with a classification
+ * head: the decoder's layers (attn_mha, layer norm, GELU MLP, pre-LN
+ * residuals) without the causal mask and with a key padding mask, a pooled
+ * vector ([CLS] or the masked mean) and a linear head. Parameters, gradients
+ * and activations each live in one arena; the table of attn_param_ref names
+ * every tensor for the optimizer and checkpoints. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/classify.h"
+#include "attn/mha.h"
+#include "attn/ops.h"
+#include "attn/ops_nn.h"
+#include "attn/rng.h"
+#include "attn/tensor.h"
+
+#define LN_EPS 1e-5f
+#define SIZE_LIMIT ((size_t)1 << 24)
+
+typedef struct enc_block {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
+    float *g_ln1_w, *g_ln1_b, *g_ln2_w, *g_ln2_b, *g_fc_w, *g_fc_b, *g_proj_w, *g_proj_b;
+    attn_mha *mha;
+    attn_mha_cache *cache;
+    float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
+} enc_block;
+
+struct attn_encoder {
+    attn_encoder_config cfg;
+    size_t max_batch, max_rows;
+    attn_arena *params, *grads, *acts;
+    float *wte, *wpe, *lnf_w, *lnf_b, *head_w, *head_b;
+    float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b, *g_head_w, *g_head_b;
+    enc_block *blocks;
+    attn_param_ref *table;
+    size_t n_table, n_params;
+    char *names;
+    float *res_out, *lnf, *lnf_mean, *lnf_rstd, *scratch, *kpm;
+    float *pooled, *logits, *probs, *d_logits, *d_pooled;
+    float *d_res, *d_tmp, *d_big1, *d_big2;
+    uint32_t *pos, *ids, *labels;
+    size_t *lens;
+    size_t batch, seq;
+    int have_labels;
+};
+
+attn_status attn_encoder_config_check(const attn_encoder_config *c)
+{
+    if (!c) return attn_error(ATTN_E_INVALID, "encoder configuration: NULL");
+    if (!c->layers) return attn_error(ATTN_E_INVALID, "layers must be at least 1, got 0");
+    if (!c->heads) return attn_error(ATTN_E_INVALID, "heads must be at least 1, got 0");
+    if (!c->width) return attn_error(ATTN_E_INVALID, "width must be at least 1, got 0");
+    if (c->context < 2) return attn_error(ATTN_E_INVALID, "context must be at least 2, got %zu", c->context);
+    if (c->vocab_size < 4) return attn_error(ATTN_E_INVALID, "the vocabulary has no words");
+    if (c->classes < 2) return attn_error(ATTN_E_INVALID, "need at least 2 classes, got %zu", c->classes);
+    if (c->width % c->heads)
+        return attn_error(ATTN_E_INVALID, "width %zu is not divisible by heads %zu", c->width, c->heads);
+    if (c->pooling != ATTN_POOL_MEAN && c->pooling != ATTN_POOL_CLS)
+        return attn_error(ATTN_E_INVALID, "pooling must be mean or cls");
+    if (c->layers > 4096 || c->heads > SIZE_LIMIT || c->width > 65536 || c->context > SIZE_LIMIT ||
+        c->vocab_size > SIZE_LIMIT || c->classes > SIZE_LIMIT)
+        return attn_error(ATTN_E_INVALID,
+                          "configuration too large (layers <= 4096, width <= 65536, context, "
+                          "vocabulary and classes <= 2^24)");
+    return ATTN_OK;
+}
+
+const attn_encoder_config *attn_encoder_get_config(const attn_encoder *e) { return e ? &e->cfg : NULL; }
+size_t attn_encoder_param_count(const attn_encoder *e) { return e ? e->n_table : 0; }
+const attn_param_ref *attn_encoder_params(const attn_encoder *e) { return e ? e->table : NULL; }
+size_t attn_encoder_num_params(const attn_encoder *e) { return e ? e->n_params : 0; }
+const float *attn_encoder_logits(const attn_encoder *e) { return e ? e->logits : NULL; }
+const float *attn_encoder_attn_input(const attn_encoder *e, size_t l)
+{
+    return e && l < e->cfg.layers ? e->blocks[l].ln1 : NULL;
+}
+attn_mha *attn_encoder_mha(attn_encoder *e, size_t l)
+{
+    return e && l < e->cfg.layers ? e->blocks[l].mha : NULL;
+}
+
+void attn_encoder_free(attn_encoder *e)
+{
+    if (!e) return;
+    if (e->blocks)
+        for (size_t l = 0; l < e->cfg.layers; l++) {
+            attn_mha_free(e->blocks[l].mha);
+            attn_mha_cache_free(e->blocks[l].cache);
+        }
+    free(e->blocks), free(e->table), free(e->names);
+    free(e->pos), free(e->ids), free(e->labels), free(e->lens);
+    attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
+    free(e);
+}
+
+/* ---- building the table ------------------------------------------------------- */
+
+typedef struct builder {
+    attn_encoder *e;
+    char *name_at;
+    size_t name_left;
+    attn_status st;
+} builder;
+
+static void add_ref(builder *b, const char *name, float *data, float *grad, int ndim, size_t s0,
+                    size_t s1, size_t numel)
+{
+    attn_param_ref *r = &b->e->table[b->e->n_table++];
+    int n = snprintf(b->name_at, b->name_left, "%s", name);
+    r->name = b->name_at;
+    b->name_at += n + 1, b->name_left -= (size_t)n + 1;
+    r->data = data, r->grad = grad, r->numel = numel, r->ndim = ndim;
+    r->shape[0] = s0, r->shape[1] = ndim == 2 ? s1 : 1;
+    r->decay = ndim == 2;
+    b->e->n_params += numel;
+}
+
+static void take(builder *b, float **data, float **grad, const char *name, size_t s0, size_t s1)
+{
+    if (b->st) return;
+    attn_tensor p, g;
+    size_t shape[2] = {s0, s1};
+    int ndim = s1 ? 2 : 1;
+    b->st = attn_arena_tensor(b->e->params, &p, ndim, shape);
+    if (!b->st) b->st = attn_arena_tensor(b->e->grads, &g, ndim, shape);
+    if (b->st) return;
+    *data = p.data, *grad = g.data;
+    add_ref(b, name, p.data, g.data, ndim, s0, s1, p.numel);
+}
+
+static void take_mha(builder *b, size_t l, const char *mha_name)
+{
+    if (b->st) return;
+    attn_mha *m = b->e->blocks[l].mha;
+    for (size_t i = 0; i < attn_mha_param_count(m); i++) {
+        const char *name;
+        attn_tensor p, g;
+        if ((b->st = attn_mha_param_at(m, i, &name, &p, &g))) return;
+        if (strcmp(name, mha_name)) continue;
+        char full[96];
+        snprintf(full, sizeof full, "h.%zu.attn.%s", l, mha_name);
+        add_ref(b, full, p.data, g.data, p.ndim, p.shape[0], p.ndim == 2 ? p.shape[1] : 1, p.numel);
+        return;
+    }
+    b->st = attn_error(ATTN_E_INTERNAL, "attention layer has no parameter '%s'", mha_name);
+}
+
+static float *act(builder *b, size_t rows, size_t cols)
+{
+    if (b->st) return NULL;
+    attn_tensor t;
+    size_t shape[2] = {rows, cols};
+    b->st = attn_arena_tensor(b->e->acts, &t, 2, shape);
+    return b->st ? NULL : t.data;
+}
+
+attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c, size_t max_batch)
+{
+    if (!out) return attn_error(ATTN_E_INVALID, "attn_encoder_create: NULL");
+    *out = NULL;
+    attn_status st = attn_encoder_config_check(c);
+    if (st) return st;
+    if (!max_batch || max_batch > SIZE_LIMIT)
+        return attn_error(ATTN_E_INVALID, "batch must be between 1 and 2^24, got %zu", max_batch);
+    const size_t C = c->width, V = c->vocab_size, T = c->context, L = c->layers, K = c->classes;
+    const size_t b = !!c->bias;
+    if ((double)max_batch * (double)T * (double)C * 16.0 * (double)(L + 1) > 1e11)
+        return attn_error(ATTN_E_NOMEM, "batch %zu x context %zu is too large", max_batch, T);
+    attn_encoder *e = calloc(1, sizeof *e);
+    if (!e) return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
+    e->cfg = *c;
+    e->cfg.bias = (int)b;
+    e->max_batch = max_batch;
+    const size_t R = max_batch * T;
+    e->max_rows = R;
+    const size_t n_tab = 2 + L * 12 + 4;
+    e->blocks = calloc(L, sizeof *e->blocks);
+    e->table = calloc(n_tab, sizeof *e->table);
+    const size_t name_cap = n_tab * 48;
+    e->names = malloc(name_cap);
+    e->pos = malloc(R * sizeof *e->pos), e->ids = malloc(R * sizeof *e->ids);
+    e->labels = malloc(max_batch * sizeof *e->labels), e->lens = malloc(max_batch * sizeof *e->lens);
+    if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens) {
+        attn_encoder_free(e);
+        return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
+    }
+    size_t own = V * C + T * C + L * (2 * C * (1 + b) + 8 * C * C + 4 * C * b + C * b) +
+                 C * (1 + b) + K * C + K;
+    size_t pad = 64 * (n_tab + 4);
+    size_t per_row = L * (4 * C + 8 * C + 4) + 2 * C + 2 + 1 + C + 2 * C + 8 * C;
+    size_t per_ex = C * 2 + K * 3;
+    if ((st = attn_arena_create(&e->params, own * sizeof(float) + pad)) ||
+        (st = attn_arena_create(&e->grads, own * sizeof(float) + pad)) ||
+        (st = attn_arena_create(&e->acts, (R * per_row + max_batch * per_ex) * sizeof(float) +
+                                              64 * (L * 12 + 32)))) {
+        attn_encoder_free(e);
+        return st;
+    }
+    for (size_t l = 0; l < L && !st; l++) {
+        attn_mha_config mc = attn_mha_default_config(C, c->heads);
+        mc.bias = (int)b;
+        st = attn_mha_create(&e->blocks[l].mha, &mc);
+        if (!st) st = attn_mha_cache_create(&e->blocks[l].cache);
+    }
+    builder bd = {e, e->names, name_cap, st};
+    char name[64];
+    take(&bd, &e->wte, &e->g_wte, "wte.weight", V, C);
+    take(&bd, &e->wpe, &e->g_wpe, "wpe.weight", T, C);
+    for (size_t l = 0; l < L; l++) {
+        enc_block *k = &e->blocks[l];
+#define NAME(s) (snprintf(name, sizeof name, "h.%zu.%s", l, s), name)
+        take(&bd, &k->ln1_w, &k->g_ln1_w, NAME("ln_1.weight"), C, 0);
+        if (b) take(&bd, &k->ln1_b, &k->g_ln1_b, NAME("ln_1.bias"), C, 0);
+        take_mha(&bd, l, "in_proj_weight");
+        if (b) take_mha(&bd, l, "in_proj_bias");
+        take_mha(&bd, l, "out_proj.weight");
+        if (b) take_mha(&bd, l, "out_proj.bias");
+        take(&bd, &k->ln2_w, &k->g_ln2_w, NAME("ln_2.weight"), C, 0);
+        if (b) take(&bd, &k->ln2_b, &k->g_ln2_b, NAME("ln_2.bias"), C, 0);
+        take(&bd, &k->fc_w, &k->g_fc_w, NAME("mlp.c_fc.weight"), 4 * C, C);
+        if (b) take(&bd, &k->fc_b, &k->g_fc_b, NAME("mlp.c_fc.bias"), 4 * C, 0);
+        take(&bd, &k->proj_w, &k->g_proj_w, NAME("mlp.c_proj.weight"), C, 4 * C);
+        if (b) take(&bd, &k->proj_b, &k->g_proj_b, NAME("mlp.c_proj.bias"), C, 0);
+#undef NAME
+        k->res = act(&bd, R, C), k->ln1 = act(&bd, R, C), k->mid = act(&bd, R, C);
+        k->ln2 = act(&bd, R, C), k->fc = act(&bd, R, 4 * C), k->act = act(&bd, R, 4 * C);
+        k->ln1_mean = act(&bd, R, 1), k->ln1_rstd = act(&bd, R, 1);
+        k->ln2_mean = act(&bd, R, 1), k->ln2_rstd = act(&bd, R, 1);
+    }
+    take(&bd, &e->lnf_w, &e->g_lnf_w, "ln_f.weight", C, 0);
+    if (b) take(&bd, &e->lnf_b, &e->g_lnf_b, "ln_f.bias", C, 0);
+    take(&bd, &e->head_w, &e->g_head_w, "head.weight", K, C);
+    take(&bd, &e->head_b, &e->g_head_b, "head.bias", K, 0);
+    e->res_out = act(&bd, R, C), e->lnf = act(&bd, R, C);
+    e->lnf_mean = act(&bd, R, 1), e->lnf_rstd = act(&bd, R, 1), e->kpm = act(&bd, R, 1);
+    e->scratch = act(&bd, R, C), e->d_res = act(&bd, R, C), e->d_tmp = act(&bd, R, C);
+    e->d_big1 = act(&bd, R, 4 * C), e->d_big2 = act(&bd, R, 4 * C);
+    e->pooled = act(&bd, max_batch, C), e->d_pooled = act(&bd, max_batch, C);
+    e->logits = act(&bd, max_batch, K), e->probs = act(&bd, max_batch, K);
+    e->d_logits = act(&bd, max_batch, K);
+    if (bd.st) {
+        attn_encoder_free(e);
+        return bd.st;
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t j = 0; j < C; j++) e->blocks[l].ln1_w[j] = e->blocks[l].ln2_w[j] = 1.0f;
+    for (size_t j = 0; j < C; j++) e->lnf_w[j] = 1.0f;
+    *out = e;
+    return ATTN_OK;
+}
+
+attn_status attn_encoder_init(attn_encoder *e, uint64_t seed)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_init: NULL");
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    const float std = 0.02f, std_res = (float)(0.02 / sqrt(2.0 * (double)e->cfg.layers));
+    for (size_t i = 0; i < e->n_table; i++) {
+        attn_param_ref *p = &e->table[i];
+        const char *n = p->name;
+        size_t len = strlen(n);
+        if (p->ndim == 2) {
+            int residual = strstr(n, "attn.out_proj.weight") || strstr(n, "mlp.c_proj.weight");
+            attn_rng_fill_normal(&r, p->data, p->numel, 0.0f, residual ? std_res : std);
+        } else {
+            int ln = len > 7 && strcmp(n + len - 7, ".weight") == 0;
+            for (size_t j = 0; j < p->numel; j++) p->data[j] = ln ? 1.0f : 0.0f;
+        }
+    }
+    return ATTN_OK;
+}
+
+void attn_encoder_zero_grad(attn_encoder *e)
+{
+    if (!e) return;
+    for (size_t i = 0; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+}
+
+/* ---- forward and backward ------------------------------------------------------ */
+
+static attn_mha_inputs mha_inputs(const attn_encoder *e, const float *x)
+{
+    attn_mha_inputs in;
+    memset(&in, 0, sizeof in);
+    in.batch = e->batch, in.tgt_len = e->seq, in.src_len = e->seq;
+    in.query = in.key = in.value = x;
+    in.key_padding_mask = e->kpm;
+    in.key_padding_kind = ATTN_MASK_BOOL;
+    return in;
+}
+
+static void add(float *y, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
+                                 const uint32_t *labels, size_t B, size_t T, double *loss,
+                                 float *const *weights)
+{
+    if (!e || !ids || !lens) return attn_error(ATTN_E_INVALID, "attn_encoder_forward: NULL argument");
+    const attn_encoder_config *c = &e->cfg;
+    if (!B || B > e->max_batch || !T || T > c->context)
+        return attn_error(ATTN_E_INVALID,
+                          "encoder forward: batch %zu and length %zu must be in [1, %zu] and [1, %zu]",
+                          B, T, e->max_batch, c->context);
+    const size_t C = c->width, V = c->vocab_size, K = c->classes, R = B * T;
+    for (size_t b = 0; b < B; b++) {
+        if (!lens[b] || lens[b] > T)
+            return attn_error(ATTN_E_INVALID, "encoder forward: example %zu has length %zu, not in [1, %zu]",
+                              b, lens[b], T);
+        if (labels && labels[b] >= K)
+            return attn_error(ATTN_E_INVALID, "encoder forward: label %u of example %zu is not below %zu",
+                              labels[b], b, K);
+    }
+    e->batch = B, e->seq = T, e->have_labels = 0;
+    memcpy(e->ids, ids, R * sizeof *ids);
+    memcpy(e->lens, lens, B * sizeof *lens);
+    for (size_t i = 0; i < R; i++) {
+        e->pos[i] = (uint32_t)(i % T);
+        e->kpm[i] = i % T >= lens[i / T] ? 1.0f : 0.0f;
+    }
+    float *x0 = e->blocks[0].res;
+    attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0);
+    if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1);
+    for (size_t l = 0; !st && l < c->layers; l++) {
+        enc_block *k = &e->blocks[l];
+        float *next = l + 1 < c->layers ? e->blocks[l + 1].res : e->res_out;
+        st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w, k->ln1_b, R,
+                                    C, LN_EPS);
+        attn_mha_inputs in = mha_inputs(e, k->ln1);
+        if (!st)
+            st = attn_mha_forward(k->mha, e->scratch, weights ? weights[l] : NULL, 0, &in, k->cache,
+                                  NULL);
+        if (st) break;
+        add(k->mid, k->res, e->scratch, R * C);
+        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b, R,
+                                    C, LN_EPS);
+        if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
+        if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
+        if (!st) st = attn_linear_forward(e->scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
+        if (!st) add(next, k->mid, e->scratch, R * C);
+    }
+    if (!st)
+        st = attn_layernorm_forward(e->lnf, e->lnf_mean, e->lnf_rstd, e->res_out, e->lnf_w, e->lnf_b,
+                                    R, C, LN_EPS);
+    if (st) return st;
+    for (size_t b = 0; b < B; b++) {
+        float *p = e->pooled + b * C;
+        const float *h = e->lnf + b * T * C;
+        if (c->pooling == ATTN_POOL_CLS) {
+            memcpy(p, h, C * sizeof(float));
+            continue;
+        }
+        const float inv = 1.0f / (float)lens[b];
+        for (size_t j = 0; j < C; j++) {
+            float s = 0.0f;
+            for (size_t t = 0; t < lens[b]; t++) s += h[t * C + j];
+            p[j] = s * inv;
+        }
+    }
+    st = attn_linear_forward(e->logits, e->pooled, e->head_w, e->head_b, B, C, K);
+    if (st || !labels) return st;
+    memcpy(e->labels, labels, B * sizeof *labels);
+    double l = 0.0;
+    st = attn_crossentropy_forward(&l, NULL, e->probs, e->logits, e->labels, B, K);
+    if (st) return st;
+    e->have_labels = 1;
+    if (loss) *loss = l;
+    return ATTN_OK;
+}
+
+attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_backward: NULL");
+    if (!e->have_labels)
+        return attn_error(ATTN_E_INVALID, "attn_encoder_backward: no forward with labels to differentiate");
+    const attn_encoder_config *c = &e->cfg;
+    const size_t C = c->width, V = c->vocab_size, K = c->classes, B = e->batch, T = e->seq;
+    const size_t R = B * T;
+    memset(e->d_logits, 0, B * K * sizeof(float));
+    attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
+                                                loss_scale / (float)B, B, K);
+    memset(e->d_pooled, 0, B * C * sizeof(float));
+    if (!st)
+        st = attn_linear_backward(e->d_pooled, e->g_head_w, e->g_head_b, e->d_logits, e->pooled,
+                                  e->head_w, B, C, K);
+    if (st) return st;
+    memset(e->d_tmp, 0, R * C * sizeof(float));
+    for (size_t b = 0; b < B; b++) {
+        const float *dp = e->d_pooled + b * C;
+        float *dh = e->d_tmp + b * T * C;
+        if (c->pooling == ATTN_POOL_CLS) {
+            memcpy(dh, dp, C * sizeof(float));
+            continue;
+        }
+        const float inv = 1.0f / (float)e->lens[b];
+        for (size_t t = 0; t < e->lens[b]; t++)
+            for (size_t j = 0; j < C; j++) dh[t * C + j] = dp[j] * inv;
+    }
+    memset(e->d_res, 0, R * C * sizeof(float));
+    st = attn_layernorm_backward(e->d_res, e->g_lnf_w, e->g_lnf_b, e->d_tmp, e->res_out, e->lnf_w,
+                                 e->lnf_mean, e->lnf_rstd, R, C);
+    for (size_t l = c->layers; !st && l-- > 0;) {
+        enc_block *k = &e->blocks[l];
+        memset(e->d_big1, 0, R * 4 * C * sizeof(float));
+        st = attn_linear_backward(e->d_big1, k->g_proj_w, k->g_proj_b, e->d_res, k->act, k->proj_w,
+                                  R, 4 * C, C);
+        memset(e->d_big2, 0, R * 4 * C * sizeof(float));
+        if (!st) st = attn_gelu_backward(e->d_big2, e->d_big1, k->fc, R * 4 * C);
+        memset(e->d_tmp, 0, R * C * sizeof(float));
+        if (!st)
+            st = attn_linear_backward(e->d_tmp, k->g_fc_w, k->g_fc_b, e->d_big2, k->ln2, k->fc_w, R,
+                                      C, 4 * C);
+        if (!st)
+            st = attn_layernorm_backward(e->d_res, k->g_ln2_w, k->g_ln2_b, e->d_tmp, k->mid, k->ln2_w,
+                                         k->ln2_mean, k->ln2_rstd, R, C);
+        memset(e->d_tmp, 0, R * C * sizeof(float));
+        attn_mha_inputs in = mha_inputs(e, k->ln1);
+        if (!st) st = attn_mha_backward(k->mha, e->d_tmp, e->d_tmp, e->d_tmp, e->d_res, &in, k->cache);
+        if (!st)
+            st = attn_layernorm_backward(e->d_res, k->g_ln1_w, k->g_ln1_b, e->d_tmp, k->res, k->ln1_w,
+                                         k->ln1_mean, k->ln1_rstd, R, C);
+    }
+    if (!st) st = attn_embedding_backward(e->g_wte, e->d_res, e->ids, R, C, V);
+    if (!st) st = attn_embedding_backward(e->g_wpe, e->d_res, e->pos, R, C, c->context);
+    return st;
+}

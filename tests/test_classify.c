@@ -1,0 +1,371 @@
+/* test_classify.c - the classification pieces in the library: CRC-32 and
+ * the WordNet split, data.noun parsing (a synthetic file in WordNet's format,
+ * with malformed lines), the word tokenizer, metrics, the baselines on a
+ * separable set, the encoder's gradients against finite differences, and key
+ * padding (padding a batch does not change the other examples' logits). */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/classify.h"
+#include "attn/rng.h"
+#include "attn/wordnet.h"
+
+static void test_crc32(void **state)
+{
+    (void)state;
+    assert_int_equal(attn_crc32("123456789", 9), 0xCBF43926u);
+    assert_int_equal(attn_crc32("", 0), 0u);
+    assert_int_equal(attn_crc32("a", 1), 0xE8B7BE43u);
+    assert_int_equal(attn_crc32("The quick brown fox jumps over the lazy dog", 43), 0x414FA339u);
+    /* the split: crc32 mod 10, 0 test, 1 valid, else train */
+    const char *offs[] = {"00001740", "00001930", "00002137", "02084071", "03793489"};
+    for (size_t i = 0; i < 5; i++) {
+        uint32_t r = attn_crc32(offs[i], 8) % 10;
+        attn_split want = r == 0 ? ATTN_SPLIT_TEST : r == 1 ? ATTN_SPLIT_VALID : ATTN_SPLIT_TRAIN;
+        assert_int_equal(attn_wordnet_split(offs[i], 8), want);
+    }
+    assert_string_equal(attn_lexname(3), "noun.Tops");
+    assert_string_equal(attn_lexname(5), "noun.animal");
+    assert_string_equal(attn_lexname(6), "noun.artifact");
+    assert_string_equal(attn_lexname(28), "noun.time");
+    assert_string_equal(attn_lexname(44), "adj.ppl");
+    assert_null(attn_lexname(45));
+    assert_null(attn_lexname(-1));
+}
+
+/* Synthetic data.noun lines in WordNet's format. */
+static const char *licence = "  1 This software and database is being provided to you, the LICENSEE, by  \n"
+                             "  2 Princeton University under the following license.  \n";
+static const char *synsets =
+    "02330245 05 n 02 mouse 0 house_mouse 0 002 @ 02329401 n 0000 ~ 02330582 n 0000 | any of numerous small rodents; \"a mouse ran by\"  \n"
+    "03793489 06 n 02 mouse 0 computer_mouse 0 001 @ 03282933 n 0000 | a hand-operated electronic device that controls the cursor  \n"
+    "07609840 13 n 01 apple_pie 0 000 | pie made with apples  \n"
+    "00001740 03 n 01 entity 0 000 | that which is perceived or known  \n";
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void test_wordnet_build(void **state)
+{
+    (void)state;
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", licence, synsets);
+    const char *src = write_tmp("data.noun", text);
+    char out[600];
+    snprintf(out, sizeof out, "%s", test_tmpdir());
+    attn_wordnet_stats s;
+    assert_int_equal(attn_wordnet_build(src, out, &s), ATTN_OK);
+    assert_int_equal(s.synsets, 4);
+    assert_int_equal(s.classes, 4);
+    assert_int_equal(s.split[0] + s.split[1] + s.split[2], 4);
+    /* every line lands in the split its offset's CRC says, with its text */
+    const char *want[4][3] = {
+        {"02330245", "noun.animal", "mouse, house mouse: any of numerous small rodents; \"a mouse ran by\""},
+        {"03793489", "noun.artifact", "mouse, computer mouse: a hand-operated electronic device that controls the cursor"},
+        {"07609840", "noun.food", "apple pie: pie made with apples"},
+        {"00001740", "noun.Tops", "entity: that which is perceived or known"}};
+    const char *files[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    char *content[3];
+    for (int i = 0; i < 3; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        content[i] = read_all(p);
+        assert_non_null(content[i]);
+    }
+    for (int k = 0; k < 4; k++) {
+        char line[512];
+        snprintf(line, sizeof line, "%s\t%s\n", want[k][1], want[k][2]);
+        attn_split sp = attn_wordnet_split(want[k][0], 8);
+        if (!strstr(content[sp], line)) fail_msg("%s not in %s: %s", line, files[sp], content[sp]);
+    }
+    for (int i = 0; i < 3; i++) free(content[i]);
+}
+
+static void expect_format(const char *body, const char *needle)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", licence, body);
+    const char *src = write_tmp("bad.noun", text);
+    attn_wordnet_stats s;
+    attn_status st = attn_wordnet_build(src, test_tmpdir(), &s);
+    if (st != ATTN_E_FORMAT || !strstr(attn_last_error(), needle))
+        fail_msg("expected a format error with '%s', got %d: %s", needle, st, attn_last_error());
+}
+
+static void test_wordnet_errors(void **state)
+{
+    (void)state;
+    /* the file names line 4 (two licence lines, one good synset, then the bad one) */
+    expect_format("07609840 13 n 01 apple_pie 0 000 | pie made with apples  \n"
+                  "0760984x 13 n 01 pie 0 000 | a dish  \n", "bad.noun:4: expected an 8-digit synset offset");
+    expect_format("07609840 13 n 01 apple_pie 0 001 @ 0760 n 0000 | pie  \n", ":3: expected a pointer's 8-digit");
+    expect_format("07609840 13 n 02 apple_pie 0 000 | pie  \n", ":3: expected a 1-hex-digit lex_id");
+    expect_format("07609840 13 n 01 apple_pie 0 000 pie  \n", ":3: expected '|' before the gloss");
+    expect_format("07609840 13 n 01 apple_pie 0 000 |   \n", ":3: expected a gloss");
+    expect_format("07609840 31 n 01 run 0 000 | go fast  \n", ":3: lexicographer file 31 is not a noun file");
+    expect_format("07609840 13 v 01 bake 0 000 | cook  \n", ":3: expected synset type 'n'");
+    expect_format("", "no synsets");
+    /* a failed build leaves nothing behind */
+    run_result r = run_cmd("ls -A '%s' | grep -c 'tmp-' || true", test_tmpdir());
+    assert_string_equal(r.out, "0\n");
+    run_result_free(&r);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/nope/data.noun", test_tmpdir());
+    attn_wordnet_stats s;
+    assert_int_equal(attn_wordnet_build(missing, test_tmpdir(), &s), ATTN_E_NOTFOUND);
+    assert_non_null(strstr(attn_last_error(), "install wordnet-base"));
+}
+
+static void test_word_tokenizer(void **state)
+{
+    (void)state;
+    const char *texts[] = {"The cat sat; the CAT ran!", "a dog, the dog's bone (2 bones)", "café au lait"};
+    attn_tokenizer *t = NULL;
+    assert_int_equal(attn_word_tokenizer_build(&t, texts, 3, 2), ATTN_OK);
+    /* the (5), cat (2), dog (2): counts first, then byte order */
+    assert_int_equal(attn_tokenizer_vocab_size(t), 6);
+    const char *b;
+    size_t len;
+    const char *want[] = {"[PAD]", "[CLS]", "[UNK]", "the", "cat", "dog"};
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_int_equal(attn_tokenizer_token_bytes(t, i, &b, &len), ATTN_OK);
+        assert_int_equal(len, strlen(want[i]));
+        assert_memory_equal(b, want[i], len);
+    }
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    const char *s = "THE Dog-cat, zebra 42";
+    assert_int_equal(attn_tokenizer_encode(t, s, strlen(s), "s", &ids, &n), ATTN_OK);
+    uint32_t expect[] = {3, 5, 4, ATTN_WORD_UNK, ATTN_WORD_UNK};
+    assert_int_equal(n, 5);
+    assert_memory_equal(ids, expect, sizeof expect);
+    free(ids);
+    assert_int_equal(attn_tokenizer_encode(t, "", 0, "s", &ids, &n), ATTN_OK);
+    assert_int_equal(n, 0);
+    free(ids);
+    /* saved and loaded through the interface: the same ids */
+    char path[600];
+    snprintf(path, sizeof path, "%s/vocab.json", test_tmpdir());
+    assert_int_equal(attn_tokenizer_save(t, path), ATTN_OK);
+    attn_tokenizer *u = NULL;
+    assert_int_equal(attn_tokenizer_load(&u, path), ATTN_OK);
+    assert_int_equal(attn_tokenizer_vocab_size(u), 6);
+    assert_int_equal(attn_tokenizer_encode(u, s, strlen(s), "s", &ids, &n), ATTN_OK);
+    assert_memory_equal(ids, expect, sizeof expect);
+    free(ids);
+    attn_tokenizer_free(u);
+    /* min count 1 keeps every word; UTF-8 bytes stay inside words */
+    attn_tokenizer_free(t);
+    assert_int_equal(attn_word_tokenizer_build(&t, texts, 3, 1), ATTN_OK);
+    assert_int_equal(attn_tokenizer_encode(t, "CAFÉ café", strlen("CAFÉ café"), "s", &ids, &n), ATTN_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], ATTN_WORD_UNK); /* only ASCII is lower-cased */
+    assert_true(ids[1] > ATTN_WORD_UNK);
+    free(ids);
+    attn_tokenizer_free(t);
+    /* a bad vocabulary file */
+    const char *bad = write_tmp("badvocab.json", "{\"type\": \"word\", \"tokens\": [\"[PAD]\", \"x\", \"[UNK]\"]}");
+    assert_int_equal(attn_tokenizer_load(&u, bad), ATTN_E_FORMAT);
+    assert_non_null(strstr(attn_last_error(), "[CLS]"));
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    uint32_t gold[] = {0, 0, 1, 1, 2, 2}, pred[] = {0, 1, 1, 1, 2, 0};
+    attn_cls_metrics m;
+    size_t conf[9];
+    attn_cls_score(&m, pred, gold, 6, 3, conf);
+    assert_true(fabs(m.accuracy - 4.0 / 6.0) < 1e-12);
+    /* F1: class 0 tp1 fp1 fn1 -> 0.5; class 1 tp2 fp1 fn0 -> 0.8; class 2 tp1 fp0 fn1 -> 2/3 */
+    assert_true(fabs(m.macro_f1 - (0.5 + 0.8 + 2.0 / 3.0) / 3.0) < 1e-12);
+    size_t want[9] = {1, 1, 0, 0, 2, 0, 1, 0, 1};
+    assert_memory_equal(conf, want, sizeof want);
+    assert_int_equal(attn_majority_class(gold + 1, 5, 3), 1);
+}
+
+/* ---- a separable set ------------------------------------------------------------- */
+
+static const char *const words[3][4] = {{"cat", "dog", "owl", "horse"},
+                                        {"screen", "cable", "laptop", "keyboard"},
+                                        {"bread", "cheese", "apple", "soup"}};
+static const char *const fillers[] = {"the", "a", "small", "with", "and", "of"};
+
+static void make_split(attn_cls_split *s, char ***labels_out, size_t n, attn_rng *r)
+{
+    static const char *const names[3] = {"animal", "artifact", "food"};
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->text = calloc(n, sizeof *s->text), s->label_name = calloc(n, sizeof *s->label_name);
+    s->label = calloc(n, sizeof *s->label);
+    s->storage = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = attn_rng_below(r, 3);
+        char *t = malloc(128);
+        snprintf(t, 128, "%s %s %s %s", fillers[attn_rng_below(r, 6)], words[c][attn_rng_below(r, 4)],
+                 fillers[attn_rng_below(r, 6)], fillers[attn_rng_below(r, 6)]);
+        s->text[i] = t, s->label_name[i] = (char *)names[c], s->label[i] = (uint32_t)c;
+    }
+    if (labels_out) *labels_out = NULL;
+}
+
+static void free_split(attn_cls_split *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->text[i]);
+    free(s->text), free(s->label_name), free(s->label);
+}
+
+static void test_baselines(void **state)
+{
+    (void)state;
+    attn_rng r;
+    attn_rng_seed(&r, 5);
+    attn_cls_split tr, va;
+    make_split(&tr, NULL, 300, &r);
+    make_split(&va, NULL, 60, &r);
+    attn_tokenizer *tok = NULL;
+    assert_int_equal(attn_word_tokenizer_build(&tok, (const char *const *)tr.text, tr.n, 2), ATTN_OK);
+    attn_cls_tokens a, b;
+    assert_int_equal(attn_cls_tokenize(&a, &tr, tok, 16), ATTN_OK);
+    assert_int_equal(attn_cls_tokenize(&b, &va, tok, 16), ATTN_OK);
+    assert_int_equal(a.ids[a.offset[0]], ATTN_WORD_CLS);
+    assert_int_equal(a.offset[1] - a.offset[0], 5);
+    attn_bow m;
+    attn_bow_opts o = attn_bow_defaults();
+    o.epochs = 3;
+    assert_int_equal(attn_bow_train(&m, &a, &b, attn_tokenizer_vocab_size(tok), 3, &o), ATTN_OK);
+    uint32_t *pred = malloc(b.n * sizeof *pred);
+    attn_bow_predict(&m, &b, pred);
+    attn_cls_metrics met;
+    attn_cls_score(&met, pred, b.label, b.n, 3, NULL);
+    assert_true(met.accuracy == 1.0);
+    assert_true(met.macro_f1 == 1.0);
+    free(pred);
+    attn_bow_free(&m);
+    attn_cls_tokens_free(&a), attn_cls_tokens_free(&b);
+    attn_tokenizer_free(tok);
+    free_split(&tr), free_split(&va);
+}
+
+/* ---- the encoder -------------------------------------------------------------------- */
+
+static attn_encoder *tiny(attn_pooling pool, size_t batch)
+{
+    attn_encoder_config c = {10, 6, 2, 2, 8, 3, 1, pool};
+    attn_encoder *e = NULL;
+    assert_int_equal(attn_encoder_create(&e, &c, batch), ATTN_OK);
+    assert_int_equal(attn_encoder_init(e, 7), ATTN_OK);
+    attn_rng r;
+    attn_rng_seed(&r, 11);
+    const attn_param_ref *p = attn_encoder_params(e);
+    for (size_t i = 0; i < attn_encoder_param_count(e); i++) /* large enough to matter */
+        for (size_t j = 0; j < p[i].numel; j++) p[i].data[j] += (float)(attn_rng_uniform(&r) - 0.5) * 0.8f;
+    return e;
+}
+
+static void grad_check(attn_pooling pool)
+{
+    attn_encoder *e = tiny(pool, 3);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    const size_t lens[3] = {6, 3, 1};
+    const uint32_t labels[3] = {2, 0, 1};
+    double loss = 0;
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &loss, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const attn_param_ref *p = attn_encoder_params(e);
+    attn_rng r;
+    attn_rng_seed(&r, 3);
+    const double h = 1e-2;
+    size_t checked = 0;
+    for (size_t i = 0; i < attn_encoder_param_count(e); i++) {
+        for (size_t k = 0; k < 5; k++) {
+            size_t j = attn_rng_below(&r, p[i].numel);
+            if (!strcmp(p[i].name, "wte.weight") && k == 0) j = 0; /* [PAD]: no gradient */
+            float keep = p[i].data[j];
+            double lp = 0, lm = 0;
+            p[i].data[j] = (float)(keep + h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+            p[i].data[j] = (float)(keep - h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+            p[i].data[j] = keep;
+            float num = (float)((lp - lm) / (2 * h));
+            char what[96];
+            snprintf(what, sizeof what, "%s[%zu] (%s pooling)", p[i].name, j, pool ? "cls" : "mean");
+            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, what);
+            checked++;
+        }
+    }
+    assert_true(checked >= 5 * 20);
+    /* [PAD]'s embedding never reaches the loss */
+    for (size_t j = 0; j < 8; j++) assert_true(p[0].grad[j] == 0.0f);
+    attn_encoder_free(e);
+}
+
+static void test_encoder_grad_mean(void **state)
+{
+    (void)state;
+    grad_check(ATTN_POOL_MEAN);
+}
+
+static void test_encoder_grad_cls(void **state)
+{
+    (void)state;
+    grad_check(ATTN_POOL_CLS);
+}
+
+static void test_key_padding(void **state)
+{
+    (void)state;
+    for (int pool = 0; pool < 2; pool++) {
+        attn_encoder *e = tiny((attn_pooling)pool, 3);
+        /* B alone, unpadded */
+        const uint32_t b_ids[3] = {1, 9, 4};
+        size_t len = 3;
+        assert_int_equal(attn_encoder_forward(e, b_ids, &len, NULL, 1, 3, NULL, NULL), ATTN_OK);
+        float alone[3];
+        memcpy(alone, attn_encoder_logits(e), sizeof alone);
+        /* in a batch with a longer example, padded with [PAD] ... and with other ids */
+        for (int junk = 0; junk < 2; junk++) {
+            uint32_t pad = junk ? 7 : ATTN_WORD_PAD;
+            const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 4, pad, pad, pad, 1, 2, pad, pad, pad, pad};
+            const size_t lens[3] = {6, 3, 2};
+            assert_int_equal(attn_encoder_forward(e, ids, lens, NULL, 3, 6, NULL, NULL), ATTN_OK);
+            assert_close_f32(attn_encoder_logits(e) + 3, alone, 3, 1e-5, 1e-4, "padded logits");
+        }
+        /* bad lengths are errors, not reads past the row */
+        size_t zero = 0, big = 7;
+        assert_int_equal(attn_encoder_forward(e, b_ids, &zero, NULL, 1, 3, NULL, NULL), ATTN_E_INVALID);
+        assert_int_equal(attn_encoder_forward(e, b_ids, &big, NULL, 1, 3, NULL, NULL), ATTN_E_INVALID);
+        uint32_t bad_label = 3;
+        assert_int_equal(attn_encoder_forward(e, b_ids, &len, &bad_label, 1, 3, NULL, NULL), ATTN_E_INVALID);
+        attn_encoder_free(e);
+    }
+    attn_encoder_config c = {10, 6, 1, 3, 8, 3, 1, ATTN_POOL_MEAN};
+    assert_int_equal(attn_encoder_config_check(&c), ATTN_E_INVALID);
+    assert_non_null(strstr(attn_last_error(), "not divisible"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32),          cmocka_unit_test(test_wordnet_build),
+        cmocka_unit_test(test_wordnet_errors), cmocka_unit_test(test_word_tokenizer),
+        cmocka_unit_test(test_metrics),        cmocka_unit_test(test_baselines),
+        cmocka_unit_test(test_encoder_grad_mean), cmocka_unit_test(test_encoder_grad_cls),
+        cmocka_unit_test(test_key_padding),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,197 @@
+/* test_classify_cli.c - `attn data wordnet`, `attn train --task classify`
+ * and `attn classify` through the real binary, on tiny synthetic data:
+ * train then classify end to end, exact resume, explain outputs, and bad
+ * input (one line on stderr, exit 2). */
+#include "test_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TINY "--layers 1 --heads 2 --width 16 --context 12 --batch 16 --warmup 5 --lr 1e-2 --min-count 1"
+
+static char data[512], model[512];
+
+static const char *const words[3][5] = {{"cat", "dog", "owl", "horse", "mouse"},
+                                        {"screen", "cable", "laptop", "keyboard", "mouse"},
+                                        {"bread", "cheese", "apple", "soup", "pie"}};
+static const char *const labels[3] = {"noun.animal", "noun.artifact", "noun.food"};
+static const char *const fillers[] = {"the", "a", "small", "with", "and", "of", "some"};
+
+static void write_split(const char *name, size_t n, unsigned seed)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", data, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned c = (seed >> 16) % 3, w = (seed >> 8) % 5, a = (seed >> 4) % 7, b = (seed >> 20) % 7;
+        fprintf(f, "%s\t%s %s %s, %s\n", labels[c], fillers[a], words[c][w], fillers[b], fillers[(a + b) % 7]);
+    }
+    fclose(f);
+}
+
+static void expect_bad(run_result *r, const char *cmd, const char *needle)
+{
+    if (r->status != 2 || count_lines(r->err) != 1 || !strstr(r->err, needle) ||
+        strncmp(r->err, cmd, strlen(cmd)) != 0)
+        fail_msg("expected exit 2 and one line with '%s', got %d: %s", needle, r->status, r->err);
+    run_result_free(r);
+}
+
+/* A usage error: exit 2, the message first, then the usage. */
+static void expect_usage(run_result *r, const char *cmd, const char *needle)
+{
+    const char *nl = strchr(r->err, '\n');
+    if (r->status != 2 || strncmp(r->err, cmd, strlen(cmd)) != 0 || !nl || !strstr(r->err, needle) ||
+        strstr(r->err, needle) > nl || !strstr(r->err, "usage:"))
+        fail_msg("expected exit 2 and '%s' then the usage, got %d: %s", needle, r->status, r->err);
+    run_result_free(r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(data, sizeof data, "%s/data", test_tmpdir());
+    snprintf(model, sizeof model, "%s/model", test_tmpdir());
+    run_result r = run_cmd("mkdir -p '%s'", data);
+    run_result_free(&r);
+    write_split("train.tsv", 480, 1), write_split("valid.tsv", 60, 2), write_split("test.tsv", 60, 3);
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s' " TINY " --epochs 4 --json-log '%s/full.log'",
+                attn_bin(), data, model, test_tmpdir());
+    if (r.status != 0) fail_msg("train failed: %s", r.err);
+    run_result_free(&r);
+    return 0;
+}
+
+static void test_train_report(void **state)
+{
+    (void)state;
+    run_result r = run_cmd("tail -1 '%s/full.log'", test_tmpdir());
+    assert_non_null(strstr(r.out, "\"test\""));
+    assert_non_null(strstr(r.out, "\"bag_of_words\""));
+    assert_non_null(strstr(r.out, "\"confusion\""));
+    run_result_free(&r);
+    /* each evaluation logs accuracy and macro-F1; 30 steps per epoch, 4 epochs */
+    r = run_cmd("grep -c val_accuracy '%s/full.log'", test_tmpdir());
+    assert_string_equal(r.out, "4\n");
+    run_result_free(&r);
+    r = run_cmd("ls '%s'", model);
+    assert_non_null(strstr(r.out, "best.safetensors"));
+    assert_non_null(strstr(r.out, "optim.safetensors"));
+    assert_non_null(strstr(r.out, "vocab.json"));
+    run_result_free(&r);
+}
+
+static void test_classify_texts(void **state)
+{
+    (void)state;
+    run_result r = run_cmd("'%s' classify --model '%s' --text 'the horse with a dog' --top 2", attn_bin(), model);
+    if (r.status != 0) fail_msg("classify: %s", r.err);
+    assert_int_equal(count_lines(r.out), 2);
+    assert_non_null(strstr(r.out, "  noun.animal"));
+    assert_true(strstr(r.out, "noun.animal") < strstr(r.out, "noun.") + 1); /* first line */
+    run_result_free(&r);
+    r = run_cmd("printf 'a laptop and cable\\nsome soup with bread\\n' | '%s' classify --model '%s' --top 1",
+                attn_bin(), model);
+    assert_int_equal(r.status, 0);
+    const char *want = "a laptop and cable\n  noun.artifact";
+    if (strncmp(r.out, want, strlen(want))) fail_msg("%s", r.out);
+    assert_non_null(strstr(r.out, "some soup with bread\n  noun.food"));
+    run_result_free(&r);
+    /* --explain: a row per layer and head over the tokens */
+    r = run_cmd("'%s' classify --model '%s' --text 'the cat' --explain --color never", attn_bin(), model);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "layer 0 head 1"));
+    assert_non_null(strstr(r.out, "[CLS]"));
+    run_result_free(&r);
+    r = run_cmd("'%s' classify --model '%s' --text 'the cat' --csv '%s/csv' && ls '%s/csv'", attn_bin(), model,
+                test_tmpdir(), test_tmpdir());
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "head1-attention.csv"));
+    run_result_free(&r);
+}
+
+static void test_resume_is_exact(void **state)
+{
+    (void)state;
+    const char *t = test_tmpdir(), *B = attn_bin();
+    run_result r = run_cmd("'%s' train --task classify --data '%s' --out '%s/part' " TINY
+                           " --epochs 4 --stop-at 50 --no-baselines --json-log '%s/p1.log'",
+                           B, data, t, t);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "stopped at step 50"));
+    run_result_free(&r);
+    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s/part' --json-log '%s/p2.log'", B, data, t, t);
+    if (r.status != 0) fail_msg("resume: %s", r.err);
+    run_result_free(&r);
+    r = run_cmd("cd '%s' && cat p1.log p2.log | grep -v '\"test\"' | sed -e 's/, \"lr.*tokens_per_s\": [0-9.]*//' > a && "
+                "grep -v '\"test\"' full.log | sed -e 's/, \"lr.*tokens_per_s\": [0-9.]*//' > b && cmp a b && "
+                "cmp '%s/best.safetensors' part/best.safetensors && wc -l < a",
+                t, model);
+    if (r.status != 0) fail_msg("resumed run differs: %s %s", r.out, r.err);
+    assert_string_equal(r.out, "120\n");
+    run_result_free(&r);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    const char *t = test_tmpdir(), *B = attn_bin();
+    run_result r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s/none/data.noun'", B, t, t);
+    expect_bad(&r, "attn data:", "install wordnet-base");
+    r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s'", B, t,
+                write_tmp("data.noun", "00001740 03 n 01 entity 0 000 | that which is\n02330245 05 n 01\n"));
+    expect_bad(&r, "attn data:", "data.noun:2: expected a word");
+    r = run_cmd("'%s' data wordnet --source x", B);
+    expect_usage(&r, "attn data:", "missing --out");
+    r = run_cmd("'%s' data imagenet --out x", B);
+    expect_usage(&r, "attn data:", "unknown data set");
+    r = run_cmd("'%s' data wordnet --out '%s/wn2' --source '%s'", B, t,
+                write_tmp("ok.noun", "00001740 03 n 01 entity 0 000 | that which is\n"));
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    /* training data */
+    r = run_cmd("'%s' train --task classify --data '%s/nodir' --out '%s/x'", B, t, t);
+    expect_bad(&r, "attn train:", "train.tsv: cannot open");
+    r = run_cmd("mkdir -p '%s/bad' && cp '%s'/*.tsv '%s/bad/' && printf 'noun.food bread\\n' >> '%s/bad/valid.tsv'",
+                t, data, t, t);
+    run_result_free(&r);
+    r = run_cmd("'%s' train --task classify --data '%s/bad' --out '%s/x'", B, t, t);
+    expect_bad(&r, "attn train:", "valid.tsv:61: no tab");
+    r = run_cmd("cp '%s/valid.tsv' '%s/bad/' && printf 'noun.plant\\tfern\\n' >> '%s/bad/test.tsv'", data, t, t);
+    run_result_free(&r);
+    r = run_cmd("'%s' train --task classify --data '%s/bad' --out '%s/x'", B, t, t);
+    expect_bad(&r, "attn train:", "test.tsv:61: the label 'noun.plant'");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --pooling max", B, data, t);
+    expect_usage(&r, "attn train:", "--pooling");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --width 10 --heads 4", B, data, t);
+    expect_bad(&r, "attn train:", "not divisible");
+    r = run_cmd("'%s' train --task nope --data '%s' --out '%s/x'", B, data, t);
+    expect_usage(&r, "attn train:", "--task");
+    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --width 32", B, data, model);
+    expect_usage(&r, "attn train:", "cannot be changed");
+    /* classify */
+    r = run_cmd("'%s' classify --text hi", B);
+    expect_usage(&r, "attn classify:", "missing --model");
+    r = run_cmd("'%s' classify --model '%s/nothing' --text hi", B, t);
+    expect_bad(&r, "attn classify:", "config.json");
+    r = run_cmd("cp -r '%s' '%s/trunc' && truncate -s 100 '%s/trunc/best.safetensors'", model, t, t);
+    run_result_free(&r);
+    r = run_cmd("'%s' classify --model '%s/trunc' --text hi", B, t);
+    expect_bad(&r, "attn classify:", "best.safetensors");
+    r = run_cmd("'%s' classify --model '%s' --html x.html", B, model);
+    expect_usage(&r, "attn classify:", "need --text");
+    r = run_cmd("'%s' classify --model '%s' --text hi --top 0", B, model);
+    expect_usage(&r, "attn classify:", "--top");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_report), cmocka_unit_test(test_classify_texts),
+        cmocka_unit_test(test_resume_is_exact), cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
