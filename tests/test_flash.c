@@ -338,6 +338,111 @@ static void test_gemm_builtin(void **state)
     attn_simd_set(saved);
 }
 
+/* c (M,N) [+]= op(a) · op(b) in double: op(a) = a (M,K) or aᵀ (a: K,M), op(b) = b
+ * (K,N) or bᵀ (b: N,K). */
+static void gemm_d(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
+                   int ta, int tb, int acc)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = acc ? (double)c[i * n + j] : 0.0;
+            for (size_t p = 0; p < k; p++)
+                s += (double)(ta ? a[p * m + i] : a[i * k + p]) *
+                     (double)(tb ? b[j * k + p] : b[p * n + j]);
+            c[i * n + j] = (float)s;
+        }
+}
+
+/* attn_gemm: every transposition, overwrite and accumulate, every kernel and
+ * SIMD level, odd shapes (partial row blocks, partial 16-column groups, K
+ * across several panels); 1 and 2 threads give the same bits. */
+static void test_gemm_general(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{1, 1, 1}, {17, 5, 33}, {70, 300, 45}, {129, 513, 600},
+                                       {65, 768, 128}, {768, 65, 128}};
+    const attn_simd saved = attn_simd_level();
+    const int threads = attn_threads();
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        float *a = alloc_fill(m * k, 1), *b = alloc_fill(k * n, 1), *c0 = alloc_fill(m * n, 1);
+        float *c = malloc(m * n * sizeof(float)), *r = malloc(m * n * sizeof(float));
+        float *c1 = malloc(m * n * sizeof(float));
+        assert_true(c && r && c1);
+        for (int f = 0; f < 8; f++) {
+            const int ta = f & 1, tb = (f >> 1) & 1, acc = (f >> 2) & 1;
+            memcpy(r, c0, m * n * sizeof(float));
+            gemm_d(r, a, b, m, k, n, ta, tb, acc);
+            for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+                if (attn_simd_set((attn_simd)lv) != ATTN_OK) continue;
+                for (int kind = ATTN_GEMM_AUTO; kind <= ATTN_GEMM_CBLAS; kind++) {
+                    if (kind == ATTN_GEMM_CBLAS && !attn_have_cblas()) continue;
+                    attn_set_threads(1);
+                    memcpy(c1, c0, m * n * sizeof(float));
+                    assert_int_equal(attn_gemm(c1, a, b, m, k, n, ta, tb, acc, kind), ATTN_OK);
+                    attn_set_threads(2);
+                    memcpy(c, c0, m * n * sizeof(float));
+                    assert_int_equal(attn_gemm(c, a, b, m, k, n, ta, tb, acc, kind), ATTN_OK);
+                    attn_set_threads(threads);
+                    assert_close_f32(c, r, m * n, 2e-4, 1e-4, "attn_gemm");
+                    if (kind != ATTN_GEMM_CBLAS) /* a CBLAS may split K by its own rules */
+                        assert_memory_equal(c, c1, m * n * sizeof(float));
+                }
+            }
+        }
+        free(a), free(b), free(c0), free(c), free(r), free(c1);
+    }
+    attn_simd_set(saved);
+    float x = 0;
+    assert_int_equal(attn_gemm(&x, &x, &x, 1, 1, 1, 0, 0, 0, (attn_gemm_kernel)7), ATTN_E_INVALID);
+    assert_int_equal(attn_gemm(NULL, &x, &x, 1, 1, 1, 0, 0, 0, ATTN_GEMM_AUTO), ATTN_E_INVALID);
+}
+
+/* The backward of matmul and linear above the GEMM threshold (and below it)
+ * against the double products they stand for, on odd shapes; gradients
+ * accumulate into what is there. */
+static void test_matmul_backward_gemm(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{3, 4, 5}, {70, 129, 33}, {768, 128, 65}, {97, 200, 300}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        float *a = alloc_fill(m * k, 1), *b = alloc_fill(k * n, 1), *dc = alloc_fill(m * n, 1);
+        float *da = alloc_fill(m * k, 1), *db = alloc_fill(k * n, 1);
+        float *ra = malloc(m * k * sizeof(float)), *rb = malloc(k * n * sizeof(float));
+        assert_true(ra && rb);
+        /* c = a · b (b: K,N): d_a += d_c · bᵀ, d_b += aᵀ · d_c */
+        memcpy(ra, da, m * k * sizeof(float));
+        memcpy(rb, db, k * n * sizeof(float));
+        gemm_d(ra, dc, b, m, n, k, 0, 1, 1);
+        gemm_d(rb, a, dc, k, m, n, 1, 0, 1);
+        assert_int_equal(attn_matmul_backward(da, db, dc, a, b, m, k, n), ATTN_OK);
+        assert_close_f32(da, ra, m * k, 2e-4, 1e-4, "matmul_backward d_a");
+        assert_close_f32(db, rb, k * n, 2e-4, 1e-4, "matmul_backward d_b");
+        /* c = a · bᵀ (b: N,K): d_a += d_c · b, d_b += d_cᵀ · a; and linear (bias). */
+        memcpy(ra, da, m * k * sizeof(float));
+        memcpy(rb, db, k * n * sizeof(float));
+        gemm_d(ra, dc, b, m, n, k, 0, 0, 1);
+        gemm_d(rb, dc, a, n, m, k, 1, 0, 1);
+        float *dbias = calloc(n, sizeof(float));
+        assert_non_null(dbias);
+        assert_int_equal(attn_linear_backward(da, db, dbias, dc, a, b, m, k, n), ATTN_OK);
+        assert_close_f32(da, ra, m * k, 2e-4, 1e-4, "linear_backward d_x");
+        assert_close_f32(db, rb, k * n, 2e-4, 1e-4, "linear_backward d_w");
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t r = 0; r < m; r++) s += dc[r * n + j];
+            assert_float_equal(dbias[j], s, 1e-3);
+        }
+        /* One gradient alone. */
+        memcpy(ra, da, m * k * sizeof(float));
+        gemm_d(ra, dc, b, m, n, k, 0, 0, 1);
+        assert_int_equal(attn_matmul_nt_backward(da, NULL, dc, a, b, m, k, n), ATTN_OK);
+        assert_close_f32(da, ra, m * k, 2e-4, 1e-4, "matmul_nt_backward d_a alone");
+        free(a), free(b), free(dc), free(da), free(db), free(ra), free(rb), free(dbias);
+    }
+}
+
 static void test_simd_control(void **state)
 {
     (void)state;
@@ -373,7 +478,8 @@ int main(void)
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_small_shapes),
         cmocka_unit_test(test_causal_alignments), cmocka_unit_test(test_masks),
         cmocka_unit_test(test_large_values), cmocka_unit_test(test_long),
-        cmocka_unit_test(test_gemm_builtin),
+        cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
+        cmocka_unit_test(test_matmul_backward_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "attn/gpt.h"
+#include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "attn/rng.h"
 
@@ -160,14 +161,21 @@ static void test_gelu(void **state)
     float *x = randf(&r, n, 4), *R = randf(&r, n, 1), *y = malloc(n * 4), *yr = malloc(n * 4);
     float *dx = calloc(n, 4);
     x[0] = 0, x[1] = -10, x[2] = 10; /* the flat tails and the middle */
-    assert_int_equal(attn_gelu_forward(y, x, n), ATTN_OK);
-    assert_int_equal(attn_gelu_ref(yr, x, n), ATTN_OK);
-    assert_close_f32(y, yr, n, 1e-6, 1e-5, "gelu vs reference");
-    assert_int_equal(attn_gelu_backward(dx, R, x, n), ATTN_OK);
     gelu_case c = {to_d(x, n), R, n};
     double *g = malloc(n * sizeof(double));
     numeric(g, c.x, n, gelu_loss, &c);
-    check_grad(dx, g, n, "gelu d_x");
+    /* Every SIMD level (vector bodies and tails: n = 40 is 2·16 + 8, 5·8). */
+    const attn_simd saved = attn_simd_level();
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (attn_simd_set((attn_simd)lv) != ATTN_OK) continue;
+        assert_int_equal(attn_gelu_forward(y, x, n), ATTN_OK);
+        assert_int_equal(attn_gelu_ref(yr, x, n), ATTN_OK);
+        assert_close_f32(y, yr, n, 1e-6, 1e-5, "gelu vs reference");
+        memset(dx, 0, n * sizeof(float));
+        assert_int_equal(attn_gelu_backward(dx, R, x, n), ATTN_OK);
+        check_grad(dx, g, n, "gelu d_x");
+    }
+    attn_simd_set(saved);
     free(g), free(c.x), free(x), free(R), free(y), free(yr), free(dx);
 }
 

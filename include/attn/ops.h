@@ -241,6 +241,22 @@ attn_status attn_gemm_cblas(float *c, const float *a, const float *b, size_t m, 
                             size_t n, int trans_b);
 int attn_have_cblas(void);
 
+/* The general product behind matmul and linear, forward and backward:
+ *   c (M, N) = op(a) · op(b)        (accumulate == 0)
+ *   c (M, N) += op(a) · op(b)       (accumulate != 0)
+ * op(a) = a (M, K), or aᵀ with a stored (K, M) when trans_a; op(b) = b (K, N),
+ * or bᵀ with b stored (N, K) when trans_b. ATTN_GEMM_AUTO picks the faster
+ * kernel for the SIMD level in use. Rows of c are computed in fixed blocks
+ * (threads take whole blocks), so the result does not depend on the thread
+ * count. ATTN_E_NOTFOUND for ATTN_GEMM_CBLAS without CBLAS. */
+typedef enum attn_gemm_kernel {
+    ATTN_GEMM_AUTO = 0,
+    ATTN_GEMM_BUILTIN = 1,
+    ATTN_GEMM_CBLAS = 2
+} attn_gemm_kernel;
+attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
+                      int trans_a, int trans_b, int accumulate, attn_gemm_kernel which);
+
 #ifdef __cplusplus
 }
 #endif

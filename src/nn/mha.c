@@ -34,6 +34,8 @@ struct attn_mha {
     size_t n_table;
     /* offsets of each part in the flat arrays; SIZE_MAX when absent */
     size_t o_wq, o_wk, o_wv, o_bin, o_wo, o_bo, o_bk, o_bv;
+    float *scratch; /* the backward's gradient buffers, kept between calls */
+    size_t cap_scratch;
 };
 
 struct attn_mha_cache {
@@ -145,6 +147,7 @@ void attn_mha_free(attn_mha *m)
 {
     if (!m) return;
     attn_arena_free(m->arena);
+    free(m->scratch);
     free(m);
 }
 
@@ -436,6 +439,87 @@ static attn_flash_desc fused_desc(const attn_mha *m, const attn_mha_inputs *in, 
     return d;
 }
 
+/* ---- all batches at once -------------------------------------------------------
+ * Without the extra key positions (bias_kv, zero_attn) the projections of all
+ * N batches are rows of one product each: (N·L, E) · w_qᵀ and so on, one GEMM
+ * instead of N small ones, and the fused kernels take all N·H heads in one
+ * call. Every head and every row is computed as on the per-batch path; only
+ * the order in which the weight gradients sum over batches differs. */
+
+static int whole_batch(const attn_mha *m, const attn_mha_inputs *in)
+{
+    return attn_mha_kv_len(m, in->src_len) == in->src_len && !odd_masks(m, in);
+}
+
+static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
+                                  const fused_masks *f)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
+    attn_flash_desc d = fused_desc(m, in, 0, f, 0, NULL);
+    d.batch = N;
+    d.q_bs = L * m->hq, d.k_bs = S * m->hq, d.v_bs = S * m->hv, d.o_bs = L * m->hv;
+    if (f->am) d.add_mask_bs = in->attn_mask_per_head ? c->num_heads * L * S : 0;
+    if (f->kpm) d.key_mask_bs = S;
+    return d;
+}
+
+/* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out. */
+static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
+                                 const fused_masks *f, float *qp, float *kp, float *vp,
+                                 float *concat, float *lse, float *out)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
+    const float *bin = part(m, m->o_bin);
+    attn_status st = attn_linear_forward(qp, in->query, part(m, m->o_wq), bin, N * L,
+                                         c->embed_dim, m->hq);
+    if (!st)
+        st = attn_linear_forward(kp, in->key, part(m, m->o_wk), bin ? bin + m->hq : NULL, N * S,
+                                 c->kdim, m->hq);
+    if (!st)
+        st = attn_linear_forward(vp, in->value, part(m, m->o_wv), bin ? bin + 2 * m->hq : NULL,
+                                 N * S, c->vdim, m->hv);
+    if (st) return st;
+    attn_flash_desc d = whole_desc(m, in, f);
+    st = attn_flash_forward(concat, lse, qp, kp, vp, &d);
+    if (!st)
+        st = attn_linear_forward(out, concat, part(m, m->o_wo), part(m, m->o_bo), N * L, m->hv,
+                                 c->out_dim);
+    return st;
+}
+
+static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
+                                  const float *d_out, const attn_mha_inputs *in,
+                                  const attn_mha_cache *cache, const fused_masks *f)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
+    const size_t nq = N * L * m->hq, nk = N * S * m->hq, nv = N * S * m->hv, nc = N * L * m->hv;
+    if (!reserve(&m->scratch, &m->cap_scratch, nc + nq + nk + nv))
+        return attn_error(ATTN_E_NOMEM, "cannot allocate attention gradients");
+    float *dconcat = m->scratch, *dqp = dconcat + nc, *dkp = dqp + nq, *dvp = dkp + nk;
+    memset(m->scratch, 0, (nc + nq + nk + nv) * sizeof(float));
+    attn_status st = attn_linear_backward(dconcat, grad_part(m, m->o_wo), grad_part(m, m->o_bo),
+                                          d_out, cache->concat, part(m, m->o_wo), N * L, m->hv,
+                                          c->out_dim);
+    attn_flash_desc d = whole_desc(m, in, f);
+    if (!st)
+        st = attn_flash_backward(dqp, dkp, dvp, dconcat, cache->qp, cache->kp, cache->vp,
+                                 cache->concat, cache->lse, &d);
+    float *gbin = grad_part(m, m->o_bin);
+    if (!st)
+        st = attn_linear_backward(d_query, grad_part(m, m->o_wq), gbin, dqp, in->query,
+                                  part(m, m->o_wq), N * L, c->embed_dim, m->hq);
+    if (!st)
+        st = attn_linear_backward(d_key, grad_part(m, m->o_wk), gbin ? gbin + m->hq : NULL, dkp,
+                                  in->key, part(m, m->o_wk), N * S, c->kdim, m->hq);
+    if (!st)
+        st = attn_linear_backward(d_value, grad_part(m, m->o_wv), gbin ? gbin + 2 * m->hq : NULL,
+                                  dvp, in->value, part(m, m->o_wv), N * S, c->vdim, m->hv);
+    return st;
+}
+
 /* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL. */
 static attn_status fused_forward(const attn_mha *m, const attn_mha_inputs *in, size_t n,
                                  const fused_masks *f, const float *qp, const float *kp,
@@ -501,6 +585,35 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
     const int tracing = ctx && ctx->trace;
     /* The fused kernels unless every intermediate or the weights are wanted. */
     const int fused = !tracing && !weights;
+
+    if (fused && whole_batch(m, in)) {
+        fused_masks fm;
+        float *own = NULL, *qp, *lse = NULL;
+        st = fused_masks_make(&fm, m, in);
+        const size_t nq = N * L * m->hq, nk = N * S * m->hq, nv = N * S * m->hv;
+        if (!st && cache) {
+            if (!reserve(&cache->qp, &cache->cap_qp, nq) ||
+                !reserve(&cache->kp, &cache->cap_kp, nk) ||
+                !reserve(&cache->vp, &cache->cap_vp, nv) ||
+                !reserve(&cache->lse, &cache->cap_lse, N * H * L) ||
+                !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv))
+                st = attn_error(ATTN_E_NOMEM, "cannot allocate the attention cache");
+            cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S2;
+            cache->fused = 1;
+        } else if (!st && !(own = malloc((nq + nk + nv + N * L * m->hv) * sizeof(float)))) {
+            st = attn_error(ATTN_E_NOMEM, "cannot allocate attention buffers");
+        }
+        if (!st) {
+            if (cache) qp = cache->qp, lse = cache->lse;
+            else qp = own;
+            float *kp = cache ? cache->kp : qp + nq, *vp = cache ? cache->vp : kp + nk;
+            float *concat = cache ? cache->concat : vp + nv;
+            st = whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out);
+        }
+        free(own);
+        fused_masks_free(&fm);
+        return st;
+    }
 
     /* Per-batch scratch, or the cache's storage for all batches. */
     float *qp = NULL, *kp = NULL, *vp = NULL, *concat = NULL;
@@ -610,6 +723,13 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
                           "not N=%zu L=%zu S=%zu",
                           cache->batch, cache->tgt_len, cache->src_len, N, L, S);
     const int fused = cache->fused;
+    if (fused && whole_batch(m, in)) {
+        fused_masks fm;
+        st = fused_masks_make(&fm, m, in);
+        if (!st) st = whole_backward(m, d_query, d_key, d_value, d_out, in, cache, &fm);
+        fused_masks_free(&fm);
+        return st;
+    }
     float *dconcat = malloc(L * m->hv * sizeof(float));
     float *dqp = malloc(L * m->hq * sizeof(float)), *dkp = malloc(S2 * m->hq * sizeof(float));
     float *dvp = malloc(S2 * m->hv * sizeof(float));

@@ -77,6 +77,15 @@ typedef struct plan {
     long long off;        /* causal: key j allowed iff j <= i + off */
 } plan;
 
+/* Threads only for problems worth a parallel region: a token's attention
+ * during generation is a few thousand multiply-adds, less than waking a
+ * thread costs. The tasks are the same either way. */
+#define PAR_WORK ((double)(1 << 18))
+static int par_worth(const plan *p)
+{
+    return (double)p->nh * (double)p->l * (double)p->s * (double)(p->dk + p->dv) >= PAR_WORK;
+}
+
 static void plan_common(plan *p, const attn_flash_desc *d)
 {
     memset(p, 0, sizeof *p);
@@ -378,7 +387,7 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
         const size_t gn = min_sz(p.group, p.nh - g0);
         const size_t npack = gn * p.nkb, ntask = gn * p.nqt;
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel
+#pragma omp parallel if (par_worth(&p))
 #endif
         {
 #ifdef ATTN_HAVE_OPENMP
@@ -581,7 +590,7 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
 
     if (p.per_head) {
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (par_worth(&p))
 #endif
         for (size_t idx = 0; idx < p.nh; idx++) {
             float *tws = ws + (size_t)thread_num() * p.thread_floats;
@@ -598,7 +607,7 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
         for (size_t g0 = 0; g0 < p.nh; g0 += p.group) {
             const size_t gn = min_sz(p.group, p.nh - g0);
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel
+#pragma omp parallel if (par_worth(&p))
 #endif
             {
                 float *tiles = ws + p.group * p.head_floats + (size_t)thread_num() * p.thread_floats;

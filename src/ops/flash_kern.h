@@ -33,6 +33,10 @@ typedef struct fk_table {
     void (*bool_row)(float *row, const uint8_t *b);
     /* out[i] = exp(x[i]) for n values (tests of the vector exp). */
     void (*exp_n)(float *out, const float *x, size_t n);
+    /* GELU (tanh form) through the vector exp: y = x·σ(2u), u = k(x + c x³),
+     * since 0.5(1 + tanh u) = σ(2u); and its backward d_x += g(x)·d_y. */
+    void (*gelu_fwd)(float *y, const float *x, size_t n);
+    void (*gelu_bwd)(float *d_x, const float *d_y, const float *x, size_t n);
 } fk_table;
 
 const fk_table *attn_fk_table(attn_simd level);

@@ -19,6 +19,8 @@
 #define FK_P3 4.1665795894E-2f
 #define FK_P4 1.6666665459E-1f
 #define FK_P5 5.0000001201E-1f
+#define FK_GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define FK_GELU_C 0.044715f
 
 /* ---- portable C ---------------------------------------------------------- */
 static inline float fks_vexp(float x)
@@ -48,6 +50,7 @@ static inline float fks_vexp(float x)
 #define VMUL(a, b) ((a) * (b))
 #define VADD(a, b) ((a) + (b))
 #define VSUB(a, b) ((a) - (b))
+#define VDIV(a, b) ((a) / (b))
 #define VMAX(a, b) ((a) > (b) ? (a) : (b))
 #define HMAX(v) (v)
 #define HSUM(v) (v)
@@ -67,6 +70,7 @@ static inline float fks_vexp(float x)
 #undef VMUL
 #undef VADD
 #undef VSUB
+#undef VDIV
 #undef VMAX
 #undef HMAX
 #undef HSUM
@@ -133,6 +137,7 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const 
 #define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VADD(a, b) _mm256_add_ps(a, b)
 #define VSUB(a, b) _mm256_sub_ps(a, b)
+#define VDIV(a, b) _mm256_div_ps(a, b)
 #define VMAX(a, b) _mm256_max_ps(a, b)
 #define HMAX(v) fk2_hmax(v)
 #define HSUM(v) fk2_hsum(v)
@@ -152,6 +157,7 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const 
 #undef VMUL
 #undef VADD
 #undef VSUB
+#undef VDIV
 #undef VMAX
 #undef HMAX
 #undef HSUM
@@ -197,6 +203,7 @@ static inline A5 __attribute__((always_inline)) __m512 fk5_bool(__m512 v, const 
 #define VMUL(a, b) _mm512_mul_ps(a, b)
 #define VADD(a, b) _mm512_add_ps(a, b)
 #define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VDIV(a, b) _mm512_div_ps(a, b)
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define HMAX(v) _mm512_reduce_max_ps(v)
 #define HSUM(v) _mm512_reduce_add_ps(v)

@@ -4,7 +4,7 @@
  *   FK_ATTR    the function attribute (target(...)) or nothing
  *   VF, W      the vector type and its number of floats
  *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
- *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VMAX HMAX HSUM VBOOL, FK(vexp)
+ *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL, FK(vexp)
  * Internal; no include guard on purpose. */
 
 #define FK_INL static inline FK_ATTR __attribute__((always_inline))
@@ -171,7 +171,61 @@ static FK_ATTR void FK(exp_n)(float *out, const float *x, size_t n)
     }
 }
 
-static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs),   FK(dsoft),
-                                   FK(add_row), FK(bool_row),       FK(exp_n)};
+/* s = σ(2u) = 1 / (1 + e^(−2u)), u = k(x + c x³): exact in both tails (e^(−2u)
+ * overflowing to +inf gives 0). */
+FK_INL VF FK(gelu_sig)(VF x)
+{
+    const VF x2 = VMUL(x, x);
+    const VF u2 = VMUL(VMUL(x, VSET1(-2.0f * FK_GELU_K)), VFMA(VSET1(FK_GELU_C), x2, VSET1(1.0f)));
+    return VDIV(VSET1(1.0f), VADD(VSET1(1.0f), FK(vexp)(u2)));
+}
+
+static FK_ATTR void FK(gelu_fwd)(float *y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + W <= n; i += W) {
+        const VF v = VLOAD(x + i);
+        VSTORE(y + i, VMUL(v, FK(gelu_sig)(v)));
+    }
+    if (i < n) {
+        float tx[W], ty[W];
+        for (int j = 0; j < W; j++) tx[j] = i + (size_t)j < n ? x[i + (size_t)j] : 0.0f;
+        const VF v = VLOAD(tx);
+        VSTORE(ty, VMUL(v, FK(gelu_sig)(v)));
+        for (size_t j = 0; i + j < n; j++) y[i + j] = ty[j];
+    }
+}
+
+/* g = s + 2·x·s·(1 − s)·k·(1 + 3c x²)  (0.5(1 − t²) = 2s(1 − s)) */
+FK_INL VF FK(gelu_grad)(VF x)
+{
+    const VF s = FK(gelu_sig)(x);
+    const VF x2 = VMUL(x, x);
+    const VF du = VFMA(VSET1(3.0f * FK_GELU_C * FK_GELU_K), x2, VSET1(FK_GELU_K));
+    const VF sp = VMUL(s, VSUB(VSET1(1.0f), s));
+    return VFMA(VMUL(VADD(x, x), sp), du, s);
+}
+
+static FK_ATTR void FK(gelu_bwd)(float *d_x, const float *d_y, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + W <= n; i += W)
+        VSTORE(d_x + i, VFMA(FK(gelu_grad)(VLOAD(x + i)), VLOAD(d_y + i), VLOAD(d_x + i)));
+    if (i < n) {
+        float tx[W], tdy[W], tdx[W];
+        for (int j = 0; j < W; j++) {
+            const int in = i + (size_t)j < n;
+            tx[j] = in ? x[i + (size_t)j] : 0.0f;
+            tdy[j] = in ? d_y[i + (size_t)j] : 0.0f;
+            tdx[j] = in ? d_x[i + (size_t)j] : 0.0f;
+        }
+        VSTORE(tdx, VFMA(FK(gelu_grad)(VLOAD(tx)), VLOAD(tdy), VLOAD(tdx)));
+        for (size_t j = 0; i + j < n; j++) d_x[i + j] = tdx[j];
+    }
+}
+
+static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs),    FK(dsoft),
+                                   FK(add_row), FK(bool_row),       FK(exp_n),    FK(gelu_fwd),
+                                   FK(gelu_bwd)};
 
 #undef FK_INL

@@ -17,6 +17,43 @@ static attn_status check(const char *op, const void *y, const void *x, const voi
     return attn_mul_sizes(op, rows, dim, &tmp);
 }
 
+/* Σ x[j] and Σ (x[j] − m)² in LANES interleaved partial sums, added up in a
+ * fixed order: the compiler vectorises them (a plain running sum it may not
+ * reorder), and the result depends on dim alone. */
+#define LANES 16
+/* Columns per block of the parameter gradients. */
+#define LN_COLS 64
+
+static float sum_lanes(const float *x, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t l = 0; l < LANES; l++) acc[l] += x[j + l];
+    for (size_t l = 0; j < n; j++, l++) acc[l] += x[j];
+    for (size_t w = LANES / 2; w > 0; w /= 2)
+        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+static float sq_dev_lanes(const float *x, float m, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t l = 0; l < LANES; l++) {
+            const float d = x[j + l] - m;
+            acc[l] += d * d;
+        }
+    for (size_t l = 0; j < n; j++, l++) {
+        const float d = x[j] - m;
+        acc[l] += d * d;
+    }
+    for (size_t w = LANES / 2; w > 0; w /= 2)
+        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *w, const float *b, size_t rows, size_t dim,
                                    float eps)
@@ -25,23 +62,17 @@ attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const flo
     if (st) return st;
     if (!mean != !rstd)
         return attn_error(ATTN_E_INVALID, "layernorm: mean and rstd go together");
-    ATTN_OMP_FOR_IF(rows * dim >= ATTN_OMP_MIN_WORK)
+    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
     for (size_t i = 0; i < rows; i++) {
         const float *xi = x + i * dim;
         float *yi = y + i * dim;
-        float s = 0.0f;
-        for (size_t j = 0; j < dim; j++) s += xi[j];
-        const float m = s / (float)dim;
-        float v = 0.0f;
-        for (size_t j = 0; j < dim; j++) {
-            const float d = xi[j] - m;
-            v += d * d;
-        }
+        const float m = sum_lanes(xi, dim) / (float)dim;
+        const float v = sq_dev_lanes(xi, m, dim);
         const float r = 1.0f / sqrtf(v / (float)dim + eps);
-        for (size_t j = 0; j < dim; j++) {
-            const float n = (xi[j] - m) * r;
-            yi[j] = n * w[j] + (b ? b[j] : 0.0f);
-        }
+        if (b)
+            for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
+        else
+            for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j];
         if (mean) mean[i] = m, rstd[i] = r;
     }
     return ATTN_OK;
@@ -74,35 +105,52 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
     attn_status st = check("layernorm_backward", d_x, x, w, rows, dim);
     if (st) return st;
     if (!d_y || !mean || !rstd) return attn_error(ATTN_E_INVALID, "layernorm_backward: NULL buffer");
-    ATTN_OMP_FOR_IF(rows * dim >= ATTN_OMP_MIN_WORK)
+    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
     for (size_t i = 0; i < rows; i++) {
         const float *xi = x + i * dim, *dyi = d_y + i * dim;
         float *dxi = d_x + i * dim;
         const float m = mean[i], r = rstd[i];
-        float sg = 0.0f, sgx = 0.0f;
-        for (size_t j = 0; j < dim; j++) {
+        float ag[LANES] = {0}, agx[LANES] = {0};
+        size_t j = 0;
+        for (; j + LANES <= dim; j += LANES)
+            for (size_t l = 0; l < LANES; l++) {
+                const float g = dyi[j + l] * w[j + l];
+                ag[l] += g;
+                agx[l] += g * (xi[j + l] - m) * r;
+            }
+        for (size_t l = 0; j < dim; j++, l++) {
             const float g = dyi[j] * w[j];
-            sg += g;
-            sgx += g * (xi[j] - m) * r;
+            ag[l] += g;
+            agx[l] += g * (xi[j] - m) * r;
         }
-        sg /= (float)dim, sgx /= (float)dim;
-        for (size_t j = 0; j < dim; j++) {
+        for (size_t wd = LANES / 2; wd > 0; wd /= 2)
+            for (size_t l = 0; l < wd; l++) ag[l] += ag[l + wd], agx[l] += agx[l + wd];
+        const float sg = ag[0] / (float)dim, sgx = agx[0] / (float)dim;
+        for (j = 0; j < dim; j++) {
             const float xh = (xi[j] - m) * r;
             dxi[j] += r * (dyi[j] * w[j] - sg - xh * sgx);
         }
     }
-    /* Parameter gradients: columns in parallel, rows in order. */
+    /* Parameter gradients: blocks of columns in parallel, rows in order within
+     * each column (vectorised across the block's columns). */
     if (d_w || d_b) {
-        ATTN_OMP_FOR_IF(rows * dim >= ATTN_OMP_MIN_WORK)
-        for (size_t j = 0; j < dim; j++) {
-            float sw = 0.0f, sb = 0.0f;
+        const size_t nblk = (dim + LN_COLS - 1) / LN_COLS;
+        ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
+        for (size_t blk = 0; blk < nblk; blk++) {
+            const size_t j0 = blk * LN_COLS, cols = dim - j0 < LN_COLS ? dim - j0 : LN_COLS;
+            float sw[LN_COLS] = {0}, sb[LN_COLS] = {0};
             for (size_t i = 0; i < rows; i++) {
-                const float dy = d_y[i * dim + j];
-                sw += dy * (x[i * dim + j] - mean[i]) * rstd[i];
-                sb += dy;
+                const float *dyi = d_y + i * dim + j0, *xi = x + i * dim + j0;
+                const float m = mean[i], r = rstd[i];
+                for (size_t j = 0; j < cols; j++) {
+                    sw[j] += dyi[j] * ((xi[j] - m) * r);
+                    sb[j] += dyi[j];
+                }
             }
-            if (d_w) d_w[j] += sw;
-            if (d_b) d_b[j] += sb;
+            for (size_t j = 0; j < cols; j++) {
+                if (d_w) d_w[j0 + j] += sw[j];
+                if (d_b) d_b[j0 + j] += sb[j];
+            }
         }
     }
     return ATTN_OK;

@@ -35,8 +35,8 @@ attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b, size_t 
     return ATTN_OK;
 }
 
-/* Large products go through CBLAS when the library has one, else through the
- * built-in blocked SIMD kernel (gemm.c); small ones through the loops below. */
+/* Large products go through attn_gemm (the built-in blocked SIMD kernel or
+ * CBLAS, threaded over fixed row blocks); small ones through the loops below. */
 #define GEMM_LARGE (64.0 * 64.0 * 64.0)
 
 static int large(size_t m, size_t k, size_t n)
@@ -47,8 +47,24 @@ static int large(size_t m, size_t k, size_t n)
 static attn_status gemm_large(float *c, const float *a, const float *b, size_t m, size_t k,
                               size_t n, int trans_b)
 {
-    if (attn_have_cblas()) return attn_gemm_cblas(c, a, b, m, k, n, trans_b);
-    return attn_gemm_builtin(c, a, b, m, k, n, trans_b);
+    return attn_gemm(c, a, b, m, k, n, 0, trans_b, 0, ATTN_GEMM_AUTO);
+}
+
+/* Σ a[p]·b[p] in 16 interleaved partial sums added up in a fixed order: the
+ * compiler turns them into vector multiply-adds (one running sum it may not
+ * reorder). This is the whole cost of a one-row product, e.g. a token's step
+ * in generation with a KV cache. */
+#define LANES 16
+static float dot_lanes(const float *a, const float *b, size_t k)
+{
+    float acc[LANES] = {0};
+    size_t p = 0;
+    for (; p + LANES <= k; p += LANES)
+        for (size_t l = 0; l < LANES; l++) acc[l] += a[p + l] * b[p + l];
+    for (size_t l = 0; p < k; p++, l++) acc[l] += a[p] * b[p];
+    for (size_t w = LANES / 2; w > 0; w /= 2)
+        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
 }
 
 /* Small products: row-times-matrix in i-p-j order, so the inner loop streams
@@ -81,20 +97,7 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
     for (size_t i = 0; i < m; i++) {
         const float *ai = a + i * k;
-        for (size_t j = 0; j < n; j++) {
-            const float *bj = b + j * k;
-            /* Four partial sums let the compiler keep several FMAs in flight. */
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            size_t p = 0;
-            for (; p + 4 <= k; p += 4) {
-                s0 += ai[p] * bj[p];
-                s1 += ai[p + 1] * bj[p + 1];
-                s2 += ai[p + 2] * bj[p + 2];
-                s3 += ai[p + 3] * bj[p + 3];
-            }
-            for (; p < k; p++) s0 += ai[p] * bj[p];
-            c[i * n + j] = (s0 + s1) + (s2 + s3);
-        }
+        for (size_t j = 0; j < n; j++) c[i * n + j] = dot_lanes(ai, b + j * k, k);
     }
     return ATTN_OK;
 }
@@ -104,7 +107,10 @@ attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const
 {
     attn_status st = attn_check_matmul("matmul_backward", d_c, a, b, m, k, n);
     if (st) return st;
-    if (d_a) /* d_a (M,K) += d_c (M,N) · bᵀ: row i of d_c dotted with row p of b */
+    /* d_a (M,K) += d_c (M,N) · bᵀ */
+    if (d_a && large(m, n, k)) {
+        if ((st = attn_gemm(d_a, d_c, b, m, n, k, 0, 1, 1, ATTN_GEMM_AUTO))) return st;
+    } else if (d_a) { /* row i of d_c dotted with row p of b */
         for (size_t i = 0; i < m; i++)
             for (size_t p = 0; p < k; p++) {
                 const float *dci = d_c + i * n, *bp = b + p * n;
@@ -112,7 +118,11 @@ attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const
                 for (size_t j = 0; j < n; j++) acc += dci[j] * bp[j];
                 d_a[i * k + p] += acc;
             }
-    if (d_b) /* d_b (K,N) += aᵀ (K,M) · d_c (M,N): rank-1 updates, contiguous rows */
+    }
+    /* d_b (K,N) += aᵀ (K,M) · d_c (M,N) */
+    if (d_b && large(k, m, n)) {
+        if ((st = attn_gemm(d_b, a, d_c, k, m, n, 1, 0, 1, ATTN_GEMM_AUTO))) return st;
+    } else if (d_b) { /* rank-1 updates, contiguous rows */
         for (size_t i = 0; i < m; i++)
             for (size_t p = 0; p < k; p++) {
                 const float aip = a[i * k + p];
@@ -120,6 +130,7 @@ attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const
                 float *dbp = d_b + p * n;
                 for (size_t j = 0; j < n; j++) dbp[j] += aip * dci[j];
             }
+    }
     return ATTN_OK;
 }
 
@@ -128,19 +139,31 @@ attn_status attn_matmul_nt_backward(float *d_a, float *d_b, const float *d_c, co
 {
     attn_status st = attn_check_matmul("matmul_nt_backward", d_c, a, b, m, k, n);
     if (st) return st;
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) {
-            const float g = d_c[i * n + j];
-            if (d_a) { /* d_a (M,K) += d_c · b (N,K) */
-                float *dai = d_a + i * k;
+    /* d_a (M,K) += d_c (M,N) · b (N,K) */
+    if (d_a && large(m, n, k)) {
+        if ((st = attn_gemm(d_a, d_c, b, m, n, k, 0, 0, 1, ATTN_GEMM_AUTO))) return st;
+    } else if (d_a) {
+        for (size_t i = 0; i < m; i++) {
+            float *dai = d_a + i * k;
+            for (size_t j = 0; j < n; j++) {
+                const float g = d_c[i * n + j];
                 const float *bj = b + j * k;
                 for (size_t p = 0; p < k; p++) dai[p] += g * bj[p];
             }
-            if (d_b) { /* d_b (N,K) += d_cᵀ · a (M,K) */
+        }
+    }
+    /* d_b (N,K) += d_cᵀ (N,M) · a (M,K) */
+    if (d_b && large(n, m, k)) {
+        if ((st = attn_gemm(d_b, d_c, a, n, m, k, 1, 0, 1, ATTN_GEMM_AUTO))) return st;
+    } else if (d_b) {
+        for (size_t i = 0; i < m; i++) {
+            const float *ai = a + i * k;
+            for (size_t j = 0; j < n; j++) {
+                const float g = d_c[i * n + j];
                 float *dbj = d_b + j * k;
-                const float *ai = a + i * k;
                 for (size_t p = 0; p < k; p++) dbj[p] += g * ai[p];
             }
         }
+    }
     return ATTN_OK;
 }
