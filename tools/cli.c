@@ -192,3 +192,30 @@ attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc)
         printf("wrote %s/ (one CSV per matrix)\n", e->csv);
     return st;
 }
+
+volatile sig_atomic_t cli_interrupted = 0;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_catch_sigint(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old);
+}
+
+void cli_restore_sigint(const struct sigaction *old) { sigaction(SIGINT, old, NULL); }
+
+void cli_format_eta(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    unsigned long t = (unsigned long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%luh%02lum", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%lum%02lus", t / 60, t % 60);
+}

@@ -2,6 +2,7 @@
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "attn/attn.h"
@@ -119,6 +120,15 @@ attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
 
 /* A one-line description of the scaling in effect, e.g. "scale 1/√4 = 0.5". */
 void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d);
+
+/* Ctrl-C during training: the handler only sets cli_interrupted, which the
+ * trainer polls between steps to checkpoint and stop cleanly. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_sigint(struct sigaction *old);
+void cli_restore_sigint(const struct sigaction *old);
+
+/* "1m05s" or "2h03m": a remaining time for progress lines. */
+void cli_format_eta(char *buf, size_t n, double seconds);
 
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);

@@ -60,13 +60,6 @@ static const char usage[] =
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
     "  -h, --help           show this help\n";
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
 {
     *text = NULL, *len = 0;
@@ -110,14 +103,6 @@ typedef struct progress {
     size_t log_every, first_step;
 } progress;
 
-static void fmt_eta(char *buf, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0) s = 0;
-    unsigned long t = (unsigned long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%luh%02lum", t / 3600, t / 60 % 60);
-    else snprintf(buf, n, "%lum%02lus", t / 60, t % 60);
-}
-
 static int on_progress(const attn_train_event *e, void *user)
 {
     progress *p = user;
@@ -134,7 +119,7 @@ static int on_progress(const attn_train_event *e, void *user)
     }
     const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
     char eta[32];
-    fmt_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
+    cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
     char val[48] = "";
     if (e->evaluated) snprintf(val, sizeof val, "  val %.4f", e->val_loss);
     if (p->tty) {
@@ -347,14 +332,11 @@ int cmd_train(int argc, char **argv)
            resume ? "resuming at" : "from", info->step, info->train.iters);
     fflush(stdout);
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    struct sigaction old;
+    cli_catch_sigint(&old);
     int stopped = 0;
-    st = attn_trainer_run(t, out, stop_at, &interrupted, on_progress, &p, &stopped);
-    sigaction(SIGINT, &old, NULL);
+    st = attn_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    cli_restore_sigint(&old);
     if (p.tty) printf("\n");
     if (p.json && fclose(p.json) != 0 && !st)
         st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
@@ -363,7 +345,7 @@ int cmd_train(int argc, char **argv)
         rc = cli_fail("train", st);
     } else if (stopped) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n",
-               info->step, info->train.iters, interrupted ? " (interrupted)" : "", out, out);
+               info->step, info->train.iters, cli_interrupted ? " (interrupted)" : "", out, out);
     } else {
         printf("done: step %zu; checkpoint in %s\n", info->step, out);
     }

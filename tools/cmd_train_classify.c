@@ -58,26 +58,11 @@ static const char usage[] =
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
     "  -h, --help           show this help\n";
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct progress {
     FILE *json;
     int tty;
     size_t log_every, first_step;
 } progress;
-
-static void fmt_eta(char *buf, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0) s = 0;
-    unsigned long t = (unsigned long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%luh%02lum", t / 3600, t / 60 % 60);
-    else snprintf(buf, n, "%lum%02lus", t / 60, t % 60);
-}
 
 static int on_progress(const attn_cls_event *ce, void *user)
 {
@@ -96,7 +81,7 @@ static int on_progress(const attn_cls_event *ce, void *user)
     }
     const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
     char eta[32];
-    fmt_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
+    cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
     char val[96] = "";
     if (e->evaluated)
         snprintf(val, sizeof val, "  val %.4f acc %.4f f1 %.4f%s", e->val_loss, ce->val_accuracy,
@@ -330,18 +315,15 @@ int cmd_train_classify(int argc, char **argv)
            in->train.batch, in->steps_per_epoch, resume ? "resuming at" : "from", in->step,
            in->train.iters);
     fflush(stdout);
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    struct sigaction old;
+    cli_catch_sigint(&old);
     int stopped = 0;
-    st = attn_cls_trainer_run(t, out, stop_at, &interrupted, on_progress, &p, &stopped);
-    sigaction(SIGINT, &old, NULL);
+    st = attn_cls_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    cli_restore_sigint(&old);
     if (p.tty) printf("\n");
     if (!st && stopped == 1) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n", in->step,
-               in->train.iters, interrupted ? " (interrupted)" : "", out, out);
+               in->train.iters, cli_interrupted ? " (interrupted)" : "", out, out);
     } else if (!st) {
         if (stopped == 2)
             printf("early stop at step %zu: no better validation accuracy in %zu evaluations\n", in->step,

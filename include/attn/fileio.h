@@ -28,6 +28,10 @@ attn_status attn_atomic_commit(attn_atomic_file *af);
 /* Removes the temporary file. Frees af's resources. Safe after commit. */
 void attn_atomic_abort(attn_atomic_file *af);
 
+/* Reads a whole regular file of at most max_bytes into a NUL-terminated
+ * malloc'd buffer (*len may be NULL). Errors name the path. */
+attn_status attn_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "attn/classify.h"
+#include "attn/fileio.h"
 
 void attn_cls_split_free(attn_cls_split *s)
 {
@@ -18,26 +19,10 @@ attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
 {
     if (!s || !path) return attn_error(ATTN_E_INVALID, "attn_cls_split_read: NULL");
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > ((off_t)1 << 31)) {
-        fclose(f);
-        return attn_error(ATTN_E_IO, "%s: not a regular file of at most 2 GB", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    char *buf = malloc(len + 1);
-    if (!buf) {
-        fclose(f);
-        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    if (got != len) {
-        free(buf);
-        return attn_error(ATTN_E_IO, "%s: short read", path);
-    }
-    buf[len] = 0;
+    char *buf;
+    size_t len;
+    attn_status st = attn_read_text_file(path, (size_t)1 << 31, &buf, &len);
+    if (st) return st;
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     if (len && buf[len - 1] != '\n') lines++;
@@ -49,7 +34,7 @@ attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
         attn_cls_split_free(s);
         return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
     }
-    attn_status st = ATTN_OK;
+    st = ATTN_OK;
     char *p = buf, *end = buf + len;
     size_t line = 0;
     while (p < end && !st) {

@@ -170,3 +170,30 @@ void attn_atomic_abort(attn_atomic_file *af)
     free(af->tmp_path);
     memset(af, 0, sizeof *af);
 }
+
+attn_status attn_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len)
+{
+    if (!path || !out) return attn_error(ATTN_E_INVALID, "attn_read_text_file: NULL argument");
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max_bytes) {
+        fclose(f);
+        return attn_error(ATTN_E_FORMAT, "%s: not a regular file of at most %zu bytes", path,
+                          max_bytes);
+    }
+    char *buf = malloc((size_t)sb.st_size + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+    fclose(f);
+    if (!buf) return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    if (got != (size_t)sb.st_size) {
+        free(buf);
+        return attn_error(ATTN_E_IO, "%s: short read", path);
+    }
+    buf[got] = 0;
+    *out = buf;
+    if (len) *len = got;
+    return ATTN_OK;
+}

@@ -166,32 +166,6 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static attn_status read_text(const char *path, char **out)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 24)) {
-        fclose(f);
-        return attn_error(ATTN_E_FORMAT, "%s: not a regular file of at most 16 MB", path);
-    }
-    char *buf = malloc((size_t)sb.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, (size_t)sb.st_size, f);
-    fclose(f);
-    if (got != (size_t)sb.st_size) {
-        free(buf);
-        return attn_error(ATTN_E_IO, "%s: short read", path);
-    }
-    buf[got] = 0;
-    *out = buf;
-    return ATTN_OK;
-}
-
 static const char *file_names[4] = {"config.json", "vocab.json", "model.safetensors",
                                     "optim.safetensors"};
 
@@ -410,7 +384,7 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     char *text = NULL;
     cJSON *root = NULL;
     attn_status st = cpath && vpath && mpath && opath ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!st) st = read_text(cpath, &text);
+    if (!st) st = attn_read_text_file(cpath, (size_t)1 << 24, &text, NULL);
     if (!st) {
         root = cJSON_Parse(text);
         const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");

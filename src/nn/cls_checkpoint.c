@@ -120,28 +120,6 @@ attn_status cls_checkpoint_save(attn_cls_trainer *t, const char *dir, int best)
 
 /* ---- loading -------------------------------------------------------------------- */
 
-static attn_status read_text(const char *path, char **out)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 24)) {
-        fclose(f);
-        return attn_error(ATTN_E_FORMAT, "%s: not a regular file of at most 16 MB", path);
-    }
-    char *buf = malloc((size_t)sb.st_size + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-    fclose(f);
-    if (!buf || got != (size_t)sb.st_size) {
-        free(buf);
-        return attn_error(ATTN_E_IO, "%s: cannot read", path);
-    }
-    buf[got] = 0;
-    *out = buf;
-    return ATTN_OK;
-}
-
 static int get_size(const cJSON *obj, const char *key, size_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -233,7 +211,7 @@ static attn_status load_common(const char *dir, size_t max_batch, attn_cls_info 
 {
     char *cpath = join(dir, "config.json"), *vpath = join(dir, "vocab.json"), *text = NULL;
     attn_status st = cpath && vpath ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!st) st = read_text(cpath, &text);
+    if (!st) st = attn_read_text_file(cpath, (size_t)1 << 24, &text, NULL);
     if (!st) st = parse_config(text, cpath, in);
     int parsed = !st;
     if (!st) st = attn_tokenizer_load(tok, vpath);
