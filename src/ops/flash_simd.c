@@ -56,25 +56,6 @@ static inline float fks_vexp(float x)
 #define HSUM(v) (v)
 #define VBOOL(v, b) (*(b) ? (v) : -INFINITY)
 #include "flash_tmpl.h"
-#undef FK
-#undef FK_ATTR
-#undef VF
-#undef W
-#undef RM
-#undef NVMAX
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VMUL
-#undef VADD
-#undef VSUB
-#undef VDIV
-#undef VMAX
-#undef HMAX
-#undef HSUM
-#undef VBOOL
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -143,25 +124,6 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const 
 #define HSUM(v) fk2_hsum(v)
 #define VBOOL(v, b) fk2_bool(v, b)
 #include "flash_tmpl.h"
-#undef FK
-#undef FK_ATTR
-#undef VF
-#undef W
-#undef RM
-#undef NVMAX
-#undef VLOAD
-#undef VSTORE
-#undef VSET1
-#undef VZERO
-#undef VFMA
-#undef VMUL
-#undef VADD
-#undef VSUB
-#undef VDIV
-#undef VMAX
-#undef HMAX
-#undef HSUM
-#undef VBOOL
 
 /* ---- AVX-512 ------------------------------------------------------------------ */
 #define A5 __attribute__((target("avx512f,avx512dq")))

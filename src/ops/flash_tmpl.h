@@ -229,3 +229,24 @@ static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs), 
                                    FK(gelu_bwd)};
 
 #undef FK_INL
+
+/* The template consumes its parameters, so that the next level can define them. */
+#undef FK
+#undef FK_ATTR
+#undef VF
+#undef W
+#undef RM
+#undef NVMAX
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VZERO
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VSUB
+#undef VDIV
+#undef VMAX
+#undef HMAX
+#undef HSUM
+#undef VBOOL
