@@ -15,17 +15,10 @@
 #include "attn/ops_nn.h"
 #include "attn/rng.h"
 #include "attn/tensor.h"
+#include "block.h"
 
-#define LN_EPS 1e-5f
 #define SIZE_LIMIT ((size_t)1 << 24)
 
-typedef struct enc_block {
-    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
-    float *g_ln1_w, *g_ln1_b, *g_ln2_w, *g_ln2_b, *g_fc_w, *g_fc_b, *g_proj_w, *g_proj_b;
-    attn_mha *mha;
-    attn_mha_cache *cache;
-    float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
-} enc_block;
 
 struct attn_encoder {
     attn_encoder_config cfg;
@@ -33,7 +26,7 @@ struct attn_encoder {
     attn_arena *params, *grads, *acts;
     float *wte, *wpe, *lnf_w, *lnf_b, *head_w, *head_b;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b, *g_head_w, *g_head_b;
-    enc_block *blocks;
+    nn_block *blocks;
     attn_param_ref *table;
     size_t n_table, n_params;
     char *names;
@@ -97,65 +90,6 @@ void attn_encoder_free(attn_encoder *e)
 
 /* ---- building the table ------------------------------------------------------- */
 
-typedef struct builder {
-    attn_encoder *e;
-    char *name_at;
-    size_t name_left;
-    attn_status st;
-} builder;
-
-static void add_ref(builder *b, const char *name, float *data, float *grad, int ndim, size_t s0,
-                    size_t s1, size_t numel)
-{
-    attn_param_ref *r = &b->e->table[b->e->n_table++];
-    int n = snprintf(b->name_at, b->name_left, "%s", name);
-    r->name = b->name_at;
-    b->name_at += n + 1, b->name_left -= (size_t)n + 1;
-    r->data = data, r->grad = grad, r->numel = numel, r->ndim = ndim;
-    r->shape[0] = s0, r->shape[1] = ndim == 2 ? s1 : 1;
-    r->decay = ndim == 2;
-    b->e->n_params += numel;
-}
-
-static void take(builder *b, float **data, float **grad, const char *name, size_t s0, size_t s1)
-{
-    if (b->st) return;
-    attn_tensor p, g;
-    size_t shape[2] = {s0, s1};
-    int ndim = s1 ? 2 : 1;
-    b->st = attn_arena_tensor(b->e->params, &p, ndim, shape);
-    if (!b->st) b->st = attn_arena_tensor(b->e->grads, &g, ndim, shape);
-    if (b->st) return;
-    *data = p.data, *grad = g.data;
-    add_ref(b, name, p.data, g.data, ndim, s0, s1, p.numel);
-}
-
-static void take_mha(builder *b, size_t l, const char *mha_name)
-{
-    if (b->st) return;
-    attn_mha *m = b->e->blocks[l].mha;
-    for (size_t i = 0; i < attn_mha_param_count(m); i++) {
-        const char *name;
-        attn_tensor p, g;
-        if ((b->st = attn_mha_param_at(m, i, &name, &p, &g))) return;
-        if (strcmp(name, mha_name)) continue;
-        char full[96];
-        snprintf(full, sizeof full, "h.%zu.attn.%s", l, mha_name);
-        add_ref(b, full, p.data, g.data, p.ndim, p.shape[0], p.ndim == 2 ? p.shape[1] : 1, p.numel);
-        return;
-    }
-    b->st = attn_error(ATTN_E_INTERNAL, "attention layer has no parameter '%s'", mha_name);
-}
-
-static float *act(builder *b, size_t rows, size_t cols)
-{
-    if (b->st) return NULL;
-    attn_tensor t;
-    size_t shape[2] = {rows, cols};
-    b->st = attn_arena_tensor(b->e->acts, &t, 2, shape);
-    return b->st ? NULL : t.data;
-}
-
 attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c, size_t max_batch)
 {
     if (!out) return attn_error(ATTN_E_INVALID, "attn_encoder_create: NULL");
@@ -204,42 +138,22 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
         st = attn_mha_create(&e->blocks[l].mha, &mc);
         if (!st) st = attn_mha_cache_create(&e->blocks[l].cache);
     }
-    builder bd = {e, e->names, name_cap, st};
-    char name[64];
-    take(&bd, &e->wte, &e->g_wte, "wte.weight", V, C);
-    take(&bd, &e->wpe, &e->g_wpe, "wpe.weight", T, C);
-    for (size_t l = 0; l < L; l++) {
-        enc_block *k = &e->blocks[l];
-#define NAME(s) (snprintf(name, sizeof name, "h.%zu.%s", l, s), name)
-        take(&bd, &k->ln1_w, &k->g_ln1_w, NAME("ln_1.weight"), C, 0);
-        if (b) take(&bd, &k->ln1_b, &k->g_ln1_b, NAME("ln_1.bias"), C, 0);
-        take_mha(&bd, l, "in_proj_weight");
-        if (b) take_mha(&bd, l, "in_proj_bias");
-        take_mha(&bd, l, "out_proj.weight");
-        if (b) take_mha(&bd, l, "out_proj.bias");
-        take(&bd, &k->ln2_w, &k->g_ln2_w, NAME("ln_2.weight"), C, 0);
-        if (b) take(&bd, &k->ln2_b, &k->g_ln2_b, NAME("ln_2.bias"), C, 0);
-        take(&bd, &k->fc_w, &k->g_fc_w, NAME("mlp.c_fc.weight"), 4 * C, C);
-        if (b) take(&bd, &k->fc_b, &k->g_fc_b, NAME("mlp.c_fc.bias"), 4 * C, 0);
-        take(&bd, &k->proj_w, &k->g_proj_w, NAME("mlp.c_proj.weight"), C, 4 * C);
-        if (b) take(&bd, &k->proj_b, &k->g_proj_b, NAME("mlp.c_proj.bias"), C, 0);
-#undef NAME
-        k->res = act(&bd, R, C), k->ln1 = act(&bd, R, C), k->mid = act(&bd, R, C);
-        k->ln2 = act(&bd, R, C), k->fc = act(&bd, R, 4 * C), k->act = act(&bd, R, 4 * C);
-        k->ln1_mean = act(&bd, R, 1), k->ln1_rstd = act(&bd, R, 1);
-        k->ln2_mean = act(&bd, R, 1), k->ln2_rstd = act(&bd, R, 1);
-    }
-    take(&bd, &e->lnf_w, &e->g_lnf_w, "ln_f.weight", C, 0);
-    if (b) take(&bd, &e->lnf_b, &e->g_lnf_b, "ln_f.bias", C, 0);
-    take(&bd, &e->head_w, &e->g_head_w, "head.weight", K, C);
-    take(&bd, &e->head_b, &e->g_head_b, "head.bias", K, 0);
-    e->res_out = act(&bd, R, C), e->lnf = act(&bd, R, C);
-    e->lnf_mean = act(&bd, R, 1), e->lnf_rstd = act(&bd, R, 1), e->kpm = act(&bd, R, 1);
-    e->scratch = act(&bd, R, C), e->d_res = act(&bd, R, C), e->d_tmp = act(&bd, R, C);
-    e->d_big1 = act(&bd, R, 4 * C), e->d_big2 = act(&bd, R, 4 * C);
-    e->pooled = act(&bd, max_batch, C), e->d_pooled = act(&bd, max_batch, C);
-    e->logits = act(&bd, max_batch, K), e->probs = act(&bd, max_batch, K);
-    e->d_logits = act(&bd, max_batch, K);
+    nn_builder bd = {e->params, e->grads, e->acts, e->table, &e->n_table, &e->n_params,
+                     e->names, name_cap, st};
+    nn_take(&bd, &e->wte, &e->g_wte, "wte.weight", V, C);
+    nn_take(&bd, &e->wpe, &e->g_wpe, "wpe.weight", T, C);
+    for (size_t l = 0; l < L; l++) nn_block_build(&bd, &e->blocks[l], l, (int)b, C, R);
+    nn_take(&bd, &e->lnf_w, &e->g_lnf_w, "ln_f.weight", C, 0);
+    if (b) nn_take(&bd, &e->lnf_b, &e->g_lnf_b, "ln_f.bias", C, 0);
+    nn_take(&bd, &e->head_w, &e->g_head_w, "head.weight", K, C);
+    nn_take(&bd, &e->head_b, &e->g_head_b, "head.bias", K, 0);
+    e->res_out = nn_act(&bd, R, C), e->lnf = nn_act(&bd, R, C);
+    e->lnf_mean = nn_act(&bd, R, 1), e->lnf_rstd = nn_act(&bd, R, 1), e->kpm = nn_act(&bd, R, 1);
+    e->scratch = nn_act(&bd, R, C), e->d_res = nn_act(&bd, R, C), e->d_tmp = nn_act(&bd, R, C);
+    e->d_big1 = nn_act(&bd, R, 4 * C), e->d_big2 = nn_act(&bd, R, 4 * C);
+    e->pooled = nn_act(&bd, max_batch, C), e->d_pooled = nn_act(&bd, max_batch, C);
+    e->logits = nn_act(&bd, max_batch, K), e->probs = nn_act(&bd, max_batch, K);
+    e->d_logits = nn_act(&bd, max_batch, K);
     if (bd.st) {
         attn_encoder_free(e);
         return bd.st;
@@ -280,20 +194,15 @@ void attn_encoder_zero_grad(attn_encoder *e)
 
 /* ---- forward and backward ------------------------------------------------------ */
 
-static attn_mha_inputs mha_inputs(const attn_encoder *e, const float *x)
+/* The attention's shapes and key padding (bidirectional: no causal mask). */
+static attn_mha_inputs mha_inputs(const attn_encoder *e)
 {
     attn_mha_inputs in;
     memset(&in, 0, sizeof in);
     in.batch = e->batch, in.tgt_len = e->seq, in.src_len = e->seq;
-    in.query = in.key = in.value = x;
     in.key_padding_mask = e->kpm;
     in.key_padding_kind = ATTN_MASK_BOOL;
     return in;
-}
-
-static void add(float *y, const float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
@@ -326,26 +235,13 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1);
     for (size_t l = 0; !st && l < c->layers; l++) {
-        enc_block *k = &e->blocks[l];
         float *next = l + 1 < c->layers ? e->blocks[l + 1].res : e->res_out;
-        st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w, k->ln1_b, R,
-                                    C, LN_EPS);
-        attn_mha_inputs in = mha_inputs(e, k->ln1);
-        if (!st)
-            st = attn_mha_forward(k->mha, e->scratch, weights ? weights[l] : NULL, 0, &in, k->cache,
-                                  NULL);
-        if (st) break;
-        add(k->mid, k->res, e->scratch, R * C);
-        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b, R,
-                                    C, LN_EPS);
-        if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
-        if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
-        if (!st) st = attn_linear_forward(e->scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
-        if (!st) add(next, k->mid, e->scratch, R * C);
+        st = nn_block_forward(&e->blocks[l], mha_inputs(e), next, e->scratch,
+                              weights ? weights[l] : NULL, R, C);
     }
     if (!st)
         st = attn_layernorm_forward(e->lnf, e->lnf_mean, e->lnf_rstd, e->res_out, e->lnf_w, e->lnf_b,
-                                    R, C, LN_EPS);
+                                    R, C, NN_LN_EPS);
     if (st) return st;
     for (size_t b = 0; b < B; b++) {
         float *p = e->pooled + b * C;
@@ -404,25 +300,8 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     st = attn_layernorm_backward(e->d_res, e->g_lnf_w, e->g_lnf_b, e->d_tmp, e->res_out, e->lnf_w,
                                  e->lnf_mean, e->lnf_rstd, R, C);
     for (size_t l = c->layers; !st && l-- > 0;) {
-        enc_block *k = &e->blocks[l];
-        memset(e->d_big1, 0, R * 4 * C * sizeof(float));
-        st = attn_linear_backward(e->d_big1, k->g_proj_w, k->g_proj_b, e->d_res, k->act, k->proj_w,
-                                  R, 4 * C, C);
-        memset(e->d_big2, 0, R * 4 * C * sizeof(float));
-        if (!st) st = attn_gelu_backward(e->d_big2, e->d_big1, k->fc, R * 4 * C);
-        memset(e->d_tmp, 0, R * C * sizeof(float));
-        if (!st)
-            st = attn_linear_backward(e->d_tmp, k->g_fc_w, k->g_fc_b, e->d_big2, k->ln2, k->fc_w, R,
-                                      C, 4 * C);
-        if (!st)
-            st = attn_layernorm_backward(e->d_res, k->g_ln2_w, k->g_ln2_b, e->d_tmp, k->mid, k->ln2_w,
-                                         k->ln2_mean, k->ln2_rstd, R, C);
-        memset(e->d_tmp, 0, R * C * sizeof(float));
-        attn_mha_inputs in = mha_inputs(e, k->ln1);
-        if (!st) st = attn_mha_backward(k->mha, e->d_tmp, e->d_tmp, e->d_tmp, e->d_res, &in, k->cache);
-        if (!st)
-            st = attn_layernorm_backward(e->d_res, k->g_ln1_w, k->g_ln1_b, e->d_tmp, k->res, k->ln1_w,
-                                         k->ln1_mean, k->ln1_rstd, R, C);
+        st = nn_block_backward(&e->blocks[l], mha_inputs(e), e->d_res, e->d_tmp, e->d_big1,
+                               e->d_big2, R, C);
     }
     if (!st) st = attn_embedding_backward(e->g_wte, e->d_res, e->ids, R, C, V);
     if (!st) st = attn_embedding_backward(e->g_wpe, e->d_res, e->pos, R, C, c->context);

@@ -69,68 +69,6 @@ void attn_gpt_free(attn_gpt *g)
 
 /* ---- building the table -------------------------------------------------------- */
 
-typedef struct builder {
-    attn_gpt *g;
-    char *name_at;
-    size_t name_left;
-    attn_status st;
-} builder;
-
-/* A parameter in our arenas: data and grad views of the same shape. */
-static void take(builder *b, float **data, float **grad, const char *name, size_t s0, size_t s1)
-{
-    if (b->st) return;
-    attn_tensor p, gr;
-    size_t shape[2] = {s0, s1};
-    int ndim = s1 ? 2 : 1;
-    b->st = attn_arena_tensor(b->g->params, &p, ndim, shape);
-    if (!b->st) b->st = attn_arena_tensor(b->g->grads, &gr, ndim, shape);
-    if (b->st) return;
-    *data = p.data, *grad = gr.data;
-    attn_param_ref *r = &b->g->table[b->g->n_table++];
-    int n = snprintf(b->name_at, b->name_left, "%s", name);
-    r->name = b->name_at;
-    b->name_at += n + 1, b->name_left -= (size_t)n + 1;
-    r->data = p.data, r->grad = gr.data, r->numel = p.numel, r->ndim = ndim;
-    r->shape[0] = s0, r->shape[1] = s1 ? s1 : 1;
-    r->decay = ndim == 2;
-    b->g->n_params += p.numel;
-}
-
-/* A parameter of block l's attention layer, by its state_dict name. */
-static void take_mha(builder *b, size_t l, const char *mha_name, const float **data)
-{
-    if (b->st) return;
-    attn_gpt *g = b->g;
-    attn_mha *m = g->blocks[l].mha;
-    for (size_t i = 0; i < attn_mha_param_count(m); i++) {
-        const char *name;
-        attn_tensor p, gr;
-        if ((b->st = attn_mha_param_at(m, i, &name, &p, &gr))) return;
-        if (strcmp(name, mha_name)) continue;
-        attn_param_ref *r = &g->table[g->n_table++];
-        int n = snprintf(b->name_at, b->name_left, "h.%zu.attn.%s", l, mha_name);
-        r->name = b->name_at;
-        b->name_at += n + 1, b->name_left -= (size_t)n + 1;
-        r->data = p.data, r->grad = gr.data, r->numel = p.numel, r->ndim = p.ndim;
-        r->shape[0] = p.shape[0], r->shape[1] = p.ndim == 2 ? p.shape[1] : 1;
-        r->decay = p.ndim == 2;
-        g->n_params += p.numel;
-        *data = p.data;
-        return;
-    }
-    b->st = attn_error(ATTN_E_INTERNAL, "attention layer has no parameter '%s'", mha_name);
-}
-
-static float *act(builder *b, size_t rows, size_t cols)
-{
-    if (b->st) return NULL;
-    attn_tensor t;
-    size_t shape[2] = {rows, cols};
-    b->st = attn_arena_tensor(b->g->acts, &t, 2, shape);
-    return b->st ? NULL : t.data;
-}
-
 attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *c, size_t max_batch)
 {
     if (!out) return attn_error(ATTN_E_INVALID, "attn_gpt_create: NULL");
@@ -179,39 +117,19 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *c, size_t max
         st = attn_mha_create(&g->blocks[l].mha, &mc);
         if (!st) st = attn_mha_cache_create(&g->blocks[l].cache);
     }
-    builder bd = {g, g->names, name_cap, st};
-    char name[64];
-    take(&bd, &g->wte, &g->g_wte, "wte.weight", V, C);
-    take(&bd, &g->wpe, &g->g_wpe, "wpe.weight", T, C);
-    for (size_t l = 0; l < L; l++) {
-        gpt_block *k = &g->blocks[l];
-#define NAME(s) (snprintf(name, sizeof name, "h.%zu.%s", l, s), name)
-        take(&bd, &k->ln1_w, &k->g_ln1_w, NAME("ln_1.weight"), C, 0);
-        if (b) take(&bd, &k->ln1_b, &k->g_ln1_b, NAME("ln_1.bias"), C, 0);
-        take_mha(&bd, l, "in_proj_weight", &k->in_w);
-        if (b) take_mha(&bd, l, "in_proj_bias", &k->in_b);
-        take_mha(&bd, l, "out_proj.weight", &k->out_w);
-        if (b) take_mha(&bd, l, "out_proj.bias", &k->out_b);
-        take(&bd, &k->ln2_w, &k->g_ln2_w, NAME("ln_2.weight"), C, 0);
-        if (b) take(&bd, &k->ln2_b, &k->g_ln2_b, NAME("ln_2.bias"), C, 0);
-        take(&bd, &k->fc_w, &k->g_fc_w, NAME("mlp.c_fc.weight"), 4 * C, C);
-        if (b) take(&bd, &k->fc_b, &k->g_fc_b, NAME("mlp.c_fc.bias"), 4 * C, 0);
-        take(&bd, &k->proj_w, &k->g_proj_w, NAME("mlp.c_proj.weight"), C, 4 * C);
-        if (b) take(&bd, &k->proj_b, &k->g_proj_b, NAME("mlp.c_proj.bias"), C, 0);
-#undef NAME
-        k->res = act(&bd, R, C), k->ln1 = act(&bd, R, C), k->mid = act(&bd, R, C);
-        k->ln2 = act(&bd, R, C), k->fc = act(&bd, R, 4 * C), k->act = act(&bd, R, 4 * C);
-        k->ln1_mean = act(&bd, R, 1), k->ln1_rstd = act(&bd, R, 1);
-        k->ln2_mean = act(&bd, R, 1), k->ln2_rstd = act(&bd, R, 1);
-    }
-    take(&bd, &g->lnf_w, &g->g_lnf_w, "ln_f.weight", C, 0);
-    if (b) take(&bd, &g->lnf_b, &g->g_lnf_b, "ln_f.bias", C, 0);
-    g->res_out = act(&bd, R, C), g->lnf = act(&bd, R, C);
-    g->lnf_mean = act(&bd, R, 1), g->lnf_rstd = act(&bd, R, 1);
-    g->logits = act(&bd, R, V), g->probs = act(&bd, R, V), g->d_logits = act(&bd, R, V);
-    g->row_loss = act(&bd, R, 1), g->scratch = act(&bd, R, C);
-    g->d_res = act(&bd, R, C), g->d_tmp = act(&bd, R, C);
-    g->d_big1 = act(&bd, R, 4 * C), g->d_big2 = act(&bd, R, 4 * C);
+    nn_builder bd = {g->params, g->grads, g->acts, g->table, &g->n_table, &g->n_params,
+                     g->names, name_cap, st};
+    nn_take(&bd, &g->wte, &g->g_wte, "wte.weight", V, C);
+    nn_take(&bd, &g->wpe, &g->g_wpe, "wpe.weight", T, C);
+    for (size_t l = 0; l < L; l++) nn_block_build(&bd, &g->blocks[l], l, (int)b, C, R);
+    nn_take(&bd, &g->lnf_w, &g->g_lnf_w, "ln_f.weight", C, 0);
+    if (b) nn_take(&bd, &g->lnf_b, &g->g_lnf_b, "ln_f.bias", C, 0);
+    g->res_out = nn_act(&bd, R, C), g->lnf = nn_act(&bd, R, C);
+    g->lnf_mean = nn_act(&bd, R, 1), g->lnf_rstd = nn_act(&bd, R, 1);
+    g->logits = nn_act(&bd, R, V), g->probs = nn_act(&bd, R, V), g->d_logits = nn_act(&bd, R, V);
+    g->row_loss = nn_act(&bd, R, 1), g->scratch = nn_act(&bd, R, C);
+    g->d_res = nn_act(&bd, R, C), g->d_tmp = nn_act(&bd, R, C);
+    g->d_big1 = nn_act(&bd, R, 4 * C), g->d_big2 = nn_act(&bd, R, 4 * C);
     if (bd.st) {
         attn_gpt_free(g);
         return bd.st;
@@ -253,19 +171,14 @@ void attn_gpt_zero_grad(attn_gpt *g)
 
 /* ---- forward and backward -------------------------------------------------------- */
 
-static attn_mha_inputs mha_inputs(const float *x, size_t B, size_t T)
+/* The attention's shapes: causal self-attention over B sequences of T. */
+static attn_mha_inputs mha_inputs(size_t B, size_t T)
 {
     attn_mha_inputs in;
     memset(&in, 0, sizeof in);
     in.batch = B, in.tgt_len = T, in.src_len = T;
-    in.query = in.key = in.value = x;
     in.causal = ATTN_CAUSAL_TOP_LEFT;
     return in;
-}
-
-static void add(float *y, const float *a, const float *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *targets,
@@ -285,24 +198,12 @@ attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *t
     attn_status st = attn_embedding_forward(x0, g->ids, g->wte, R, C, V, 0);
     if (!st) st = attn_embedding_forward(x0, g->pos, g->wpe, R, C, c->context, 1);
     for (size_t l = 0; !st && l < c->layers; l++) {
-        gpt_block *k = &g->blocks[l];
         float *next = l + 1 < c->layers ? g->blocks[l + 1].res : g->res_out;
-        st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w, k->ln1_b,
-                                    R, C, GPT_LN_EPS);
-        attn_mha_inputs in = mha_inputs(k->ln1, B, T);
-        if (!st) st = attn_mha_forward(k->mha, g->scratch, NULL, 0, &in, k->cache, NULL);
-        if (st) break;
-        add(k->mid, k->res, g->scratch, R * C);
-        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b,
-                                    R, C, GPT_LN_EPS);
-        if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
-        if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
-        if (!st) st = attn_linear_forward(g->scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
-        if (!st) add(next, k->mid, g->scratch, R * C);
+        st = nn_block_forward(&g->blocks[l], mha_inputs(B, T), next, g->scratch, NULL, R, C);
     }
     if (!st)
         st = attn_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, g->res_out, g->lnf_w,
-                                    g->lnf_b, R, C, GPT_LN_EPS);
+                                    g->lnf_b, R, C, NN_LN_EPS);
     if (!st) st = attn_linear_forward(g->logits, g->lnf, g->wte, NULL, R, C, V); /* tied head */
     if (st || !targets) return st;
     memcpy(g->targets, targets, R * sizeof *targets);
@@ -331,27 +232,8 @@ attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
         st = attn_layernorm_backward(g->d_res, g->g_lnf_w, g->g_lnf_b, g->d_tmp, g->res_out,
                                      g->lnf_w, g->lnf_mean, g->lnf_rstd, R, C);
     for (size_t l = c->layers; !st && l-- > 0;) {
-        gpt_block *k = &g->blocks[l];
-        /* x_l+1 = mid + c_proj(gelu(c_fc(ln_2(mid)))) */
-        memset(g->d_big1, 0, R * 4 * C * sizeof(float));
-        st = attn_linear_backward(g->d_big1, k->g_proj_w, k->g_proj_b, g->d_res, k->act, k->proj_w,
-                                  R, 4 * C, C);
-        memset(g->d_big2, 0, R * 4 * C * sizeof(float));
-        if (!st) st = attn_gelu_backward(g->d_big2, g->d_big1, k->fc, R * 4 * C);
-        memset(g->d_tmp, 0, R * C * sizeof(float));
-        if (!st)
-            st = attn_linear_backward(g->d_tmp, k->g_fc_w, k->g_fc_b, g->d_big2, k->ln2, k->fc_w, R,
-                                      C, 4 * C);
-        if (!st)
-            st = attn_layernorm_backward(g->d_res, k->g_ln2_w, k->g_ln2_b, g->d_tmp, k->mid,
-                                         k->ln2_w, k->ln2_mean, k->ln2_rstd, R, C);
-        /* mid = x_l + attn(ln_1(x_l)); q = k = v = ln_1(x_l), so one gradient buffer. */
-        memset(g->d_tmp, 0, R * C * sizeof(float));
-        attn_mha_inputs in = mha_inputs(k->ln1, B, T);
-        if (!st) st = attn_mha_backward(k->mha, g->d_tmp, g->d_tmp, g->d_tmp, g->d_res, &in, k->cache);
-        if (!st)
-            st = attn_layernorm_backward(g->d_res, k->g_ln1_w, k->g_ln1_b, g->d_tmp, k->res,
-                                         k->ln1_w, k->ln1_mean, k->ln1_rstd, R, C);
+        st = nn_block_backward(&g->blocks[l], mha_inputs(B, T), g->d_res, g->d_tmp,
+                               g->d_big1, g->d_big2, R, C);
     }
     if (!st) st = attn_embedding_backward(g->g_wte, g->d_res, g->ids, R, C, V);
     if (!st) st = attn_embedding_backward(g->g_wpe, g->d_res, g->pos, R, C, c->context);

@@ -5,18 +5,7 @@
 #include "attn/gpt.h"
 #include "attn/mha.h"
 #include "attn/tensor.h"
-
-#define GPT_LN_EPS 1e-5f
-
-typedef struct gpt_block {
-    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
-    float *g_ln1_w, *g_ln1_b, *g_ln2_w, *g_ln2_b, *g_fc_w, *g_fc_b, *g_proj_w, *g_proj_b;
-    attn_mha *mha;
-    attn_mha_cache *cache;
-    const float *in_w, *in_b, *out_w, *out_b; /* inside the mha's own storage */
-    /* saved activations, each (max_rows, ·) */
-    float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
-} gpt_block;
+#include "block.h"
 
 struct attn_gpt {
     attn_gpt_config cfg;
@@ -24,7 +13,7 @@ struct attn_gpt {
     attn_arena *params, *grads, *acts;
     float *wte, *wpe, *lnf_w, *lnf_b;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b;
-    gpt_block *blocks;
+    nn_block *blocks; /* the block is shared with the encoder (block.h) */
     attn_param_ref *table;
     size_t n_table, n_params;
     char *names; /* storage of the table's names */

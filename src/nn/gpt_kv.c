@@ -81,8 +81,8 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
     attn_sdpa_params p = attn_sdpa_defaults();
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     for (size_t l = 0; !st && l < c->layers; l++) {
-        const gpt_block *k = &g->blocks[l];
-        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln1_w, k->ln1_b, n, C, GPT_LN_EPS);
+        const nn_block *k = &g->blocks[l];
+        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln1_w, k->ln1_b, n, C, NN_LN_EPS);
         if (!st) st = attn_linear_forward(kv->qkv, kv->ln, k->in_w, k->in_b, n, C, 3 * C);
         for (size_t h = 0; !st && h < H; h++) {
             float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
@@ -99,7 +99,7 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
         if (!st) st = attn_linear_forward(kv->tmp, kv->concat, k->out_w, k->out_b, n, C, C);
         if (st) break;
         for (size_t i = 0; i < n * C; i++) kv->x[i] += kv->tmp[i];
-        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln2_w, k->ln2_b, n, C, GPT_LN_EPS);
+        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln2_w, k->ln2_b, n, C, NN_LN_EPS);
         if (!st) st = attn_linear_forward(kv->fc, kv->ln, k->fc_w, k->fc_b, n, C, 4 * C);
         if (!st) st = attn_gelu_forward(kv->act, kv->fc, n * 4 * C);
         if (!st) st = attn_linear_forward(kv->tmp, kv->act, k->proj_w, k->proj_b, n, 4 * C, C);
@@ -108,7 +108,7 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
     }
     /* Only the last position's logits are needed. */
     const float *last = kv->x + (n - 1) * C;
-    if (!st) st = attn_layernorm_forward(kv->ln, NULL, NULL, last, g->lnf_w, g->lnf_b, 1, C, GPT_LN_EPS);
+    if (!st) st = attn_layernorm_forward(kv->ln, NULL, NULL, last, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS);
     if (!st) st = attn_linear_forward(logits, kv->ln, g->wte, NULL, 1, C, V);
     if (!st) kv->len = S;
     return st;

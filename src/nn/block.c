@@ -1,0 +1,132 @@
+/* block.c - the Transformer block shared by the decoder and the encoder. */
+#include "block.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "attn/ops.h"
+#include "attn/ops_nn.h"
+
+static void record(nn_builder *b, const char *name, float *data, float *grad, int ndim,
+                   size_t s0, size_t s1, size_t numel)
+{
+    attn_param_ref *r = &b->table[(*b->n_table)++];
+    int n = snprintf(b->name_at, b->name_left, "%s", name);
+    r->name = b->name_at;
+    b->name_at += n + 1, b->name_left -= (size_t)n + 1;
+    r->data = data, r->grad = grad, r->numel = numel, r->ndim = ndim;
+    r->shape[0] = s0, r->shape[1] = ndim == 2 ? s1 : 1;
+    r->decay = ndim == 2; /* weight decay on matrices only */
+    *b->n_params += numel;
+}
+
+void nn_take(nn_builder *b, float **data, float **grad, const char *name, size_t s0, size_t s1)
+{
+    if (b->st) return;
+    attn_tensor p, g;
+    size_t shape[2] = {s0, s1};
+    int ndim = s1 ? 2 : 1;
+    b->st = attn_arena_tensor(b->params, &p, ndim, shape);
+    if (!b->st) b->st = attn_arena_tensor(b->grads, &g, ndim, shape);
+    if (b->st) return;
+    *data = p.data, *grad = g.data;
+    record(b, name, p.data, g.data, ndim, s0, s1, p.numel);
+}
+
+void nn_take_mha(nn_builder *b, attn_mha *m, size_t l, const char *mha_name, const float **data)
+{
+    if (b->st) return;
+    for (size_t i = 0; i < attn_mha_param_count(m); i++) {
+        const char *name;
+        attn_tensor p, g;
+        if ((b->st = attn_mha_param_at(m, i, &name, &p, &g))) return;
+        if (strcmp(name, mha_name)) continue;
+        char full[96];
+        snprintf(full, sizeof full, "h.%zu.attn.%s", l, mha_name);
+        record(b, full, p.data, g.data, p.ndim, p.shape[0], p.ndim == 2 ? p.shape[1] : 1, p.numel);
+        if (data) *data = p.data;
+        return;
+    }
+    b->st = attn_error(ATTN_E_INTERNAL, "attention layer has no parameter '%s'", mha_name);
+}
+
+float *nn_act(nn_builder *b, size_t rows, size_t cols)
+{
+    if (b->st) return NULL;
+    attn_tensor t;
+    size_t shape[2] = {rows, cols};
+    b->st = attn_arena_tensor(b->acts, &t, 2, shape);
+    return b->st ? NULL : t.data;
+}
+
+void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, size_t R)
+{
+    char name[64];
+#define NAME(s) (snprintf(name, sizeof name, "h.%zu.%s", l, s), name)
+    nn_take(b, &k->ln1_w, &k->g_ln1_w, NAME("ln_1.weight"), C, 0);
+    if (bias) nn_take(b, &k->ln1_b, &k->g_ln1_b, NAME("ln_1.bias"), C, 0);
+    nn_take_mha(b, k->mha, l, "in_proj_weight", &k->in_w);
+    if (bias) nn_take_mha(b, k->mha, l, "in_proj_bias", &k->in_b);
+    nn_take_mha(b, k->mha, l, "out_proj.weight", &k->out_w);
+    if (bias) nn_take_mha(b, k->mha, l, "out_proj.bias", &k->out_b);
+    nn_take(b, &k->ln2_w, &k->g_ln2_w, NAME("ln_2.weight"), C, 0);
+    if (bias) nn_take(b, &k->ln2_b, &k->g_ln2_b, NAME("ln_2.bias"), C, 0);
+    nn_take(b, &k->fc_w, &k->g_fc_w, NAME("mlp.c_fc.weight"), 4 * C, C);
+    if (bias) nn_take(b, &k->fc_b, &k->g_fc_b, NAME("mlp.c_fc.bias"), 4 * C, 0);
+    nn_take(b, &k->proj_w, &k->g_proj_w, NAME("mlp.c_proj.weight"), C, 4 * C);
+    if (bias) nn_take(b, &k->proj_b, &k->g_proj_b, NAME("mlp.c_proj.bias"), C, 0);
+#undef NAME
+    k->res = nn_act(b, R, C), k->ln1 = nn_act(b, R, C), k->mid = nn_act(b, R, C);
+    k->ln2 = nn_act(b, R, C), k->fc = nn_act(b, R, 4 * C), k->act = nn_act(b, R, 4 * C);
+    k->ln1_mean = nn_act(b, R, 1), k->ln1_rstd = nn_act(b, R, 1);
+    k->ln2_mean = nn_act(b, R, 1), k->ln2_rstd = nn_act(b, R, 1);
+}
+
+static void add(float *y, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
+                             float *weights, size_t R, size_t C)
+{
+    attn_status st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w,
+                                            k->ln1_b, R, C, NN_LN_EPS);
+    in.query = in.key = in.value = k->ln1;
+    if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, NULL);
+    if (st) return st;
+    add(k->mid, k->res, scratch, R * C);
+    st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b, R,
+                                C, NN_LN_EPS);
+    if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
+    if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
+    if (!st) st = attn_linear_forward(scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
+    if (!st) add(next, k->mid, scratch, R * C);
+    return st;
+}
+
+attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,
+                              float *d_big1, float *d_big2, size_t R, size_t C)
+{
+    /* next = mid + c_proj(gelu(c_fc(ln_2(mid)))) */
+    memset(d_big1, 0, R * 4 * C * sizeof(float));
+    attn_status st = attn_linear_backward(d_big1, k->g_proj_w, k->g_proj_b, d_res, k->act,
+                                          k->proj_w, R, 4 * C, C);
+    memset(d_big2, 0, R * 4 * C * sizeof(float));
+    if (!st) st = attn_gelu_backward(d_big2, d_big1, k->fc, R * 4 * C);
+    memset(d_tmp, 0, R * C * sizeof(float));
+    if (!st)
+        st = attn_linear_backward(d_tmp, k->g_fc_w, k->g_fc_b, d_big2, k->ln2, k->fc_w, R, C,
+                                  4 * C);
+    if (!st)
+        st = attn_layernorm_backward(d_res, k->g_ln2_w, k->g_ln2_b, d_tmp, k->mid, k->ln2_w,
+                                     k->ln2_mean, k->ln2_rstd, R, C);
+    /* mid = x + attn(ln_1(x)); q = k = v = ln_1(x), so one gradient buffer. */
+    memset(d_tmp, 0, R * C * sizeof(float));
+    in.query = in.key = in.value = k->ln1;
+    if (!st) st = attn_mha_backward(k->mha, d_tmp, d_tmp, d_tmp, d_res, &in, k->cache);
+    if (!st)
+        st = attn_layernorm_backward(d_res, k->g_ln1_w, k->g_ln1_b, d_tmp, k->res, k->ln1_w,
+                                     k->ln1_mean, k->ln1_rstd, R, C);
+    return st;
+}

@@ -1,0 +1,62 @@
+/* block.h - the pre-LayerNorm Transformer block and the parameter-table
+ * builder shared by the decoder (gpt.c) and the encoder (encoder.c).
+ * Internal to src/nn.
+ *
+ *   mid  = x + attn(ln_1(x))                 (attention: attn_mha, masks in `in`)
+ *   next = mid + c_proj(gelu(c_fc(ln_2(mid))))
+ */
+#ifndef ATTN_NN_BLOCK_H
+#define ATTN_NN_BLOCK_H
+
+#include "attn/mha.h"
+#include "attn/tensor.h"
+#include "attn/gpt.h"
+
+#define NN_LN_EPS 1e-5f
+
+typedef struct nn_block {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
+    float *g_ln1_w, *g_ln1_b, *g_ln2_w, *g_ln2_b, *g_fc_w, *g_fc_b, *g_proj_w, *g_proj_b;
+    attn_mha *mha;
+    attn_mha_cache *cache;
+    const float *in_w, *in_b, *out_w, *out_b; /* inside the mha's own storage */
+    /* saved activations, each (max_rows, ·) */
+    float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
+} nn_block;
+
+/* Hands out parameters (with gradients) and activations from a model's
+ * arenas and records each parameter in its table; the first failure sticks
+ * in `st` and makes later calls no-ops. */
+typedef struct nn_builder {
+    attn_arena *params, *grads, *acts;
+    attn_param_ref *table;
+    size_t *n_table, *n_params;
+    char *name_at; /* storage of the table's names */
+    size_t name_left;
+    attn_status st;
+} nn_builder;
+
+/* A parameter of shape (s0, s1), or (s0) when s1 is 0. */
+void nn_take(nn_builder *b, float **data, float **grad, const char *name, size_t s0, size_t s1);
+/* Block l's attention parameter `mha_name` (a state_dict name), recorded as
+ * "h.<l>.attn.<mha_name>"; *data (may be NULL) points into the layer. */
+void nn_take_mha(nn_builder *b, attn_mha *m, size_t l, const char *mha_name, const float **data);
+/* A (rows, cols) activation buffer. */
+float *nn_act(nn_builder *b, size_t rows, size_t cols);
+
+/* Block l's parameters ("h.<l>.ln_1.weight", ...) and its activations for up
+ * to `rows` rows of width C; k->mha must exist already. */
+void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, size_t rows);
+
+/* One block forward on k->res (R, C) into next (R, C). `in` carries the
+ * attention's shapes and masks (its query/key/value are set to k->ln1).
+ * scratch: (R, C). weights (may be NULL): the attention weights per head. */
+attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
+                             float *weights, size_t R, size_t C);
+
+/* Its backward: d_res (R, C) holds d next on entry and d k->res on return.
+ * d_tmp (R, C), d_big1 and d_big2 (R, 4C) are scratch. */
+attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,
+                              float *d_big1, float *d_big2, size_t R, size_t C);
+
+#endif
