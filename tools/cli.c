@@ -219,3 +219,20 @@ void cli_format_eta(char *buf, size_t n, double s)
     if (t >= 3600) snprintf(buf, n, "%luh%02lum", t / 3600, t / 60 % 60);
     else snprintf(buf, n, "%lum%02lus", t / 60, t % 60);
 }
+
+void cli_progress_line(const cli_progress *p, const attn_train_event *e, const char *eval_text)
+{
+    const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
+    char eta[32];
+    cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
+    if (p->tty) {
+        printf("\rstep %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\033[K", e->step,
+               e->iters, e->train_loss, eval_text, e->tokens_per_s, e->ms_per_iter, eta);
+        if (e->evaluated) printf("\n");
+        fflush(stdout);
+    } else if (e->evaluated || e->step % p->log_every == 0 || e->step == e->iters) {
+        printf("step %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\n", e->step, e->iters,
+               e->train_loss, eval_text, e->tokens_per_s, e->ms_per_iter, eta);
+        fflush(stdout);
+    }
+}

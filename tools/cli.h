@@ -7,6 +7,7 @@
 
 #include "attn/attn.h"
 #include "attn/export.h"
+#include "attn/train.h"
 
 /* Exit statuses: bad input or usage 2, internal failure (memory, output) 1. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_BAD_INPUT = 2 };
@@ -129,6 +130,18 @@ void cli_restore_sigint(const struct sigaction *old);
 
 /* "1m05s" or "2h03m": a remaining time for progress lines. */
 void cli_format_eta(char *buf, size_t n, double seconds);
+
+/* Where a trainer's progress goes: an optional JSON log, and stdout (one
+ * live line on a terminal, a plain line every log_every steps otherwise). */
+typedef struct cli_progress {
+    FILE *json;
+    int tty;
+    size_t log_every, first_step;
+} cli_progress;
+
+/* The human-readable progress line; eval_text (may be "") is shown after
+ * the loss, e.g. "  val 1.9114". */
+void cli_progress_line(const cli_progress *p, const attn_train_event *e, const char *eval_text);
 
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);

@@ -97,15 +97,9 @@ attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
     return ATTN_OK;
 }
 
-typedef struct progress {
-    FILE *json;
-    int tty;
-    size_t log_every, first_step;
-} progress;
-
 static int on_progress(const attn_train_event *e, void *user)
 {
-    progress *p = user;
+    cli_progress *p = user;
     if (p->json) {
         fprintf(p->json,
                 "{\"step\": %zu, \"train_loss\": %.17g, \"lr\": %.9g, \"grad_norm\": %.9g, "
@@ -117,21 +111,9 @@ static int on_progress(const attn_train_event *e, void *user)
         fprintf(p->json, "}\n");
         fflush(p->json);
     }
-    const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
-    char eta[32];
-    cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
     char val[48] = "";
     if (e->evaluated) snprintf(val, sizeof val, "  val %.4f", e->val_loss);
-    if (p->tty) {
-        printf("\rstep %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\033[K", e->step,
-               e->iters, e->train_loss, val, e->tokens_per_s, e->ms_per_iter, eta);
-        if (e->evaluated) printf("\n");
-        fflush(stdout);
-    } else if (e->evaluated || e->step % p->log_every == 0 || e->step == e->iters) {
-        printf("step %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\n", e->step, e->iters,
-               e->train_loss, val, e->tokens_per_s, e->ms_per_iter, eta);
-        fflush(stdout);
-    }
+    cli_progress_line(p, e, val);
     return 0;
 }
 
@@ -317,7 +299,7 @@ int cmd_train(int argc, char **argv)
     free(text);
     if (st) return cli_fail("train", st);
 
-    progress p = {NULL, isatty(fileno(stdout)), log_every, attn_trainer_info(t)->step};
+    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, attn_trainer_info(t)->step};
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);

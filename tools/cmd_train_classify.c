@@ -58,15 +58,9 @@ static const char usage[] =
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
     "  -h, --help           show this help\n";
 
-typedef struct progress {
-    FILE *json;
-    int tty;
-    size_t log_every, first_step;
-} progress;
-
 static int on_progress(const attn_cls_event *ce, void *user)
 {
-    progress *p = user;
+    cli_progress *p = user;
     const attn_train_event *e = &ce->base;
     if (p->json) {
         fprintf(p->json,
@@ -79,23 +73,11 @@ static int on_progress(const attn_cls_event *ce, void *user)
         fprintf(p->json, "}\n");
         fflush(p->json);
     }
-    const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
-    char eta[32];
-    cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
     char val[96] = "";
     if (e->evaluated)
         snprintf(val, sizeof val, "  val %.4f acc %.4f f1 %.4f%s", e->val_loss, ce->val_accuracy,
                  ce->val_f1, ce->improved ? " *" : "");
-    if (p->tty) {
-        printf("\rstep %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\033[K", e->step, e->iters,
-               e->train_loss, val, e->tokens_per_s, e->ms_per_iter, eta);
-        if (e->evaluated) printf("\n");
-        fflush(stdout);
-    } else if (e->evaluated || e->step % p->log_every == 0 || e->step == e->iters) {
-        printf("step %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\n", e->step, e->iters,
-               e->train_loss, val, e->tokens_per_s, e->ms_per_iter, eta);
-        fflush(stdout);
-    }
+    cli_progress_line(p, e, val);
     return 0;
 }
 
@@ -298,7 +280,7 @@ int cmd_train_classify(int argc, char **argv)
                          : attn_cls_trainer_create(&t, &mc, &tc, &co, data);
     if (st) return cli_fail("train", st);
     const attn_cls_info *in = attn_cls_trainer_info(t);
-    progress p = {NULL, isatty(fileno(stdout)), log_every, in->step};
+    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, in->step};
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_cls_trainer_free(t);

@@ -1,11 +1,13 @@
 /* block.c - the Transformer block shared by the decoder and the encoder. */
 #include "block.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
+#include "attn/rng.h"
 
 static void record(nn_builder *b, const char *name, float *data, float *grad, int ndim,
                    size_t s0, size_t s1, size_t numel)
@@ -57,6 +59,25 @@ float *nn_act(nn_builder *b, size_t rows, size_t cols)
     size_t shape[2] = {rows, cols};
     b->st = attn_arena_tensor(b->acts, &t, 2, shape);
     return b->st ? NULL : t.data;
+}
+
+void nn_init_gpt2(attn_param_ref *table, size_t n_table, size_t layers, uint64_t seed)
+{
+    attn_rng r;
+    attn_rng_seed(&r, seed);
+    const float std = 0.02f, std_res = (float)(0.02 / sqrt(2.0 * (double)layers));
+    for (size_t i = 0; i < n_table; i++) {
+        attn_param_ref *p = &table[i];
+        const char *n = p->name;
+        size_t len = strlen(n);
+        if (p->ndim == 2) {
+            int residual = strstr(n, "attn.out_proj.weight") || strstr(n, "mlp.c_proj.weight");
+            attn_rng_fill_normal(&r, p->data, p->numel, 0.0f, residual ? std_res : std);
+        } else { /* layer-norm weights start as the identity, biases at 0 */
+            float v = len > 7 && strcmp(n + len - 7, ".weight") == 0 ? 1.0f : 0.0f;
+            for (size_t j = 0; j < p->numel; j++) p->data[j] = v;
+        }
+    }
 }
 
 void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, size_t R)

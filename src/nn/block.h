@@ -44,6 +44,11 @@ void nn_take_mha(nn_builder *b, attn_mha *m, size_t l, const char *mha_name, con
 /* A (rows, cols) activation buffer. */
 float *nn_act(nn_builder *b, size_t rows, size_t cols);
 
+/* GPT-2 initialisation of a parameter table: matrices N(0, 0.02), the
+ * residual projections (attn.out_proj, mlp.c_proj) N(0, 0.02/sqrt(2·layers)),
+ * layer-norm weights 1, biases 0. Deterministic for a seed. */
+void nn_init_gpt2(attn_param_ref *table, size_t n, size_t layers, uint64_t seed);
+
 /* Block l's parameters ("h.<l>.ln_1.weight", ...) and its activations for up
  * to `rows` rows of width C; k->mha must exist already. */
 void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, size_t rows);

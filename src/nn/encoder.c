@@ -168,21 +168,7 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
 attn_status attn_encoder_init(attn_encoder *e, uint64_t seed)
 {
     if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_init: NULL");
-    attn_rng r;
-    attn_rng_seed(&r, seed);
-    const float std = 0.02f, std_res = (float)(0.02 / sqrt(2.0 * (double)e->cfg.layers));
-    for (size_t i = 0; i < e->n_table; i++) {
-        attn_param_ref *p = &e->table[i];
-        const char *n = p->name;
-        size_t len = strlen(n);
-        if (p->ndim == 2) {
-            int residual = strstr(n, "attn.out_proj.weight") || strstr(n, "mlp.c_proj.weight");
-            attn_rng_fill_normal(&r, p->data, p->numel, 0.0f, residual ? std_res : std);
-        } else {
-            int ln = len > 7 && strcmp(n + len - 7, ".weight") == 0;
-            for (size_t j = 0; j < p->numel; j++) p->data[j] = ln ? 1.0f : 0.0f;
-        }
-    }
+    nn_init_gpt2(e->table, e->n_table, e->cfg.layers, seed);
     return ATTN_OK;
 }
 

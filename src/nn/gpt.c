@@ -144,21 +144,7 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *c, size_t max
 attn_status attn_gpt_init(attn_gpt *g, uint64_t seed)
 {
     if (!g) return attn_error(ATTN_E_INVALID, "attn_gpt_init: NULL");
-    attn_rng r;
-    attn_rng_seed(&r, seed);
-    const float std = 0.02f, std_res = (float)(0.02 / sqrt(2.0 * (double)g->cfg.layers));
-    for (size_t i = 0; i < g->n_table; i++) {
-        attn_param_ref *p = &g->table[i];
-        const char *n = p->name;
-        size_t len = strlen(n);
-        if (p->ndim == 2) {
-            int residual = strstr(n, "attn.out_proj.weight") || strstr(n, "mlp.c_proj.weight");
-            attn_rng_fill_normal(&r, p->data, p->numel, 0.0f, residual ? std_res : std);
-        } else {
-            float v = len > 7 && strcmp(n + len - 7, ".weight") == 0 ? 1.0f : 0.0f;
-            for (size_t j = 0; j < p->numel; j++) p->data[j] = v;
-        }
-    }
+    nn_init_gpt2(g->table, g->n_table, g->cfg.layers, seed);
     return ATTN_OK;
 }
 
