@@ -89,7 +89,7 @@ def main():
     ap.add_argument("--min-lr", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--eval-iters", type=int, default=20)
+    ap.add_argument("--eval-iters", type=int, default=20, help="0: the whole split, in order")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--bias", action="store_true")
     a = ap.parse_args()
@@ -124,6 +124,12 @@ def main():
     @torch.no_grad()
     def evaluate(d):
         model.eval()
+        if a.eval_iters == 0:  # every non-overlapping window in order, as attn's --eval-iters 0
+            w = (len(d) - 1) // T
+            x, y = d[:w * T].view(w, T), d[1:w * T + 1].view(w, T)
+            total = sum(model(x[i:i + B], y[i:i + B]).item() * len(x[i:i + B]) for i in range(0, w, B))
+            model.train()
+            return total / w
         ls = [model(*batch(d)).item() for _ in range(a.eval_iters)]
         model.train()
         return sum(ls) / len(ls)

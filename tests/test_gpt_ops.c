@@ -12,6 +12,8 @@
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "attn/rng.h"
+#include "attn/tokenizer.h"
+#include "attn/train.h"
 
 #define ATOL 1e-4
 #define RTOL 1e-3
@@ -366,12 +368,53 @@ static void test_config_errors(void **state)
     assert_int_equal(attn_gpt_config_check(&c), ATTN_E_INVALID);
 }
 
+/* --eval-iters 0: the trainer's whole-split loss is the token-weighted mean of
+ * every non-overlapping window, however the windows fall into batches (here
+ * 11 validation windows in batches of 4: the last batch has 3). */
+static void test_evaluate_whole_split(void **state)
+{
+    (void)state;
+    char text[1200];
+    for (size_t i = 0; i < sizeof text; i++) text[i] = (char)('a' + (i * 7 + i / 13) % 11);
+    attn_tokenizer *tok = NULL;
+    assert_int_equal(attn_char_tokenizer_from_text(&tok, text, sizeof text, "text"), ATTN_OK);
+    attn_gpt_config m = {0, 8, 1, 2, 8, 1};
+    attn_train_config c = attn_train_defaults();
+    c.batch = 4, c.eval_iters = 0, c.val_fraction = 0.08f; /* 96 validation tokens */
+    attn_trainer *t = NULL;
+    assert_int_equal(attn_trainer_create(&t, &m, &c, tok, text, sizeof text, "text"), ATTN_OK);
+    double whole = 0.0;
+    assert_int_equal(attn_trainer_evaluate(t, 1, &whole), ATTN_OK);
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(attn_tokenizer_encode(attn_trainer_tokenizer(t), text, sizeof text, "text",
+                                           &ids, &n), ATTN_OK);
+    const size_t n_train = (size_t)((double)n * (1.0 - (double)c.val_fraction));
+    const size_t windows = (n - n_train - 1) / 8;
+    assert_int_equal(windows, 11);
+    double sum = 0.0;
+    for (size_t w = 0; w < windows; w++) {
+        double l = 0.0;
+        const uint32_t *x = ids + n_train + w * 8;
+        assert_int_equal(attn_gpt_forward(attn_trainer_model(t), x, x + 1, 1, 8, &l), ATTN_OK);
+        sum += l;
+    }
+    assert_true(isfinite(whole) && whole > 1.0);
+    assert_true(fabs(whole - sum / (double)windows) < 1e-6);
+    double again = 0.0;
+    assert_int_equal(attn_trainer_evaluate(t, 1, &again), ATTN_OK);
+    assert_true(again == whole);
+    free(ids);
+    attn_trainer_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_block), cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_evaluate_whole_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

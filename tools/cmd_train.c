@@ -51,7 +51,7 @@ static const char usage[] =
     "                       checkpoint_every); flags override it\n"
     "progress and checkpoints:\n"
     "  --eval-every N       validation loss every N steps, and at the end (250)\n"
-    "  --eval-iters N       batches per evaluation (20)\n"
+    "  --eval-iters N       batches per evaluation (20); 0: the whole split, in order\n"
     "  --checkpoint-every N also write a checkpoint every N steps (0: at the end)\n"
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"

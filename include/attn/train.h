@@ -184,7 +184,9 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
                              void *user, int *stopped);
 
 /* Mean loss over eval_iters batches of the train or validation part, drawn
- * with an RNG seeded from (seed, step): the same at the same step. */
+ * with an RNG seeded from (seed, step): the same at the same step. With
+ * eval_iters 0, over the whole part instead: every non-overlapping window of
+ * context tokens, in order (no sampling noise; the train part takes a while). */
 attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss);
 
 #ifdef __cplusplus

@@ -133,7 +133,6 @@ attn_status attn_train_config_check(const attn_train_config *t)
     if (!t->batch) return attn_error(ATTN_E_INVALID, "batch must be at least 1, got 0");
     if (!t->iters) return attn_error(ATTN_E_INVALID, "iters must be at least 1, got 0");
     if (!t->accum) return attn_error(ATTN_E_INVALID, "accum must be at least 1, got 0");
-    if (!t->eval_iters) return attn_error(ATTN_E_INVALID, "eval_iters must be at least 1, got 0");
     if (t->batch > ((size_t)1 << 20) || t->accum > ((size_t)1 << 20))
         return attn_error(ATTN_E_INVALID, "batch and accum must be at most 2^20");
     if (!(t->lr > 0) || !isfinite(t->lr))

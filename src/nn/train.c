@@ -125,15 +125,42 @@ attn_status attn_trainer_resume(attn_trainer **out, const char *dir, const char 
     return ATTN_OK;
 }
 
+/* Mean loss over every window of the split: consecutive, non-overlapping
+ * windows of T inputs (the last partial one dropped), B at a time, weighted
+ * by tokens. Deterministic, so runs and implementations compare without the
+ * sampling noise of a few random batches. */
+static attn_status evaluate_whole(attn_trainer *t, const uint32_t *data, size_t n, double *loss)
+{
+    const size_t T = t->info.model.context, B = t->info.train.batch;
+    if (n < T + 1) return attn_error(ATTN_E_INVALID, "evaluation: the split is shorter than one context");
+    const size_t windows = (n - 1) / T;
+    double sum = 0.0;
+    for (size_t w = 0; w < windows; w += B) {
+        const size_t b = windows - w < B ? windows - w : B;
+        for (size_t i = 0; i < b; i++) {
+            const uint32_t *src = data + (w + i) * T;
+            memcpy(t->x + i * T, src, T * sizeof *src);
+            memcpy(t->y + i * T, src + 1, T * sizeof *src);
+        }
+        double l = 0.0;
+        attn_status st = attn_gpt_forward(t->g, t->x, t->y, b, T, &l);
+        if (st) return st;
+        sum += l * (double)b;
+    }
+    *loss = sum / (double)windows;
+    return ATTN_OK;
+}
+
 attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss)
 {
     if (!t || !loss) return attn_error(ATTN_E_INVALID, "attn_trainer_evaluate: NULL");
     const attn_train_config *c = &t->info.train;
     const size_t T = t->info.model.context;
-    attn_rng r;
-    attn_rng_seed(&r, c->seed ^ (0x9E3779B97F4A7C15ull * (t->info.step + 1)) ^ (uint64_t)val);
     const uint32_t *data = val ? t->tokens + t->n_train : t->tokens;
     const size_t n = val ? t->n_val : t->n_train;
+    if (c->eval_iters == 0) return evaluate_whole(t, data, n, loss);
+    attn_rng r;
+    attn_rng_seed(&r, c->seed ^ (0x9E3779B97F4A7C15ull * (t->info.step + 1)) ^ (uint64_t)val);
     double sum = 0.0;
     attn_status st = ATTN_OK;
     for (size_t i = 0; !st && i < c->eval_iters; i++) {
