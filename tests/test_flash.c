@@ -478,9 +478,10 @@ static void test_backward_modes(void **state)
 {
     (void)state;
     const size_t H = 4, L = 130, S = 129;
-    const size_t dks[] = {64, 24}; /* K read in place; K packed (d_k not a multiple of 16) */
+    /* K and dO read in place; both packed (d_k, d_v not multiples of 16) */
+    const size_t dks[] = {64, 24}, dvs[] = {64, 40};
     for (int i = 0; i < 2; i++) {
-        const size_t dk = dks[i], dv = 40;
+        const size_t dk = dks[i], dv = dvs[i];
         rng_state = 0x5eed + dk;
         float *q = alloc_fill(H * L * dk, 1), *k = alloc_fill(H * S * dk, 1);
         float *v = alloc_fill(H * S * dv, 1), *g = alloc_fill(H * L * dv, 1);
