@@ -249,6 +249,11 @@ static void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan 
 {
     const size_t S = d->s;
     const int full = valid == BC;
+    /* Nothing to do for a whole block without masks below the causal diagonal
+     * (the common case: skip the per-row checks). */
+    if (full && !hc->am && !hc->km && !hc->bm &&
+        (d->causal == ATTN_CAUSAL_NONE || (long long)(j0 + BC - 1) <= (long long)i0 + p->off))
+        return;
     for (size_t r = 0; r < rows; r++) {
         float *row = st + r * BC;
         const size_t i = i0 + r;
