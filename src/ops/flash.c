@@ -123,8 +123,8 @@ static void plan_forward(plan *p, const attn_flash_desc *d)
     plan_common(p, d);
     /* Kt (nkb, d_k, BC) | V (spad, dvp), V read in place when d_v needs no padding */
     p->head_floats = p->nkb * p->dk * BC + (p->dv == p->dvp ? 0 : p->spad * p->dvp);
-    /* Qs (BR, d_k) | S (BR, BC) | O (BR, dvp) | m, l, alpha (BR) */
-    p->thread_floats = BR * (p->dk + BC + p->dvp + 3);
+    /* Qs (BR, d_k) | S (BR, BC) | O (BR, dvp) | m (BR) | l (BR, FK_LANES) | alpha (BR) */
+    p->thread_floats = BR * (p->dk + BC + p->dvp + 2 + FK_LANES);
     p->group = pick_group(p, p->nqt);
 }
 
@@ -362,14 +362,15 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
     const head_ctx hc = head_of(d, idx);
     const size_t i0 = qt * BR, rows = min_sz(BR, d->l - i0), dk = p->dk, dvp = p->dvp;
     float *qs = ws, *st = qs + BR * dk, *ot = st + BR * BC, *m = ot + BR * dvp, *l = m + BR;
-    float *al = l + BR;
+    float *al = l + BR * FK_LANES;
 
     const float *qh = a->q + hc.b * d->q_bs + hc.h * d->q_hs;
     for (size_t r = 0; r < rows; r++) {
         const float *x = qh + (i0 + r) * d->q_rs;
         for (size_t c = 0; c < dk; c++) qs[r * dk + c] = d->scale * x[c];
-        m[r] = -INFINITY, l[r] = 0.0f;
+        m[r] = -INFINITY;
     }
+    memset(l, 0, rows * FK_LANES * sizeof(float));
     memset(ot, 0, rows * dvp * sizeof(float));
 
     const size_t kb_end = key_blocks_for(d, p, i0, rows);
@@ -385,10 +386,12 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
     float *lh = a->lse ? a->lse + idx * d->l : NULL;
     for (size_t r = 0; r < rows; r++) {
         float *o = oh + (i0 + r) * d->o_rs;
-        if (l[r] > 0.0f) {
-            const float inv = 1.0f / l[r];
+        float sum = 0.0f; /* the lanes in a fixed order */
+        for (size_t c = 0; c < FK_LANES; c++) sum += l[r * FK_LANES + c];
+        if (sum > 0.0f) {
+            const float inv = 1.0f / sum;
             for (size_t c = 0; c < d->d_v; c++) o[c] = ot[r * dvp + c] * inv;
-            if (lh) lh[i0 + r] = m[r] + logf(l[r]);
+            if (lh) lh[i0 + r] = m[r] + logf(sum);
         } else {
             memset(o, 0, d->d_v * sizeof(float));
             if (lh) lh[i0 + r] = -INFINITY;
