@@ -471,6 +471,62 @@ static void test_errors(void **state)
     assert_true(attn_flash_forward_workspace(&d) > 0);
 }
 
+/* The backward's two decompositions (one task per head with four or more
+ * heads; key blocks then query tiles with fewer) add the same products in
+ * the same order: four heads at once give the bits of each head alone. */
+static void test_backward_modes(void **state)
+{
+    (void)state;
+    const size_t H = 4, L = 130, S = 129;
+    /* K and dO read in place; both packed (d_k, d_v not multiples of 16) */
+    const size_t dks[] = {64, 24}, dvs[] = {64, 40};
+    for (int i = 0; i < 2; i++) {
+        const size_t dk = dks[i], dv = dvs[i];
+        rng_state = 0x5eed + dk;
+        float *q = alloc_fill(H * L * dk, 1), *k = alloc_fill(H * S * dk, 1);
+        float *v = alloc_fill(H * S * dv, 1), *g = alloc_fill(H * L * dv, 1);
+        float *o = calloc(H * L * dv, sizeof(float)), *lse = calloc(H * L, sizeof(float));
+        float *dq = calloc(H * L * dk, sizeof(float)), *dkk = calloc(H * S * dk, sizeof(float));
+        float *dv_ = calloc(H * S * dv, sizeof(float));
+        float *dq1 = calloc(L * dk, sizeof(float)), *dk1 = calloc(S * dk, sizeof(float));
+        float *dv1 = calloc(S * dv, sizeof(float));
+        assert_true(o && lse && dq && dkk && dv_ && dq1 && dk1 && dv1);
+        attn_flash_desc d = attn_flash_desc_make(1, H, L, S, dk, dv);
+        d.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+        assert_int_equal(attn_flash_forward(o, lse, q, k, v, &d), ATTN_OK);
+        assert_int_equal(attn_flash_backward(dq, dkk, dv_, g, q, k, v, o, lse, &d), ATTN_OK);
+        attn_flash_desc d1 = attn_flash_desc_make(1, 1, L, S, dk, dv);
+        d1.causal = d.causal;
+        for (size_t h = 0; h < H; h++) {
+            memset(dq1, 0, L * dk * sizeof(float)), memset(dk1, 0, S * dk * sizeof(float));
+            memset(dv1, 0, S * dv * sizeof(float));
+            assert_int_equal(attn_flash_backward(dq1, dk1, dv1, g + h * L * dv, q + h * L * dk,
+                                                 k + h * S * dk, v + h * S * dv, o + h * L * dv,
+                                                 lse + h * L, &d1),
+                             ATTN_OK);
+            if (memcmp(dq1, dq + h * L * dk, L * dk * sizeof(float)) ||
+                memcmp(dk1, dkk + h * S * dk, S * dk * sizeof(float)) ||
+                memcmp(dv1, dv_ + h * S * dv, S * dv * sizeof(float)))
+                fail_msg("d_k %zu head %zu: per-head and split backward differ", dk, h);
+        }
+        free(q), free(k), free(v), free(g), free(o), free(lse), free(dq), free(dkk), free(dv_);
+        free(dq1), free(dk1), free(dv1);
+    }
+}
+
+/* O(N) memory: one long head stays far below the N×N score matrix (4 GB at
+ * N = 32768); the issue's bound is 32 MB (workspace sizes only, nothing runs). */
+static void test_workspace_bound(void **state)
+{
+    (void)state;
+    const int saved = attn_threads();
+    attn_set_threads(2);
+    attn_flash_desc d = attn_flash_desc_make(1, 1, 32768, 32768, 64, 64);
+    assert_true(attn_flash_forward_workspace(&d) < ((size_t)32 << 20));
+    assert_true(attn_flash_backward_workspace(&d) < ((size_t)32 << 20));
+    attn_set_threads(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,7 +535,8 @@ int main(void)
         cmocka_unit_test(test_causal_alignments), cmocka_unit_test(test_masks),
         cmocka_unit_test(test_large_values), cmocka_unit_test(test_long),
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
-        cmocka_unit_test(test_matmul_backward_gemm),
+        cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
+        cmocka_unit_test(test_workspace_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

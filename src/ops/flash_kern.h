@@ -11,6 +11,8 @@
 
 /* Keys per block: the score tiles are (rows, FK_BC). */
 #define FK_BC 64
+/* Lanes of the online softmax's per-row partial sums (the widest vector). */
+#define FK_LANES 16
 
 typedef struct fk_table {
     /* C[r][c] = base + Σ_{t<T} A[r·ars + t·ats] · B[t·ldb + c]   (r < rows, c < ncols)
@@ -20,8 +22,10 @@ typedef struct fk_table {
                  size_t ldb, size_t rows, size_t ncols, size_t t, const float *rowscale,
                  int accumulate);
     /* Online softmax over a (rows, FK_BC) tile of masked scores: updates the
-     * running max m and sum l, writes exp(s − m) in place and the factor
-     * alpha[r] = exp(m_old − m_new) that rescales the output accumulator. */
+     * running max m and the sums l (rows, FK_LANES): lane by lane partial sums,
+     * lanes past the vector width left alone, added up by the caller at the
+     * end), writes exp(s − m) in place and the factor alpha[r] =
+     * exp(m_old − m_new) that rescales the output accumulator. */
     void (*softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha);
     /* s = exp(s − lse[r]) (0 for a row whose lse is -inf). */
     void (*probs)(float *s, size_t rows, const float *lse);

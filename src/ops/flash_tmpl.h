@@ -4,7 +4,8 @@
  *   FK_ATTR    the function attribute (target(...)) or nothing
  *   VF, W      the vector type and its number of floats
  *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
- *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL, FK(vexp)
+ *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL
+ *   VANY_GT(v, x) (some lane of v > x), FK(vexp)
  * Internal; no include guard on purpose. */
 
 #define FK_INL static inline FK_ATTR __attribute__((always_inline))
@@ -98,20 +99,27 @@ static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, s
 }
 #undef FK_CASE
 
+/* The horizontal reductions were the latency-bound part: the max is reduced
+ * only when some score exceeds the running max (rarely, after the first
+ * blocks), and the sum is kept per lane (reduced once per query tile). */
 static FK_ATTR void FK(softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha)
 {
     for (size_t r = 0; r < rows; r++) {
-        float *row = s + r * FK_BC;
+        float *row = s + r * FK_BC, *lr = l + r * FK_LANES;
         VF mx = VLOAD(row);
         for (int c = W; c < FK_BC; c += W) mx = VMAX(mx, VLOAD(row + c));
-        const float bm = HMAX(mx), mo = m[r];
-        const float mn = bm > mo ? bm : mo;
-        if (mn == -INFINITY) { /* nothing allowed yet in this row */
-            for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
-            alpha[r] = 1.0f;
-            continue;
+        const float mo = m[r];
+        float mn = mo, al = 1.0f;
+        if (mo == -INFINITY || VANY_GT(mx, mo)) {
+            const float bm = HMAX(mx);
+            mn = bm > mo ? bm : mo;
+            if (mn == -INFINITY) { /* nothing allowed yet in this row */
+                for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
+                alpha[r] = 1.0f;
+                continue;
+            }
+            if (mn != mo) al = expf(mo - mn); /* mo = -inf gives 0 */
         }
-        const float al = mn == mo ? 1.0f : expf(mo - mn); /* mo = -inf gives 0 */
         const VF vm = VSET1(mn);
         VF sum = VZERO();
         for (int c = 0; c < FK_BC; c += W) {
@@ -119,7 +127,7 @@ static FK_ATTR void FK(softmax_online)(float *s, size_t rows, float *m, float *l
             VSTORE(row + c, p);
             sum = VADD(sum, p);
         }
-        l[r] = l[r] * al + HSUM(sum);
+        VSTORE(lr, VFMA(VLOAD(lr), VSET1(al), sum));
         m[r] = mn;
         alpha[r] = al;
     }
@@ -250,3 +258,4 @@ static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs), 
 #undef HMAX
 #undef HSUM
 #undef VBOOL
+#undef VANY_GT
