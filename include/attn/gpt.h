@@ -131,6 +131,8 @@ typedef struct attn_generate_opts {
  * uncached paths use the same windows, so at temperature 0 they agree. */
 attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prompt,
                               const attn_generate_opts *o, attn_token_fn on_token, void *user);
+/* Tokens the window keeps when it restarts. */
+size_t attn_gpt_window_keep(const attn_gpt_config *c);
 
 #ifdef __cplusplus
 }
