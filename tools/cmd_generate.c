@@ -28,7 +28,7 @@ static const char usage[] =
     "  --seed N             sampling seed (1337)\n"
     "  --no-cache           recompute the whole window for every token (slow; for\n"
     "                       comparison)\n"
-    "  --stats              print tokens per second on stderr at the end\n"
+    "  --stats              print tokens/s and ms/token on stderr at the end\n"
     "  -h, --help           show this help\n";
 
 typedef struct stream {
@@ -137,8 +137,9 @@ int cmd_generate(int argc, char **argv)
     int rc = st ? cli_fail("generate", st) : cli_finish_stdout("generate");
     if (!st && stats) {
         double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        fprintf(stderr, "attn generate: %zu tokens in %.3f s (%.1f tokens/s, %s)\n", s.count, sec,
-                (double)s.count / (sec > 0 ? sec : 1e-9), go.use_cache ? "KV cache" : "no cache");
+        fprintf(stderr, "attn generate: %zu tokens in %.3f s (%.1f tokens/s, %.3f ms/token, %s)\n",
+                s.count, sec, (double)s.count / (sec > 0 ? sec : 1e-9),
+                s.count ? 1e3 * sec / (double)s.count : 0.0, go.use_cache ? "KV cache" : "no cache");
     }
     free(ids);
     attn_gpt_free(g);

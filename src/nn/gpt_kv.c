@@ -142,10 +142,18 @@ static void gemv(float *y, const float *w, const float *x, const float *b, size_
             a0[l] += w0[p] * x[p], a1[l] += w1[p] * x[p];
             a2[l] += w2[p] * x[p], a3[l] += w3[p] * x[p];
         }
-        for (size_t s = LANES / 2; s > 0; s /= 2)
-            for (size_t l = 0; l < s; l++)
-                a0[l] += a0[l + s], a1[l] += a1[l + s], a2[l] += a2[l + s], a3[l] += a3[l + s];
-        y[j] = a0[0], y[j + 1] = a1[0], y[j + 2] = a2[0], y[j + 3] = a3[0];
+        /* The same pairwise tree per row, the four rows side by side so
+         * that each level is one vector operation. */
+        float r[2 * LANES], q[LANES], o[8];
+        for (size_t l = 0; l < 8; l++) {
+            r[l] = a0[l] + a0[l + 8], r[8 + l] = a1[l] + a1[l + 8];
+            r[16 + l] = a2[l] + a2[l + 8], r[24 + l] = a3[l] + a3[l + 8];
+        }
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 4; l++) q[4 * i + l] = r[8 * i + l] + r[8 * i + l + 4];
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 2; l++) o[2 * i + l] = q[4 * i + l] + q[4 * i + l + 2];
+        for (size_t i = 0; i < 4; i++) y[j + i] = o[2 * i] + o[2 * i + 1];
     }
     for (; j < out; j++) {
         const float *wj = w + j * in;
@@ -372,7 +380,7 @@ attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prom
     if (!st) memcpy(seq, prompt, n_prompt * sizeof *seq);
     for (size_t step = 0; !st && step < o->max_new; step++) {
         int reset = 0;
-        if (n - start > T) { /* the window is full: restart it at the last T/2 tokens */
+        if (n - start > T) { /* the window is full: restart it at its last K tokens */
             start = n - keep;
             reset = 1;
         }
