@@ -171,15 +171,15 @@ static void gemv(float *y, const float *w, const float *x, const float *b, size_
 }
 
 /* o (d) = softmax(q · kᵀ · scale) · v for one query q (d) over the S cached
- * keys and values k, v (S, d); att (S) is scratch. */
+ * keys and values k, v (S, d); att (S) is scratch. The scores are a
+ * matrix-vector product (one sum per key would be a chain of dependent adds). */
 static void attend_one(float *o, float *att, const float *q, const float *k, const float *v,
                        size_t S, size_t d, float scale)
 {
+    gemv(att, k, q, NULL, d, S);
     float mx = -INFINITY;
     for (size_t j = 0; j < S; j++) {
-        float s = 0.0f;
-        for (size_t t = 0; t < d; t++) s += q[t] * k[j * d + t];
-        att[j] = s * scale;
+        att[j] *= scale;
         if (att[j] > mx) mx = att[j];
     }
     float sum = 0.0f;
