@@ -7,9 +7,13 @@
  * Each repetition generates TOKENS tokens greedily after a one-token prompt
  * (a newline, as `attn generate` without --prompt) with the cache and without
  * it (the order alternates), checks that both give the same tokens, and
- * records ms per token of each and their ratio. The cached run's per-token
- * times also split into one-token steps and the steps that refill the cache
- * when the window restarts. OMP_NUM_THREADS sets the threads. */
+ * records ms per token of each and their ratio. Preemption on a busy machine
+ * adds milliseconds to random steps, so a second estimate sums, over the
+ * token positions, the median over repetitions of that position's step time
+ * (each step's cost does not vary from one repetition to the next: the same
+ * tokens, the same windows). The cached run's per-token times also split into
+ * one-token steps and the steps that refill the cache when the window
+ * restarts. OMP_NUM_THREADS sets the threads. */
 #define _POSIX_C_SOURCE 200809L
 #include <attn/gpt.h>
 #include <attn/tokenizer.h>
@@ -109,6 +113,13 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t n_step = 0, n_refill = 0;
+    /* dt[k][t * reps + i]: step t's time in repetition i */
+    double *dt[2] = {malloc(tokens * (size_t)reps * sizeof(double)),
+                     malloc(tokens * (size_t)reps * sizeof(double))};
+    if (!dt[0] || !dt[1]) {
+        fprintf(stderr, "bench_generate: out of memory\n");
+        return 1;
+    }
     attn_generate_opts o;
     memset(&o, 0, sizeof o);
     o.max_new = tokens, o.sample.temperature = 0.0f, o.sample.top_p = 1.0f, o.seed = 1;
@@ -125,6 +136,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_generate: the cached and uncached tokens differ\n");
             return 1;
         }
+        for (int k = 0; k < 2; k++)
+            for (size_t t = 0; t < tokens; t++)
+                dt[k][t * (size_t)reps + (size_t)i] = r[k].at[t] - (t ? r[k].at[t - 1] : 0.0);
         ratio[i] = ms[1][i] / ms[0][i];
         printf("rep %d: %.3f ms/token with the cache, %.3f without: %.1fx\n", i + 1, ms[0][i],
                ms[1][i], ratio[i]);
@@ -132,14 +146,14 @@ int main(int argc, char **argv)
          * attn_gpt_generate restarts it, i.e. when a step refills the cache. */
         size_t start = 0, len = n_prompt;
         for (size_t t = 0; t < r[0].n; t++) {
-            double dt = 1e3 * (r[0].at[t] - (t ? r[0].at[t - 1] : 0.0));
+            const double ms_t = 1e3 * (r[0].at[t] - (t ? r[0].at[t - 1] : 0.0));
             int prefill = t == 0;
             if (len - start > c->context) {
                 start = len - attn_gpt_window_keep(c);
                 prefill = 1;
             }
-            if (prefill) refill[n_refill++] = dt;
-            else step[n_step++] = dt;
+            if (prefill) refill[n_refill++] = ms_t;
+            else step[n_step++] = ms_t;
             len++;
         }
     }
@@ -148,10 +162,18 @@ int main(int argc, char **argv)
     printf("median: %.3f ms/token with the cache, %.3f without; ratio of medians %.1fx, "
            "median ratio %.1fx\n",
            mc, mn, mn / mc, mr);
+    double f[2] = {0.0, 0.0};
+    for (int k = 0; k < 2; k++) {
+        for (size_t t = 0; t < tokens; t++) f[k] += median(dt[k] + t * (size_t)reps, (size_t)reps);
+        f[k] *= 1e3 / (double)tokens;
+    }
+    printf("per-position medians: %.3f ms/token with the cache, %.3f without: %.1fx\n", f[0],
+           f[1], f[1] / f[0]);
     printf("cached run: one-token step median %.3f ms (%zu), prefill/refill step median %.3f ms "
            "(%zu)\n",
            median(step, n_step), n_step, n_refill ? median(refill, n_refill) : 0.0, n_refill);
     for (int k = 0; k < 2; k++) free(r[k].tokens), free(r[k].at);
+    free(dt[0]), free(dt[1]);
     free(ms[0]), free(ms[1]), free(ratio), free(step), free(refill), free(prompt);
     attn_gpt_free(g);
     attn_tokenizer_free(tok);
