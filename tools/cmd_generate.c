@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attn/train.h"
 #include "cli.h"
@@ -13,8 +14,9 @@ static const char usage[] =
     "usage: attn generate --model DIR [--prompt TEXT] [--tokens N] [options]\n"
     "\n"
     "Continues the prompt with a model trained by 'attn train', printing each\n"
-    "token as it comes. The prompt is processed in one pass into a KV cache;\n"
-    "then each new token attends to the cached keys and values.\n"
+    "token as it comes (on a terminal; into a pipe or a file, line by line).\n"
+    "The prompt is processed in one pass into a KV cache; then each new token\n"
+    "attends to the cached keys and values.\n"
     "\n"
     "options:\n"
     "  --model DIR          a checkpoint directory (required)\n"
@@ -35,6 +37,8 @@ typedef struct stream {
     const attn_tokenizer *tok;
     attn_status st;
     size_t count;
+    int tty; /* flush every token; else at newlines (a write per token would
+                cost more than a cached step) */
 } stream;
 
 static int on_token(uint32_t id, void *user)
@@ -44,7 +48,7 @@ static int on_token(uint32_t id, void *user)
     size_t len;
     if ((s->st = attn_tokenizer_token_bytes(s->tok, id, &bytes, &len))) return 1;
     fwrite(bytes, 1, len, stdout);
-    fflush(stdout);
+    if (s->tty || memchr(bytes, '\n', len)) fflush(stdout);
     s->count++;
     return ferror(stdout) ? 1 : 0;
 }
@@ -127,7 +131,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (prompt) fputs(prompt, stdout);
     fflush(stdout);
-    stream s = {tok, ATTN_OK, 0};
+    stream s = {tok, ATTN_OK, 0, isatty(fileno(stdout))};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     st = attn_gpt_generate(g, ids, n, &go, on_token, &s);
