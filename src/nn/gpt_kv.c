@@ -70,7 +70,7 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv) { return kv ? kv->len : 0; }
  * A generated token's step is about 12·C² multiply-adds per block, a few tens
  * of microseconds: so small that the fixed costs of the batched ops would
  * dominate it. Each OpenMP region, even one whose `if` clause is false, costs
- * libgomp a futex system call at its closing barrier (about 2 µs here, more
+ * libgomp a futex system call at its closing barrier (2-3 µs here, more
  * than a row's layer norm), and the fused attention kernel allocates and packs
  * a workspace per head. So this path is serial, allocates nothing, and works
  * on single rows: the layer norm is the op's own arithmetic (the same 16-lane
