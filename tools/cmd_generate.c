@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attn/train.h"
 #include "cli.h"
@@ -13,8 +14,9 @@ static const char usage[] =
     "usage: attn generate --model DIR [--prompt TEXT] [--tokens N] [options]\n"
     "\n"
     "Continues the prompt with a model trained by 'attn train', printing each\n"
-    "token as it comes. The prompt is processed in one pass into a KV cache;\n"
-    "then each new token attends to the cached keys and values.\n"
+    "token as it comes (on a terminal; into a pipe or a file, line by line).\n"
+    "The prompt is processed in one pass into a KV cache; then each new token\n"
+    "attends to the cached keys and values.\n"
     "\n"
     "options:\n"
     "  --model DIR          a checkpoint directory (required)\n"
@@ -28,13 +30,15 @@ static const char usage[] =
     "  --seed N             sampling seed (1337)\n"
     "  --no-cache           recompute the whole window for every token (slow; for\n"
     "                       comparison)\n"
-    "  --stats              print tokens per second on stderr at the end\n"
+    "  --stats              print tokens/s and ms/token on stderr at the end\n"
     "  -h, --help           show this help\n";
 
 typedef struct stream {
     const attn_tokenizer *tok;
     attn_status st;
     size_t count;
+    int tty; /* flush every token; else at newlines (a write per token would
+                cost more than a cached step) */
 } stream;
 
 static int on_token(uint32_t id, void *user)
@@ -44,7 +48,7 @@ static int on_token(uint32_t id, void *user)
     size_t len;
     if ((s->st = attn_tokenizer_token_bytes(s->tok, id, &bytes, &len))) return 1;
     fwrite(bytes, 1, len, stdout);
-    fflush(stdout);
+    if (s->tty || memchr(bytes, '\n', len)) fflush(stdout);
     s->count++;
     return ferror(stdout) ? 1 : 0;
 }
@@ -127,7 +131,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (prompt) fputs(prompt, stdout);
     fflush(stdout);
-    stream s = {tok, ATTN_OK, 0};
+    stream s = {tok, ATTN_OK, 0, isatty(fileno(stdout))};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     st = attn_gpt_generate(g, ids, n, &go, on_token, &s);
@@ -137,8 +141,9 @@ int cmd_generate(int argc, char **argv)
     int rc = st ? cli_fail("generate", st) : cli_finish_stdout("generate");
     if (!st && stats) {
         double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-        fprintf(stderr, "attn generate: %zu tokens in %.3f s (%.1f tokens/s, %s)\n", s.count, sec,
-                (double)s.count / (sec > 0 ? sec : 1e-9), go.use_cache ? "KV cache" : "no cache");
+        fprintf(stderr, "attn generate: %zu tokens in %.3f s (%.1f tokens/s, %.3f ms/token, %s)\n",
+                s.count, sec, (double)s.count / (sec > 0 ? sec : 1e-9),
+                s.count ? 1e3 * sec / (double)s.count : 0.0, go.use_cache ? "KV cache" : "no cache");
     }
     free(ids);
     attn_gpt_free(g);

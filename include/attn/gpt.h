@@ -98,7 +98,11 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv);
 /* Appends n tokens at positions len .. len+n-1 (len + n <= context): their
  * queries attend to every cached key and to themselves and earlier new ones
  * (bottom-right causal alignment), keys and values are appended to the cache.
- * logits (V) receives the last new token's logits. n > 1 is the prefill. */
+ * logits (V) receives the last new token's logits (and no other position's
+ * are computed). n > 1 is the prefill, through the batched ops; n == 1 is the
+ * generation step: serial, allocation-free, about 12·C²·layers multiply-adds.
+ * Either way the logits are those of attn_gpt_forward over the cached tokens
+ * plus the new ones, up to float rounding (the sums run in another order). */
 attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
                              float *logits);
 
@@ -125,12 +129,30 @@ typedef struct attn_generate_opts {
                              0: the full forward over the window every step */
 } attn_generate_opts;
 
-/* Generates after prompt (n_prompt >= 1 ids). The model sees a window of at
- * most `context` tokens; when it is full the window restarts at the last
- * context/2 tokens (the cache is prefilled with them again). The cached and
- * uncached paths use the same windows, so at temperature 0 they agree. */
+/* Generates after prompt (n_prompt >= 1 ids).
+ *
+ * Which tokens condition each prediction: the model sees a window of the
+ * sequence (prompt, then generated tokens), at most T = context tokens. The
+ * window starts at token 0; a prediction whose window would hold T + 1
+ * tokens restarts it instead at the last K = attn_gpt_window_keep() tokens
+ * (T/2). So, with s the window's start, token i is predicted from tokens
+ * s .. i-1, and s jumps from i - 1 - T to i - K when i - s exceeds T (a
+ * prompt longer than T starts at its last K tokens). Positions are counted
+ * from the window's start (the learned embeddings cover 0 .. T-1 only).
+ *
+ * Both paths compute exactly these windows, so at temperature 0 they give
+ * the same tokens: without the cache (use_cache 0) every token is a full
+ * forward over its window (as nanoGPT's generate runs the model over its
+ * cropped context); with it, the window's tokens are prefilled in one batched pass
+ * when it (re)starts and then each token is one cached step. Learned
+ * absolute positions rule out sliding the window one token at a time with a
+ * cache (every key would change), hence the restart: each one costs a
+ * prefill of K tokens, spread over the T - K + 1 tokens until the next, and
+ * every prediction still sees at least K tokens of context. */
 attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prompt,
                               const attn_generate_opts *o, attn_token_fn on_token, void *user);
+/* K, the tokens the window keeps when it restarts: context/2 (at least 1). */
+size_t attn_gpt_window_keep(const attn_gpt_config *c);
 
 #ifdef __cplusplus
 }

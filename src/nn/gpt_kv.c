@@ -20,6 +20,7 @@ struct attn_gpt_kv {
     size_t len;
     float *k, *v;   /* (layers, heads, context, head_dim) each */
     float *x, *ln, *qkv, *concat, *tmp, *fc, *act, *qh, *oh; /* scratch, (context, ·) */
+    float *att;     /* (context): one query's attention weights */
 };
 
 void attn_gpt_kv_free(attn_gpt_kv *kv)
@@ -27,6 +28,7 @@ void attn_gpt_kv_free(attn_gpt_kv *kv)
     if (!kv) return;
     free(kv->k), free(kv->v), free(kv->x), free(kv->ln), free(kv->qkv);
     free(kv->concat), free(kv->tmp), free(kv->fc), free(kv->act), free(kv->qh), free(kv->oh);
+    free(kv->att);
     free(kv);
 }
 
@@ -46,8 +48,9 @@ attn_status attn_gpt_kv_create(attn_gpt_kv **out, const attn_gpt *g)
     kv->concat = malloc(T * C * sizeof(float)), kv->tmp = malloc(T * C * sizeof(float));
     kv->fc = malloc(T * 4 * C * sizeof(float)), kv->act = malloc(T * 4 * C * sizeof(float));
     kv->qh = malloc(T * C * sizeof(float)), kv->oh = malloc(T * C * sizeof(float));
+    kv->att = malloc(T * sizeof(float));
     if (!kv->k || !kv->v || !kv->x || !kv->ln || !kv->qkv || !kv->concat ||
-        !kv->tmp || !kv->fc || !kv->act || !kv->qh || !kv->oh) {
+        !kv->tmp || !kv->fc || !kv->act || !kv->qh || !kv->oh || !kv->att) {
         attn_gpt_kv_free(kv);
         return attn_error(ATTN_E_NOMEM, "cannot allocate a KV cache for context %zu", T);
     }
@@ -62,6 +65,166 @@ void attn_gpt_kv_reset(attn_gpt_kv *kv)
 
 size_t attn_gpt_kv_len(const attn_gpt_kv *kv) { return kv ? kv->len : 0; }
 
+/* ---- the one-token step --------------------------------------------------------
+ *
+ * A generated token's step is about 12·C² multiply-adds per block, a few tens
+ * of microseconds: so small that the fixed costs of the batched ops would
+ * dominate it. Each OpenMP region, even one whose `if` clause is false, costs
+ * libgomp a futex system call at its closing barrier (2-3 µs here, more
+ * than a row's layer norm), and the fused attention kernel allocates and packs
+ * a workspace per head. So this path is serial, allocates nothing, and works
+ * on single rows: the layer norm is the op's own arithmetic (the same 16-lane
+ * sums, so the same floats), the attention of one query over the cache is
+ * computed directly, and the projections are matrix-vector products. */
+
+#define LANES 16
+
+/* Σ x[j] (sq = 0) or Σ (x[j] − m)² (sq = 1) in 16 interleaved partial sums
+ * added up in a fixed order, as attn_layernorm_forward does. */
+static float lane_sum(const float *x, float m, int sq, size_t n)
+{
+    float acc[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (size_t l = 0; l < LANES; l++) {
+            const float d = sq ? x[j + l] - m : x[j + l];
+            acc[l] += sq ? d * d : d;
+        }
+    for (size_t l = 0; j < n; j++, l++) {
+        const float d = sq ? x[j] - m : x[j];
+        acc[l] += sq ? d * d : d;
+    }
+    for (size_t w = LANES / 2; w > 0; w /= 2)
+        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* y (C) = LayerNorm(x (C)) with weight w and bias b (may be NULL). */
+static void ln_row(float *y, const float *x, const float *w, const float *b, size_t C)
+{
+    const float m = lane_sum(x, 0.0f, 0, C) / (float)C;
+    const float v = lane_sum(x, m, 1, C);
+    const float r = 1.0f / sqrtf(v / (float)C + NN_LN_EPS);
+    for (size_t j = 0; j < C; j++) y[j] = (x[j] - m) * r * w[j] + (b ? b[j] : 0.0f);
+}
+
+/* Compiled for AVX-512 and AVX2 too, picked at load time where the compiler
+ * can (the rest of the library is built for the baseline ISA). Every lane
+ * does the same operations in the same order on each, so the floats do not
+ * depend on which one runs. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define GEMV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef GEMV_CLONES
+#define GEMV_CLONES
+#endif
+
+/* y (out) = w (out, in) · x (in) [+ b (out)]: 16 interleaved partial sums
+ * per output, four outputs at a time so that each x[p] loaded serves four
+ * rows of w. Streaming w from memory is the whole cost. */
+GEMV_CLONES
+static void gemv(float *y, const float *w, const float *x, const float *b, size_t in, size_t out)
+{
+    size_t j = 0;
+    for (; j + 4 <= out; j += 4) {
+        const float *w0 = w + j * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+        float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
+        size_t p = 0;
+        for (; p + LANES <= in; p += LANES)
+            for (size_t l = 0; l < LANES; l++) {
+                const float xp = x[p + l];
+                a0[l] += w0[p + l] * xp, a1[l] += w1[p + l] * xp;
+                a2[l] += w2[p + l] * xp, a3[l] += w3[p + l] * xp;
+            }
+        for (size_t l = 0; p < in; p++, l++) {
+            a0[l] += w0[p] * x[p], a1[l] += w1[p] * x[p];
+            a2[l] += w2[p] * x[p], a3[l] += w3[p] * x[p];
+        }
+        /* The same pairwise tree per row, the four rows side by side so
+         * that each level is one vector operation. */
+        float r[2 * LANES], q[LANES], o[8];
+        for (size_t l = 0; l < 8; l++) {
+            r[l] = a0[l] + a0[l + 8], r[8 + l] = a1[l] + a1[l + 8];
+            r[16 + l] = a2[l] + a2[l + 8], r[24 + l] = a3[l] + a3[l + 8];
+        }
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 4; l++) q[4 * i + l] = r[8 * i + l] + r[8 * i + l + 4];
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 2; l++) o[2 * i + l] = q[4 * i + l] + q[4 * i + l + 2];
+        for (size_t i = 0; i < 4; i++) y[j + i] = o[2 * i] + o[2 * i + 1];
+    }
+    for (; j < out; j++) {
+        const float *wj = w + j * in;
+        float a[LANES] = {0};
+        size_t p = 0;
+        for (; p + LANES <= in; p += LANES)
+            for (size_t l = 0; l < LANES; l++) a[l] += wj[p + l] * x[p + l];
+        for (size_t l = 0; p < in; p++, l++) a[l] += wj[p] * x[p];
+        for (size_t s = LANES / 2; s > 0; s /= 2)
+            for (size_t l = 0; l < s; l++) a[l] += a[l + s];
+        y[j] = a[0];
+    }
+    if (b)
+        for (j = 0; j < out; j++) y[j] += b[j];
+}
+
+/* o (d) = softmax(q · kᵀ · scale) · v for one query q (d) over the S cached
+ * keys and values k, v (S, d); att (S) is scratch. The scores are a
+ * matrix-vector product (one sum per key would be a chain of dependent adds). */
+static void attend_one(float *o, float *att, const float *q, const float *k, const float *v,
+                       size_t S, size_t d, float scale)
+{
+    gemv(att, k, q, NULL, d, S);
+    float mx = -INFINITY;
+    for (size_t j = 0; j < S; j++) {
+        att[j] *= scale;
+        if (att[j] > mx) mx = att[j];
+    }
+    float sum = 0.0f;
+    for (size_t j = 0; j < S; j++) sum += att[j] = expf(att[j] - mx);
+    const float inv = 1.0f / sum;
+    memset(o, 0, d * sizeof(float));
+    for (size_t j = 0; j < S; j++) {
+        const float p = att[j] * inv;
+        for (size_t t = 0; t < d; t++) o[t] += p * v[j * d + t];
+    }
+}
+
+/* The step of one token `id` at position kv->len; logits (V). */
+static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *logits)
+{
+    const attn_gpt_config *c = &g->cfg;
+    const size_t C = c->width, H = c->heads, T = c->context, d = C / H, pos = kv->len;
+    const size_t S = pos + 1;
+    const float scale = (float)(1.0 / sqrt((double)d));
+    float *x = kv->x, *ln = kv->ln, *qkv = kv->qkv, *cat = kv->concat, *tmp = kv->tmp;
+    const float *te = g->wte + (size_t)id * C, *pe = g->wpe + pos * C;
+    for (size_t j = 0; j < C; j++) x[j] = te[j] + pe[j];
+    for (size_t l = 0; l < c->layers; l++) {
+        const nn_block *k = &g->blocks[l];
+        ln_row(ln, x, k->ln1_w, k->ln1_b, C);
+        gemv(qkv, k->in_w, ln, k->in_b, C, 3 * C);
+        for (size_t h = 0; h < H; h++) {
+            float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
+            memcpy(kc + pos * d, qkv + C + h * d, d * sizeof(float));
+            memcpy(vc + pos * d, qkv + 2 * C + h * d, d * sizeof(float));
+            attend_one(cat + h * d, kv->att, qkv + h * d, kc, vc, S, d, scale);
+        }
+        gemv(tmp, k->out_w, cat, k->out_b, C, C);
+        for (size_t j = 0; j < C; j++) x[j] += tmp[j];
+        ln_row(ln, x, k->ln2_w, k->ln2_b, C);
+        gemv(kv->fc, k->fc_w, ln, k->fc_b, C, 4 * C);
+        (void)attn_gelu_forward(kv->act, kv->fc, 4 * C); /* cannot fail: sizes checked */
+        gemv(tmp, k->proj_w, kv->act, k->proj_b, 4 * C, C);
+        for (size_t j = 0; j < C; j++) x[j] += tmp[j];
+    }
+    ln_row(ln, x, g->lnf_w, g->lnf_b, C);
+    gemv(logits, g->wte, ln, NULL, C, c->vocab_size); /* tied head */
+    kv->len = S;
+}
+
 attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
                              float *logits)
 {
@@ -75,6 +238,13 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
                           kv->len, n, c->context);
     const size_t C = c->width, V = c->vocab_size, T = c->context, H = c->heads;
     const size_t d = C / H, S = kv->len + n;
+    if (n == 1) {
+        if (ids[0] >= V)
+            return attn_error(ATTN_E_INVALID, "token %u is not below the vocabulary size %zu",
+                              (unsigned)ids[0], V);
+        step_one(g, kv, ids[0], logits);
+        return ATTN_OK;
+    }
     for (size_t i = 0; i < n; i++) g->pos[i] = (uint32_t)(kv->len + i);
     attn_status st = attn_embedding_forward(kv->x, ids, g->wte, n, C, V, 0);
     if (!st) st = attn_embedding_forward(kv->x, g->pos, g->wpe, n, C, T, 1);
@@ -181,12 +351,17 @@ attn_status attn_sample(uint32_t *out, const float *logits, size_t V, const attn
 
 /* ---- generation -------------------------------------------------------------- */
 
+size_t attn_gpt_window_keep(const attn_gpt_config *c)
+{
+    return c && c->context / 2 ? c->context / 2 : 1;
+}
+
 attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prompt,
                               const attn_generate_opts *o, attn_token_fn on_token, void *user)
 {
     if (!g || !prompt || !o) return attn_error(ATTN_E_INVALID, "attn_gpt_generate: NULL argument");
     if (!n_prompt) return attn_error(ATTN_E_INVALID, "generation needs a prompt of at least one token");
-    const size_t V = g->cfg.vocab_size, T = g->cfg.context, keep = T / 2 ? T / 2 : 1;
+    const size_t V = g->cfg.vocab_size, T = g->cfg.context, keep = attn_gpt_window_keep(&g->cfg);
     for (size_t i = 0; i < n_prompt; i++)
         if (prompt[i] >= V)
             return attn_error(ATTN_E_INVALID, "prompt token %u is not below the vocabulary size %zu",
@@ -205,7 +380,7 @@ attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prom
     if (!st) memcpy(seq, prompt, n_prompt * sizeof *seq);
     for (size_t step = 0; !st && step < o->max_new; step++) {
         int reset = 0;
-        if (n - start > T) { /* the window is full: restart it at the last T/2 tokens */
+        if (n - start > T) { /* the window is full: restart it at its last K tokens */
             start = n - keep;
             reset = 1;
         }
