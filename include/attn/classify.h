@@ -133,7 +133,15 @@ attn_status attn_encoder_init(attn_encoder *e, uint64_t seed);
 size_t attn_encoder_param_count(const attn_encoder *e);
 const attn_param_ref *attn_encoder_params(const attn_encoder *e);
 size_t attn_encoder_num_params(const attn_encoder *e);
+/* Zeroes every gradient; wte.weight's only in the rows touched since the
+ * last call (the whole table on the first call), the rest being zero. */
 void attn_encoder_zero_grad(attn_encoder *e);
+/* The rows of wte.weight whose gradient may be nonzero (the token ids of the
+ * backwards since attn_encoder_zero_grad), distinct and ascending: *n of
+ * them, valid until the next backward or zero_grad. For a row-sparse
+ * optimizer (attn_adamw_set_rows); wte.weight is parameter 0 and has no
+ * weight decay. */
+const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n);
 
 /* Forward over ids (B, T): row b holds lens[b] tokens (1..T; the first is
  * [CLS]) then padding. With labels (B) also the mean cross-entropy into

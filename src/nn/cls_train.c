@@ -1,6 +1,7 @@
 /* cls_train.c - training the encoder classifier: epochs of shuffled,
  * length-bucketed batches, AdamW with warm-up and cosine decay (attn/train.h),
- * evaluation (accuracy, macro-F1) on validation, early stopping that keeps
+ * the token embedding updated row-sparsely (lazy Adam on the rows a batch
+ * used), evaluation (accuracy, macro-F1) on validation, early stopping that keeps
  * the best weights, checkpoints and exact resume. Progress goes to a
  * callback; nothing is printed. The batch order of an epoch depends only on
  * (seed, epoch), so a resumed run sees the same batches. */
@@ -244,8 +245,6 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     attn_cls_info *in = &t->info;
     const attn_train_config *c = &in->train;
     const size_t B = c->batch, S = in->steps_per_epoch, n = t->data[0].n;
-    const attn_param_ref *params = attn_encoder_params(t->e);
-    const size_t n_params = attn_encoder_param_count(t->e);
     const double start = now_s();
     attn_status st = ATTN_OK;
     int early = 0;
@@ -268,9 +267,14 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
         if (!st) st = attn_encoder_backward(t->e, 1.0f);
         if (st) break;
+        /* The token embedding is updated row-sparsely: only the rows this
+         * batch used (clipping reads only those rows too). */
+        size_t n_rows = 0;
+        const uint32_t *rows = attn_encoder_grad_rows(t->e, &n_rows);
+        if ((st = attn_adamw_set_rows(t->opt, 0, rows, n_rows))) break;
         attn_cls_event e;
         memset(&e, 0, sizeof e);
-        e.base.grad_norm = attn_clip_grad_norm(params, n_params, c->grad_clip);
+        e.base.grad_norm = attn_adamw_clip_grad_norm(t->opt, c->grad_clip);
         e.base.lr = attn_lr_at(c, in->step);
         if ((st = attn_adamw_step(t->opt, (float)e.base.lr))) break;
         in->step++;

@@ -35,6 +35,12 @@ struct attn_encoder {
     float *d_res, *d_tmp, *d_big1, *d_big2;
     uint32_t *pos, *ids, *labels;
     size_t *lens;
+    /* rows of wte whose gradient may be nonzero: the ids of every backward
+     * since the last zero_grad (mark (V), list of n_rows, sorted on request) */
+    uint8_t *row_mark;
+    uint32_t *rows;
+    size_t n_rows;
+    int rows_sorted, grads_zeroed; /* grads_zeroed: the whole table was zeroed once */
     size_t batch, seq;
     int have_labels;
 };
@@ -83,7 +89,7 @@ void attn_encoder_free(attn_encoder *e)
             attn_mha_cache_free(e->blocks[l].cache);
         }
     free(e->blocks), free(e->table), free(e->names);
-    free(e->pos), free(e->ids), free(e->labels), free(e->lens);
+    free(e->pos), free(e->ids), free(e->labels), free(e->lens), free(e->row_mark), free(e->rows);
     attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
     free(e);
 }
@@ -116,7 +122,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     e->names = malloc(name_cap);
     e->pos = malloc(R * sizeof *e->pos), e->ids = malloc(R * sizeof *e->ids);
     e->labels = malloc(max_batch * sizeof *e->labels), e->lens = malloc(max_batch * sizeof *e->lens);
-    if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens) {
+    e->row_mark = calloc(V, 1), e->rows = malloc(V * sizeof *e->rows);
+    if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens ||
+        !e->row_mark || !e->rows) {
         attn_encoder_free(e);
         return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
     }
@@ -141,6 +149,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     nn_builder bd = {e->params, e->grads, e->acts, e->table, &e->n_table, &e->n_params,
                      e->names, name_cap, st};
     nn_take(&bd, &e->wte, &e->g_wte, "wte.weight", V, C);
+    /* No weight decay on the token embedding: it is updated row-sparsely
+     * (lazy Adam, as torch.optim.SparseAdam, which has no decay). */
+    if (!bd.st) e->table[0].decay = 0;
     nn_take(&bd, &e->wpe, &e->g_wpe, "wpe.weight", T, C);
     for (size_t l = 0; l < L; l++) nn_block_build(&bd, &e->blocks[l], l, (int)b, C, R);
     nn_take(&bd, &e->lnf_w, &e->g_lnf_w, "ln_f.weight", C, 0);
@@ -175,7 +186,30 @@ attn_status attn_encoder_init(attn_encoder *e, uint64_t seed)
 void attn_encoder_zero_grad(attn_encoder *e)
 {
     if (!e) return;
-    for (size_t i = 0; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+    const size_t C = e->cfg.width;
+    for (size_t i = 1; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+    /* wte's gradient is nonzero only in the rows the backwards touched: zero
+     * those (the whole table the first time) instead of V·C floats. */
+    if (!e->grads_zeroed) memset(e->g_wte, 0, e->table[0].numel * sizeof(float));
+    else
+        for (size_t r = 0; r < e->n_rows; r++) memset(e->g_wte + (size_t)e->rows[r] * C, 0, C * sizeof(float));
+    for (size_t r = 0; r < e->n_rows; r++) e->row_mark[e->rows[r]] = 0;
+    e->n_rows = 0, e->rows_sorted = 1, e->grads_zeroed = 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n)
+{
+    if (!e) return NULL;
+    if (!e->rows_sorted) qsort(e->rows, e->n_rows, sizeof *e->rows, cmp_u32);
+    e->rows_sorted = 1;
+    if (n) *n = e->n_rows;
+    return e->rows;
 }
 
 /* ---- forward and backward ------------------------------------------------------ */
@@ -290,6 +324,11 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
                                e->d_big2, R, C);
     }
     if (!st) st = attn_embedding_backward(e->g_wte, e->d_res, e->ids, R, C, V);
+    for (size_t i = 0; !st && i < R; i++)
+        if (!e->row_mark[e->ids[i]]) {
+            e->row_mark[e->ids[i]] = 1, e->rows[e->n_rows++] = e->ids[i];
+            e->rows_sorted = 0;
+        }
     if (!st) st = attn_embedding_backward(e->g_wpe, e->d_res, e->pos, R, C, c->context);
     return st;
 }
