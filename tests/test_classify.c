@@ -3,7 +3,8 @@
  * with malformed lines), the word tokenizer, metrics, the baselines on a
  * separable set, the encoder's gradients against finite differences, key
  * padding (padding a batch does not change the other examples' logits), and
- * the row-sparse embedding update (AdamW's lazy rows, the encoder's rows). */
+ * the row-sparse embedding update (AdamW's lazy rows, the encoder's rows),
+ * and dropout (the op's masks, its backward, the encoder's gradients with it). */
 #include "test_support.h"
 
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "attn/classify.h"
+#include "attn/ops_nn.h"
 #include "attn/rng.h"
 #include "attn/train.h"
 #include "attn/wordnet.h"
@@ -507,6 +509,115 @@ static void test_encoder_grad_rows(void **state)
     attn_encoder_free(e);
 }
 
+/* ---- dropout ---------------------------------------------------------------------------- */
+
+static void test_dropout_op(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *y2 = malloc(N * sizeof *y2);
+    float *dy = malloc(N * sizeof *dy), *dx = malloc(N * sizeof *dx);
+    assert_true(x && y && y2 && dy && dx);
+    attn_rng r;
+    attn_rng_seed(&r, 9);
+    attn_rng_fill_normal(&r, x, N, 0.0f, 1.0f);
+    attn_rng_fill_normal(&r, dy, N, 0.0f, 1.0f);
+    for (size_t i = 0; i < N; i++) x[i] += x[i] == 0.0f; /* no zeros: a 0 output means dropped */
+    const uint64_t key = attn_dropout_key(1337, 42, 3);
+    /* p = 0: the identity, bit for bit, forward and backward (accumulating) */
+    assert_int_equal(attn_dropout_forward(y, x, N, 0.0f, key), ATTN_OK);
+    assert_memory_equal(y, x, N * sizeof *x);
+    memset(dx, 0, N * sizeof *dx);
+    assert_int_equal(attn_dropout_backward(dx, dy, N, 0.0f, key), ATTN_OK);
+    assert_memory_equal(dx, dy, N * sizeof *dx);
+    const float ps[3] = {0.1f, 0.5f, 0.9f};
+    for (int k = 0; k < 3; k++) {
+        const float p = ps[k], scale = 1.0f / (1.0f - p);
+        assert_int_equal(attn_dropout_forward(y, x, N, p, key), ATTN_OK);
+        size_t dropped = 0, runs = 0;
+        for (size_t i = 0; i < N; i++) {
+            if (y[i] == 0.0f) dropped++;
+            else assert_true(y[i] == x[i] * scale); /* inverted scaling */
+            if (i && (y[i] == 0.0f) != (y[i - 1] == 0.0f)) runs++;
+        }
+        /* binomial: 5 standard deviations */
+        const double sd = sqrt((double)N * p * (1.0 - p));
+        assert_true(fabs((double)dropped - (double)N * p) < 5.0 * sd);
+        /* neighbours independent: changes between i-1 and i happen 2p(1-p) of the time */
+        assert_true(fabs((double)runs - 2.0 * N * p * (1.0 - p)) < 5.0 * sqrt(2.0 * N * p * (1.0 - p)));
+        /* deterministic; another key, another mask */
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, key), ATTN_OK);
+        assert_memory_equal(y, y2, N * sizeof *y);
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, attn_dropout_key(1337, 43, 3)), ATTN_OK);
+        assert_memory_not_equal(y, y2, N * sizeof *y);
+        /* in place */
+        memcpy(y2, x, N * sizeof *x);
+        assert_int_equal(attn_dropout_forward(y2, y2, N, p, key), ATTN_OK);
+        assert_memory_equal(y, y2, N * sizeof *y);
+        /* backward: d_x += mask · d_y · scale, the forward's mask */
+        for (size_t i = 0; i < N; i++) dx[i] = 1.0f;
+        assert_int_equal(attn_dropout_backward(dx, dy, N, p, key), ATTN_OK);
+        for (size_t i = 0; i < N; i++) {
+            const float want = 1.0f + (y[i] != 0.0f ? dy[i] * scale : 0.0f);
+            if (dx[i] != want) fail_msg("p %g: d_x[%zu] = %g, want %g", (double)p, i, (double)dx[i], (double)want);
+        }
+    }
+    assert_int_equal(attn_dropout_forward(y, x, N, 1.0f, key), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_forward(y, x, N, -0.1f, key), ATTN_E_INVALID);
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 2, 4));
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 3, 3));
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(2, 2, 3));
+    free(x), free(y), free(y2), free(dy), free(dx);
+}
+
+static void test_encoder_dropout(void **state)
+{
+    (void)state;
+    attn_encoder *e = tiny(ATTN_POOL_MEAN, 3);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 5, 0, 0, 0, 0};
+    const size_t lens[3] = {6, 3, 2};
+    const uint32_t labels[3] = {2, 0, 1};
+    double l0 = 0, l1 = 0, l2 = 0;
+    float z0[9];
+    /* p = 0 is no dropout at all, bit for bit */
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l0, NULL), ATTN_OK);
+    memcpy(z0, attn_encoder_logits(e), sizeof z0);
+    assert_int_equal(attn_encoder_set_dropout(e, 0.0f, 77), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_memory_equal(z0, attn_encoder_logits(e), sizeof z0);
+    /* p > 0 changes the output, the same way for the same key */
+    const uint64_t key = attn_dropout_key(7, 5, 0);
+    assert_int_equal(attn_encoder_set_dropout(e, 0.3f, key), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l2, NULL), ATTN_OK);
+    assert_true(l1 == l2 && l1 != l0);
+    assert_int_equal(attn_encoder_set_dropout(e, 1.0f, key), ATTN_E_INVALID);
+    /* the backward through the masks, against finite differences at that key */
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const attn_param_ref *p = attn_encoder_params(e);
+    attn_rng r;
+    attn_rng_seed(&r, 4);
+    const double h = 1e-2;
+    for (size_t i = 0; i < attn_encoder_param_count(e); i++)
+        for (size_t k = 0; k < 4; k++) {
+            size_t j = attn_rng_below(&r, p[i].numel);
+            float keep = p[i].data[j];
+            double lp = 0, lm = 0;
+            p[i].data[j] = (float)(keep + h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+            p[i].data[j] = (float)(keep - h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+            p[i].data[j] = keep;
+            float num = (float)((lp - lm) / (2 * h));
+            char what[96];
+            snprintf(what, sizeof what, "%s[%zu] with dropout", p[i].name, j);
+            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, what);
+        }
+    attn_encoder_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,7 +626,8 @@ int main(void)
         cmocka_unit_test(test_metrics),        cmocka_unit_test(test_baselines),
         cmocka_unit_test(test_encoder_grad_mean), cmocka_unit_test(test_encoder_grad_cls),
         cmocka_unit_test(test_key_padding),    cmocka_unit_test(test_adamw_sparse_rows),
-        cmocka_unit_test(test_encoder_grad_rows),
+        cmocka_unit_test(test_encoder_grad_rows), cmocka_unit_test(test_dropout_op),
+        cmocka_unit_test(test_encoder_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

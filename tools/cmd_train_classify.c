@@ -43,9 +43,12 @@ static const char usage[] =
     "  --lr X, --min-lr X   peak and final learning rate (2e-3, 1e-4)\n"
     "  --warmup N           linear warm-up steps (100)\n"
     "  --decay-iters N      step where the cosine decay reaches min-lr (iters)\n"
-    "  --weight-decay X     AdamW weight decay of matrices (0.01)\n"
+    "  --weight-decay X     AdamW weight decay of matrices, not of the token\n"
+    "                       embedding (updated row-sparsely) (0.01)\n"
     "  --beta1 X, --beta2 X AdamW betas (0.9, 0.999)\n"
     "  --grad-clip X        clip the global gradient norm, 0 = off (1.0)\n"
+    "  --dropout P          dropout after the embeddings and on each block's\n"
+    "                       attention and MLP outputs while training, 0 = off (0.1)\n"
     "  --seed N             initialisation and batch order (1337)\n"
     "progress and checkpoints:\n"
     "  --eval-every N       validate every N steps (default: every epoch) and at the end\n"
@@ -87,7 +90,7 @@ enum {
     /* fixed once the run has started: */
     O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_POOLING, O_BIAS, O_NO_BIAS, O_MIN_COUNT, O_EPOCHS,
     O_PATIENCE, O_BATCH, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP,
-    O_SEED, O_EVAL_EVERY
+    O_SEED, O_EVAL_EVERY, O_DROPOUT
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -171,13 +174,14 @@ int cmd_train_classify(int argc, char **argv)
         {"decay-iters", required_argument, 0, O_DECAY}, {"weight-decay", required_argument, 0, O_WD},
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"grad-clip", required_argument, 0, O_CLIP}, {"seed", required_argument, 0, O_SEED},
-        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"help", no_argument, 0, 'h'},
+        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"dropout", required_argument, 0, O_DROPOUT},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_encoder_config mc = {0, 128, 2, 4, 128, 0, 1, ATTN_POOL_MEAN};
     attn_train_config tc = attn_train_defaults();
     tc.batch = 64, tc.iters = 1, tc.warmup = 100, tc.eval_every = 0, tc.lr = 2e-3f, tc.min_lr = 1e-4f;
     tc.beta2 = 0.999f, tc.weight_decay = 0.01f;
-    attn_cls_opts co = {4, 2, 2};
+    attn_cls_opts co = {4, 2, 2, 0.1f};
     const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
     size_t log_every = 50, stop_at = 0, iters = 0, v = 0;
     int baselines = 1, c, fixed = 0;
@@ -192,7 +196,8 @@ int cmd_train_classify(int argc, char **argv)
                       c == O_LAYERS || c == O_HEADS || c == O_WIDTH || c == O_CONTEXT ||
                       c == O_MIN_COUNT || c == O_EPOCHS || c == O_PATIENCE || c == O_BATCH ||
                       c == O_WARMUP || c == O_DECAY || c == O_SEED || c == O_EVAL_EVERY;
-        int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 || c == O_CLIP;
+        int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 ||
+                       c == O_CLIP || c == O_DROPOUT;
         if (is_size && parse_size(optarg, &v))
             return cli_usage_error("train", usage, "--%s: expected an integer >= 0, found '%s'", name, optarg);
         if (is_float && cli_parse_float(optarg, &f))
@@ -250,6 +255,11 @@ int cmd_train_classify(int argc, char **argv)
         case O_BETA1: tc.beta1 = f; break;
         case O_BETA2: tc.beta2 = f; break;
         case O_CLIP: tc.grad_clip = f; break;
+        case O_DROPOUT:
+            if (!(f >= 0.0f && f < 1.0f))
+                return cli_usage_error("train", usage, "--dropout: expected a number in [0, 1), found '%s'", optarg);
+            co.dropout = f;
+            break;
         default: return cli_bad_option("train", usage, c, argv);
         }
     }

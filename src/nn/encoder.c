@@ -1,6 +1,6 @@
 /* encoder.c - a bidirectional Transformer encoder with a classification
  * head: the decoder's layers (attn_mha, layer norm, GELU MLP, pre-LN
- * residuals) without the causal mask and with a key padding mask, a pooled
+ * residuals, dropout when training) without the causal mask and with a key padding mask, a pooled
  * vector ([CLS] or the masked mean) and a linear head. Parameters, gradients
  * and activations each live in one arena; the table of attn_param_ref names
  * every tensor for the optimizer and checkpoints. */
@@ -41,6 +41,8 @@ struct attn_encoder {
     uint32_t *rows;
     size_t n_rows;
     int rows_sorted, grads_zeroed; /* grads_zeroed: the whole table was zeroed once */
+    float drop_p;      /* dropout of the forwards (training), 0: none */
+    uint64_t drop_key;
     size_t batch, seq;
     int have_labels;
 };
@@ -214,6 +216,20 @@ const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n)
 
 /* ---- forward and backward ------------------------------------------------------ */
 
+attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_dropout: NULL");
+    if (!(p >= 0.0f && p < 1.0f))
+        return attn_error(ATTN_E_INVALID, "dropout must be in [0, 1), got %g", (double)p);
+    e->drop_p = p, e->drop_key = key;
+    for (size_t l = 0; l < e->cfg.layers; l++) { /* site 0 is the embeddings */
+        e->blocks[l].drop_p = p;
+        e->blocks[l].key_attn = attn_dropout_key(key, 0, 1 + 2 * l);
+        e->blocks[l].key_mlp = attn_dropout_key(key, 0, 2 + 2 * l);
+    }
+    return ATTN_OK;
+}
+
 /* The attention's shapes and key padding (bidirectional: no causal mask). */
 static attn_mha_inputs mha_inputs(const attn_encoder *e)
 {
@@ -254,6 +270,7 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     float *x0 = e->blocks[0].res;
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1);
+    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key);
     for (size_t l = 0; !st && l < c->layers; l++) {
         float *next = l + 1 < c->layers ? e->blocks[l + 1].res : e->res_out;
         st = nn_block_forward(&e->blocks[l], mha_inputs(e), next, e->scratch,
@@ -323,12 +340,18 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
         st = nn_block_backward(&e->blocks[l], mha_inputs(e), e->d_res, e->d_tmp, e->d_big1,
                                e->d_big2, R, C);
     }
-    if (!st) st = attn_embedding_backward(e->g_wte, e->d_res, e->ids, R, C, V);
+    float *d_x0 = e->d_res; /* past the embeddings' dropout */
+    if (!st && e->drop_p > 0.0f) {
+        memset(e->d_tmp, 0, R * C * sizeof(float));
+        st = attn_dropout_backward(e->d_tmp, e->d_res, R * C, e->drop_p, e->drop_key);
+        d_x0 = e->d_tmp;
+    }
+    if (!st) st = attn_embedding_backward(e->g_wte, d_x0, e->ids, R, C, V);
     for (size_t i = 0; !st && i < R; i++)
         if (!e->row_mark[e->ids[i]]) {
             e->row_mark[e->ids[i]] = 1, e->rows[e->n_rows++] = e->ids[i];
             e->rows_sorted = 0;
         }
-    if (!st) st = attn_embedding_backward(e->g_wpe, e->d_res, e->pos, R, C, c->context);
+    if (!st) st = attn_embedding_backward(e->g_wpe, d_x0, e->pos, R, C, c->context);
     return st;
 }
