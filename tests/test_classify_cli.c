@@ -72,6 +72,11 @@ static void test_train_report(void **state)
     assert_non_null(strstr(r.out, "\"test\""));
     assert_non_null(strstr(r.out, "\"bag_of_words\""));
     assert_non_null(strstr(r.out, "\"confusion\""));
+    assert_non_null(strstr(r.out, "\"f1\": ["));
+    run_result_free(&r);
+    /* dropout is part of the saved configuration */
+    r = run_cmd("grep -c '\"dropout\":' '%s/config.json'", model);
+    assert_string_equal(r.out, "1\n");
     run_result_free(&r);
     /* each evaluation logs accuracy and macro-F1; 30 steps per epoch, 4 epochs */
     r = run_cmd("grep -c val_accuracy '%s/full.log'", test_tmpdir());

@@ -125,14 +125,27 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     char what[64];
     snprintf(what, sizeof what, "encoder (best: step %zu)", in->best_step);
     printf("  %-36s accuracy %.4f  macro-F1 %.4f\n", what, enc.accuracy, enc.macro_f1);
-    printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows)\n");
+    /* per-class F1 of the encoder from the confusion matrix: 2·tp / (2·tp + fp + fn) */
+    double *f1 = malloc(K * sizeof *f1);
+    if (!f1) {
+        free(conf);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < K; i++) {
+        size_t tp = conf[i * K + i], fp = 0, fn = 0;
+        for (size_t j = 0; j < K; j++)
+            if (j != i) fp += conf[j * K + i], fn += conf[i * K + j];
+        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows; "
+           "the encoder's F1 per class)\n");
     printf("%24s", "");
     for (size_t j = 0; j < K; j++) printf(" %5zu", j + 1);
-    printf("\n");
+    printf("     F1\n");
     for (size_t i = 0; i < K; i++) {
         printf("%3zu %-20.20s", i + 1, in->labels[i]);
         for (size_t j = 0; j < K; j++) printf(" %5zu", conf[i * K + j]);
-        printf("\n");
+        printf("  %.3f\n", f1[i]);
     }
     if (json) {
         fprintf(json, "{\"test\": {\"examples\": %zu, \"encoder\": {\"accuracy\": %.17g, \"macro_f1\": %.17g, "
@@ -144,6 +157,8 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
                     maj.accuracy, maj.macro_f1, bow.accuracy, bow.macro_f1);
         fprintf(json, ", \"labels\": [");
         for (size_t i = 0; i < K; i++) fprintf(json, "%s\"%s\"", i ? ", " : "", in->labels[i]);
+        fprintf(json, "], \"f1\": [");
+        for (size_t i = 0; i < K; i++) fprintf(json, "%s%.17g", i ? ", " : "", f1[i]);
         fprintf(json, "], \"confusion\": [");
         for (size_t i = 0; i < K; i++) {
             fprintf(json, "%s[", i ? ", " : "");
@@ -152,7 +167,7 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
         }
         fprintf(json, "]}}\n");
     }
-    free(conf);
+    free(conf), free(f1);
     return ATTN_OK;
 }
 
