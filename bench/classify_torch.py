@@ -96,8 +96,9 @@ def evaluate(model, data, B, K):
     for p, g in zip(pred, gold):
         if p == g: tp[g] += 1
         else: fp[p] += 1; fn[g] += 1
-    f1 = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) for c in range(K) if tp[c] + fp[c] + fn[c]]
-    return sum(tp) / len(data), sum(f1) / len(f1), loss / len(data)
+    per_class = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else 0.0 for c in range(K)]
+    f1 = [per_class[c] for c in range(K) if tp[c] + fp[c] + fn[c]]
+    return sum(tp) / len(data), sum(f1) / len(f1), loss / len(data), per_class
 
 
 def main():
@@ -110,7 +111,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64); ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4); ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.01); ap.add_argument("--grad-clip", type=float, default=1.0)
-    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1337); ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed); random.seed(a.seed)
@@ -150,7 +151,7 @@ def main():
         for g in groups:
             ids, pad, y = next(batches(tr, g, B))
             for q in opt.param_groups + sparse.param_groups: q["lr"] = lr_at(step)
-            loss = F.cross_entropy(model(ids, pad), y)
+            loss = F.cross_entropy(model(ids, pad), y, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             sparse.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,7 +160,7 @@ def main():
             sparse.step()
             step += 1
         train_s += time.perf_counter() - t0
-        acc, f1, vl = evaluate(model, data["valid"], 256, K)
+        acc, f1, vl, _ = evaluate(model, data["valid"], 256, K)
         improved = best is None or acc > best[0]
         print(json.dumps({"epoch": ep + 1, "step": step, "train_s": round(train_s, 2), "val_loss": vl,
                           "val_accuracy": acc, "val_macro_f1": f1, "best": improved}), flush=True)
@@ -170,9 +171,10 @@ def main():
             bad += 1
             if a.patience and bad >= a.patience: break
     model.load_state_dict(best_state)
-    acc, f1, _ = evaluate(model, data["test"], 256, K)
+    acc, f1, _, per_class = evaluate(model, data["test"], 256, K)
     print(json.dumps({"summary": True, "best_epoch": best[2], "train_s": round(train_s, 2),
                       "train_s_to_best": round(best_s, 2), "test_accuracy": acc, "test_macro_f1": f1,
+                      "labels": labels, "test_f1": per_class,
                       "vocab": len(vocab), "threads": torch.get_num_threads()}), flush=True)
 
 

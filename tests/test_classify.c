@@ -618,6 +618,48 @@ static void test_encoder_dropout(void **state)
     attn_encoder_free(e);
 }
 
+static void test_encoder_label_smoothing(void **state)
+{
+    (void)state;
+    attn_encoder *e = tiny(ATTN_POOL_CLS, 3);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 5, 0, 0, 0, 0};
+    const size_t lens[3] = {6, 3, 2};
+    const uint32_t labels[3] = {2, 0, 1};
+    const float eps = 0.2f;
+    double l = 0;
+    assert_int_equal(attn_encoder_set_label_smoothing(e, 1.0f), ATTN_E_INVALID);
+    assert_int_equal(attn_encoder_set_label_smoothing(e, eps), ATTN_OK);
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l, NULL), ATTN_OK);
+    /* torch: mean over rows of (1-ε)·(−log p_y) + ε·mean_k(−log p_k) */
+    const float *z = attn_encoder_logits(e);
+    double want = 0.0;
+    for (size_t b = 0; b < 3; b++) {
+        double sum = 0.0, all = 0.0;
+        for (size_t k = 0; k < 3; k++) sum += exp((double)z[b * 3 + k]);
+        for (size_t k = 0; k < 3; k++) all += log(sum) - z[b * 3 + k];
+        want += (1.0 - eps) * (log(sum) - z[b * 3 + labels[b]]) + eps * all / 3.0;
+    }
+    assert_true(fabs(l - want / 3.0) < 1e-6);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const attn_param_ref *p = attn_encoder_params(e);
+    const size_t n = attn_encoder_param_count(e);
+    const double h = 1e-2;
+    for (size_t i = n - 2; i < n; i++) /* the head's weight and bias */
+        for (size_t j = 0; j < p[i].numel; j += 5) {
+            float keep = p[i].data[j];
+            double lp = 0, lm = 0;
+            p[i].data[j] = (float)(keep + h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+            p[i].data[j] = (float)(keep - h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+            p[i].data[j] = keep;
+            float num = (float)((lp - lm) / (2 * h));
+            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, p[i].name);
+        }
+    attn_encoder_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,7 +669,7 @@ int main(void)
         cmocka_unit_test(test_encoder_grad_mean), cmocka_unit_test(test_encoder_grad_cls),
         cmocka_unit_test(test_key_padding),    cmocka_unit_test(test_adamw_sparse_rows),
         cmocka_unit_test(test_encoder_grad_rows), cmocka_unit_test(test_dropout_op),
-        cmocka_unit_test(test_encoder_dropout),
+        cmocka_unit_test(test_encoder_dropout), cmocka_unit_test(test_encoder_label_smoothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,7 @@ static const char usage[] =
     "  --grad-clip X        clip the global gradient norm, 0 = off (1.0)\n"
     "  --dropout P          dropout after the embeddings and on each block's\n"
     "                       attention and MLP outputs while training, 0 = off (0.1)\n"
+    "  --label-smoothing E  train on (1-E)·one-hot + E/classes targets (0)\n"
     "  --seed N             initialisation and batch order (1337)\n"
     "progress and checkpoints:\n"
     "  --eval-every N       validate every N steps (default: every epoch) and at the end\n"
@@ -90,7 +91,7 @@ enum {
     /* fixed once the run has started: */
     O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_POOLING, O_BIAS, O_NO_BIAS, O_MIN_COUNT, O_EPOCHS,
     O_PATIENCE, O_BATCH, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP,
-    O_SEED, O_EVAL_EVERY, O_DROPOUT
+    O_SEED, O_EVAL_EVERY, O_DROPOUT, O_SMOOTH
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -190,13 +191,13 @@ int cmd_train_classify(int argc, char **argv)
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"grad-clip", required_argument, 0, O_CLIP}, {"seed", required_argument, 0, O_SEED},
         {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"dropout", required_argument, 0, O_DROPOUT},
-        {"help", no_argument, 0, 'h'},
+        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_encoder_config mc = {0, 128, 2, 4, 128, 0, 1, ATTN_POOL_MEAN};
     attn_train_config tc = attn_train_defaults();
     tc.batch = 64, tc.iters = 1, tc.warmup = 100, tc.eval_every = 0, tc.lr = 2e-3f, tc.min_lr = 1e-4f;
     tc.beta2 = 0.999f, tc.weight_decay = 0.01f;
-    attn_cls_opts co = {4, 2, 2, 0.1f};
+    attn_cls_opts co = {4, 2, 2, 0.1f, 0.0f};
     const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
     size_t log_every = 50, stop_at = 0, iters = 0, v = 0;
     int baselines = 1, c, fixed = 0;
@@ -212,7 +213,7 @@ int cmd_train_classify(int argc, char **argv)
                       c == O_MIN_COUNT || c == O_EPOCHS || c == O_PATIENCE || c == O_BATCH ||
                       c == O_WARMUP || c == O_DECAY || c == O_SEED || c == O_EVAL_EVERY;
         int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 ||
-                       c == O_CLIP || c == O_DROPOUT;
+                       c == O_CLIP || c == O_DROPOUT || c == O_SMOOTH;
         if (is_size && parse_size(optarg, &v))
             return cli_usage_error("train", usage, "--%s: expected an integer >= 0, found '%s'", name, optarg);
         if (is_float && cli_parse_float(optarg, &f))
@@ -274,6 +275,12 @@ int cmd_train_classify(int argc, char **argv)
             if (!(f >= 0.0f && f < 1.0f))
                 return cli_usage_error("train", usage, "--dropout: expected a number in [0, 1), found '%s'", optarg);
             co.dropout = f;
+            break;
+        case O_SMOOTH:
+            if (!(f >= 0.0f && f < 1.0f))
+                return cli_usage_error("train", usage, "--label-smoothing: expected a number in [0, 1), found '%s'",
+                                       optarg);
+            co.label_smoothing = f;
             break;
         default: return cli_bad_option("train", usage, c, argv);
         }

@@ -158,6 +158,10 @@ const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last f
  * function of key (attn_dropout_key of the seed and step), the site and the
  * element only. p = 0, the state after create: none (evaluation). */
 attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key);
+/* The loss of the following forwards with labels: (1−ε)·cross-entropy + ε·
+ * the mean over classes of −log p (torch's label_smoothing), ε in [0, 1);
+ * 0, the state after create: the cross-entropy. */
+attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps);
 /* The input of block l's attention (LN_1 output) of the last forward: (B, T, C). */
 const float *attn_encoder_attn_input(const attn_encoder *e, size_t layer);
 attn_mha *attn_encoder_mha(attn_encoder *e, size_t layer);
@@ -172,6 +176,7 @@ typedef struct attn_cls_opts {
                          validation accuracy (0: never) */
     size_t min_count; /* vocabulary: words seen at least this often in train */
     float dropout;    /* training dropout (attn_encoder_set_dropout), [0, 1) */
+    float label_smoothing; /* of the training loss, [0, 1) (validation: none) */
 } attn_cls_opts;
 
 typedef struct attn_cls_event {

@@ -107,6 +107,8 @@ attn_status attn_cls_trainer_create(attn_cls_trainer **out, const attn_encoder_c
     attn_status st = attn_train_config_check(c);
     if (!st && !(o->dropout >= 0.0f && o->dropout < 1.0f))
         st = attn_error(ATTN_E_INVALID, "dropout must be in [0, 1), got %g", (double)o->dropout);
+    if (!st && !(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
+        st = attn_error(ATTN_E_INVALID, "label smoothing must be in [0, 1), got %g", (double)o->label_smoothing);
     if (!st) st = cls_prepare(t, data_dir, 1);
     if (!st && (t->data[0].n > 0xFFFFFFFFu || t->data[1].n > 0xFFFFFFFFu || t->data[2].n > 0xFFFFFFFFu))
         st = attn_error(ATTN_E_INVALID, "too many examples (at most 2^32 per split)");
@@ -194,6 +196,7 @@ attn_status attn_cls_trainer_evaluate(attn_cls_trainer *t, attn_cls_which which,
     sort_by_length(t, d, t->order, n); /* batches with little padding */
     double loss = 0.0;
     attn_status st = attn_encoder_set_dropout(t->e, 0.0f, 0); /* evaluation: none */
+    if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f); /* the plain cross-entropy */
     for (size_t s = 0; s < n && !st; s += B) {
         size_t nb = s + B < n ? B : n - s;
         size_t T = fill(t, d, t->order + s, nb, NULL);
@@ -269,9 +272,11 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         double loss = 0.0;
         /* dropout masks from (seed, step): a resumed run drops the same */
         st = attn_encoder_set_dropout(t->e, in->opts.dropout, attn_dropout_key(c->seed, in->step, 0));
+        if (!st) st = attn_encoder_set_label_smoothing(t->e, in->opts.label_smoothing);
         if (!st) st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
         if (!st) st = attn_encoder_backward(t->e, 1.0f);
         if (!st) st = attn_encoder_set_dropout(t->e, 0.0f, 0);
+        if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f);
         if (st) break;
         /* The token embedding is updated row-sparsely: only the rows this
          * batch used (clipping reads only those rows too). */

@@ -42,6 +42,7 @@ struct attn_encoder {
     size_t n_rows;
     int rows_sorted, grads_zeroed; /* grads_zeroed: the whole table was zeroed once */
     float drop_p;      /* dropout of the forwards (training), 0: none */
+    float smoothing;   /* label smoothing of the loss (training), 0: none */
     uint64_t drop_key;
     size_t batch, seq;
     int have_labels;
@@ -216,6 +217,15 @@ const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n)
 
 /* ---- forward and backward ------------------------------------------------------ */
 
+attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_label_smoothing: NULL");
+    if (!(eps >= 0.0f && eps < 1.0f))
+        return attn_error(ATTN_E_INVALID, "label smoothing must be in [0, 1), got %g", (double)eps);
+    e->smoothing = eps;
+    return ATTN_OK;
+}
+
 attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key)
 {
     if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_dropout: NULL");
@@ -300,6 +310,18 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     double l = 0.0;
     st = attn_crossentropy_forward(&l, NULL, e->probs, e->logits, e->labels, B, K);
     if (st) return st;
+    if (e->smoothing > 0.0f) { /* + ε·(mean over classes of −log p − CE), per row, in double */
+        double extra = 0.0;
+        for (size_t b = 0; b < B; b++) {
+            const float *z = e->logits + b * K;
+            double mx = z[0], sum = 0.0, mean = 0.0;
+            for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+            for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx), mean += z[k];
+            const double lse = mx + log(sum);
+            extra += (lse - mean / (double)K) - (lse - (double)z[labels[b]]);
+        }
+        l += (double)e->smoothing * extra / (double)B;
+    }
     e->have_labels = 1;
     if (loss) *loss = l;
     return ATTN_OK;
@@ -316,6 +338,13 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     memset(e->d_logits, 0, B * K * sizeof(float));
     attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
                                                 loss_scale / (float)B, B, K);
+    if (!st && e->smoothing > 0.0f) { /* the target (1-ε)·onehot + ε/K: add scale·ε·(onehot − 1/K) */
+        const float s = loss_scale / (float)B * e->smoothing, u = s / (float)K;
+        for (size_t b = 0; b < B; b++) {
+            for (size_t k = 0; k < K; k++) e->d_logits[b * K + k] -= u;
+            e->d_logits[b * K + e->labels[b]] += s;
+        }
+    }
     memset(e->d_pooled, 0, B * C * sizeof(float));
     if (!st)
         st = attn_linear_backward(e->d_pooled, e->g_head_w, e->g_head_b, e->d_logits, e->pooled,
