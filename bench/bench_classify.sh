@@ -7,9 +7,9 @@
 # trains the same encoder (2 layers, 4 heads, width 128, mean pooling, batch
 # 64, dropout 0.1 after the embeddings and on the attention and MLP outputs;
 # the token embedding row-sparse (lazy Adam: attn's sparse rows, PyTorch's
-# SparseAdam), AdamW for the rest with weight decay 0.01 on matrices; lr 2e-3
+# SparseAdam), AdamW for the rest with weight decay 0.01 on matrices; lr 1e-3
 # with 100 warm-up steps and cosine decay to 1e-4 over the planned epochs,
-# clipping at 1.0) with attn and with PyTorch (bench/classify_torch.py,
+# clipping at 1.0, label smoothing 0.1) with attn and with PyTorch (bench/classify_torch.py,
 # Debian python3-torch), evaluating on validation after every epoch and
 # keeping the best. Prints, for both: training seconds (evaluations
 # excluded), seconds to the best epoch, the best epoch, and test accuracy /

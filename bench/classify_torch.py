@@ -7,8 +7,8 @@ nn.MultiheadAttention with a key padding mask and a GELU(tanh) MLP, final
 LayerNorm, mean or [CLS] pooling, a linear head; dropout after the
 embeddings and on each block's attention and MLP outputs), the same training
 (the token embedding row-sparse with torch.optim.SparseAdam, lazy and without
-weight decay as attn's; AdamW with weight decay on the other matrices; linear
-warm-up then cosine decay, global norm clipping, length-bucketed batches, one
+weight decay as attn's; AdamW with weight decay on the other matrices; label
+smoothing 0.1; linear warm-up then cosine decay, global norm clipping, length-bucketed batches, one
 evaluation per epoch, early stopping on validation accuracy) and the same
 metrics. Prints one JSON line per epoch and a summary line."""
 import argparse, collections, json, math, random, re, sys, time
@@ -108,10 +108,10 @@ def main():
     ap.add_argument("--width", type=int, default=128); ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--pooling", default="mean"); ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--patience", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=64); ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=64); ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4); ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.01); ap.add_argument("--grad-clip", type=float, default=1.0)
-    ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1337); ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed); random.seed(a.seed)

@@ -173,6 +173,12 @@ static void test_bad_input(void **state)
     expect_usage(&r, "attn train:", "--pooling");
     r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --width 10 --heads 4", B, data, t);
     expect_bad(&r, "attn train:", "not divisible");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --dropout 1", B, data, t);
+    expect_usage(&r, "attn train:", "--dropout: expected a number in [0, 1)");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --label-smoothing -0.1", B, data, t);
+    expect_usage(&r, "attn train:", "--label-smoothing");
+    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --dropout 0.2", B, data, model);
+    expect_usage(&r, "attn train:", "cannot be changed");
     r = run_cmd("'%s' train --task nope --data '%s' --out '%s/x'", B, data, t);
     expect_usage(&r, "attn train:", "--task");
     r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --width 32", B, data, model);
