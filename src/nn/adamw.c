@@ -104,7 +104,8 @@ attn_status attn_adamw_set_rows(attn_adamw *o, size_t i, const uint32_t *rows, s
 
 /* The AdamW update of n elements; the same expression for dense and sparse
  * steps, so a sparse step over every row equals the dense one bit for bit. */
-static inline void update(float *w, float *m, float *v, const float *g, size_t n, float decay,
+static inline void update(float *restrict w, float *restrict m, float *restrict v,
+                          const float *restrict g, size_t n, float decay,
                           float b1, float b2, float eps, float step_size, float bc2_sqrt)
 {
     for (size_t j = 0; j < n; j++) {

@@ -5,6 +5,7 @@
  * resumed. */
 #include <math.h>
 
+#include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "omp_util.h"
 
@@ -26,9 +27,32 @@ uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site)
 /* Elements whose 32-bit hash is below this are dropped (probability p). */
 static uint32_t threshold(float p) { return (uint32_t)floor((double)p * 4294967296.0); }
 
-static inline int keep(uint64_t key, size_t i, uint32_t thr)
+/* The keep flags of elements i0 .. i0+len-1 (1: kept). A loop the compiler
+ * vectorises; with AVX-512 DQ (64-bit lane multiplies) 8 hashes at a time.
+ * The same bits either way. */
+#define KEEP_BODY                                                                   \
+    for (size_t j = 0; j < len; j++)                                                \
+        k[j] = (uint8_t)((uint32_t)(mix64(key + (uint64_t)(i0 + j) * 0x9E3779B97F4A7C15ull) >> 32) >= thr);
+
+static void keep_flags_c(uint8_t *k, uint64_t key, size_t i0, size_t len, uint32_t thr) { KEEP_BODY }
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512"))) static void keep_flags_avx512(uint8_t *k, uint64_t key, size_t i0,
+                                                                           size_t len, uint32_t thr)
 {
-    return (uint32_t)(mix64(key + (uint64_t)i * 0x9E3779B97F4A7C15ull) >> 32) >= thr;
+    KEEP_BODY
+}
+#endif
+
+static void keep_flags(uint8_t *k, uint64_t key, size_t i0, size_t len, uint32_t thr, int avx512)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (avx512) {
+        keep_flags_avx512(k, key, i0, len, thr);
+        return;
+    }
+#endif
+    (void)avx512;
+    keep_flags_c(k, key, i0, len, thr);
 }
 
 static attn_status check(const void *a, const void *b, size_t n, float p, const char *what)
@@ -50,11 +74,14 @@ attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, ui
     }
     const uint32_t thr = threshold(p);
     const float scale = 1.0f / (1.0f - p);
+    const int avx512 = attn_simd_level() == ATTN_SIMD_AVX512;
     const size_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
-        const size_t end = c * DROPOUT_CHUNK + DROPOUT_CHUNK < n ? c * DROPOUT_CHUNK + DROPOUT_CHUNK : n;
-        for (size_t i = c * DROPOUT_CHUNK; i < end; i++) y[i] = keep(key, i, thr) ? x[i] * scale : 0.0f;
+        const size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
+        uint8_t k[DROPOUT_CHUNK];
+        keep_flags(k, key, i0, len, thr, avx512);
+        for (size_t j = 0; j < len; j++) y[i0 + j] = k[j] ? x[i0 + j] * scale : 0.0f;
     }
     return ATTN_OK;
 }
@@ -65,15 +92,20 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
     if (st) return st;
     const uint32_t thr = threshold(p);
     const float scale = 1.0f / (1.0f - p);
+    const int avx512 = attn_simd_level() == ATTN_SIMD_AVX512;
     const size_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
         const size_t end = c * DROPOUT_CHUNK + DROPOUT_CHUNK < n ? c * DROPOUT_CHUNK + DROPOUT_CHUNK : n;
-        if (p == 0.0f)
+        if (p == 0.0f) {
             for (size_t i = c * DROPOUT_CHUNK; i < end; i++) d_x[i] += d_y[i];
-        else
-            for (size_t i = c * DROPOUT_CHUNK; i < end; i++)
-                if (keep(key, i, thr)) d_x[i] += d_y[i] * scale;
+            continue;
+        }
+        const size_t i0 = c * DROPOUT_CHUNK, len = end - i0;
+        uint8_t k[DROPOUT_CHUNK];
+        keep_flags(k, key, i0, len, thr, avx512);
+        for (size_t j = 0; j < len; j++)
+            if (k[j]) d_x[i0 + j] += d_y[i0 + j] * scale;
     }
     return ATTN_OK;
 }
