@@ -4,11 +4,13 @@ in PyTorch, for bench/bench_classify.sh: the same tokenizer (lower-cased ASCII
 letter/digit runs, bytes >= 0x80 inside words, words seen at least twice in
 train), the same model (token + position embeddings, pre-LN blocks of
 nn.MultiheadAttention with a key padding mask and a GELU(tanh) MLP, final
-LayerNorm, mean or [CLS] pooling, a linear head), the same training (AdamW
-with weight decay on matrices only, linear warm-up then cosine decay, global
-norm clipping, length-bucketed batches, one evaluation per epoch, early
-stopping on validation accuracy) and the same metrics. Prints one JSON line
-per epoch and a summary line."""
+LayerNorm, mean or [CLS] pooling, a linear head; dropout after the
+embeddings and on each block's attention and MLP outputs), the same training
+(the token embedding row-sparse with torch.optim.SparseAdam, lazy and without
+weight decay as attn's; AdamW with weight decay on the other matrices; label
+smoothing 0.1; linear warm-up then cosine decay, global norm clipping, length-bucketed batches, one
+evaluation per epoch, early stopping on validation accuracy) and the same
+metrics. Prints one JSON line per epoch and a summary line."""
 import argparse, collections, json, math, random, re, sys, time
 
 import torch
@@ -31,9 +33,10 @@ def words(text):
 
 
 class Encoder(nn.Module):
-    def __init__(self, V, T, L, H, C, K, pooling):
+    def __init__(self, V, T, L, H, C, K, pooling, dropout):
         super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        self.wte, self.wpe = nn.Embedding(V, C, sparse=True), nn.Embedding(T, C)
+        self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList()
         for _ in range(L):
             b = nn.Module()
@@ -50,11 +53,11 @@ class Encoder(nn.Module):
 
     def forward(self, ids, pad):
         T = ids.shape[1]
-        x = self.wte(ids) + self.wpe(torch.arange(T))
+        x = self.drop(self.wte(ids) + self.wpe(torch.arange(T)))
         for b in self.blocks:
             h = b.ln_1(x)
-            x = x + b.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]
-            x = x + b.c_proj(F.gelu(b.c_fc(b.ln_2(x)), approximate="tanh"))
+            x = x + self.drop(b.attn(h, h, h, key_padding_mask=pad, need_weights=False)[0])
+            x = x + self.drop(b.c_proj(F.gelu(b.c_fc(b.ln_2(x)), approximate="tanh")))
         h = self.ln_f(x)
         if self.pooling == "cls":
             p = h[:, 0]
@@ -93,8 +96,9 @@ def evaluate(model, data, B, K):
     for p, g in zip(pred, gold):
         if p == g: tp[g] += 1
         else: fp[p] += 1; fn[g] += 1
-    f1 = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) for c in range(K) if tp[c] + fp[c] + fn[c]]
-    return sum(tp) / len(data), sum(f1) / len(f1), loss / len(data)
+    per_class = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else 0.0 for c in range(K)]
+    f1 = [per_class[c] for c in range(K) if tp[c] + fp[c] + fn[c]]
+    return sum(tp) / len(data), sum(f1) / len(f1), loss / len(data), per_class
 
 
 def main():
@@ -104,9 +108,10 @@ def main():
     ap.add_argument("--width", type=int, default=128); ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--pooling", default="mean"); ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=4); ap.add_argument("--patience", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=64); ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--batch", type=int, default=64); ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--min-lr", type=float, default=1e-4); ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.01); ap.add_argument("--grad-clip", type=float, default=1.0)
+    ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1337); ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     torch.manual_seed(a.seed); random.seed(a.seed)
@@ -120,11 +125,12 @@ def main():
     data = {n: [([1] + [index.get(w, 2) for w in words(t)][:a.context - 1], lab[l]) for l, t in rows]
             for n, rows in split.items()}
     K, B = len(labels), a.batch
-    model = Encoder(len(vocab), a.context, a.layers, a.heads, a.width, K, a.pooling)
-    decay = [p for p in model.parameters() if p.dim() == 2]
+    model = Encoder(len(vocab), a.context, a.layers, a.heads, a.width, K, a.pooling, a.dropout)
+    decay = [p for p in model.parameters() if p.dim() == 2 and p is not model.wte.weight]
     rest = [p for p in model.parameters() if p.dim() != 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": rest, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+    sparse = torch.optim.SparseAdam([model.wte.weight], lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     steps = (len(data["train"]) + B - 1) // B
     iters = steps * a.epochs
 
@@ -144,15 +150,17 @@ def main():
         t0 = time.perf_counter()
         for g in groups:
             ids, pad, y = next(batches(tr, g, B))
-            for q in opt.param_groups: q["lr"] = lr_at(step)
-            loss = F.cross_entropy(model(ids, pad), y)
+            for q in opt.param_groups + sparse.param_groups: q["lr"] = lr_at(step)
+            loss = F.cross_entropy(model(ids, pad), y, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
+            sparse.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
             opt.step()
+            sparse.step()
             step += 1
         train_s += time.perf_counter() - t0
-        acc, f1, vl = evaluate(model, data["valid"], 256, K)
+        acc, f1, vl, _ = evaluate(model, data["valid"], 256, K)
         improved = best is None or acc > best[0]
         print(json.dumps({"epoch": ep + 1, "step": step, "train_s": round(train_s, 2), "val_loss": vl,
                           "val_accuracy": acc, "val_macro_f1": f1, "best": improved}), flush=True)
@@ -163,9 +171,10 @@ def main():
             bad += 1
             if a.patience and bad >= a.patience: break
     model.load_state_dict(best_state)
-    acc, f1, _ = evaluate(model, data["test"], 256, K)
+    acc, f1, _, per_class = evaluate(model, data["test"], 256, K)
     print(json.dumps({"summary": True, "best_epoch": best[2], "train_s": round(train_s, 2),
                       "train_s_to_best": round(best_s, 2), "test_accuracy": acc, "test_macro_f1": f1,
+                      "labels": labels, "test_f1": per_class,
                       "vocab": len(vocab), "threads": torch.get_num_threads()}), flush=True)
 
 

@@ -1,8 +1,10 @@
 /* test_classify.c - the classification pieces in the library: CRC-32 and
  * the WordNet split, data.noun parsing (a synthetic file in WordNet's format,
  * with malformed lines), the word tokenizer, metrics, the baselines on a
- * separable set, the encoder's gradients against finite differences, and key
- * padding (padding a batch does not change the other examples' logits). */
+ * separable set, the encoder's gradients against finite differences, key
+ * padding (padding a batch does not change the other examples' logits), and
+ * the row-sparse embedding update (AdamW's lazy rows, the encoder's rows),
+ * and dropout (the op's masks, its backward, the encoder's gradients with it). */
 #include "test_support.h"
 
 #include <math.h>
@@ -11,7 +13,9 @@
 #include <string.h>
 
 #include "attn/classify.h"
+#include "attn/ops_nn.h"
 #include "attn/rng.h"
+#include "attn/train.h"
 #include "attn/wordnet.h"
 
 static void test_crc32(void **state)
@@ -358,6 +362,304 @@ static void test_key_padding(void **state)
     assert_non_null(strstr(attn_last_error(), "not divisible"));
 }
 
+/* ---- row-sparse AdamW ------------------------------------------------------------------- */
+
+enum { SP_ROWS = 6, SP_COLS = 5 };
+
+typedef struct sparse_model {
+    float w[SP_ROWS * SP_COLS], gw[SP_ROWS * SP_COLS], b[3], gb[3];
+    attn_param_ref p[2];
+} sparse_model;
+
+static void sparse_model_init(sparse_model *m)
+{
+    attn_rng r;
+    attn_rng_seed(&r, 5);
+    attn_rng_fill_normal(&r, m->w, SP_ROWS * SP_COLS, 0.0f, 1.0f);
+    attn_rng_fill_normal(&r, m->b, 3, 0.0f, 1.0f);
+    attn_param_ref w = {"w", m->w, m->gw, SP_ROWS * SP_COLS, 2, {SP_ROWS, SP_COLS}, 1};
+    attn_param_ref b = {"b", m->b, m->gb, 3, 1, {3, 1}, 0};
+    m->p[0] = w, m->p[1] = b;
+}
+
+/* Gradients of step s; rows of w outside `rows` (NULL: all) are zero. */
+static void sparse_grads(sparse_model *m, int s, const uint32_t *rows, size_t n)
+{
+    attn_rng r;
+    attn_rng_seed(&r, 100 + (uint64_t)s);
+    attn_rng_fill_normal(&r, m->gw, SP_ROWS * SP_COLS, 0.0f, 3.0f);
+    attn_rng_fill_normal(&r, m->gb, 3, 0.0f, 3.0f);
+    for (size_t i = 0; rows && i < SP_ROWS; i++) {
+        int touched = 0;
+        for (size_t k = 0; k < n; k++) touched |= rows[k] == i;
+        if (!touched) memset(m->gw + i * SP_COLS, 0, SP_COLS * sizeof(float));
+    }
+}
+
+static void test_adamw_sparse_rows(void **state)
+{
+    (void)state;
+    const attn_adamw_config ac = {0.9f, 0.99f, 1e-8f, 0.1f};
+    static const uint32_t all[SP_ROWS] = {0, 1, 2, 3, 4, 5}, some[2] = {1, 4};
+    sparse_model d, s;
+    sparse_model_init(&d), sparse_model_init(&s);
+    attn_adamw *od = NULL, *os = NULL;
+    assert_int_equal(attn_adamw_create(&od, d.p, 2, &ac), ATTN_OK);
+    assert_int_equal(attn_adamw_create(&os, s.p, 2, &ac), ATTN_OK);
+    /* every row given: the dense step bit for bit, clipping included */
+    for (int k = 0; k < 3; k++) {
+        sparse_grads(&d, k, NULL, 0), sparse_grads(&s, k, NULL, 0);
+        assert_int_equal(attn_adamw_set_rows(os, 0, all, SP_ROWS), ATTN_OK);
+        double nd = attn_clip_grad_norm(d.p, 2, 1.0f), ns = attn_adamw_clip_grad_norm(os, 1.0f);
+        assert_true(nd == ns && nd > 1.0);
+        assert_memory_equal(d.gw, s.gw, sizeof d.gw);
+        assert_int_equal(attn_adamw_step(od, 1e-2f), ATTN_OK);
+        assert_int_equal(attn_adamw_step(os, 1e-2f), ATTN_OK);
+        assert_memory_equal(d.w, s.w, sizeof d.w);
+        assert_memory_equal(d.b, s.b, sizeof d.b);
+    }
+    /* two rows touched: those take the dense update (same history), the
+     * others keep weights and moments (lazy Adam) where dense AdamW moves them */
+    float w0[SP_ROWS * SP_COLS], m0[SP_ROWS * SP_COLS], v0[SP_ROWS * SP_COLS], *m, *v;
+    memcpy(w0, s.w, sizeof w0);
+    attn_adamw_moments(os, 0, &m, &v);
+    memcpy(m0, m, sizeof m0), memcpy(v0, v, sizeof v0);
+    for (int k = 3; k < 6; k++) {
+        sparse_grads(&d, k, some, 2), sparse_grads(&s, k, some, 2);
+        assert_int_equal(attn_adamw_set_rows(os, 0, some, 2), ATTN_OK);
+        double nd = attn_clip_grad_norm(d.p, 2, 1.0f), ns = attn_adamw_clip_grad_norm(os, 1.0f);
+        assert_true(nd == ns);
+        assert_int_equal(attn_adamw_step(od, 1e-2f), ATTN_OK);
+        assert_int_equal(attn_adamw_step(os, 1e-2f), ATTN_OK);
+    }
+    for (size_t i = 0; i < SP_ROWS; i++) {
+        const size_t at = i * SP_COLS, bytes = SP_COLS * sizeof(float);
+        if (i == 1 || i == 4) {
+            assert_memory_equal(d.w + at, s.w + at, bytes);
+        } else {
+            assert_memory_equal(w0 + at, s.w + at, bytes);
+            assert_memory_equal(m0 + at, m + at, bytes);
+            assert_memory_equal(v0 + at, v + at, bytes);
+            assert_memory_not_equal(w0 + at, d.w + at, bytes);
+        }
+    }
+    assert_memory_equal(d.b, s.b, sizeof d.b); /* dense parameters as before */
+    /* rows NULL: dense again */
+    assert_int_equal(attn_adamw_set_rows(os, 0, NULL, 0), ATTN_OK);
+    sparse_grads(&s, 9, NULL, 0);
+    memcpy(w0, s.w, sizeof w0);
+    assert_int_equal(attn_adamw_step(os, 1e-2f), ATTN_OK);
+    for (size_t i = 0; i < SP_ROWS; i++) assert_true(s.w[i * SP_COLS] != w0[i * SP_COLS]);
+    /* rows must be distinct, ascending, in range; only matrices */
+    static const uint32_t unsorted[2] = {4, 1}, twice[2] = {1, 1}, out[1] = {SP_ROWS};
+    assert_int_equal(attn_adamw_set_rows(os, 0, unsorted, 2), ATTN_E_INVALID);
+    assert_int_equal(attn_adamw_set_rows(os, 0, twice, 2), ATTN_E_INVALID);
+    assert_int_equal(attn_adamw_set_rows(os, 0, out, 1), ATTN_E_INVALID);
+    assert_int_equal(attn_adamw_set_rows(os, 1, some, 1), ATTN_E_INVALID);
+    assert_non_null(strstr(attn_last_error(), "not a matrix"));
+    attn_adamw_free(od), attn_adamw_free(os);
+}
+
+static void test_encoder_grad_rows(void **state)
+{
+    (void)state;
+    attn_encoder *e = tiny(ATTN_POOL_MEAN, 3);
+    const attn_param_ref *p = attn_encoder_params(e);
+    assert_string_equal(p[0].name, "wte.weight");
+    assert_int_equal(p[0].decay, 0);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 5, 0, 0, 0, 0};
+    const uint32_t ids2[2 * 3] = {1, 8, 8, 1, 2, 0};
+    const size_t lens[3] = {6, 3, 2}, lens2[2] = {3, 2};
+    const uint32_t labels[3] = {2, 0, 1};
+    double loss = 0;
+    size_t n = 0;
+    for (int round = 0; round < 2; round++) { /* zero_grad leaves every gradient zero */
+        attn_encoder_zero_grad(e);
+        for (size_t i = 0; i < attn_encoder_param_count(e); i++)
+            for (size_t j = 0; j < p[i].numel; j++) assert_true(p[i].grad[j] == 0.0f);
+        assert_non_null(attn_encoder_grad_rows(e, &n));
+        assert_int_equal(n, 0);
+        assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &loss, NULL), ATTN_OK);
+        assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+        /* accumulation: a second backward adds its ids */
+        assert_int_equal(attn_encoder_forward(e, ids2, lens2, labels, 2, 3, &loss, NULL), ATTN_OK);
+        assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+        const uint32_t *rows = attn_encoder_grad_rows(e, &n);
+        static const uint32_t want[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        assert_int_equal(n, 10);
+        assert_memory_equal(rows, want, sizeof want);
+    }
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids2, lens2, labels, 2, 3, &loss, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const uint32_t *rows = attn_encoder_grad_rows(e, &n);
+    static const uint32_t want2[] = {0, 1, 2, 8};
+    assert_int_equal(n, 4);
+    assert_memory_equal(rows, want2, sizeof want2);
+    const size_t C = p[0].shape[1];
+    for (size_t r = 0; r < p[0].shape[0]; r++) { /* nothing outside those rows */
+        int touched = r == 0 || r == 1 || r == 2 || r == 8;
+        float sum = 0.0f;
+        for (size_t j = 0; j < C; j++) sum += fabsf(p[0].grad[r * C + j]);
+        if (!touched) assert_true(sum == 0.0f);
+        else if (r == 1 || r == 8) assert_true(sum > 0.0f);
+    }
+    attn_encoder_zero_grad(e);
+    for (size_t j = 0; j < p[0].numel; j++) assert_true(p[0].grad[j] == 0.0f);
+    attn_encoder_free(e);
+}
+
+/* ---- dropout ---------------------------------------------------------------------------- */
+
+static void test_dropout_op(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *y2 = malloc(N * sizeof *y2);
+    float *dy = malloc(N * sizeof *dy), *dx = malloc(N * sizeof *dx);
+    assert_true(x && y && y2 && dy && dx);
+    attn_rng r;
+    attn_rng_seed(&r, 9);
+    attn_rng_fill_normal(&r, x, N, 0.0f, 1.0f);
+    attn_rng_fill_normal(&r, dy, N, 0.0f, 1.0f);
+    for (size_t i = 0; i < N; i++) x[i] += x[i] == 0.0f; /* no zeros: a 0 output means dropped */
+    const uint64_t key = attn_dropout_key(1337, 42, 3);
+    /* p = 0: the identity, bit for bit, forward and backward (accumulating) */
+    assert_int_equal(attn_dropout_forward(y, x, N, 0.0f, key), ATTN_OK);
+    assert_memory_equal(y, x, N * sizeof *x);
+    memset(dx, 0, N * sizeof *dx);
+    assert_int_equal(attn_dropout_backward(dx, dy, N, 0.0f, key), ATTN_OK);
+    assert_memory_equal(dx, dy, N * sizeof *dx);
+    const float ps[3] = {0.1f, 0.5f, 0.9f};
+    for (int k = 0; k < 3; k++) {
+        const float p = ps[k], scale = 1.0f / (1.0f - p);
+        assert_int_equal(attn_dropout_forward(y, x, N, p, key), ATTN_OK);
+        size_t dropped = 0, runs = 0;
+        for (size_t i = 0; i < N; i++) {
+            if (y[i] == 0.0f) dropped++;
+            else assert_true(y[i] == x[i] * scale); /* inverted scaling */
+            if (i && (y[i] == 0.0f) != (y[i - 1] == 0.0f)) runs++;
+        }
+        /* binomial: 5 standard deviations */
+        const double sd = sqrt((double)N * p * (1.0 - p));
+        assert_true(fabs((double)dropped - (double)N * p) < 5.0 * sd);
+        /* neighbours independent: changes between i-1 and i happen 2p(1-p) of the time */
+        assert_true(fabs((double)runs - 2.0 * N * p * (1.0 - p)) < 5.0 * sqrt(2.0 * N * p * (1.0 - p)));
+        /* deterministic; another key, another mask */
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, key), ATTN_OK);
+        assert_memory_equal(y, y2, N * sizeof *y);
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, attn_dropout_key(1337, 43, 3)), ATTN_OK);
+        assert_memory_not_equal(y, y2, N * sizeof *y);
+        /* in place */
+        memcpy(y2, x, N * sizeof *x);
+        assert_int_equal(attn_dropout_forward(y2, y2, N, p, key), ATTN_OK);
+        assert_memory_equal(y, y2, N * sizeof *y);
+        /* backward: d_x += mask · d_y · scale, the forward's mask */
+        for (size_t i = 0; i < N; i++) dx[i] = 1.0f;
+        assert_int_equal(attn_dropout_backward(dx, dy, N, p, key), ATTN_OK);
+        for (size_t i = 0; i < N; i++) {
+            const float want = 1.0f + (y[i] != 0.0f ? dy[i] * scale : 0.0f);
+            if (dx[i] != want) fail_msg("p %g: d_x[%zu] = %g, want %g", (double)p, i, (double)dx[i], (double)want);
+        }
+    }
+    assert_int_equal(attn_dropout_forward(y, x, N, 1.0f, key), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_forward(y, x, N, -0.1f, key), ATTN_E_INVALID);
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 2, 4));
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 3, 3));
+    assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(2, 2, 3));
+    free(x), free(y), free(y2), free(dy), free(dx);
+}
+
+static void test_encoder_dropout(void **state)
+{
+    (void)state;
+    attn_encoder *e = tiny(ATTN_POOL_MEAN, 3);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 5, 0, 0, 0, 0};
+    const size_t lens[3] = {6, 3, 2};
+    const uint32_t labels[3] = {2, 0, 1};
+    double l0 = 0, l1 = 0, l2 = 0;
+    float z0[9];
+    /* p = 0 is no dropout at all, bit for bit */
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l0, NULL), ATTN_OK);
+    memcpy(z0, attn_encoder_logits(e), sizeof z0);
+    assert_int_equal(attn_encoder_set_dropout(e, 0.0f, 77), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_memory_equal(z0, attn_encoder_logits(e), sizeof z0);
+    /* p > 0 changes the output, the same way for the same key */
+    const uint64_t key = attn_dropout_key(7, 5, 0);
+    assert_int_equal(attn_encoder_set_dropout(e, 0.3f, key), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l2, NULL), ATTN_OK);
+    assert_true(l1 == l2 && l1 != l0);
+    assert_int_equal(attn_encoder_set_dropout(e, 1.0f, key), ATTN_E_INVALID);
+    /* the backward through the masks, against finite differences at that key */
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const attn_param_ref *p = attn_encoder_params(e);
+    attn_rng r;
+    attn_rng_seed(&r, 4);
+    const double h = 1e-2;
+    for (size_t i = 0; i < attn_encoder_param_count(e); i++)
+        for (size_t k = 0; k < 4; k++) {
+            size_t j = attn_rng_below(&r, p[i].numel);
+            float keep = p[i].data[j];
+            double lp = 0, lm = 0;
+            p[i].data[j] = (float)(keep + h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+            p[i].data[j] = (float)(keep - h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+            p[i].data[j] = keep;
+            float num = (float)((lp - lm) / (2 * h));
+            char what[96];
+            snprintf(what, sizeof what, "%s[%zu] with dropout", p[i].name, j);
+            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, what);
+        }
+    attn_encoder_free(e);
+}
+
+static void test_encoder_label_smoothing(void **state)
+{
+    (void)state;
+    attn_encoder *e = tiny(ATTN_POOL_CLS, 3);
+    const uint32_t ids[3 * 6] = {1, 4, 5, 6, 7, 3, 1, 9, 2, 0, 0, 0, 1, 5, 0, 0, 0, 0};
+    const size_t lens[3] = {6, 3, 2};
+    const uint32_t labels[3] = {2, 0, 1};
+    const float eps = 0.2f;
+    double l = 0;
+    assert_int_equal(attn_encoder_set_label_smoothing(e, 1.0f), ATTN_E_INVALID);
+    assert_int_equal(attn_encoder_set_label_smoothing(e, eps), ATTN_OK);
+    attn_encoder_zero_grad(e);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l, NULL), ATTN_OK);
+    /* torch: mean over rows of (1-ε)·(−log p_y) + ε·mean_k(−log p_k) */
+    const float *z = attn_encoder_logits(e);
+    double want = 0.0;
+    for (size_t b = 0; b < 3; b++) {
+        double sum = 0.0, all = 0.0;
+        for (size_t k = 0; k < 3; k++) sum += exp((double)z[b * 3 + k]);
+        for (size_t k = 0; k < 3; k++) all += log(sum) - z[b * 3 + k];
+        want += (1.0 - eps) * (log(sum) - z[b * 3 + labels[b]]) + eps * all / 3.0;
+    }
+    assert_true(fabs(l - want / 3.0) < 1e-6);
+    assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
+    const attn_param_ref *p = attn_encoder_params(e);
+    const size_t n = attn_encoder_param_count(e);
+    const double h = 1e-2;
+    for (size_t i = n - 2; i < n; i++) /* the head's weight and bias */
+        for (size_t j = 0; j < p[i].numel; j += 5) {
+            float keep = p[i].data[j];
+            double lp = 0, lm = 0;
+            p[i].data[j] = (float)(keep + h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+            p[i].data[j] = (float)(keep - h);
+            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+            p[i].data[j] = keep;
+            float num = (float)((lp - lm) / (2 * h));
+            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, p[i].name);
+        }
+    attn_encoder_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,7 +667,9 @@ int main(void)
         cmocka_unit_test(test_wordnet_errors), cmocka_unit_test(test_word_tokenizer),
         cmocka_unit_test(test_metrics),        cmocka_unit_test(test_baselines),
         cmocka_unit_test(test_encoder_grad_mean), cmocka_unit_test(test_encoder_grad_cls),
-        cmocka_unit_test(test_key_padding),
+        cmocka_unit_test(test_key_padding),    cmocka_unit_test(test_adamw_sparse_rows),
+        cmocka_unit_test(test_encoder_grad_rows), cmocka_unit_test(test_dropout_op),
+        cmocka_unit_test(test_encoder_dropout), cmocka_unit_test(test_encoder_label_smoothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,11 @@ static void test_train_report(void **state)
     assert_non_null(strstr(r.out, "\"test\""));
     assert_non_null(strstr(r.out, "\"bag_of_words\""));
     assert_non_null(strstr(r.out, "\"confusion\""));
+    assert_non_null(strstr(r.out, "\"f1\": ["));
+    run_result_free(&r);
+    /* dropout is part of the saved configuration */
+    r = run_cmd("grep -c '\"dropout\":' '%s/config.json'", model);
+    assert_string_equal(r.out, "1\n");
     run_result_free(&r);
     /* each evaluation logs accuracy and macro-F1; 30 steps per epoch, 4 epochs */
     r = run_cmd("grep -c val_accuracy '%s/full.log'", test_tmpdir());
@@ -168,6 +173,12 @@ static void test_bad_input(void **state)
     expect_usage(&r, "attn train:", "--pooling");
     r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --width 10 --heads 4", B, data, t);
     expect_bad(&r, "attn train:", "not divisible");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --dropout 1", B, data, t);
+    expect_usage(&r, "attn train:", "--dropout: expected a number in [0, 1)");
+    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --label-smoothing -0.1", B, data, t);
+    expect_usage(&r, "attn train:", "--label-smoothing");
+    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --dropout 0.2", B, data, model);
+    expect_usage(&r, "attn train:", "cannot be changed");
     r = run_cmd("'%s' train --task nope --data '%s' --out '%s/x'", B, data, t);
     expect_usage(&r, "attn train:", "--task");
     r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --width 32", B, data, model);

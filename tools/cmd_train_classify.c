@@ -40,12 +40,16 @@ static const char usage[] =
     "  --patience N         stop after N evaluations without a better validation\n"
     "                       accuracy, 0 = never (2)\n"
     "  --batch N            texts per step (64)\n"
-    "  --lr X, --min-lr X   peak and final learning rate (2e-3, 1e-4)\n"
+    "  --lr X, --min-lr X   peak and final learning rate (1e-3, 1e-4)\n"
     "  --warmup N           linear warm-up steps (100)\n"
     "  --decay-iters N      step where the cosine decay reaches min-lr (iters)\n"
-    "  --weight-decay X     AdamW weight decay of matrices (0.01)\n"
+    "  --weight-decay X     AdamW weight decay of matrices, not of the token\n"
+    "                       embedding (updated row-sparsely) (0.01)\n"
     "  --beta1 X, --beta2 X AdamW betas (0.9, 0.999)\n"
     "  --grad-clip X        clip the global gradient norm, 0 = off (1.0)\n"
+    "  --dropout P          dropout after the embeddings and on each block's\n"
+    "                       attention and MLP outputs while training, 0 = off (0.1)\n"
+    "  --label-smoothing E  train on (1-E)·one-hot + E/classes targets (0.1)\n"
     "  --seed N             initialisation and batch order (1337)\n"
     "progress and checkpoints:\n"
     "  --eval-every N       validate every N steps (default: every epoch) and at the end\n"
@@ -87,7 +91,7 @@ enum {
     /* fixed once the run has started: */
     O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_POOLING, O_BIAS, O_NO_BIAS, O_MIN_COUNT, O_EPOCHS,
     O_PATIENCE, O_BATCH, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP,
-    O_SEED, O_EVAL_EVERY
+    O_SEED, O_EVAL_EVERY, O_DROPOUT, O_SMOOTH
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -122,14 +126,27 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     char what[64];
     snprintf(what, sizeof what, "encoder (best: step %zu)", in->best_step);
     printf("  %-36s accuracy %.4f  macro-F1 %.4f\n", what, enc.accuracy, enc.macro_f1);
-    printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows)\n");
+    /* per-class F1 of the encoder from the confusion matrix: 2·tp / (2·tp + fp + fn) */
+    double *f1 = malloc(K * sizeof *f1);
+    if (!f1) {
+        free(conf);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < K; i++) {
+        size_t tp = conf[i * K + i], fp = 0, fn = 0;
+        for (size_t j = 0; j < K; j++)
+            if (j != i) fp += conf[j * K + i], fn += conf[i * K + j];
+        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows; "
+           "the encoder's F1 per class)\n");
     printf("%24s", "");
     for (size_t j = 0; j < K; j++) printf(" %5zu", j + 1);
-    printf("\n");
+    printf("     F1\n");
     for (size_t i = 0; i < K; i++) {
         printf("%3zu %-20.20s", i + 1, in->labels[i]);
         for (size_t j = 0; j < K; j++) printf(" %5zu", conf[i * K + j]);
-        printf("\n");
+        printf("  %.3f\n", f1[i]);
     }
     if (json) {
         fprintf(json, "{\"test\": {\"examples\": %zu, \"encoder\": {\"accuracy\": %.17g, \"macro_f1\": %.17g, "
@@ -141,6 +158,8 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
                     maj.accuracy, maj.macro_f1, bow.accuracy, bow.macro_f1);
         fprintf(json, ", \"labels\": [");
         for (size_t i = 0; i < K; i++) fprintf(json, "%s\"%s\"", i ? ", " : "", in->labels[i]);
+        fprintf(json, "], \"f1\": [");
+        for (size_t i = 0; i < K; i++) fprintf(json, "%s%.17g", i ? ", " : "", f1[i]);
         fprintf(json, "], \"confusion\": [");
         for (size_t i = 0; i < K; i++) {
             fprintf(json, "%s[", i ? ", " : "");
@@ -149,7 +168,7 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
         }
         fprintf(json, "]}}\n");
     }
-    free(conf);
+    free(conf), free(f1);
     return ATTN_OK;
 }
 
@@ -171,13 +190,14 @@ int cmd_train_classify(int argc, char **argv)
         {"decay-iters", required_argument, 0, O_DECAY}, {"weight-decay", required_argument, 0, O_WD},
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"grad-clip", required_argument, 0, O_CLIP}, {"seed", required_argument, 0, O_SEED},
-        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"help", no_argument, 0, 'h'},
+        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"dropout", required_argument, 0, O_DROPOUT},
+        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_encoder_config mc = {0, 128, 2, 4, 128, 0, 1, ATTN_POOL_MEAN};
     attn_train_config tc = attn_train_defaults();
-    tc.batch = 64, tc.iters = 1, tc.warmup = 100, tc.eval_every = 0, tc.lr = 2e-3f, tc.min_lr = 1e-4f;
+    tc.batch = 64, tc.iters = 1, tc.warmup = 100, tc.eval_every = 0, tc.lr = 1e-3f, tc.min_lr = 1e-4f;
     tc.beta2 = 0.999f, tc.weight_decay = 0.01f;
-    attn_cls_opts co = {4, 2, 2};
+    attn_cls_opts co = {4, 2, 2, 0.1f, 0.1f}; /* tuned on validation: docs/classify.md */
     const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
     size_t log_every = 50, stop_at = 0, iters = 0, v = 0;
     int baselines = 1, c, fixed = 0;
@@ -192,7 +212,8 @@ int cmd_train_classify(int argc, char **argv)
                       c == O_LAYERS || c == O_HEADS || c == O_WIDTH || c == O_CONTEXT ||
                       c == O_MIN_COUNT || c == O_EPOCHS || c == O_PATIENCE || c == O_BATCH ||
                       c == O_WARMUP || c == O_DECAY || c == O_SEED || c == O_EVAL_EVERY;
-        int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 || c == O_CLIP;
+        int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 ||
+                       c == O_CLIP || c == O_DROPOUT || c == O_SMOOTH;
         if (is_size && parse_size(optarg, &v))
             return cli_usage_error("train", usage, "--%s: expected an integer >= 0, found '%s'", name, optarg);
         if (is_float && cli_parse_float(optarg, &f))
@@ -250,6 +271,17 @@ int cmd_train_classify(int argc, char **argv)
         case O_BETA1: tc.beta1 = f; break;
         case O_BETA2: tc.beta2 = f; break;
         case O_CLIP: tc.grad_clip = f; break;
+        case O_DROPOUT:
+            if (!(f >= 0.0f && f < 1.0f))
+                return cli_usage_error("train", usage, "--dropout: expected a number in [0, 1), found '%s'", optarg);
+            co.dropout = f;
+            break;
+        case O_SMOOTH:
+            if (!(f >= 0.0f && f < 1.0f))
+                return cli_usage_error("train", usage, "--label-smoothing: expected a number in [0, 1), found '%s'",
+                                       optarg);
+            co.label_smoothing = f;
+            break;
         default: return cli_bad_option("train", usage, c, argv);
         }
     }

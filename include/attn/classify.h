@@ -3,9 +3,10 @@
  * Transformer encoder with its trainer.
  *
  * The encoder (PyTorch-style parameter names):
- *   x_0   = wte[ids] + wpe[positions]                          (B, T, C)
- *   x_l+½ = x_l + MHA(LN_1(x_l), key_padding_mask)             each block l
- *   x_l+1 = x_l+½ + c_proj(GELU_tanh(c_fc(LN_2(x_l+½))))
+ *   x_0   = drop(wte[ids] + wpe[positions])                    (B, T, C)
+ *   x_l+½ = x_l + drop(MHA(LN_1(x_l), key_padding_mask))       each block l
+ *   x_l+1 = x_l+½ + drop(c_proj(GELU_tanh(c_fc(LN_2(x_l+½)))))
+ * (drop: dropout when training, attn_encoder_set_dropout; else the identity)
  *   h     = LN_f(x_L);  pooled = h[:, 0] ([CLS]) or the mean of h over the
  *           tokens that are not padding;  logits = head(pooled)  (B, K)
  * Token 0 of every example is [CLS]; padding ([PAD]) is masked as keys, so
@@ -88,7 +89,7 @@ uint32_t attn_majority_class(const uint32_t *labels, size_t n, size_t k);
 
 typedef struct attn_bow_opts {
     size_t epochs;   /* passes over train; the best on validation is kept (10) */
-    float lr;        /* AdaGrad learning rate (0.5) */
+    float lr;        /* AdaGrad learning rate (0.2) */
     float l2;        /* L2 penalty per example (1e-6) */
     uint64_t seed;
 } attn_bow_opts;
@@ -133,7 +134,15 @@ attn_status attn_encoder_init(attn_encoder *e, uint64_t seed);
 size_t attn_encoder_param_count(const attn_encoder *e);
 const attn_param_ref *attn_encoder_params(const attn_encoder *e);
 size_t attn_encoder_num_params(const attn_encoder *e);
+/* Zeroes every gradient; wte.weight's only in the rows touched since the
+ * last call (the whole table on the first call), the rest being zero. */
 void attn_encoder_zero_grad(attn_encoder *e);
+/* The rows of wte.weight whose gradient may be nonzero (the token ids of the
+ * backwards since attn_encoder_zero_grad), distinct and ascending: *n of
+ * them, valid until the next backward or zero_grad. For a row-sparse
+ * optimizer (attn_adamw_set_rows); wte.weight is parameter 0 and has no
+ * weight decay. */
+const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n);
 
 /* Forward over ids (B, T): row b holds lens[b] tokens (1..T; the first is
  * [CLS]) then padding. With labels (B) also the mean cross-entropy into
@@ -143,6 +152,16 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
                                  const uint32_t *labels, size_t batch, size_t seq, double *loss,
                                  float *const *weights);
 const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last forward */
+/* Dropout of the following forwards and their backwards (training): p in
+ * [0, 1) on x_0 and on each block's attention and MLP outputs before the
+ * residual adds (inverted: kept values scaled by 1/(1-p)), with masks a
+ * function of key (attn_dropout_key of the seed and step), the site and the
+ * element only. p = 0, the state after create: none (evaluation). */
+attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key);
+/* The loss of the following forwards with labels: (1−ε)·cross-entropy + ε·
+ * the mean over classes of −log p (torch's label_smoothing), ε in [0, 1);
+ * 0, the state after create: the cross-entropy. */
+attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps);
 /* The input of block l's attention (LN_1 output) of the last forward: (B, T, C). */
 const float *attn_encoder_attn_input(const attn_encoder *e, size_t layer);
 attn_mha *attn_encoder_mha(attn_encoder *e, size_t layer);
@@ -156,6 +175,8 @@ typedef struct attn_cls_opts {
     size_t patience;  /* stop after this many evaluations without a better
                          validation accuracy (0: never) */
     size_t min_count; /* vocabulary: words seen at least this often in train */
+    float dropout;    /* training dropout (attn_encoder_set_dropout), [0, 1) */
+    float label_smoothing; /* of the training loss, [0, 1) (validation: none) */
 } attn_cls_opts;
 
 typedef struct attn_cls_event {

@@ -1,5 +1,5 @@
 /* attn/ops_nn.h - the layer ops of a GPT: layer norm, GELU, embedding
- * lookup, softmax cross-entropy.
+ * lookup, softmax cross-entropy, dropout.
  *
  * Same conventions as ops.h: attn_<op>_forward(outputs..., inputs..., sizes)
  * and attn_<op>_backward(gradients..., d_out, saved..., sizes). Buffers are
@@ -74,6 +74,22 @@ attn_status attn_crossentropy_ref(double *loss, const float *logits, const uint3
 attn_status attn_crossentropy_backward(float *d_logits, const float *probs,
                                        const uint32_t *targets, float scale, size_t rows,
                                        size_t vocab);
+
+/* ---- dropout (inverted, counter-based masks) ----------------------------- */
+
+/* The mask of a call is a function of (key, element index) only: element i
+ * is kept with probability 1 - p (a 32-bit hash of (key, i) at or above
+ * p·2^32), so nothing is stored and the backward recomputes it. Derive key
+ * from the run's seed, the step and the site (attn_dropout_key) and a
+ * resumed run drops exactly the same elements.
+ *   y = keep ? x / (1 - p) : 0     y, x: (n); y may alias x; p in [0, 1);
+ *   p = 0 copies x (bit for bit). */
+attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
+/* d_x += keep ? d_y / (1 - p) : 0     d_x, d_y: (n), same p and key. */
+attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float p, uint64_t key);
+/* A key for (seed, step, site): distinct sites (layers, places) of a step
+ * get independent masks. */
+uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site);
 
 #ifdef __cplusplus
 }

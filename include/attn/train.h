@@ -47,6 +47,23 @@ void attn_adamw_set_steps(attn_adamw *o, size_t steps);
 /* First and second moment of parameter i (numel floats each). */
 void attn_adamw_moments(attn_adamw *o, size_t i, float **m, float **v);
 
+/* Row-sparse parameters (opt-in, for embedding tables whose gradient is zero
+ * outside the rows a batch used). Parameter i, of rank 2 (rows, cols), gets
+ * the distinct rows, in ascending order, whose gradient may be nonzero
+ * (n_rows of them; copied); from then on each step updates only those rows,
+ * until the next call (rows NULL: dense again). Semantics are lazy Adam, as
+ * torch.optim.SparseAdam: a touched row's moments and weights take the
+ * AdamW update of its gradient with the bias correction of the global step
+ * count; rows not touched keep moments and weights unchanged (where dense
+ * AdamW would keep moving them with the decaying first moment). Weight
+ * decay, when the parameter has it, applies to touched rows only. With every
+ * row touched a step equals the dense step bit for bit. */
+attn_status attn_adamw_set_rows(attn_adamw *o, size_t i, const uint32_t *rows, size_t n_rows);
+/* attn_clip_grad_norm over the optimizer's parameters, reading only the
+ * given rows of row-sparse ones; the same result when the other rows'
+ * gradients are zero (the rows are summed in the same order). */
+double attn_adamw_clip_grad_norm(attn_adamw *o, float max_norm);
+
 /* Global L2 norm of all gradients (in double); when above max_norm (> 0)
  * scales them by max_norm / (norm + 1e-6), as torch's clip_grad_norm_. */
 double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm);

@@ -1,5 +1,11 @@
-/* adamw.c - AdamW as torch.optim.AdamW, global-norm clipping, the
+/* adamw.c - AdamW as torch.optim.AdamW (and lazy, row-sparse updates as
+ * torch.optim.SparseAdam for embedding tables), global-norm clipping, the
  * learning-rate schedule and batch sampling. */
+/* sqrtf without errno handling (v >= 0 always): the update loops vectorise,
+ * with the same correctly rounded results. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-math-errno")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,8 @@ struct attn_adamw {
     size_t n, steps;
     float **m, **v;
     float *store;
+    uint32_t **rows; /* per parameter: NULL (dense) or its touched rows */
+    size_t *n_rows;
 };
 
 attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, size_t n,
@@ -34,9 +42,10 @@ attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, si
     attn_adamw *o = calloc(1, sizeof *o);
     if (o) {
         o->m = calloc(n, sizeof *o->m), o->v = calloc(n, sizeof *o->v);
+        o->rows = calloc(n, sizeof *o->rows), o->n_rows = calloc(n, sizeof *o->n_rows);
         o->store = calloc(2 * total, sizeof(float)); /* one allocation for both moments */
     }
-    if (!o || !o->m || !o->v || !o->store) {
+    if (!o || !o->m || !o->v || !o->rows || !o->n_rows || !o->store) {
         attn_adamw_free(o);
         return attn_error(ATTN_E_NOMEM, "cannot allocate AdamW moments for %zu parameters", total);
     }
@@ -51,6 +60,9 @@ attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, si
 void attn_adamw_free(attn_adamw *o)
 {
     if (!o) return;
+    if (o->rows)
+        for (size_t i = 0; i < o->n; i++) free(o->rows[i]);
+    free(o->rows), free(o->n_rows);
     free(o->m), free(o->v), free(o->store), free(o);
 }
 
@@ -62,6 +74,47 @@ void attn_adamw_set_steps(attn_adamw *o, size_t steps)
 void attn_adamw_moments(attn_adamw *o, size_t i, float **m, float **v)
 {
     *m = o->m[i], *v = o->v[i];
+}
+
+attn_status attn_adamw_set_rows(attn_adamw *o, size_t i, const uint32_t *rows, size_t n_rows)
+{
+    if (!o || i >= o->n) return attn_error(ATTN_E_INVALID, "attn_adamw_set_rows: bad argument");
+    const attn_param_ref *p = &o->p[i];
+    if (!rows) {
+        free(o->rows[i]);
+        o->rows[i] = NULL, o->n_rows[i] = 0;
+        return ATTN_OK;
+    }
+    if (p->ndim != 2)
+        return attn_error(ATTN_E_INVALID, "AdamW: %s is not a matrix, it cannot be row-sparse", p->name);
+    if (n_rows > p->shape[0])
+        return attn_error(ATTN_E_INVALID, "AdamW: %zu rows given for %s of %zu rows", n_rows, p->name,
+                          p->shape[0]);
+    for (size_t r = 0; r < n_rows; r++)
+        if (rows[r] >= p->shape[0] || (r && rows[r] <= rows[r - 1]))
+            return attn_error(ATTN_E_INVALID,
+                              "AdamW: the rows of %s must be distinct, ascending and below %zu",
+                              p->name, p->shape[0]);
+    if (!o->rows[i] && !(o->rows[i] = malloc((p->shape[0] ? p->shape[0] : 1) * sizeof **o->rows)))
+        return attn_error(ATTN_E_NOMEM, "cannot allocate AdamW's row list for %s", p->name);
+    if (n_rows) memcpy(o->rows[i], rows, n_rows * sizeof *rows);
+    o->n_rows[i] = n_rows;
+    return ATTN_OK;
+}
+
+/* The AdamW update of n elements; the same expression for dense and sparse
+ * steps, so a sparse step over every row equals the dense one bit for bit. */
+static inline void update(float *restrict w, float *restrict m, float *restrict v,
+                          const float *restrict g, size_t n, float decay,
+                          float b1, float b2, float eps, float step_size, float bc2_sqrt)
+{
+    for (size_t j = 0; j < n; j++) {
+        w[j] *= decay;
+        m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+        v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+        const float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+        w[j] -= step_size * (m[j] / denom);
+    }
 }
 
 attn_status attn_adamw_step(attn_adamw *o, float lr)
@@ -77,38 +130,77 @@ attn_status attn_adamw_step(attn_adamw *o, float lr)
         float *w = p->data, *m = o->m[i], *v = o->v[i];
         const float *g = p->grad;
         const float decay = p->decay ? 1.0f - lr * o->c.weight_decay : 1.0f;
-        const size_t n = p->numel;
+        if (o->rows[i]) { /* lazy: only the touched rows */
+            const uint32_t *rows = o->rows[i];
+            const size_t cols = p->shape[1], nr = o->n_rows[i];
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (nr * cols >= 65536)
+#endif
+            for (size_t r = 0; r < nr; r++) {
+                const size_t at = (size_t)rows[r] * cols;
+                update(w + at, m + at, v + at, g + at, cols, decay, b1, b2, eps, step_size, bc2_sqrt);
+            }
+            continue;
+        }
+        const size_t n = p->numel, chunk = 4096, chunks = (n + chunk - 1) / chunk;
         OMP_FOR
-        for (size_t j = 0; j < n; j++) {
-            w[j] *= decay;
-            m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-            v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
-            const float denom = sqrtf(v[j]) / bc2_sqrt + eps;
-            w[j] -= step_size * (m[j] / denom);
+        for (size_t q = 0; q < chunks; q++) {
+            const size_t at = q * chunk, len = at + chunk <= n ? chunk : n - at;
+            update(w + at, m + at, v + at, g + at, len, decay, b1, b2, eps, step_size, bc2_sqrt);
         }
     }
     return ATTN_OK;
 }
 
-double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm)
+/* Sum of squares of one parameter's gradient (rows: NULL or its touched rows). */
+static double sum_squares(const attn_param_ref *p, const uint32_t *rows, size_t n_rows)
+{
+    double s = 0.0;
+    if (!rows) {
+        for (size_t j = 0; j < p->numel; j++) s += (double)p->grad[j] * p->grad[j];
+        return s;
+    }
+    const size_t cols = p->shape[1];
+    for (size_t r = 0; r < n_rows; r++) {
+        const float *g = p->grad + (size_t)rows[r] * cols;
+        for (size_t j = 0; j < cols; j++) s += (double)g[j] * g[j];
+    }
+    return s;
+}
+
+static double clip(const attn_param_ref *params, size_t n, uint32_t *const *rows,
+                   const size_t *n_rows, float max_norm)
 {
     double total = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const float *g = params[i].grad;
-        double s = 0.0;
-        for (size_t j = 0; j < params[i].numel; j++) s += (double)g[j] * g[j];
-        total += s;
-    }
+    for (size_t i = 0; i < n; i++) total += sum_squares(&params[i], rows ? rows[i] : NULL, rows ? n_rows[i] : 0);
     const double norm = sqrt(total);
     if (max_norm > 0.0f) {
         const double coef = (double)max_norm / (norm + 1e-6);
         if (coef < 1.0) {
             const float cf = (float)coef;
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < params[i].numel; j++) params[i].grad[j] *= cf;
+            for (size_t i = 0; i < n; i++) {
+                const attn_param_ref *p = &params[i];
+                if (rows && rows[i]) {
+                    const size_t cols = p->shape[1];
+                    for (size_t r = 0; r < n_rows[i]; r++)
+                        for (size_t j = 0; j < cols; j++) p->grad[(size_t)rows[i][r] * cols + j] *= cf;
+                } else {
+                    for (size_t j = 0; j < p->numel; j++) p->grad[j] *= cf;
+                }
+            }
         }
     }
     return norm;
+}
+
+double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm)
+{
+    return clip(params, n, NULL, NULL, max_norm);
+}
+
+double attn_adamw_clip_grad_norm(attn_adamw *o, float max_norm)
+{
+    return o ? clip(o->p, o->n, o->rows, o->n_rows, max_norm) : 0.0;
 }
 
 attn_train_config attn_train_defaults(void)

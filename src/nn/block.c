@@ -115,6 +115,7 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
                                             k->ln1_b, R, C, NN_LN_EPS);
     in.query = in.key = in.value = k->ln1;
     if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, NULL);
+    if (!st && k->drop_p > 0.0f) st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn);
     if (st) return st;
     add(k->mid, k->res, scratch, R * C);
     st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b, R,
@@ -122,6 +123,7 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
     if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
     if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
     if (!st) st = attn_linear_forward(scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
+    if (!st && k->drop_p > 0.0f) st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_mlp);
     if (!st) add(next, k->mid, scratch, R * C);
     return st;
 }
@@ -129,10 +131,18 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
 attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,
                               float *d_big1, float *d_big2, size_t R, size_t C)
 {
-    /* next = mid + c_proj(gelu(c_fc(ln_2(mid)))) */
+    /* next = mid + drop(c_proj(gelu(c_fc(ln_2(mid))))) */
+    attn_status st = ATTN_OK;
+    const float *d_mlp = d_res, *d_attn = d_res; /* the gradients past dropout */
+    if (k->drop_p > 0.0f) {
+        memset(d_tmp, 0, R * C * sizeof(float));
+        st = attn_dropout_backward(d_tmp, d_res, R * C, k->drop_p, k->key_mlp);
+        d_mlp = d_tmp;
+    }
     memset(d_big1, 0, R * 4 * C * sizeof(float));
-    attn_status st = attn_linear_backward(d_big1, k->g_proj_w, k->g_proj_b, d_res, k->act,
-                                          k->proj_w, R, 4 * C, C);
+    if (!st)
+        st = attn_linear_backward(d_big1, k->g_proj_w, k->g_proj_b, d_mlp, k->act, k->proj_w, R,
+                                  4 * C, C);
     memset(d_big2, 0, R * 4 * C * sizeof(float));
     if (!st) st = attn_gelu_backward(d_big2, d_big1, k->fc, R * 4 * C);
     memset(d_tmp, 0, R * C * sizeof(float));
@@ -142,10 +152,16 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
     if (!st)
         st = attn_layernorm_backward(d_res, k->g_ln2_w, k->g_ln2_b, d_tmp, k->mid, k->ln2_w,
                                      k->ln2_mean, k->ln2_rstd, R, C);
-    /* mid = x + attn(ln_1(x)); q = k = v = ln_1(x), so one gradient buffer. */
+    /* mid = x + drop(attn(ln_1(x))); q = k = v = ln_1(x), so one gradient
+     * buffer. d_big1 is free again: it takes the gradient past dropout. */
+    if (!st && k->drop_p > 0.0f) {
+        memset(d_big1, 0, R * C * sizeof(float));
+        st = attn_dropout_backward(d_big1, d_res, R * C, k->drop_p, k->key_attn);
+        d_attn = d_big1;
+    }
     memset(d_tmp, 0, R * C * sizeof(float));
     in.query = in.key = in.value = k->ln1;
-    if (!st) st = attn_mha_backward(k->mha, d_tmp, d_tmp, d_tmp, d_res, &in, k->cache);
+    if (!st) st = attn_mha_backward(k->mha, d_tmp, d_tmp, d_tmp, d_attn, &in, k->cache);
     if (!st)
         st = attn_layernorm_backward(d_res, k->g_ln1_w, k->g_ln1_b, d_tmp, k->res, k->ln1_w,
                                      k->ln1_mean, k->ln1_rstd, R, C);

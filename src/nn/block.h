@@ -2,8 +2,9 @@
  * builder shared by the decoder (gpt.c) and the encoder (encoder.c).
  * Internal to src/nn.
  *
- *   mid  = x + attn(ln_1(x))                 (attention: attn_mha, masks in `in`)
- *   next = mid + c_proj(gelu(c_fc(ln_2(mid))))
+ *   mid  = x + drop(attn(ln_1(x)))           (attention: attn_mha, masks in `in`)
+ *   next = mid + drop(c_proj(gelu(c_fc(ln_2(mid)))))
+ * drop: dropout with k->drop_p (0: the identity)
  */
 #ifndef ATTN_NN_BLOCK_H
 #define ATTN_NN_BLOCK_H
@@ -20,6 +21,12 @@ typedef struct nn_block {
     attn_mha *mha;
     attn_mha_cache *cache;
     const float *in_w, *in_b, *out_w, *out_b; /* inside the mha's own storage */
+    /* dropout on the attention and MLP outputs before their residual adds
+     * (p = 0: none, the decoder's case); masks from key_attn and key_mlp
+     * (attn_dropout_key), set by the model before the forward and kept for
+     * the backward */
+    float drop_p;
+    uint64_t key_attn, key_mlp;
     /* saved activations, each (max_rows, ·) */
     float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
 } nn_block;

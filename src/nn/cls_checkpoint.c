@@ -1,6 +1,7 @@
 /* cls_checkpoint.c - the encoder classifier's checkpoints. A directory holds
  *   config.json        {"format": "attn-encoder", "version": 1, "step": N,
- *                       "model": {...}, "train": {...}, "classify": {...},
+ *                       "model": {...}, "train": {...}, "classify": {epochs,
+ *                       patience, min_count, dropout, label_smoothing},
  *                       "labels": [...], "best": {"step", "accuracy", "f1",
  *                       "bad_evals"}}
  *   model.safetensors  the latest weights (metadata format, step)
@@ -63,6 +64,8 @@ static char *config_text(const attn_cls_info *in)
         cJSON_AddNumberToObject(o, "epochs", (double)in->opts.epochs);
         cJSON_AddNumberToObject(o, "patience", (double)in->opts.patience);
         cJSON_AddNumberToObject(o, "min_count", (double)in->opts.min_count);
+        cJSON_AddNumberToObject(o, "dropout", (double)in->opts.dropout);
+        cJSON_AddNumberToObject(o, "label_smoothing", (double)in->opts.label_smoothing);
         for (size_t i = 0; i < in->n_labels; i++)
             cJSON_AddItemToArray(labels, cJSON_CreateString(in->labels[i]));
         cJSON_AddNumberToObject(best, "step", (double)in->best_step);
@@ -169,6 +172,15 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
         if (!pool || (strcmp(pool, "mean") && strcmp(pool, "cls")))
             st = attn_error(ATTN_E_FORMAT, "%s: \"pooling\" must be \"mean\" or \"cls\"", path);
         c->pooling = pool && !strcmp(pool, "cls") ? ATTN_POOL_CLS : ATTN_POOL_MEAN;
+        /* "dropout" is optional (checkpoints before it had none) */
+        const cJSON *drop = cJSON_GetObjectItemCaseSensitive(o, "dropout");
+        if (drop && (!cJSON_IsNumber(drop) || !(drop->valuedouble >= 0 && drop->valuedouble < 1)))
+            st = attn_error(ATTN_E_FORMAT, "%s: \"dropout\" must be a number in [0, 1)", path);
+        in->opts.dropout = drop && !st ? (float)drop->valuedouble : 0.0f;
+        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(o, "label_smoothing");
+        if (!st && ls && (!cJSON_IsNumber(ls) || !(ls->valuedouble >= 0 && ls->valuedouble < 1)))
+            st = attn_error(ATTN_E_FORMAT, "%s: \"label_smoothing\" must be a number in [0, 1)", path);
+        in->opts.label_smoothing = ls && !st ? (float)ls->valuedouble : 0.0f;
         in->best_accuracy = cJSON_IsNumber(acc) ? acc->valuedouble : 0;
         in->best_f1 = cJSON_IsNumber(f1) ? f1->valuedouble : 0;
     }

@@ -1,6 +1,7 @@
 /* cls_train.c - training the encoder classifier: epochs of shuffled,
  * length-bucketed batches, AdamW with warm-up and cosine decay (attn/train.h),
- * evaluation (accuracy, macro-F1) on validation, early stopping that keeps
+ * the token embedding updated row-sparsely (lazy Adam on the rows a batch
+ * used), evaluation (accuracy, macro-F1) on validation, early stopping that keeps
  * the best weights, checkpoints and exact resume. Progress goes to a
  * callback; nothing is printed. The batch order of an epoch depends only on
  * (seed, epoch), so a resumed run sees the same batches. */
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "attn/classify.h"
+#include "attn/ops_nn.h"
 #include "cls_internal.h"
 
 static double now_s(void)
@@ -103,6 +105,10 @@ attn_status attn_cls_trainer_create(attn_cls_trainer **out, const attn_encoder_c
     t->info.model = *m, t->info.train = *c, t->info.opts = *o;
     if (!t->info.opts.min_count) t->info.opts.min_count = 1;
     attn_status st = attn_train_config_check(c);
+    if (!st && !(o->dropout >= 0.0f && o->dropout < 1.0f))
+        st = attn_error(ATTN_E_INVALID, "dropout must be in [0, 1), got %g", (double)o->dropout);
+    if (!st && !(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f))
+        st = attn_error(ATTN_E_INVALID, "label smoothing must be in [0, 1), got %g", (double)o->label_smoothing);
     if (!st) st = cls_prepare(t, data_dir, 1);
     if (!st && (t->data[0].n > 0xFFFFFFFFu || t->data[1].n > 0xFFFFFFFFu || t->data[2].n > 0xFFFFFFFFu))
         st = attn_error(ATTN_E_INVALID, "too many examples (at most 2^32 per split)");
@@ -189,7 +195,8 @@ attn_status attn_cls_trainer_evaluate(attn_cls_trainer *t, attn_cls_which which,
     for (size_t i = 0; i < n; i++) t->order[i] = i;
     sort_by_length(t, d, t->order, n); /* batches with little padding */
     double loss = 0.0;
-    attn_status st = ATTN_OK;
+    attn_status st = attn_encoder_set_dropout(t->e, 0.0f, 0); /* evaluation: none */
+    if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f); /* the plain cross-entropy */
     for (size_t s = 0; s < n && !st; s += B) {
         size_t nb = s + B < n ? B : n - s;
         size_t T = fill(t, d, t->order + s, nb, NULL);
@@ -244,8 +251,6 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     attn_cls_info *in = &t->info;
     const attn_train_config *c = &in->train;
     const size_t B = c->batch, S = in->steps_per_epoch, n = t->data[0].n;
-    const attn_param_ref *params = attn_encoder_params(t->e);
-    const size_t n_params = attn_encoder_param_count(t->e);
     const double start = now_s();
     attn_status st = ATTN_OK;
     int early = 0;
@@ -265,12 +270,22 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         const size_t T = fill(t, &t->data[0], t->order + at, nb, &tokens);
         attn_encoder_zero_grad(t->e);
         double loss = 0.0;
-        st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
+        /* dropout masks from (seed, step): a resumed run drops the same */
+        st = attn_encoder_set_dropout(t->e, in->opts.dropout, attn_dropout_key(c->seed, in->step, 0));
+        if (!st) st = attn_encoder_set_label_smoothing(t->e, in->opts.label_smoothing);
+        if (!st) st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
         if (!st) st = attn_encoder_backward(t->e, 1.0f);
+        if (!st) st = attn_encoder_set_dropout(t->e, 0.0f, 0);
+        if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f);
         if (st) break;
+        /* The token embedding is updated row-sparsely: only the rows this
+         * batch used (clipping reads only those rows too). */
+        size_t n_rows = 0;
+        const uint32_t *rows = attn_encoder_grad_rows(t->e, &n_rows);
+        if ((st = attn_adamw_set_rows(t->opt, 0, rows, n_rows))) break;
         attn_cls_event e;
         memset(&e, 0, sizeof e);
-        e.base.grad_norm = attn_clip_grad_norm(params, n_params, c->grad_clip);
+        e.base.grad_norm = attn_adamw_clip_grad_norm(t->opt, c->grad_clip);
         e.base.lr = attn_lr_at(c, in->step);
         if ((st = attn_adamw_step(t->opt, (float)e.base.lr))) break;
         in->step++;

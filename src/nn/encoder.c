@@ -1,6 +1,6 @@
 /* encoder.c - a bidirectional Transformer encoder with a classification
  * head: the decoder's layers (attn_mha, layer norm, GELU MLP, pre-LN
- * residuals) without the causal mask and with a key padding mask, a pooled
+ * residuals, dropout when training) without the causal mask and with a key padding mask, a pooled
  * vector ([CLS] or the masked mean) and a linear head. Parameters, gradients
  * and activations each live in one arena; the table of attn_param_ref names
  * every tensor for the optimizer and checkpoints. */
@@ -35,6 +35,15 @@ struct attn_encoder {
     float *d_res, *d_tmp, *d_big1, *d_big2;
     uint32_t *pos, *ids, *labels;
     size_t *lens;
+    /* rows of wte whose gradient may be nonzero: the ids of every backward
+     * since the last zero_grad (mark (V), list of n_rows, sorted on request) */
+    uint8_t *row_mark;
+    uint32_t *rows;
+    size_t n_rows;
+    int rows_sorted, grads_zeroed; /* grads_zeroed: the whole table was zeroed once */
+    float drop_p;      /* dropout of the forwards (training), 0: none */
+    float smoothing;   /* label smoothing of the loss (training), 0: none */
+    uint64_t drop_key;
     size_t batch, seq;
     int have_labels;
 };
@@ -83,7 +92,7 @@ void attn_encoder_free(attn_encoder *e)
             attn_mha_cache_free(e->blocks[l].cache);
         }
     free(e->blocks), free(e->table), free(e->names);
-    free(e->pos), free(e->ids), free(e->labels), free(e->lens);
+    free(e->pos), free(e->ids), free(e->labels), free(e->lens), free(e->row_mark), free(e->rows);
     attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
     free(e);
 }
@@ -116,7 +125,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     e->names = malloc(name_cap);
     e->pos = malloc(R * sizeof *e->pos), e->ids = malloc(R * sizeof *e->ids);
     e->labels = malloc(max_batch * sizeof *e->labels), e->lens = malloc(max_batch * sizeof *e->lens);
-    if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens) {
+    e->row_mark = calloc(V, 1), e->rows = malloc(V * sizeof *e->rows);
+    if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens ||
+        !e->row_mark || !e->rows) {
         attn_encoder_free(e);
         return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
     }
@@ -141,6 +152,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     nn_builder bd = {e->params, e->grads, e->acts, e->table, &e->n_table, &e->n_params,
                      e->names, name_cap, st};
     nn_take(&bd, &e->wte, &e->g_wte, "wte.weight", V, C);
+    /* No weight decay on the token embedding: it is updated row-sparsely
+     * (lazy Adam, as torch.optim.SparseAdam, which has no decay). */
+    if (!bd.st) e->table[0].decay = 0;
     nn_take(&bd, &e->wpe, &e->g_wpe, "wpe.weight", T, C);
     for (size_t l = 0; l < L; l++) nn_block_build(&bd, &e->blocks[l], l, (int)b, C, R);
     nn_take(&bd, &e->lnf_w, &e->g_lnf_w, "ln_f.weight", C, 0);
@@ -175,10 +189,56 @@ attn_status attn_encoder_init(attn_encoder *e, uint64_t seed)
 void attn_encoder_zero_grad(attn_encoder *e)
 {
     if (!e) return;
-    for (size_t i = 0; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+    const size_t C = e->cfg.width;
+    for (size_t i = 1; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+    /* wte's gradient is nonzero only in the rows the backwards touched: zero
+     * those (the whole table the first time) instead of V·C floats. */
+    if (!e->grads_zeroed) memset(e->g_wte, 0, e->table[0].numel * sizeof(float));
+    else
+        for (size_t r = 0; r < e->n_rows; r++) memset(e->g_wte + (size_t)e->rows[r] * C, 0, C * sizeof(float));
+    for (size_t r = 0; r < e->n_rows; r++) e->row_mark[e->rows[r]] = 0;
+    e->n_rows = 0, e->rows_sorted = 1, e->grads_zeroed = 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n)
+{
+    if (!e) return NULL;
+    if (!e->rows_sorted) qsort(e->rows, e->n_rows, sizeof *e->rows, cmp_u32);
+    e->rows_sorted = 1;
+    if (n) *n = e->n_rows;
+    return e->rows;
 }
 
 /* ---- forward and backward ------------------------------------------------------ */
+
+attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_label_smoothing: NULL");
+    if (!(eps >= 0.0f && eps < 1.0f))
+        return attn_error(ATTN_E_INVALID, "label smoothing must be in [0, 1), got %g", (double)eps);
+    e->smoothing = eps;
+    return ATTN_OK;
+}
+
+attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_dropout: NULL");
+    if (!(p >= 0.0f && p < 1.0f))
+        return attn_error(ATTN_E_INVALID, "dropout must be in [0, 1), got %g", (double)p);
+    e->drop_p = p, e->drop_key = key;
+    for (size_t l = 0; l < e->cfg.layers; l++) { /* site 0 is the embeddings */
+        e->blocks[l].drop_p = p;
+        e->blocks[l].key_attn = attn_dropout_key(key, 0, 1 + 2 * l);
+        e->blocks[l].key_mlp = attn_dropout_key(key, 0, 2 + 2 * l);
+    }
+    return ATTN_OK;
+}
 
 /* The attention's shapes and key padding (bidirectional: no causal mask). */
 static attn_mha_inputs mha_inputs(const attn_encoder *e)
@@ -220,6 +280,7 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     float *x0 = e->blocks[0].res;
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1);
+    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key);
     for (size_t l = 0; !st && l < c->layers; l++) {
         float *next = l + 1 < c->layers ? e->blocks[l + 1].res : e->res_out;
         st = nn_block_forward(&e->blocks[l], mha_inputs(e), next, e->scratch,
@@ -249,6 +310,18 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     double l = 0.0;
     st = attn_crossentropy_forward(&l, NULL, e->probs, e->logits, e->labels, B, K);
     if (st) return st;
+    if (e->smoothing > 0.0f) { /* + ε·(mean over classes of −log p − CE), per row, in double */
+        double extra = 0.0;
+        for (size_t b = 0; b < B; b++) {
+            const float *z = e->logits + b * K;
+            double mx = z[0], sum = 0.0, mean = 0.0;
+            for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+            for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx), mean += z[k];
+            const double lse = mx + log(sum);
+            extra += (lse - mean / (double)K) - (lse - (double)z[labels[b]]);
+        }
+        l += (double)e->smoothing * extra / (double)B;
+    }
     e->have_labels = 1;
     if (loss) *loss = l;
     return ATTN_OK;
@@ -265,6 +338,13 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     memset(e->d_logits, 0, B * K * sizeof(float));
     attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
                                                 loss_scale / (float)B, B, K);
+    if (!st && e->smoothing > 0.0f) { /* the target (1-ε)·onehot + ε/K: add scale·ε·(onehot − 1/K) */
+        const float s = loss_scale / (float)B * e->smoothing, u = s / (float)K;
+        for (size_t b = 0; b < B; b++) {
+            for (size_t k = 0; k < K; k++) e->d_logits[b * K + k] -= u;
+            e->d_logits[b * K + e->labels[b]] += s;
+        }
+    }
     memset(e->d_pooled, 0, B * C * sizeof(float));
     if (!st)
         st = attn_linear_backward(e->d_pooled, e->g_head_w, e->g_head_b, e->d_logits, e->pooled,
@@ -289,7 +369,18 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
         st = nn_block_backward(&e->blocks[l], mha_inputs(e), e->d_res, e->d_tmp, e->d_big1,
                                e->d_big2, R, C);
     }
-    if (!st) st = attn_embedding_backward(e->g_wte, e->d_res, e->ids, R, C, V);
-    if (!st) st = attn_embedding_backward(e->g_wpe, e->d_res, e->pos, R, C, c->context);
+    float *d_x0 = e->d_res; /* past the embeddings' dropout */
+    if (!st && e->drop_p > 0.0f) {
+        memset(e->d_tmp, 0, R * C * sizeof(float));
+        st = attn_dropout_backward(e->d_tmp, e->d_res, R * C, e->drop_p, e->drop_key);
+        d_x0 = e->d_tmp;
+    }
+    if (!st) st = attn_embedding_backward(e->g_wte, d_x0, e->ids, R, C, V);
+    for (size_t i = 0; !st && i < R; i++)
+        if (!e->row_mark[e->ids[i]]) {
+            e->row_mark[e->ids[i]] = 1, e->rows[e->n_rows++] = e->ids[i];
+            e->rows_sorted = 0;
+        }
+    if (!st) st = attn_embedding_backward(e->g_wpe, d_x0, e->pos, R, C, c->context);
     return st;
 }
