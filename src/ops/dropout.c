@@ -36,8 +36,8 @@ static uint32_t threshold(float p) { return (uint32_t)floor((double)p * 42949672
 
 static void keep_flags_c(uint8_t *k, uint64_t key, size_t i0, size_t len, uint32_t thr) { KEEP_BODY }
 #if defined(__GNUC__) && defined(__x86_64__)
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512"))) static void keep_flags_avx512(uint8_t *k, uint64_t key, size_t i0,
-                                                                           size_t len, uint32_t thr)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512")))
+static void keep_flags_avx512(uint8_t *k, uint64_t key, size_t i0, size_t len, uint32_t thr)
 {
     KEEP_BODY
 }
