@@ -73,40 +73,11 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv) { return kv ? kv->len : 0; }
  * libgomp a futex system call at its closing barrier (2-3 µs here, more
  * than a row's layer norm), and the fused attention kernel allocates and packs
  * a workspace per head. So this path is serial, allocates nothing, and works
- * on single rows: the layer norm is the op's own arithmetic (the same 16-lane
- * sums, so the same floats), the attention of one query over the cache is
- * computed directly, and the projections are matrix-vector products. */
+ * on single rows: the layer norm and GELU ops run serially at this size, the
+ * attention of one query over the cache is computed directly, and the
+ * projections are matrix-vector products. */
 
 #define LANES 16
-
-/* Σ x[j] (sq = 0) or Σ (x[j] − m)² (sq = 1) in 16 interleaved partial sums
- * added up in a fixed order, as attn_layernorm_forward does. */
-static float lane_sum(const float *x, float m, int sq, size_t n)
-{
-    float acc[LANES] = {0};
-    size_t j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (size_t l = 0; l < LANES; l++) {
-            const float d = sq ? x[j + l] - m : x[j + l];
-            acc[l] += sq ? d * d : d;
-        }
-    for (size_t l = 0; j < n; j++, l++) {
-        const float d = sq ? x[j] - m : x[j];
-        acc[l] += sq ? d * d : d;
-    }
-    for (size_t w = LANES / 2; w > 0; w /= 2)
-        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-/* y (C) = LayerNorm(x (C)) with weight w and bias b (may be NULL). */
-static void ln_row(float *y, const float *x, const float *w, const float *b, size_t C)
-{
-    const float m = lane_sum(x, 0.0f, 0, C) / (float)C;
-    const float v = lane_sum(x, m, 1, C);
-    const float r = 1.0f / sqrtf(v / (float)C + NN_LN_EPS);
-    for (size_t j = 0; j < C; j++) y[j] = (x[j] - m) * r * w[j] + (b ? b[j] : 0.0f);
-}
 
 /* Compiled for AVX-512 and AVX2 too, picked at load time where the compiler
  * can (the rest of the library is built for the baseline ISA). Every lane
@@ -204,7 +175,7 @@ static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *log
     for (size_t j = 0; j < C; j++) x[j] = te[j] + pe[j];
     for (size_t l = 0; l < c->layers; l++) {
         const nn_block *k = &g->blocks[l];
-        ln_row(ln, x, k->ln1_w, k->ln1_b, C);
+        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln1_w, k->ln1_b, 1, C, NN_LN_EPS);
         gemv(qkv, k->in_w, ln, k->in_b, C, 3 * C);
         for (size_t h = 0; h < H; h++) {
             float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
@@ -214,13 +185,13 @@ static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *log
         }
         gemv(tmp, k->out_w, cat, k->out_b, C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
-        ln_row(ln, x, k->ln2_w, k->ln2_b, C);
+        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln2_w, k->ln2_b, 1, C, NN_LN_EPS);
         gemv(kv->fc, k->fc_w, ln, k->fc_b, C, 4 * C);
         (void)attn_gelu_forward(kv->act, kv->fc, 4 * C); /* cannot fail: sizes checked */
         gemv(tmp, k->proj_w, kv->act, k->proj_b, 4 * C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
     }
-    ln_row(ln, x, g->lnf_w, g->lnf_b, C);
+    (void)attn_layernorm_forward(ln, NULL, NULL, x, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS);
     gemv(logits, g->wte, ln, NULL, C, c->vocab_size); /* tied head */
     kv->len = S;
 }

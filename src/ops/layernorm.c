@@ -54,6 +54,20 @@ static float sq_dev_lanes(const float *x, float m, size_t n)
     return acc[0];
 }
 
+/* One row: y (dim) = LayerNorm(x (dim)); its mean and 1/σ into *m, *r. */
+static void ln_row(float *yi, float *m_out, float *r_out, const float *xi, const float *w,
+                   const float *b, size_t dim, float eps)
+{
+    const float m = sum_lanes(xi, dim) / (float)dim;
+    const float v = sq_dev_lanes(xi, m, dim);
+    const float r = 1.0f / sqrtf(v / (float)dim + eps);
+    if (b)
+        for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
+    else
+        for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j];
+    *m_out = m, *r_out = r;
+}
+
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *w, const float *b, size_t rows, size_t dim,
                                    float eps)
@@ -62,18 +76,21 @@ attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const flo
     if (st) return st;
     if (!mean != !rstd)
         return attn_error(ATTN_E_INVALID, "layernorm: mean and rstd go together");
-    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
+    float m, r;
+    /* Small inputs (a generated token's row) skip the parallel region: even
+     * with a false if clause it costs libgomp a futex call, more than the row. */
+    if (rows * dim < 2 * ATTN_OMP_MIN_WORK) {
+        for (size_t i = 0; i < rows; i++) {
+            ln_row(y + i * dim, &m, &r, x + i * dim, w, b, dim, eps);
+            if (mean) mean[i] = m, rstd[i] = r;
+        }
+        return ATTN_OK;
+    }
+    ATTN_OMP_FOR_IF(1)
     for (size_t i = 0; i < rows; i++) {
-        const float *xi = x + i * dim;
-        float *yi = y + i * dim;
-        const float m = sum_lanes(xi, dim) / (float)dim;
-        const float v = sq_dev_lanes(xi, m, dim);
-        const float r = 1.0f / sqrtf(v / (float)dim + eps);
-        if (b)
-            for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
-        else
-            for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j];
-        if (mean) mean[i] = m, rstd[i] = r;
+        float mi, ri;
+        ln_row(y + i * dim, &mi, &ri, x + i * dim, w, b, dim, eps);
+        if (mean) mean[i] = mi, rstd[i] = ri;
     }
     return ATTN_OK;
 }
