@@ -28,35 +28,9 @@ typedef struct fx {
     size_t B, T;
 } fx;
 
-static attn_tensor get(fx *f, const char *name)
-{
-    attn_tensor t = {0};
-    attn_status s = attn_safetensors_read(f->st, name, &t);
-    if (s) fail_msg("%s: %s", f->path, attn_last_error());
-    return t;
-}
+static attn_tensor get(fx *f, const char *name) { return fixture_tensor(f->st, f->path, name); }
+static size_t meta_size(fx *f, const char *key) { return fixture_meta_size(f->st, key); }
 
-static size_t meta_size(fx *f, const char *key)
-{
-    const char *v = attn_safetensors_metadata(f->st, key);
-    assert_non_null(v);
-    return (size_t)strtoull(v, NULL, 10);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n)
-{
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
-    return m;
-}
-
-/* assert_close_f32's criterion, as a value: 1 when every element passes. */
-static int all_close(const float *a, const float *b, size_t n, double atol, double rtol)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs((double)a[i] - (double)b[i]) <= atol + rtol * fabs((double)b[i]))) return 0;
-    return 1;
-}
 
 static const attn_param_ref *param(fx *f, const char *name)
 {
@@ -130,7 +104,7 @@ static void run_case(const char *name)
     assert_close_f32(attn_encoder_logits(f.e), logits.data, f.B * K, 1e-5, 0, "logits");
     float lf = (float)loss;
     assert_close_f32(&lf, want_loss.data, 1, 1e-5, 0, "loss");
-    double d_logits = max_abs_diff(attn_encoder_logits(f.e), logits.data, f.B * K);
+    double d_logits = max_abs_diff_f32(attn_encoder_logits(f.e), logits.data, f.B * K);
     double d_loss = fabs(loss - (double)want_loss.data[0]), d_grad = 0;
     const char *worst = "";
 
@@ -145,7 +119,7 @@ static void run_case(const char *name)
         for (size_t j = 0; j < gw.numel; j++) big = fmaxf(big, fabsf(gw.data[j]));
         if (big < 1e-6f) fail_msg("%s: the reference gradient is zero", gname);
         assert_close_f32(p[i].grad, gw.data, p[i].numel, 1e-4, 1e-3, gname);
-        double d = max_abs_diff(p[i].grad, gw.data, p[i].numel);
+        double d = max_abs_diff_f32(p[i].grad, gw.data, p[i].numel);
         if (d > d_grad) d_grad = d, worst = p[i].name;
         attn_tensor_free(&gw);
     }
@@ -172,10 +146,10 @@ static void run_case(const char *name)
 
     /* the comparison can fail: a perturbed layer-norm gain moves the gradient */
     attn_tensor gw = get(&f, "grad.h.0.attn.in_proj_weight");
-    assert_true(all_close(in_w->grad, gw.data, in_w->numel, 1e-4, 1e-3));
+    assert_true(all_close_f32(in_w->grad, gw.data, in_w->numel, 1e-4, 1e-3));
     param(&f, "h.0.ln_1.weight")->data[0] += 0.1f;
     forward_backward(&f);
-    assert_false(all_close(in_w->grad, gw.data, in_w->numel, 1e-4, 1e-3));
+    assert_false(all_close_f32(in_w->grad, gw.data, in_w->numel, 1e-4, 1e-3));
 
     free(grad_before), free(logits_before);
     attn_tensor_free(&gw), attn_tensor_free(&logits), attn_tensor_free(&want_loss);

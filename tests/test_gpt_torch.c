@@ -23,20 +23,8 @@ typedef struct fx {
     attn_gpt *g;
 } fx;
 
-static attn_tensor get(fx *f, const char *name)
-{
-    attn_tensor t = {0};
-    attn_status s = attn_safetensors_read(f->st, name, &t);
-    if (s) fail_msg("%s: %s", f->path, attn_last_error());
-    return t;
-}
-
-static size_t meta_size(fx *f, const char *key)
-{
-    const char *v = attn_safetensors_metadata(f->st, key);
-    assert_non_null(v);
-    return (size_t)strtoull(v, NULL, 10);
-}
+static attn_tensor get(fx *f, const char *name) { return fixture_tensor(f->st, f->path, name); }
+static size_t meta_size(fx *f, const char *key) { return fixture_meta_size(f->st, key); }
 
 static float meta_float(fx *f, const char *key)
 {

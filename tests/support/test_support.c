@@ -10,16 +10,49 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-void assert_close_f32(const float *a, const float *b, size_t n, double atol, double rtol,
-                      const char *what)
+/* The first index where |a - b| > atol + rtol·|b| (or either is NaN); n if none. */
+static size_t first_far(const float *a, const float *b, size_t n, double atol, double rtol)
 {
     for (size_t i = 0; i < n; i++) {
         double x = a[i], y = b[i];
-        if (isnan(x) || isnan(y) || fabs(x - y) > atol + rtol * fabs(y)) {
-            fail_msg("%s[%zu]: got %.9g, expected %.9g (atol %g, rtol %g)", what, i, x, y, atol,
-                     rtol);
-        }
+        if (isnan(x) || isnan(y) || fabs(x - y) > atol + rtol * fabs(y)) return i;
     }
+    return n;
+}
+
+void assert_close_f32(const float *a, const float *b, size_t n, double atol, double rtol,
+                      const char *what)
+{
+    size_t i = first_far(a, b, n, atol, rtol);
+    if (i < n)
+        fail_msg("%s[%zu]: got %.9g, expected %.9g (atol %g, rtol %g)", what, i, (double)a[i],
+                 (double)b[i], atol, rtol);
+}
+
+int all_close_f32(const float *a, const float *b, size_t n, double atol, double rtol)
+{
+    return first_far(a, b, n, atol, rtol) == n;
+}
+
+double max_abs_diff_f32(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+attn_tensor fixture_tensor(attn_safetensors *st, const char *path, const char *name)
+{
+    attn_tensor t = {0};
+    if (attn_safetensors_read(st, name, &t)) fail_msg("%s: %s", path, attn_last_error());
+    return t;
+}
+
+size_t fixture_meta_size(attn_safetensors *st, const char *key)
+{
+    const char *v = attn_safetensors_metadata(st, key);
+    if (!v) fail_msg("fixture metadata '%s' is missing", key);
+    return (size_t)strtoull(v, NULL, 10);
 }
 
 static char *slurp(const char *path)

@@ -48,6 +48,7 @@ double *matrix_of(const char *what, const struct cJSON *obj, const char *key, si
  * for the exporters (attn/export.h). */
 #include "attn/attn.h"
 #include "attn/export.h"
+#include "attn/safetensors.h"
 typedef struct demo_doc {
     attn_embeddings vocab, x[2];
     attn_trace *t[2];
@@ -56,5 +57,15 @@ typedef struct demo_doc {
 } demo_doc;
 void build_demo(demo_doc *d);
 void release_demo(demo_doc *d);
+
+/* PyTorch fixture files (safetensors): a tensor by name, failing the test
+ * with the file's path when it is missing; a metadata value as a size. */
+attn_tensor fixture_tensor(attn_safetensors *st, const char *path, const char *name);
+size_t fixture_meta_size(attn_safetensors *st, const char *key);
+
+/* assert_close_f32's criterion as a value (1: every element passes), and
+ * the largest |a - b|, for tests that report or expect a failure. */
+int all_close_f32(const float *a, const float *b, size_t n, double atol, double rtol);
+double max_abs_diff_f32(const float *a, const float *b, size_t n);
 
 #endif
