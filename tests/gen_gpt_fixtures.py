@@ -29,16 +29,13 @@ min_lr, warmup, iters, beta1, beta2, eps, weight_decay, grad_clip, accum, seed, 
 Files are safetensors written with the standard library (all tensors F32).
 """
 
-import argparse
-import json
 import math
-import os
-import struct
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
+
+import fixture_io
 
 TOL = 1e-6
 
@@ -50,38 +47,6 @@ CASES = [
 ]
 TRAIN = dict(lr=1e-2, min_lr=1e-3, warmup=3, iters=10, beta1=0.9, beta2=0.99, eps=1e-8,
              weight_decay=0.1, grad_clip=0.5)
-
-
-def st_write(path, tensors, meta):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors:
-        raw = struct.pack("<%df" % t.numel(), *t.detach().reshape(-1).float().tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    header["__metadata__"] = meta
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def st_read(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {})
-    data = raw[8 + n:]
-    out = {}
-    for name, info in header.items():
-        b, e = info["data_offsets"]
-        vals = struct.unpack("<%df" % ((e - b) // 4), data[b:e])
-        out[name] = (info["shape"], vals)
-    return out, meta
 
 
 def param_names(c):
@@ -205,54 +170,5 @@ def make_case(c):
     return out, meta
 
 
-def write_all(d):
-    os.makedirs(d, exist_ok=True)
-    for c in CASES:
-        tensors, meta = make_case(c)
-        st_write(os.path.join(d, c["name"] + ".safetensors"), tensors, meta)
-
-
-def check(d):
-    with tempfile.TemporaryDirectory(prefix="gpt-fixtures-") as tmp:
-        write_all(tmp)
-        worst = 0.0
-        for c in CASES:
-            f = c["name"] + ".safetensors"
-            new_path, old_path = os.path.join(tmp, f), os.path.join(d, f)
-            if not os.path.exists(old_path):
-                print("gpt fixtures: %s is missing" % old_path, file=sys.stderr)
-                return 1
-            (a, ma), (b, mb) = st_read(new_path), st_read(old_path)
-            if ma != mb or sorted(a) != sorted(b):
-                print("gpt fixtures: %s: tensors or metadata differ" % old_path, file=sys.stderr)
-                return 1
-            for name in a:
-                if a[name][0] != b[name][0]:
-                    print("gpt fixtures: %s: '%s' shape differs" % (old_path, name), file=sys.stderr)
-                    return 1
-                diff = max((abs(p - q) for p, q in zip(a[name][1], b[name][1])), default=0.0)
-                if diff > TOL:
-                    print("gpt fixtures: %s: '%s' differs by %g" % (old_path, name, diff), file=sys.stderr)
-                    return 1
-                worst = max(worst, diff)
-    print("gpt fixtures: %d files match (max abs diff %g)" % (len(CASES), worst))
-    return 0
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--out", metavar="DIR", help="write the fixtures into DIR")
-    g.add_argument("--check", metavar="DIR", help="compare DIR with freshly generated ones")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
-    if args.out:
-        write_all(args.out)
-        print("gpt fixtures: wrote %d files to %s" % (len(CASES), args.out))
-        return 0
-    return check(args.check)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fixture_io.main("gpt", __doc__, CASES, make_case, TOL))
