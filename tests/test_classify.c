@@ -279,6 +279,25 @@ static attn_encoder *tiny(attn_pooling pool, size_t batch)
     return e;
 }
 
+/* The central difference of the loss of the batch ids (3, 6) in element j of
+ * parameter *q, held against the gradient of the last backward (q->grad[j]). */
+static void check_grad_at(attn_encoder *e, const attn_param_ref *q, size_t j, const uint32_t *ids,
+                          const size_t *lens, const uint32_t *labels, const char *what)
+{
+    const double h = 1e-2;
+    const float keep = q->data[j];
+    double lp = 0, lm = 0;
+    q->data[j] = (float)(keep + h);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
+    q->data[j] = (float)(keep - h);
+    assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
+    q->data[j] = keep;
+    const float num = (float)((lp - lm) / (2 * h));
+    char full[160];
+    snprintf(full, sizeof full, "%s[%zu]%s", q->name, j, what);
+    assert_close_f32(&q->grad[j], &num, 1, 2e-3, 3e-2, full);
+}
+
 static void grad_check(attn_pooling pool)
 {
     attn_encoder *e = tiny(pool, 3);
@@ -292,23 +311,12 @@ static void grad_check(attn_pooling pool)
     const attn_param_ref *p = attn_encoder_params(e);
     attn_rng r;
     attn_rng_seed(&r, 3);
-    const double h = 1e-2;
     size_t checked = 0;
     for (size_t i = 0; i < attn_encoder_param_count(e); i++) {
         for (size_t k = 0; k < 5; k++) {
             size_t j = attn_rng_below(&r, p[i].numel);
             if (!strcmp(p[i].name, "wte.weight") && k == 0) j = 0; /* [PAD]: no gradient */
-            float keep = p[i].data[j];
-            double lp = 0, lm = 0;
-            p[i].data[j] = (float)(keep + h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
-            p[i].data[j] = (float)(keep - h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
-            p[i].data[j] = keep;
-            float num = (float)((lp - lm) / (2 * h));
-            char what[96];
-            snprintf(what, sizeof what, "%s[%zu] (%s pooling)", p[i].name, j, pool ? "cls" : "mean");
-            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, what);
+            check_grad_at(e, &p[i], j, ids, lens, labels, pool ? " (cls pooling)" : " (mean pooling)");
             checked++;
         }
     }
@@ -599,21 +607,10 @@ static void test_encoder_dropout(void **state)
     const attn_param_ref *p = attn_encoder_params(e);
     attn_rng r;
     attn_rng_seed(&r, 4);
-    const double h = 1e-2;
     for (size_t i = 0; i < attn_encoder_param_count(e); i++)
         for (size_t k = 0; k < 4; k++) {
             size_t j = attn_rng_below(&r, p[i].numel);
-            float keep = p[i].data[j];
-            double lp = 0, lm = 0;
-            p[i].data[j] = (float)(keep + h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
-            p[i].data[j] = (float)(keep - h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
-            p[i].data[j] = keep;
-            float num = (float)((lp - lm) / (2 * h));
-            char what[96];
-            snprintf(what, sizeof what, "%s[%zu] with dropout", p[i].name, j);
-            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, what);
+            check_grad_at(e, &p[i], j, ids, lens, labels, " with dropout");
         }
     attn_encoder_free(e);
 }
@@ -644,19 +641,8 @@ static void test_encoder_label_smoothing(void **state)
     assert_int_equal(attn_encoder_backward(e, 1.0f), ATTN_OK);
     const attn_param_ref *p = attn_encoder_params(e);
     const size_t n = attn_encoder_param_count(e);
-    const double h = 1e-2;
     for (size_t i = n - 2; i < n; i++) /* the head's weight and bias */
-        for (size_t j = 0; j < p[i].numel; j += 5) {
-            float keep = p[i].data[j];
-            double lp = 0, lm = 0;
-            p[i].data[j] = (float)(keep + h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lp, NULL), ATTN_OK);
-            p[i].data[j] = (float)(keep - h);
-            assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &lm, NULL), ATTN_OK);
-            p[i].data[j] = keep;
-            float num = (float)((lp - lm) / (2 * h));
-            assert_close_f32(&p[i].grad[j], &num, 1, 2e-3, 3e-2, p[i].name);
-        }
+        for (size_t j = 0; j < p[i].numel; j += 5) check_grad_at(e, &p[i], j, ids, lens, labels, "");
     attn_encoder_free(e);
 }
 
