@@ -73,73 +73,9 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv) { return kv ? kv->len : 0; }
  * libgomp a futex system call at its closing barrier (2-3 µs here, more
  * than a row's layer norm), and the fused attention kernel allocates and packs
  * a workspace per head. So this path is serial, allocates nothing, and works
- * on single rows: the layer norm and GELU ops run serially at this size, the
- * attention of one query over the cache is computed directly, and the
- * projections are matrix-vector products. */
-
-#define LANES 16
-
-/* Compiled for AVX-512 and AVX2 too, picked at load time where the compiler
- * can (the rest of the library is built for the baseline ISA). Every lane
- * does the same operations in the same order on each, so the floats do not
- * depend on which one runs. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define GEMV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef GEMV_CLONES
-#define GEMV_CLONES
-#endif
-
-/* y (out) = w (out, in) · x (in) [+ b (out)]: 16 interleaved partial sums
- * per output, four outputs at a time so that each x[p] loaded serves four
- * rows of w. Streaming w from memory is the whole cost. */
-GEMV_CLONES
-static void gemv(float *y, const float *w, const float *x, const float *b, size_t in, size_t out)
-{
-    size_t j = 0;
-    for (; j + 4 <= out; j += 4) {
-        const float *w0 = w + j * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
-        float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
-        size_t p = 0;
-        for (; p + LANES <= in; p += LANES)
-            for (size_t l = 0; l < LANES; l++) {
-                const float xp = x[p + l];
-                a0[l] += w0[p + l] * xp, a1[l] += w1[p + l] * xp;
-                a2[l] += w2[p + l] * xp, a3[l] += w3[p + l] * xp;
-            }
-        for (size_t l = 0; p < in; p++, l++) {
-            a0[l] += w0[p] * x[p], a1[l] += w1[p] * x[p];
-            a2[l] += w2[p] * x[p], a3[l] += w3[p] * x[p];
-        }
-        /* The same pairwise tree per row, the four rows side by side so
-         * that each level is one vector operation. */
-        float r[2 * LANES], q[LANES], o[8];
-        for (size_t l = 0; l < 8; l++) {
-            r[l] = a0[l] + a0[l + 8], r[8 + l] = a1[l] + a1[l + 8];
-            r[16 + l] = a2[l] + a2[l + 8], r[24 + l] = a3[l] + a3[l + 8];
-        }
-        for (size_t i = 0; i < 4; i++)
-            for (size_t l = 0; l < 4; l++) q[4 * i + l] = r[8 * i + l] + r[8 * i + l + 4];
-        for (size_t i = 0; i < 4; i++)
-            for (size_t l = 0; l < 2; l++) o[2 * i + l] = q[4 * i + l] + q[4 * i + l + 2];
-        for (size_t i = 0; i < 4; i++) y[j + i] = o[2 * i] + o[2 * i + 1];
-    }
-    for (; j < out; j++) {
-        const float *wj = w + j * in;
-        float a[LANES] = {0};
-        size_t p = 0;
-        for (; p + LANES <= in; p += LANES)
-            for (size_t l = 0; l < LANES; l++) a[l] += wj[p + l] * x[p + l];
-        for (size_t l = 0; p < in; p++, l++) a[l] += wj[p] * x[p];
-        for (size_t s = LANES / 2; s > 0; s /= 2)
-            for (size_t l = 0; l < s; l++) a[l] += a[l + s];
-        y[j] = a[0];
-    }
-    if (b)
-        for (j = 0; j < out; j++) y[j] += b[j];
-}
+ * on single rows: the layer norm, GELU and one-row products (linear,
+ * matmul) run serially at this size, and the attention of one query over the
+ * cache is computed directly. */
 
 /* o (d) = softmax(q · kᵀ · scale) · v for one query q (d) over the S cached
  * keys and values k, v (S, d); att (S) is scratch. The scores are a
@@ -147,7 +83,7 @@ static void gemv(float *y, const float *w, const float *x, const float *b, size_
 static void attend_one(float *o, float *att, const float *q, const float *k, const float *v,
                        size_t S, size_t d, float scale)
 {
-    gemv(att, k, q, NULL, d, S);
+    (void)attn_matmul_nt_forward(att, q, k, 1, d, S, NULL); /* sizes checked by the caller */
     float mx = -INFINITY;
     for (size_t j = 0; j < S; j++) {
         att[j] *= scale;
@@ -176,23 +112,23 @@ static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *log
     for (size_t l = 0; l < c->layers; l++) {
         const nn_block *k = &g->blocks[l];
         (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln1_w, k->ln1_b, 1, C, NN_LN_EPS);
-        gemv(qkv, k->in_w, ln, k->in_b, C, 3 * C);
+        (void)attn_linear_forward(qkv, ln, k->in_w, k->in_b, 1, C, 3 * C);
         for (size_t h = 0; h < H; h++) {
             float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
             memcpy(kc + pos * d, qkv + C + h * d, d * sizeof(float));
             memcpy(vc + pos * d, qkv + 2 * C + h * d, d * sizeof(float));
             attend_one(cat + h * d, kv->att, qkv + h * d, kc, vc, S, d, scale);
         }
-        gemv(tmp, k->out_w, cat, k->out_b, C, C);
+        (void)attn_linear_forward(tmp, cat, k->out_w, k->out_b, 1, C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
         (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln2_w, k->ln2_b, 1, C, NN_LN_EPS);
-        gemv(kv->fc, k->fc_w, ln, k->fc_b, C, 4 * C);
+        (void)attn_linear_forward(kv->fc, ln, k->fc_w, k->fc_b, 1, C, 4 * C);
         (void)attn_gelu_forward(kv->act, kv->fc, 4 * C); /* cannot fail: sizes checked */
-        gemv(tmp, k->proj_w, kv->act, k->proj_b, 4 * C, C);
+        (void)attn_linear_forward(tmp, kv->act, k->proj_w, k->proj_b, 1, 4 * C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
     }
     (void)attn_layernorm_forward(ln, NULL, NULL, x, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS);
-    gemv(logits, g->wte, ln, NULL, C, c->vocab_size); /* tied head */
+    (void)attn_linear_forward(logits, ln, g->wte, NULL, 1, C, c->vocab_size); /* tied head */
     kv->len = S;
 }
 

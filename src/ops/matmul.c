@@ -50,21 +50,68 @@ static attn_status gemm_large(float *c, const float *a, const float *b, size_t m
     return attn_gemm(c, a, b, m, k, n, 0, trans_b, 0, ATTN_GEMM_AUTO);
 }
 
-/* Σ a[p]·b[p] in 16 interleaved partial sums added up in a fixed order: the
- * compiler turns them into vector multiply-adds (one running sum it may not
- * reorder). This is the whole cost of a one-row product, e.g. a token's step
- * in generation with a KV cache. */
+/* Small products, e.g. a token's step in generation with a KV cache, where
+ * streaming b from memory is the whole cost: each output is Σ a[p]·b[p] in 16
+ * interleaved partial sums added up in a fixed pairwise order (the compiler
+ * turns them into vector multiply-adds; one running sum it may not reorder),
+ * four outputs at a time so that each a[p] loaded serves four rows of b.
+ * Compiled for AVX-512 and AVX2 too, picked at load time where the compiler
+ * can (the rest of the library is built for the baseline ISA): every lane
+ * does the same operations in the same order on each, so the floats do not
+ * depend on which one runs, nor on the output's position in its group of four. */
 #define LANES 16
-static float dot_lanes(const float *a, const float *b, size_t k)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define ROW_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef ROW_CLONES
+#define ROW_CLONES
+#endif
+
+/* c (n) = b (n, k) · a (k) */
+ROW_CLONES
+static void row_times_bt(float *c, const float *a, const float *b, size_t k, size_t n)
 {
-    float acc[LANES] = {0};
-    size_t p = 0;
-    for (; p + LANES <= k; p += LANES)
-        for (size_t l = 0; l < LANES; l++) acc[l] += a[p + l] * b[p + l];
-    for (size_t l = 0; p < k; p++, l++) acc[l] += a[p] * b[p];
-    for (size_t w = LANES / 2; w > 0; w /= 2)
-        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *b0 = b + j * k, *b1 = b0 + k, *b2 = b1 + k, *b3 = b2 + k;
+        float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
+        size_t p = 0;
+        for (; p + LANES <= k; p += LANES)
+            for (size_t l = 0; l < LANES; l++) {
+                const float ap = a[p + l];
+                a0[l] += b0[p + l] * ap, a1[l] += b1[p + l] * ap;
+                a2[l] += b2[p + l] * ap, a3[l] += b3[p + l] * ap;
+            }
+        for (size_t l = 0; p < k; p++, l++) {
+            a0[l] += b0[p] * a[p], a1[l] += b1[p] * a[p];
+            a2[l] += b2[p] * a[p], a3[l] += b3[p] * a[p];
+        }
+        /* The same pairwise tree per output, the four side by side so that
+         * each level is one vector operation. */
+        float r[2 * LANES], q[LANES], o[8];
+        for (size_t l = 0; l < 8; l++) {
+            r[l] = a0[l] + a0[l + 8], r[8 + l] = a1[l] + a1[l + 8];
+            r[16 + l] = a2[l] + a2[l + 8], r[24 + l] = a3[l] + a3[l + 8];
+        }
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 4; l++) q[4 * i + l] = r[8 * i + l] + r[8 * i + l + 4];
+        for (size_t i = 0; i < 4; i++)
+            for (size_t l = 0; l < 2; l++) o[2 * i + l] = q[4 * i + l] + q[4 * i + l + 2];
+        for (size_t i = 0; i < 4; i++) c[j + i] = o[2 * i] + o[2 * i + 1];
+    }
+    for (; j < n; j++) {
+        const float *bj = b + j * k;
+        float acc[LANES] = {0};
+        size_t p = 0;
+        for (; p + LANES <= k; p += LANES)
+            for (size_t l = 0; l < LANES; l++) acc[l] += a[p + l] * bj[p + l];
+        for (size_t l = 0; p < k; p++, l++) acc[l] += a[p] * bj[p];
+        for (size_t w = LANES / 2; w > 0; w /= 2)
+            for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+        c[j] = acc[0];
+    }
 }
 
 /* Small products: row-times-matrix in i-p-j order, so the inner loop streams
@@ -95,10 +142,7 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     attn_status st = attn_check_matmul("matmul_nt", c, a, b, m, k, n);
     if (st) return st;
     if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
-    for (size_t i = 0; i < m; i++) {
-        const float *ai = a + i * k;
-        for (size_t j = 0; j < n; j++) c[i * n + j] = dot_lanes(ai, b + j * k, k);
-    }
+    for (size_t i = 0; i < m; i++) row_times_bt(c + i * n, a + i * k, b, k, n);
     return ATTN_OK;
 }
 
