@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/fileio.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cmd_classify.h"
@@ -60,42 +61,8 @@ static const char usage[] =
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
     "  -h, --help           show this help\n";
 
-attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
-{
-    *text = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a text file", path);
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    while (!st) {
-        if (n + 1 >= cap) {
-            char *nb = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: too large to read", path);
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (!got) break;
-    }
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return ATTN_OK;
-}
+/* Text files (the data, a --config) up to 2 GiB. */
+#define TEXT_LIMIT ((size_t)1 << 31)
 
 static int on_progress(const attn_train_event *e, void *user)
 {
@@ -219,7 +186,7 @@ int cmd_train(int argc, char **argv)
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
-        st = gpt_cli_read_file(config, &cfg_text, &cfg_len);
+        st = attn_read_text_file(config, TEXT_LIMIT, &cfg_text, &cfg_len);
         if (!st) st = attn_train_config_from_json(cfg_text, config, &mc, &tc);
         free(cfg_text);
         if (st) return cli_fail("train", st);
@@ -282,7 +249,7 @@ int cmd_train(int argc, char **argv)
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
-    if (!st) st = gpt_cli_read_file(data, &text, &len);
+    if (!st) st = attn_read_text_file(data, TEXT_LIMIT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
         free(text);

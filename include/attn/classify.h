@@ -60,6 +60,10 @@ typedef struct attn_cls_metrics {
 /* confusion (k, k) may be NULL: confusion[gold * k + pred] counts. */
 void attn_cls_score(attn_cls_metrics *m, const uint32_t *pred, const uint32_t *gold, size_t n,
                     size_t k, size_t *confusion);
+/* F1 of each class from a confusion matrix (k, k) as attn_cls_score fills it:
+ * f1[c] = 2·tp / (2·tp + fp + fn), 0 for a class absent from gold and
+ * predictions (macro-F1 is the mean over the classes present). f1: (k) */
+void attn_cls_f1_per_class(double *f1, const size_t *confusion, size_t k);
 
 /* ---- baselines ------------------------------------------------------------------- */
 
