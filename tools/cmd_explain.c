@@ -167,6 +167,8 @@ int cmd_explain(int argc, char **argv)
                                "walkthrough; a layer scales by 1/sqrt(d_k)");
     if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
     attn_status pre = cli_export_check(&ex); /* before any work */
+    const char *inputs[3] = {path_a, path_b, path_w};
+    if (!pre) pre = cli_export_check_inputs(&ex, inputs, 3);
     if (pre) return cli_fail("explain", pre);
     if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o, &ex);
 

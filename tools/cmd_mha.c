@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/fileio.h"
 #include "attn/mha_io.h"
 #include "cli.h"
 
@@ -169,7 +170,9 @@ int cmd_mha(int argc, char **argv)
     int unbatched = 0;
     char s1[96], s2[96];
     /* Fail on an unwritable destination before any work. */
+    const char *inputs[6] = {pw, pq, pk, pv, pm, pp};
     attn_status st = attn_export_check_file(po);
+    if (!st) st = attn_check_not_input(po, inputs, 6);
     if (!st) st = attn_safetensors_open(&w, pw);
     if (!st) st = attn_mha_config_from_safetensors(&cfg, w, NULL, (size_t)heads);
     if (!st && zero_attn) cfg.add_zero_attn = 1;

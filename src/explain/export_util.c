@@ -1,4 +1,5 @@
 /* export_util.c - all-or-nothing output directories; walking a document. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "export_util.h"
 
 #include <errno.h>
@@ -36,10 +37,23 @@ attn_status attn_export_check_file(const char *path)
 {
     struct stat sb;
     if (!path || !*path) return attn_error(ATTN_E_IO, "empty output path");
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    int exists = stat(path, &sb) == 0;
+    if (exists && S_ISDIR(sb.st_mode))
         return attn_error(ATTN_E_IO, "%s: is a directory, expected a file path", path);
+    /* A device or FIFO is written in place (attn_atomic_open): it only has
+     * to be writable itself. */
+    if (exists && !S_ISREG(sb.st_mode)) {
+        if (access(path, W_OK) != 0)
+            return attn_error(ATTN_E_IO, "%s: not writable: %s", path, strerror(errno));
+        return ATTN_OK;
+    }
+    struct stat lsb;
+    if (!exists && lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode))
+        return attn_error(ATTN_E_IO, "%s: a symbolic link to a missing file (not replaced)", path);
     char dir[4096];
-    parent_of(path, dir, sizeof dir);
+    char *real = exists ? realpath(path, NULL) : NULL; /* a link's target is replaced */
+    parent_of(real ? real : path, dir, sizeof dir);
+    free(real);
     return writable_dir(path, dir);
 }
 
