@@ -3,6 +3,7 @@
 #include "export_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -173,4 +174,23 @@ attn_status export_each_matrix(const attn_doc *doc, export_matrix_fn fn, void *u
         }
     }
     return st;
+}
+
+attn_status attn_trace_check_output(const attn_trace *t, const char *what)
+{
+    for (size_t i = 0; t && i < attn_trace_count(t); i++) {
+        attn_trace_entry e;
+        attn_status st = attn_trace_entry_at(t, i, &e);
+        if (st) return st;
+        size_t n = strlen(e.name);
+        if (n < 6 || strcmp(e.name + n - 6, "output") || (n > 6 && e.name[n - 7] != '.')) continue;
+        for (size_t k = 0; k < e.tensor->numel; k++)
+            if (!isfinite(e.tensor->data[k]))
+                return attn_error(ATTN_E_FORMAT,
+                                  "%s: the attention overflows float32 (%s in '%s', element %zu): "
+                                  "the inputs or the scale are too large, or the temperature too "
+                                  "small",
+                                  what, isnan(e.tensor->data[k]) ? "NaN" : "an infinity", e.name, k);
+    }
+    return ATTN_OK;
 }
