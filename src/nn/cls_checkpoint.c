@@ -210,7 +210,7 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     }
     if (!st) {
         st = attn_encoder_config_check(c);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", path, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", path);
     }
     cJSON_Delete(root);
     if (st) attn_cls_info_free(in);

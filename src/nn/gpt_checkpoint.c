@@ -403,7 +403,7 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     if (!st) st = attn_train_config_from_json(text, cpath, &info->model, &info->train);
     if (!st) {
         st = attn_gpt_config_check(&info->model);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", cpath, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", cpath);
     }
     if (!st) st = attn_tokenizer_load(tok, vpath);
     if (!st && attn_tokenizer_vocab_size(*tok) != info->model.vocab_size)
