@@ -126,12 +126,44 @@ static void test_bad_ids(void **state)
     bad("expected a token id", dec_cmd("1 -2"));
 }
 
+/* attn train --tokenizer: a GPT on BPE tokens, saved with its tokenizer,
+ * resumed and sampled from. */
+static void test_train_gpt(void **state)
+{
+    (void)state;
+    char text[4096] = "", ck[600];
+    for (int i = 0; i < 60; i++) strcat(text, i % 3 ? "ab ab abc, " : "abc ab\n");
+    const char *data = write_tmp("gpt.txt", text);
+    snprintf(ck, sizeof ck, "%s/ck", test_tmpdir());
+    run_result r = run_cmd("'%s' train --data '%s' --tokenizer '%s' --out '%s' --iters 2 --layers 1 "
+                           "--heads 1 --width 8 --context 8 --batch 2 --eval-every 1 --eval-iters 1",
+                           attn_bin(), data, dir, ck);
+    if (r.status) fail_msg("attn train --tokenizer: %s", r.err);
+    assert_non_null(strstr(r.out, "vocab 259"));
+    run_result_free(&r);
+    r = run_cmd("head -c 40 '%s/vocab.json'", ck);
+    assert_non_null(strstr(r.out, "\"type\": \"bpe\""));
+    run_result_free(&r);
+    r = run_cmd("'%s' train --data '%s' --resume '%s' --iters 3", attn_bin(), data, ck);
+    if (r.status) fail_msg("attn train --resume: %s", r.err);
+    run_result_free(&r);
+    r = run_cmd("'%s' generate --model '%s' --prompt 'ab ab' --tokens 4 --temperature 0", attn_bin(), ck);
+    if (r.status) fail_msg("attn generate: %s", r.err);
+    assert_memory_equal(r.out, "ab ab", 5);
+    run_result_free(&r);
+    r = run_cmd("'%s' train --data '%s' --resume '%s' --tokenizer '%s'", attn_bin(), data, ck, dir);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--tokenizer cannot be changed when resuming"));
+    run_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_encode_decode),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_ids),
+        cmocka_unit_test(test_train_gpt),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
