@@ -116,6 +116,8 @@ int cli_export_option(int opt, const char *arg, cli_export_opts *e);
 int cli_export_any(const cli_export_opts *e);
 /* Checks every output path before any work (ATTN_E_IO naming the path). */
 attn_status cli_export_check(const cli_export_opts *e);
+/* Refuses a file output that is one of the inputs (attn_check_not_input). */
+attn_status cli_export_check_inputs(const cli_export_opts *e, const char *const *inputs, size_t n);
 /* Writes every output asked for, listing them on stdout. */
 attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
 
@@ -146,5 +148,11 @@ void cli_progress_line(const cli_progress *p, const attn_train_event *e, const c
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+
+/* The most bytes of a text file the CLI reads (the data, a --config); read
+ * with attn_read_file(..., ATTN_READ_TEXT, ...): a NUL byte (U+0000 would
+ * make a vocabulary no reader can load; /dev/zero) is refused with its
+ * position. */
+#define CLI_TEXT_LIMIT (((size_t)1 << 31) - 2)
 
 #endif

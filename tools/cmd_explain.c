@@ -88,6 +88,7 @@ static int explain_layer(const char *path_x, const char *path_w, size_t heads,
                         path_x, x.n_dims, path_w, cfg.kdim, cfg.vdim);
     if (!st) st = attn_trace_create(&t);
     if (!st) st = attn_mha_self_attention(NULL, m, &x, &o->sdpa, t);
+    if (!st) st = attn_trace_check_output(t, path_x);
     if (!st && !(text = join_tokens(&x))) st = attn_error(ATTN_E_NOMEM, "out of memory");
     int rc;
     if (st) {
@@ -163,6 +164,8 @@ int cmd_explain(int argc, char **argv)
         return cli_usage_error("explain", usage, "--compare works on the plain walkthrough, not with --weights");
     if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
     attn_status pre = cli_export_check(&ex); /* before any work */
+    const char *inputs[3] = {path_a, path_b, path_w};
+    if (!pre) pre = cli_export_check_inputs(&ex, inputs, 3);
     if (pre) return cli_fail("explain", pre);
     if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o, &ex);
 
@@ -177,8 +180,10 @@ int cmd_explain(int argc, char **argv)
     if (!st && path_b) st = same_dims(&a, path_a, &b, path_b);
     if (!st) st = attn_trace_create(&ta);
     if (!st) st = attn_self_attention(NULL, &a, &o.sdpa, ta);
+    if (!st) st = attn_trace_check_output(ta, path_a);
     if (!st && path_b) st = attn_trace_create(&tb);
     if (!st && path_b) st = attn_self_attention(NULL, &b, &o.sdpa, tb);
+    if (!st && path_b) st = attn_trace_check_output(tb, path_b);
     if (!st && (!(text_a = join_tokens(&a)) || (path_b && !(text_b = join_tokens(&b)))))
         st = attn_error(ATTN_E_NOMEM, "out of memory");
     if (st) {
@@ -209,7 +214,9 @@ int cmd_explain(int argc, char **argv)
             for (size_t i = 0; !st && i < a.n_tokens; i++) {
                 if (attn_embeddings_find(&a, a.tokens[i]) != (long)i) continue; /* once each */
                 if (attn_embeddings_find(&b, a.tokens[i]) < 0) continue;
-                printf("\n== \"%s\" in both ==\n\n", a.tokens[i]);
+                char shown[256];
+                attn_text_escape(shown, sizeof shown, a.tokens[i]);
+                printf("\n== \"%s\" in both ==\n\n", shown);
                 st = attn_text_token_comparison(stdout, a.tokens[i], pair, captions, 2, &o.text);
                 shared = 1;
             }

@@ -32,6 +32,9 @@ static const char usage[] =
     "  --width N            embedding width, divisible by heads (128)\n"
     "  --context N          context length in tokens (64)\n"
     "  --bias, --no-bias    biases in linear layers and layer norms (off)\n"
+    "  --tokenizer DIR      GPT-2 byte-level BPE tokens from DIR (encoder.json +\n"
+    "                       vocab.bpe, e.g. from 'attn tokenize --train') instead\n"
+    "                       of characters\n"
     "training:\n"
     "  --batch N            sequences per micro-batch (12)\n"
     "  --accum N            micro-batches per step (gradient accumulation, 1)\n"
@@ -61,8 +64,6 @@ static const char usage[] =
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
     "  -h, --help           show this help\n";
 
-/* Text files (the data, a --config) up to 2 GiB. */
-#define TEXT_LIMIT ((size_t)1 << 31)
 
 static int on_progress(const attn_train_event *e, void *user)
 {
@@ -88,7 +89,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME, O_TASK
+    O_RESUME, O_TASK, O_TOKENIZER
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -123,6 +124,7 @@ int cmd_train(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
+        {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
@@ -130,7 +132,8 @@ int cmd_train(int argc, char **argv)
     /* Flags are applied after --config: remember them. */
     struct { int opt; const char *arg; } flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
+    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
+               *tokenizer = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
@@ -151,6 +154,7 @@ int cmd_train(int argc, char **argv)
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_TOKENIZER: tokenizer = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -173,6 +177,8 @@ int cmd_train(int argc, char **argv)
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
     if (resume && config) return cli_usage_error("train", usage, "--config cannot be changed when resuming");
+    if (resume && tokenizer)
+        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
     for (size_t i = 0; resume && i < n_flags; i++)
         if (changes_run(flags[i].opt)) {
             const char *name = "?";
@@ -182,11 +188,14 @@ int cmd_train(int argc, char **argv)
                                    "--%s cannot be changed when resuming (the checkpoint holds it)", name);
         }
 
-    attn_status st = ATTN_OK;
+    /* The log must not overwrite an input (compared by device and inode). */
+    const char *inputs[2] = {data, config};
+    attn_status st = attn_check_not_input(json_log, inputs, 2);
+    if (st) return cli_fail("train", st);
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
-        st = attn_read_text_file(config, TEXT_LIMIT, &cfg_text, &cfg_len);
+        st = attn_read_file(config, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &cfg_text, &cfg_len);
         if (!st) st = attn_train_config_from_json(cfg_text, config, &mc, &tc);
         free(cfg_text);
         if (st) return cli_fail("train", st);
@@ -249,7 +258,7 @@ int cmd_train(int argc, char **argv)
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
-    if (!st) st = attn_read_text_file(data, TEXT_LIMIT, &text, &len);
+    if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
         free(text);
@@ -260,7 +269,8 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
+                       : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
     }
     free(text);

@@ -169,7 +169,17 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
  *             scores (-inf masks);
  *   key_mask  (S) at b·key_mask_bs: added to every row (key padding);
  *   causal    top-left (j <= i) or bottom-right (j <= i + S - L).
- * A stride of 0 shares one mask among batches or heads. */
+ * A stride of 0 shares one mask among batches or heads.
+ *
+ * dtype ATTN_FLASH_BF16 rounds Q, K, V (and the probabilities and gradients
+ * that enter products) to bf16 and multiplies them with the AVX-512 BF16
+ * dot-product instructions; softmax, statistics and every sum stay fp32, and
+ * inputs and outputs stay fp32 arrays. Where attn_flash_bf16_available() is
+ * 0 (no avx512_bf16, or ATTN_SIMD / attn_simd_set below avx512) the fp32
+ * kernels run instead. The error against fp32 is that of rounding the inputs:
+ * see docs/attention.md. */
+typedef enum attn_flash_dtype { ATTN_FLASH_F32 = 0, ATTN_FLASH_BF16 = 1 } attn_flash_dtype;
+
 typedef struct attn_flash_desc {
     size_t batch, heads, l, s, d_k, d_v;
     size_t q_rs, q_hs, q_bs;
@@ -184,7 +194,12 @@ typedef struct attn_flash_desc {
     size_t add_mask_hs, add_mask_bs;
     const float *key_mask;
     size_t key_mask_bs;
+    attn_flash_dtype dtype; /* of the products (attn_flash_desc_make: fp32) */
 } attn_flash_desc;
+
+/* 1 when ATTN_FLASH_BF16 runs bf16 kernels: the CPU has AVX-512 BF16 and the
+ * SIMD level in use is avx512. */
+int attn_flash_bf16_available(void);
 
 /* Contiguous (batch, heads, rows, d) tensors, scale 1/sqrt(d_k), no mask. */
 attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_t s, size_t d_k,
