@@ -13,24 +13,30 @@ all: build
 
 # Installs the Debian packages the build and tests need, when they are missing.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 
-$(BUILD)/CMakeCache.txt:
-	@sh scripts/deps.sh
-	cmake -S . -B $(BUILD) -DATTN_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
-
-build: $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS)
-
-demo: build
+# The demo needs the attn tool only: no cmocka, no test programs. A build
+# folder configured for the tests is reused as it is (its tool target only).
+demo:
+	@sh scripts/deps.sh build
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DATTN_BUILD_TESTS=OFF \
+	  -DATTN_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target attn
 	@$(BUILD)/attn demo
+
+# Everything, tests included (a folder the demo configured gets them added).
+build:
+	@sh scripts/deps.sh test
+	cmake -S . -B $(BUILD) -DATTN_BUILD_TESTS=ON -DATTN_WERROR=$(WERROR) \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-sanitize:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON -DATTN_WERROR=$(WERROR) $(CMAKE_ARGS)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

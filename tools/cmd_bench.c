@@ -175,9 +175,10 @@ int cmd_bench(int argc, char **argv)
         {"causal", required_argument, 0, OPT_CAUSAL}, {"pass", required_argument, 0, OPT_PASS},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int json = 0, n = 0, d = 64, heads = 12, threads = 0, no_ref = 0, causal = 3, pass = 3;
+    opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc - 1, argv + 1, ":h", opts, NULL)) != -1) {
         switch (opt) {
         case OPT_JSON: json = 1; break;
         case OPT_N:

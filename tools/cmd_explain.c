@@ -10,6 +10,7 @@ static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
     "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
     "                    [--causal] [--json] [--color WHEN] [--precision N]\n"
+    "                    [--html FILE] [--svg DIR] [--csv DIR] [--xlsx FILE]\n"
     "\n"
     "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
     "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"
