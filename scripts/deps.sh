@@ -4,7 +4,7 @@
 #   sh scripts/deps.sh test    that and cmocka, for the tests (the default)
 # Needs root or sudo; otherwise prints the apt-get line to run.
 set -eu
-build_pkgs="libcjson-dev libxlsxwriter-dev"
+build_pkgs="libcjson-dev libxlsxwriter-dev libpcre2-dev"
 case "${1:-test}" in
 build) pkgs="$build_pkgs"; what="the build" ;;
 test) pkgs="$build_pkgs libcmocka-dev"; what="the build and tests" ;;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/fileio.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cli_hparams.h"
@@ -28,6 +29,9 @@ static const char usage[] =
     "continues exactly where it stopped. Defaults: nanoGPT's baby GPT.\n"
     "\n";
 static const char usage_tail[] =
+    "  --tokenizer DIR      GPT-2 byte-level BPE tokens from DIR (encoder.json +\n"
+    "                       vocab.bpe, e.g. from 'attn tokenize --train') instead\n"
+    "                       of characters\n"
     "  --config FILE        a JSON object of any of the options above, named with\n"
     "                       '_' for '-' ({\"layers\": 6, \"min_lr\": 1e-4}); flags\n"
     "                       override it\n"
@@ -44,39 +48,9 @@ static const char usage_tail[] =
 
 attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
 {
-    *text = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a text file", path);
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    while (!st) {
-        if (n + 1 >= cap) {
-            char *nb = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: too large to read", path);
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (!got) break;
-    }
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return ATTN_OK;
+    /* Text only: a NUL byte (U+0000 would make a vocabulary no reader can
+     * load; /dev/zero) is refused at once with its position. */
+    return attn_read_file(path, ((size_t)1 << 31) - 2, ATTN_READ_TEXT, text, len);
 }
 
 static int on_progress(const attn_train_event *e, void *user)
@@ -99,7 +73,7 @@ static int on_progress(const attn_train_event *e, void *user)
     return 0;
 }
 
-enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE };
+enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE, O_TOKENIZER };
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -116,7 +90,8 @@ int cmd_train(int argc, char **argv)
         {"json-log", required_argument, 0, O_JSON_LOG}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
-        {"force", no_argument, 0, O_FORCE}, {"help", no_argument, 0, 'h'}};
+        {"force", no_argument, 0, O_FORCE}, {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"help", no_argument, 0, 'h'}};
     const attn_hparams *h = attn_gpt_hparams();
     static struct option longopts[128];
     static char names[CLI_HP_MAX * 2][40];
@@ -131,7 +106,8 @@ int cmd_train(int argc, char **argv)
     /* Flags are applied after --config: remember them. */
     cli_hp_flag flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
+    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
+               *tokenizer = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
     int force = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
@@ -156,6 +132,7 @@ int cmd_train(int argc, char **argv)
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_TOKENIZER: tokenizer = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -176,10 +153,15 @@ int cmd_train(int argc, char **argv)
     if (!data) return cli_usage_error("train", usage, "missing --data FILE");
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
+    if (resume && tokenizer)
+        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
+    /* The log must not overwrite an input (compared by device and inode). */
+    const char *inputs[2] = {data, config};
+    attn_status st = attn_check_not_input(json_log, inputs, 2);
+    if (st) return cli_fail("train", st);
     int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, resume, config, &iters_given);
     if (rc) return rc;
     if (iters_given) iters = tc.iters;
-    attn_status st = ATTN_OK;
     char *text = NULL;
     size_t len = 0;
     if (!resume) {
@@ -204,7 +186,8 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
+                       : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
     }
     free(text);
