@@ -13,6 +13,7 @@
 #include "attn/fileio.h"
 #include "attn/train.h"
 #include "cli.h"
+#include "cli_curves.h"
 #include "cli_hparams.h"
 #include "cmd_classify.h"
 #include "cmd_gpt.h"
@@ -70,6 +71,7 @@ static int on_progress(const attn_train_event *e, void *user)
     char val[48] = "";
     if (e->evaluated) snprintf(val, sizeof val, "  val %.4f", e->val_loss);
     cli_progress_line(p, e, val);
+    if (p->curves) cli_curves_add(p->curves, e, NAN, NAN);
     return 0;
 }
 
@@ -196,9 +198,12 @@ int cmd_train(int argc, char **argv)
     cli_progress p;
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
+    cli_curves curves;
+    if (!cli_curves_init(&curves, out, "attn train: GPT", 0)) p.curves = &curves;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);
+        if (p.curves) cli_curves_free(p.curves);
         return cli_fail("train", st);
     }
     const attn_checkpoint *info = attn_trainer_info(t);
@@ -227,6 +232,7 @@ int cmd_train(int argc, char **argv)
         printf("done: step %zu; checkpoint in %s\n", info->step, out);
     }
     attn_trainer_free(t);
+    if (p.curves) cli_curves_free(p.curves);
     if (rc) return rc;
     return cli_finish_stdout("train");
 }

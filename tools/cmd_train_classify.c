@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "attn/classify.h"
+#include "attn/plot.h"
 #include "cli.h"
+#include "cli_curves.h"
 #include "cli_hparams.h"
 #include "cmd_classify.h"
 
@@ -63,6 +65,7 @@ static int on_progress(const attn_cls_event *ce, void *user)
         snprintf(val, sizeof val, "  val %.4f acc %.4f f1 %.4f%s", e->val_loss, ce->val_accuracy,
                  ce->val_f1, ce->improved ? " *" : "");
     cli_progress_line(p, e, val);
+    if (p->curves) cli_curves_add(p->curves, e, ce->val_accuracy, ce->val_f1);
     return 0;
 }
 
@@ -122,6 +125,16 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
         for (size_t j = 0; j < K; j++) printf(" %5zu", conf[i * K + j]);
         printf("  %.3f\n", f1[i]);
     }
+    /* the same matrix as a picture beside the checkpoint */
+    size_t n = strlen(out) + sizeof "/confusion.svg";
+    char *svg = malloc(n);
+    attn_status pst = svg ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    if (svg) snprintf(svg, n, "%s/confusion.svg", out);
+    if (!pst) pst = attn_confusion_svg_write(svg, "test confusion matrix of the encoder (rows: true class)",
+                                             (const char *const *)in->labels, K, conf);
+    if (pst) fprintf(stderr, "attn train: warning: %s\n", attn_last_error());
+    else printf("(as a heatmap: %s)\n", svg);
+    free(svg);
     if (json) {
         fprintf(json, "{\"test\": {\"examples\": %zu, \"encoder\": {\"accuracy\": %.17g, \"macro_f1\": %.17g, "
                       "\"best_step\": %zu}",
@@ -231,10 +244,13 @@ int cmd_train_classify(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
     /* texts per step on average: an epoch's steps cover the training set once */
+    cli_curves curves;
+    if (!cli_curves_init(&curves, out, "attn train --task classify: encoder", 1)) p.curves = &curves;
     p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_cls_trainer_free(t);
+        if (p.curves) cli_curves_free(p.curves);
         return cli_fail("train", st);
     }
     const attn_encoder_config *m = &in->model;
@@ -269,6 +285,7 @@ int cmd_train_classify(int argc, char **argv)
     }
     if (p.json && fclose(p.json) != 0 && !st) st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
     attn_cls_trainer_free(t);
+    if (p.curves) cli_curves_free(p.curves);
     if (st) return cli_fail("train", st);
     return cli_finish_stdout("train");
 }
