@@ -155,13 +155,14 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
     size_t unknown = 0;
     for (size_t i = 1; i < n; i++) unknown += ids[i] == ATTN_WORD_UNK;
     if (n <= 1) {
-        free(ids);
         attn_trace_free(tr);
+        free(ids);
         return attn_error(ATTN_E_INVALID, "the text has no words to classify");
     }
     const size_t words = n - 1, K = j->info->model.classes, top = j->top < K ? j->top : K;
     size_t *order = malloc(top * sizeof *order);
     if (!order) {
+        attn_trace_free(tr);
         free(ids);
         attn_trace_free(tr);
         return attn_error(ATTN_E_NOMEM, "out of memory");
