@@ -134,9 +134,12 @@ static const cli_step BAD_DATA[] = {
 };
 
 static const cli_step BAD_CONFIG[] = {
-    {STEP_BAD, TRAIN_X TINY " --layers 0 --out \"$T/x\"", "attn train:", "layers"},
+    /* a flag out of its range is a usage error: the message, then where --help is */
+    {STEP_USAGE, TRAIN_X TINY " --layers 0 --out \"$T/x\"", "attn train:",
+     "--layers: expected an integer in [1, 4096]"},
     {STEP_BAD, TRAIN_X TINY " --width 15 --out \"$T/x\"", "attn train:", "not divisible"},
-    {STEP_BAD, TRAIN_X TINY " --context 0 --out \"$T/x\"", "attn train:", "context"},
+    {STEP_USAGE, TRAIN_X TINY " --context 0 --out \"$T/x\"", "attn train:",
+     "--context: expected an integer in [1, "},
     {STEP_BAD, TRAIN_X "--config \"$T/cfg.json\" --out \"$T/x\"", "attn train:", "unknown key \"hidden\""},
     {STEP_EXIT2, TRAIN_X "--resume \"$C\" --width 32", NULL, "cannot be changed"},
 };

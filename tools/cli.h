@@ -152,6 +152,7 @@ typedef struct cli_progress {
     size_t log_every, first_step;
     const char *unit;
     double per_step;
+    struct cli_curves *curves; /* curves.svg in the checkpoint directory (may be NULL) */
     double win_ms[CLI_RATE_WINDOW];
     size_t win_n, win_at;
 } cli_progress;
