@@ -12,6 +12,7 @@ static const char usage[] =
     "usage: attn bench attention [--json] [--n N] [--d D] [--heads H] [--threads T]\n"
     "                            [--no-ref] [--causal yes|no|both] [--pass fwd|fwdbwd|both]\n"
     "       attn bench matmul [--json] [--threads T]\n"
+    "       mpirun -np K attn bench ring --n N [...]   (attn bench ring --help)\n"
     "\n"
     "attention: the fused kernels on (1, H, N, D) inputs, N in 128 512 1024 2048\n"
     "4096 8192 (or --n), D = 64, H = 12, causal and not, forward and forward +\n"
@@ -166,6 +167,7 @@ int cmd_bench(int argc, char **argv)
         fputs(usage, stdout);
         return cli_finish_stdout("bench");
     }
+    if (strcmp(what, "ring") == 0) return cmd_bench_ring(argc - 1, argv + 1);
     if (strcmp(what, "attention") && strcmp(what, "matmul"))
         return cli_usage_error("bench", usage, "unknown benchmark '%s'", what);
     static const struct option opts[] = {
