@@ -51,7 +51,9 @@ int main(int argc, char **argv)
         return cli_finish_stdout("help");
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        const char *mpi = attn_mpi_version();
         printf("attn %s\n", attn_version());
+        printf("mpi: %s\n", mpi ? mpi : "no (built without MPI: no distributed training, no ring attention)");
         return cli_finish_stdout("version");
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

@@ -14,6 +14,7 @@ static const char usage[] =
     "                            [--no-ref] [--causal yes|no|both] [--pass fwd|fwdbwd|both]\n"
     "                            [--dtype fp32|bf16] [--peak-seconds S] [--peak-runs R]\n"
     "       attn bench matmul [--json] [--threads T]\n"
+    "       mpirun -np K attn bench ring --n N [...]   (attn bench ring --help)\n"
     "       attn bench tokenize --data FILE [--gpt2 DIR] (see attn bench tokenize --help)\n"
     "\n"
     "attention: the fused kernels on (1, H, N, D) inputs, N in 128 512 1024 2048\n"
@@ -234,6 +235,7 @@ int cmd_bench(int argc, char **argv)
         fputs(usage, stdout);
         return cli_finish_stdout("bench");
     }
+    if (strcmp(what, "ring") == 0) return cmd_bench_ring(argc - 1, argv + 1);
     if (strcmp(what, "tokenize") == 0) return cmd_bench_tokenize(argc - 1, argv + 1);
     if (strcmp(what, "attention") && strcmp(what, "matmul"))
         return cli_usage_error("bench", usage, "unknown benchmark '%s'", what);

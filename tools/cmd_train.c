@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attn/export.h"
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "cli_curves.h"
 #include "cli_hparams.h"
+#include "cli_dist.h"
 #include "cmd_classify.h"
 #include "cmd_gpt.h"
 
@@ -185,8 +187,14 @@ int cmd_train(int argc, char **argv)
                        : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
     }
+    int rank = 0; /* mpirun: data parallel, rank 0 alone prints and logs */
+    if (!st) st = cli_dist_train_begin(t, text, len, &rank);
+    if (rank != 0) json_log = NULL;
     free(text);
-    if (st) return cli_fail("train", st);
+    if (st) {
+        attn_trainer_free(t);
+        return cli_fail("train", st);
+    }
 
     cli_progress p;
     memset(&p, 0, sizeof p);
@@ -211,7 +219,10 @@ int cmd_train(int argc, char **argv)
     struct sigaction old;
     cli_catch_sigint(&old);
     int stopped = 0;
+    struct timespec run0, run1;
+    clock_gettime(CLOCK_MONOTONIC, &run0);
     st = attn_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    clock_gettime(CLOCK_MONOTONIC, &run1);
     cli_restore_sigint(&old);
     if (p.tty) printf("\n");
     if (p.json && fclose(p.json) != 0 && !st)
@@ -227,5 +238,6 @@ int cmd_train(int argc, char **argv)
     attn_trainer_free(t);
     if (p.curves) cli_curves_free(p.curves);
     if (rc) return rc;
+    cli_dist_end((double)(run1.tv_sec - run0.tv_sec) + 1e-9 * (double)(run1.tv_nsec - run0.tv_nsec));
     return cli_finish_stdout("train");
 }

@@ -200,6 +200,22 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
                              const volatile sig_atomic_t *stop, attn_train_progress_fn cb,
                              void *user, int *stopped);
 
+/* Data-parallel training (attn/dist.h fills this; the trainer itself knows
+ * no MPI). With it, rank r of K takes rows [r·B/K, (r+1)·B/K) of every batch
+ * of B rows that one process would draw (B = --batch, the global batch, a
+ * multiple of K), scales its gradients by 1/K, and `sum_grads` sums them over
+ * the ranks before clipping and the optimizer step (identical on every
+ * rank); losses, evaluation included, go through `sum`. Only rank 0 writes
+ * checkpoints; a failure to write stops every rank. */
+typedef struct attn_train_dist {
+    int rank, ranks;
+    attn_status (*sum_grads)(void *user, const attn_param_ref *p, size_t n);
+    attn_status (*sum)(void *user, double *v, size_t n); /* in place, over the ranks */
+    void *user;
+} attn_train_dist;
+/* ATTN_E_INVALID when the batch is not a multiple of d->ranks. */
+attn_status attn_trainer_set_dist(attn_trainer *t, const attn_train_dist *d);
+
 /* Mean loss over eval_iters batches of the train or validation part, drawn
  * with an RNG seeded from (seed, step): the same at the same step. With
  * eval_iters 0, over the whole part instead: every non-overlapping window of

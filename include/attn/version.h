@@ -13,6 +13,9 @@ extern "C" {
 
 /* The library's version string, e.g. "0.1.0". */
 const char *attn_version(void);
+/* The MPI the library was built with (e.g. "Open MPI 4.1.4, MPI 3.1"), or
+ * NULL when it was built without: then attn/dist.h is not available. */
+const char *attn_mpi_version(void);
 
 #ifdef __cplusplus
 }

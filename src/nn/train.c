@@ -17,6 +17,8 @@ struct attn_trainer {
     uint32_t *tokens;
     size_t n_train, n_val;
     uint32_t *x, *y;
+    attn_train_dist dist; /* data parallel (attn_trainer_set_dist) when has_dist */
+    int has_dist;
 };
 
 attn_tokenizer *attn_trainer_tokenizer(attn_trainer *t) { return t ? t->tok : NULL; }
@@ -31,6 +33,42 @@ void attn_trainer_free(attn_trainer *t)
     attn_tokenizer_free(t->tok);
     free(t->tokens), free(t->x), free(t->y);
     free(t);
+}
+
+attn_status attn_trainer_set_dist(attn_trainer *t, const attn_train_dist *d)
+{
+    if (!t || !d || d->ranks < 1 || d->rank < 0 || d->rank >= d->ranks || !d->sum_grads || !d->sum)
+        return attn_error(ATTN_E_INVALID, "attn_trainer_set_dist: bad argument");
+    if (t->info.train.batch % (size_t)d->ranks)
+        return attn_error(ATTN_E_INVALID, "the global batch of %zu sequences does not divide among %d "
+                          "ranks (--batch is the global batch: make it a multiple of the ranks)",
+                          t->info.train.batch, d->ranks);
+    t->dist = *d, t->has_dist = 1;
+    return ATTN_OK;
+}
+
+/* This rank's rows [lo, hi) of a batch of b (all of them without dist). */
+static void dist_rows(const attn_trainer *t, size_t b, size_t *lo, size_t *hi)
+{
+    const size_t K = t->has_dist ? (size_t)t->dist.ranks : 1, r = t->has_dist ? (size_t)t->dist.rank : 0;
+    *lo = b * r / K, *hi = b * (r + 1) / K;
+}
+
+static attn_status dist_sum(attn_trainer *t, double *v, size_t n)
+{
+    return t->has_dist ? t->dist.sum(t->dist.user, v, n) : ATTN_OK;
+}
+
+/* Only rank 0 writes; every rank learns whether that worked. */
+static attn_status save(attn_trainer *t, const char *dir)
+{
+    attn_status st = ATTN_OK;
+    if (!t->has_dist || t->dist.rank == 0) st = attn_checkpoint_save(dir, &t->info, t->g, t->tok, t->opt);
+    if (!t->has_dist) return st;
+    double failed = st != ATTN_OK;
+    attn_status sum = dist_sum(t, &failed, 1);
+    if (st || sum) return st ? st : sum;
+    return failed > 0 ? attn_error(ATTN_E_IO, "rank 0 could not write the checkpoint in %s", dir) : ATTN_OK;
 }
 
 static double now_s(void)
@@ -143,12 +181,16 @@ static attn_status evaluate_whole(attn_trainer *t, const uint32_t *data, size_t 
             memcpy(t->y + i * T, src + 1, T * sizeof *src);
         }
         double l = 0.0;
-        attn_status st = attn_gpt_forward(t->g, t->x, t->y, b, T, &l, NULL);
+        size_t lo, hi;
+        dist_rows(t, b, &lo, &hi);
+        if (hi == lo) continue;
+        attn_status st = attn_gpt_forward(t->g, t->x + lo * T, t->y + lo * T, hi - lo, T, &l, NULL);
         if (st) return st;
-        sum += l * (double)b;
+        sum += l * (double)(hi - lo);
     }
+    attn_status st = dist_sum(t, &sum, 1);
     *loss = sum / (double)windows;
-    return ATTN_OK;
+    return st;
 }
 
 attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss)
@@ -163,12 +205,15 @@ attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss)
     attn_rng_seed(&r, c->seed ^ (0x9E3779B97F4A7C15ull * (t->info.step + 1)) ^ (uint64_t)val);
     double sum = 0.0;
     attn_status st = ATTN_OK;
+    size_t lo, hi;
+    dist_rows(t, c->batch, &lo, &hi);
     for (size_t i = 0; !st && i < c->eval_iters; i++) {
         double l = 0.0;
         st = attn_sample_batch(t->x, t->y, data, n, c->batch, T, &r);
-        if (!st) st = attn_gpt_forward(t->g, t->x, t->y, c->batch, T, &l, NULL);
-        sum += l;
+        if (!st) st = attn_gpt_forward(t->g, t->x + lo * T, t->y + lo * T, hi - lo, T, &l, NULL);
+        sum += t->has_dist ? l * (double)(hi - lo) / (double)c->batch : l;
     }
+    if (!st) st = dist_sum(t, &sum, 1);
     *loss = sum / (double)c->eval_iters;
     return st;
 }
@@ -194,13 +239,20 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
         const double t0 = now_s();
         attn_gpt_zero_grad(t->g);
         double loss = 0.0;
+        /* data parallel: every rank draws the whole batch, computes on its
+         * rows, and the gradients (scaled by 1/K) are summed */
+        size_t lo, hi;
+        dist_rows(t, B, &lo, &hi);
+        const size_t K = B / (hi - lo);
         for (size_t a = 0; !st && a < c->accum; a++) {
             double l = 0.0;
             st = attn_sample_batch(t->x, t->y, t->tokens, t->n_train, B, T, &t->info.rng);
-            if (!st) st = attn_gpt_forward(t->g, t->x, t->y, B, T, &l, NULL);
-            if (!st) st = attn_gpt_backward(t->g, 1.0f / (float)c->accum);
-            loss += l / (double)c->accum;
+            if (!st) st = attn_gpt_forward(t->g, t->x + lo * T, t->y + lo * T, hi - lo, T, &l, NULL);
+            if (!st) st = attn_gpt_backward(t->g, 1.0f / (float)(c->accum * K));
+            loss += l / (double)(c->accum * K);
         }
+        if (!st && t->has_dist) st = t->dist.sum_grads(t->dist.user, params, n_params);
+        if (!st) st = dist_sum(t, &loss, 1);
         if (st) break;
         attn_train_event e;
         memset(&e, 0, sizeof e);
@@ -224,7 +276,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
             e.evaluated = 1;
         }
         if (!st && c->checkpoint_every && e.step % c->checkpoint_every == 0 && e.step < c->iters) {
-            st = attn_checkpoint_save(out_dir, &t->info, t->g, t->tok, t->opt);
+            st = save(t, out_dir);
             e.checkpointed = 1;
         }
         e.elapsed_s = now_s() - start;
@@ -233,7 +285,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
             break;
         }
     }
-    if (!st) st = attn_checkpoint_save(out_dir, &t->info, t->g, t->tok, t->opt);
+    if (!st) st = save(t, out_dir);
     if (stopped) *stopped = early;
     return st;
 }
