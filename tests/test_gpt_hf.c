@@ -109,6 +109,14 @@ static void test_round_trip(void **state)
     assert_true(attn_gpt_hf_is_dir(dir));
     assert_int_equal(attn_gpt_hf_load(&b, dir, 1), ATTN_OK);
     assert_same_params(a, b);
+    attn_gpt_free(b);
+    /* attn_gpt_hf_init overwrites a model of the same sizes (fine-tuning) */
+    attn_gpt_config fc;
+    assert_int_equal(attn_gpt_hf_config(case_dir("f32"), &fc), ATTN_OK);
+    assert_int_equal(attn_gpt_create(&b, &fc, 2), ATTN_OK);
+    assert_int_equal(attn_gpt_init(b, 3), ATTN_OK);
+    assert_int_equal(attn_gpt_hf_init(b, case_dir("f32")), ATTN_OK);
+    assert_same_params(a, b);
     attn_gpt_free(a), attn_gpt_free(b);
 
     attn_gpt_config c = {61, 16, 2, 2, 8, 0};

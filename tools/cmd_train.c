@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/gpt_hf.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cmd_classify.h"
@@ -34,6 +35,8 @@ static const char usage[] =
     "  --tokenizer DIR      GPT-2 byte-level BPE tokens from DIR (encoder.json +\n"
     "                       vocab.bpe, e.g. from 'attn tokenize --train') instead\n"
     "                       of characters\n"
+    "  --init DIR           start from a GPT-2 folder in Hugging Face's layout\n"
+    "                       (its sizes, weights and tokenizer files): fine-tuning\n"
     "training:\n"
     "  --batch N            sequences per micro-batch (12)\n"
     "  --accum N            micro-batches per step (gradient accumulation, 1)\n"
@@ -124,7 +127,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME, O_TASK, O_TOKENIZER
+    O_RESUME, O_TASK, O_TOKENIZER, O_INIT
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -159,7 +162,7 @@ int cmd_train(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
-        {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"tokenizer", required_argument, 0, O_TOKENIZER}, {"init", required_argument, 0, O_INIT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
@@ -168,7 +171,7 @@ int cmd_train(int argc, char **argv)
     struct { int opt; const char *arg; } flags[64];
     size_t n_flags = 0;
     const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
-               *tokenizer = NULL;
+               *tokenizer = NULL, *init = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
@@ -190,6 +193,7 @@ int cmd_train(int argc, char **argv)
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
         case O_TOKENIZER: tokenizer = optarg; break;
+        case O_INIT: init = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -212,8 +216,10 @@ int cmd_train(int argc, char **argv)
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
     if (resume && config) return cli_usage_error("train", usage, "--config cannot be changed when resuming");
-    if (resume && tokenizer)
-        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
+    if (resume && (tokenizer || init))
+        return cli_usage_error("train", usage, "--%s cannot be changed when resuming (the checkpoint holds it)",
+                               tokenizer ? "tokenizer" : "init");
+    if (init && tokenizer) return cli_usage_error("train", usage, "--init takes the tokenizer files from its folder");
     for (size_t i = 0; resume && i < n_flags; i++)
         if (changes_run(flags[i].opt)) {
             const char *name = "?";
@@ -280,6 +286,12 @@ int cmd_train(int argc, char **argv)
             if (!iters) return cli_fail("train", attn_error(ATTN_E_INVALID, "iters must be at least 1, got 0"));
             tc.iters = iters;
         }
+    if (init) { /* the sizes are the folder's */
+        attn_gpt_config ic;
+        if ((st = attn_gpt_hf_config(init, &ic))) return cli_fail("train", st);
+        mc.layers = ic.layers, mc.heads = ic.heads, mc.width = ic.width, mc.context = ic.context;
+        mc.bias = ic.bias;
+    }
     if (!resume) {
         mc.vocab_size = 1; /* set from the data; checked here for the rest */
         st = attn_gpt_config_check(&mc);
@@ -301,9 +313,10 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
-                       : attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer || init ? attn_bpe_tokenizer_load(&tok, tokenizer ? tokenizer : init)
+                               : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
+        if (!st && init && (st = attn_gpt_hf_init(attn_trainer_model(t), init))) attn_trainer_free(t);
     }
     free(text);
     if (st) return cli_fail("train", st);

@@ -25,6 +25,11 @@ extern "C" {
  * name the file: a model that is not GPT-2, sizes that disagree with a
  * tensor (its name and both shapes), a missing tensor, an untied head. */
 attn_status attn_gpt_hf_load(attn_gpt **g, const char *dir, size_t max_batch);
+/* The model configuration dir/config.json describes (checked as above). */
+attn_status attn_gpt_hf_config(const char *dir, attn_gpt_config *c);
+/* Overwrites the weights of g, whose sizes must be dir's, with dir's
+ * (fine-tuning starts there). */
+attn_status attn_gpt_hf_init(attn_gpt *g, const char *dir);
 /* Writes dir/config.json and dir/model.safetensors (F32, no prefix, no
  * lm_head), each atomically; a model without biases is written with zero
  * biases and "attn_bias": false, and loads back as it was. */

@@ -207,21 +207,46 @@ static attn_status load_weights(attn_gpt *g, const attn_safetensors *st, const c
     return s ? s : check_head(st, g, prefix);
 }
 
+attn_status attn_gpt_hf_config(const char *dir, attn_gpt_config *c)
+{
+    if (!dir || !c) return attn_error(ATTN_E_INVALID, "attn_gpt_hf_config: NULL");
+    char *cpath = join(dir, "config.json");
+    attn_status s = cpath ? read_config(cpath, c) : attn_error(ATTN_E_NOMEM, "out of memory");
+    free(cpath);
+    return s;
+}
+
+attn_status attn_gpt_hf_init(attn_gpt *g, const char *dir)
+{
+    if (!g || !dir) return attn_error(ATTN_E_INVALID, "attn_gpt_hf_init: NULL");
+    char *cpath = join(dir, "config.json"), *mpath = join(dir, "model.safetensors");
+    attn_gpt_config c;
+    attn_safetensors *st = NULL;
+    attn_status s = cpath && mpath ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    if (!s) s = read_config(cpath, &c);
+    const attn_gpt_config *m = attn_gpt_get_config(g);
+    if (!s && (c.vocab_size != m->vocab_size || c.context != m->context || c.width != m->width ||
+               c.layers != m->layers || c.heads != m->heads || !c.bias != !m->bias))
+        s = attn_error(ATTN_E_FORMAT, "%s: vocab_size %zu, n_positions %zu, n_embd %zu, n_layer %zu, "
+                                      "n_head %zu, but the model has %zu, %zu, %zu, %zu, %zu",
+                       cpath, c.vocab_size, c.context, c.width, c.layers, c.heads, m->vocab_size,
+                       m->context, m->width, m->layers, m->heads);
+    if (!s) s = attn_safetensors_open(&st, mpath);
+    if (!s) s = load_weights(g, st, cpath);
+    attn_safetensors_close(st);
+    free(cpath), free(mpath);
+    return s;
+}
+
 attn_status attn_gpt_hf_load(attn_gpt **out, const char *dir, size_t max_batch)
 {
     if (!out || !dir) return attn_error(ATTN_E_INVALID, "attn_gpt_hf_load: NULL");
     *out = NULL;
-    char *cpath = join(dir, "config.json"), *mpath = join(dir, "model.safetensors");
     attn_gpt_config c;
     attn_gpt *g = NULL;
-    attn_safetensors *st = NULL;
-    attn_status s = cpath && mpath ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!s) s = read_config(cpath, &c);
-    if (!s) s = attn_safetensors_open(&st, mpath);
+    attn_status s = attn_gpt_hf_config(dir, &c);
     if (!s) s = attn_gpt_create(&g, &c, max_batch ? max_batch : 1);
-    if (!s) s = load_weights(g, st, cpath);
-    attn_safetensors_close(st);
-    free(cpath), free(mpath);
+    if (!s) s = attn_gpt_hf_init(g, dir);
     if (s) {
         attn_gpt_free(g);
         return s;
