@@ -58,7 +58,7 @@ static void check_case(const char *name)
     assert_int_equal(c->context, 24);
     assert_true(c->bias);
     uint32_t *ids = as_ids(&ids_t), *prompt = as_ids(&prompt_t);
-    assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, ids_t.numel, NULL), ATTN_OK);
+    assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, ids_t.numel, NULL, NULL), ATTN_OK);
     double diff = max_abs_diff_f32(attn_gpt_logits(g), want.data, want.numel);
     printf("%s: max |logit - GPT-2's| = %.2e\n", name, diff);
     assert_true(diff <= 1e-4);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/fileio.h"
 #include "attn/gpt_hf.h"
 #include "attn/train.h"
 #include "cli.h"
@@ -68,39 +69,9 @@ static const char usage[] =
 
 attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
 {
-    *text = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a text file", path);
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    while (!st) {
-        if (n + 1 >= cap) {
-            char *nb = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: too large to read", path);
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (!got) break;
-    }
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return ATTN_OK;
+    /* Text only: a NUL byte (U+0000 would make a vocabulary no reader can
+     * load; /dev/zero) is refused at once with its position. */
+    return attn_read_file(path, ((size_t)1 << 31) - 2, ATTN_READ_TEXT, text, len);
 }
 
 static int on_progress(const attn_train_event *e, void *user)
@@ -229,7 +200,10 @@ int cmd_train(int argc, char **argv)
                                    "--%s cannot be changed when resuming (the checkpoint holds it)", name);
         }
 
-    attn_status st = ATTN_OK;
+    /* The log must not overwrite an input (compared by device and inode). */
+    const char *inputs[2] = {data, config};
+    attn_status st = attn_check_not_input(json_log, inputs, 2);
+    if (st) return cli_fail("train", st);
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
