@@ -396,7 +396,7 @@ static attn_status ln_fwd(op_env *e, float *o)
     float *mean = NULL, *rstd = NULL;
     if (!(e->c->var & LN_NOSAVE)) mean = xcalloc(rows, sizeof *mean), rstd = xcalloc(rows, sizeof *rstd);
     attn_status st = attn_layernorm_forward(o, mean, rstd, e->in[0], e->in[1], ln_bias(e), rows,
-                                            e->c->d[1], LN_EPS);
+                                            e->c->d[1], LN_EPS, NULL);
     free(mean), free(rstd);
     return st;
 }
@@ -409,7 +409,7 @@ static attn_status ln_bwd(op_env *e, const float *dy, float *const *g)
     const size_t rows = e->c->d[0], dim = e->c->d[1];
     float *y = xcalloc(rows * dim, sizeof *y), *mean = xcalloc(rows, sizeof *mean);
     float *rstd = xcalloc(rows, sizeof *rstd);
-    attn_status st = attn_layernorm_forward(y, mean, rstd, e->in[0], e->in[1], ln_bias(e), rows, dim, LN_EPS);
+    attn_status st = attn_layernorm_forward(y, mean, rstd, e->in[0], e->in[1], ln_bias(e), rows, dim, LN_EPS, NULL);
     if (!st)
         st = attn_layernorm_backward(g[0], g[1], (e->c->var & LN_NOBIAS) ? NULL : g[2], dy, e->in[0],
                                      e->in[1], mean, rstd, rows, dim);
@@ -424,7 +424,7 @@ static void setup_elementwise(op_env *e)
     add_input(e, e->c->d[0], 1);
     e->out_n = e->grad_out_n = e->c->d[0];
 }
-static attn_status gelu_fwd(op_env *e, float *o) { return attn_gelu_forward(o, e->in[0], e->c->d[0]); }
+static attn_status gelu_fwd(op_env *e, float *o) { return attn_gelu_forward(o, e->in[0], e->c->d[0], NULL); }
 static attn_status gelu_ref(op_env *e, float *o) { return attn_gelu_ref(o, e->in[0], e->c->d[0]); }
 static attn_status gelu_bwd(op_env *e, const float *dy, float *const *g)
 {
@@ -435,7 +435,7 @@ static attn_status gelu_bwd(op_env *e, const float *dy, float *const *g)
 static float drop_p(const op_env *e) { return (float)e->c->var / 100.0f; }
 static attn_status dropout_fwd(op_env *e, float *o)
 {
-    return attn_dropout_forward(o, e->in[0], e->c->d[0], drop_p(e), DROP_KEY);
+    return attn_dropout_forward(o, e->in[0], e->c->d[0], drop_p(e), DROP_KEY, NULL);
 }
 /* There is no reference twin: the mask is the library's hash. The reference
  * takes the mask from a forward of ones, checks that every entry is 0 or
@@ -446,7 +446,7 @@ static attn_status dropout_ref(op_env *e, float *o)
     const float p = drop_p(e), keep = 1.0f / (1.0f - p);
     float *ones = xcalloc(n, sizeof *ones), *m = xcalloc(n, sizeof *m);
     for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
-    attn_status st = attn_dropout_forward(m, ones, n, p, DROP_KEY);
+    attn_status st = attn_dropout_forward(m, ones, n, p, DROP_KEY, NULL);
     size_t kept = 0;
     for (size_t i = 0; i < n && !st; i++) {
         assert_true(m[i] == 0.0f || m[i] == keep);
@@ -476,7 +476,7 @@ static void setup_embedding(op_env *e)
 static attn_status emb_fwd(op_env *e, float *o)
 {
     if (e->c->var) memcpy(o, e->in[1], e->out_n * sizeof *o);
-    return attn_embedding_forward(o, e->ids, e->in[0], MKN(e), (int)e->c->var);
+    return attn_embedding_forward(o, e->ids, e->in[0], MKN(e), (int)e->c->var, NULL);
 }
 static attn_status emb_ref(op_env *e, float *o)
 {
@@ -506,7 +506,7 @@ static attn_status ce_fwd(op_env *e, float *o)
 {
     double loss = 0;
     const size_t rows = e->c->d[0];
-    attn_status st = attn_crossentropy_forward(&loss, o + 1, o + 1 + rows, e->in[0], e->ids, rows, e->c->d[1]);
+    attn_status st = attn_crossentropy_forward(&loss, o + 1, o + 1 + rows, e->in[0], e->ids, rows, e->c->d[1], 0.0f, NULL);
     o[0] = (float)loss;
     return st;
 }
@@ -528,8 +528,8 @@ static attn_status ce_bwd(op_env *e, const float *dy, float *const *g)
     const size_t rows = e->c->d[0], vocab = e->c->d[1];
     float *probs = xcalloc(rows * vocab, sizeof *probs);
     double loss;
-    attn_status st = attn_crossentropy_forward(&loss, NULL, probs, e->in[0], e->ids, rows, vocab);
-    if (!st) st = attn_crossentropy_backward(g[0], probs, e->ids, dy[0] / (float)rows, rows, vocab);
+    attn_status st = attn_crossentropy_forward(&loss, NULL, probs, e->in[0], e->ids, rows, vocab, 0.0f, NULL);
+    if (!st) st = attn_crossentropy_backward(g[0], probs, e->ids, dy[0] / (float)rows, rows, vocab, 0.0f);
     free(probs);
     return st;
 }
