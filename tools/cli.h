@@ -164,4 +164,10 @@ int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 
+/* The most bytes of a text file the CLI reads (the data, a --config); read
+ * with attn_read_file(..., ATTN_READ_TEXT, ...): a NUL byte (U+0000 would
+ * make a vocabulary no reader can load; /dev/zero) is refused with its
+ * position. */
+#define CLI_TEXT_LIMIT (((size_t)1 << 31) - 2)
+
 #endif

@@ -71,12 +71,6 @@ static const char usage[] =
     "                       an encoder classifier (attn train --task classify --help)\n"
     "  -h, --help           show this help\n";
 
-attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
-{
-    /* Text only: a NUL byte (U+0000 would make a vocabulary no reader can
-     * load; /dev/zero) is refused at once with its position. */
-    return attn_read_file(path, ((size_t)1 << 31) - 2, ATTN_READ_TEXT, text, len);
-}
 
 static int on_progress(const attn_train_event *e, void *user)
 {
@@ -213,7 +207,7 @@ int cmd_train(int argc, char **argv)
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
-        st = gpt_cli_read_file(config, &cfg_text, &cfg_len);
+        st = attn_read_file(config, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &cfg_text, &cfg_len);
         if (!st) st = attn_train_config_from_json(cfg_text, config, &mc, &tc);
         free(cfg_text);
         if (st) return cli_fail("train", st);
@@ -284,7 +278,7 @@ int cmd_train(int argc, char **argv)
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
-    if (!st) st = gpt_cli_read_file(data, &text, &len);
+    if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
         free(text);

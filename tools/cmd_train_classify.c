@@ -128,18 +128,12 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     char what[64];
     snprintf(what, sizeof what, "encoder (best: step %zu)", in->best_step);
     printf("  %-36s accuracy %.4f  macro-F1 %.4f\n", what, enc.accuracy, enc.macro_f1);
-    /* per-class F1 of the encoder from the confusion matrix: 2·tp / (2·tp + fp + fn) */
     double *f1 = malloc(K * sizeof *f1);
     if (!f1) {
         free(conf);
         return attn_error(ATTN_E_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < K; i++) {
-        size_t tp = conf[i * K + i], fp = 0, fn = 0;
-        for (size_t j = 0; j < K; j++)
-            if (j != i) fp += conf[j * K + i], fn += conf[i * K + j];
-        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
-    }
+    attn_cls_f1_per_class(f1, conf, K); /* the encoder's */
     printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows; "
            "the encoder's F1 per class)\n");
     printf("%24s", "");
