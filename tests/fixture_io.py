@@ -13,11 +13,20 @@ import tempfile
 import torch
 
 
-def st_write(path, tensors, meta):
+def _raw(t, dtype):
+    """The little-endian bytes of t as F32, F16 or BF16."""
+    if dtype == "F32":
+        return struct.pack("<%df" % t.numel(), *t.detach().reshape(-1).float().tolist())
+    bits = t.detach().to({"F16": torch.float16, "BF16": torch.bfloat16}[dtype]).contiguous()
+    bits = bits.view(torch.int16).reshape(-1).tolist()
+    return struct.pack("<%dh" % len(bits), *bits)
+
+
+def st_write(path, tensors, meta, dtype="F32"):
     header, blobs, off = {}, [], 0
     for name, t in tensors:
-        raw = struct.pack("<%df" % t.numel(), *t.detach().reshape(-1).float().tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        raw = _raw(t, dtype)
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
         blobs.append(raw)
         off += len(raw)
     header["__metadata__"] = meta

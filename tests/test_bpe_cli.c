@@ -155,6 +155,25 @@ static void test_train_gpt(void **state)
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--tokenizer cannot be changed when resuming"));
     run_result_free(&r);
+
+    /* As a GPT-2 folder: the same greedy text; then fine-tuned from it. */
+    char hf[600], ft[600];
+    snprintf(hf, sizeof hf, "%s/hf", test_tmpdir());
+    snprintf(ft, sizeof ft, "%s/ft", test_tmpdir());
+    r = run_cmd("'%s' convert --to-hf '%s' --out '%s'", attn_bin(), ck, hf);
+    if (r.status) fail_msg("attn convert: %s", r.err);
+    run_result_free(&r);
+    run_result a = run_cmd("'%s' generate --model '%s' --prompt 'ab' --tokens 6 --temperature 0", attn_bin(), ck);
+    run_result b = run_cmd("'%s' generate --model '%s' --prompt 'ab' --tokens 6 --temperature 0", attn_bin(), hf);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    assert_string_equal(a.out, b.out);
+    run_result_free(&a), run_result_free(&b);
+    r = run_cmd("'%s' train --data '%s' --init '%s' --out '%s' --iters 1 --batch 2 --eval-every 1 "
+                "--eval-iters 1", attn_bin(), data, hf, ft);
+    if (r.status) fail_msg("attn train --init: %s", r.err);
+    assert_non_null(strstr(r.out, "1 layers, 1 heads, width 8, context 8, vocab 259"));
+    run_result_free(&r);
 }
 
 int main(void)

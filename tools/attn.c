@@ -23,6 +23,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a small GPT on text, or an encoder classifier (--task classify)"},
     {"generate", cmd_generate, "generate text with a trained GPT (KV cache)"},
     {"tokenize", cmd_tokenize, "GPT-2 byte-level BPE: text to ids and back, or learn one"},
+    {"convert", cmd_convert, "write a trained GPT as a Hugging Face GPT-2 folder"},
     {"data", cmd_data, "build a labelled data set (WordNet noun supersenses)"},
     {"plot", cmd_plot, "draw training logs (JSON lines) on one chart, as SVG or HTML"},
     {"classify", cmd_classify, "classify text with a trained encoder (top classes, attention)"},

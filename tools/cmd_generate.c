@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attn/gpt_hf.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cmd_gpt.h"
@@ -13,7 +14,9 @@
 static const char usage[] =
     "usage: attn generate --model DIR [--prompt TEXT] [--tokens N] [options]\n"
     "\n"
-    "Continues the prompt with a model trained by 'attn train', printing each\n"
+    "Continues the prompt with a model trained by 'attn train', or a GPT-2 folder\n"
+    "in Hugging Face's layout (config.json, model.safetensors and the tokenizer\n"
+    "files vocab.json + merges.txt or encoder.json + vocab.bpe), printing each\n"
     "token as it comes (on a terminal; into a pipe or a file, line by line).\n"
     "The prompt is processed in one pass into a KV cache; then each new token\n"
     "attends to the cached keys and values.\n"
@@ -51,6 +54,17 @@ static int on_token(uint32_t id, void *user)
     if (s->tty || memchr(bytes, '\n', len)) fflush(stdout);
     s->count++;
     return ferror(stdout) ? 1 : 0;
+}
+
+/* A GPT-2 folder: the weights and the tokenizer files beside them. */
+static attn_status load_hf(const char *dir, attn_gpt **g, attn_tokenizer **tok)
+{
+    attn_status st = attn_gpt_hf_load(g, dir, 1);
+    if (!st) st = attn_bpe_tokenizer_load(tok, dir);
+    if (!st && attn_tokenizer_vocab_size(*tok) > attn_gpt_get_config(*g)->vocab_size)
+        st = attn_error(ATTN_E_FORMAT, "%s: the tokenizer has %zu tokens, the model only %zu (vocab_size)",
+                        dir, attn_tokenizer_vocab_size(*tok), attn_gpt_get_config(*g)->vocab_size);
+    return st;
 }
 
 int cmd_generate(int argc, char **argv)
@@ -109,11 +123,17 @@ int cmd_generate(int argc, char **argv)
     attn_checkpoint info;
     attn_gpt *g = NULL;
     attn_tokenizer *tok = NULL;
-    attn_status st = attn_checkpoint_load(dir, 1, &info, &g, &tok);
+    const int hf = attn_gpt_hf_is_dir(dir);
+    attn_status st = hf ? load_hf(dir, &g, &tok) : attn_checkpoint_load(dir, 1, &info, &g, &tok);
     uint32_t *ids = NULL;
     size_t n = 0;
     if (!st && prompt && prompt[0]) {
         st = attn_tokenizer_encode(tok, prompt, strlen(prompt), "prompt", &ids, &n);
+        /* GPT-2's positions end at n_positions; attn's own models restart
+         * their window instead (attn_gpt_generate). */
+        if (!st && hf && n > attn_gpt_get_config(g)->context)
+            st = attn_error(ATTN_E_INVALID, "prompt: %zu tokens, but the model has %zu positions (n_positions)",
+                            n, attn_gpt_get_config(g)->context);
     } else if (!st) { /* a newline when the vocabulary has one, else token 0 */
         if (attn_tokenizer_encode(tok, "\n", 1, "prompt", &ids, &n)) {
             attn_clear_error();

@@ -3,4 +3,5 @@
 #define ATTN_CMD_TOKENIZE_H
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench_tokenize(int argc, char **argv); /* argv[0] is "tokenize" */
+int cmd_convert(int argc, char **argv);        /* cmd_convert.c */
 #endif

@@ -12,6 +12,7 @@
 
 #include "attn/export.h"
 #include "attn/fileio.h"
+#include "attn/gpt_hf.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cli_curves.h"
@@ -38,6 +39,8 @@ static const char usage_tail[] =
     "  --config FILE        a JSON object of any of the options above, named with\n"
     "                       '_' for '-' ({\"layers\": 6, \"min_lr\": 1e-4}); flags\n"
     "                       override it\n"
+    "  --init DIR           start from a GPT-2 folder in Hugging Face's layout\n"
+    "                       (its sizes, weights and tokenizer files): fine-tuning\n"
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
@@ -70,7 +73,7 @@ static int on_progress(const attn_train_event *e, void *user)
     return 0;
 }
 
-enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE, O_TOKENIZER };
+enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE, O_TOKENIZER, O_INIT };
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -88,6 +91,7 @@ int cmd_train(int argc, char **argv)
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
         {"force", no_argument, 0, O_FORCE}, {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"init", required_argument, 0, O_INIT},
         {"help", no_argument, 0, 'h'}};
     const attn_hparams *h = attn_gpt_hparams();
     static struct option longopts[128];
@@ -104,7 +108,7 @@ int cmd_train(int argc, char **argv)
     cli_hp_flag flags[64];
     size_t n_flags = 0;
     const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
-               *tokenizer = NULL;
+               *tokenizer = NULL, *init = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
     int force = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
@@ -130,6 +134,7 @@ int cmd_train(int argc, char **argv)
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
         case O_TOKENIZER: tokenizer = optarg; break;
+        case O_INIT: init = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -150,8 +155,10 @@ int cmd_train(int argc, char **argv)
     if (!data) return cli_usage_error("train", usage, "missing --data FILE");
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
-    if (resume && tokenizer)
-        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
+    if (resume && (tokenizer || init))
+        return cli_usage_error("train", usage, "--%s cannot be changed when resuming (the checkpoint holds it)",
+                               tokenizer ? "tokenizer" : "init");
+    if (init && tokenizer) return cli_usage_error("train", usage, "--init takes the tokenizer files from its folder");
     /* The log must not overwrite an input (compared by device and inode). */
     const char *inputs[2] = {data, config};
     attn_status st = attn_check_not_input(json_log, inputs, 2);
@@ -161,6 +168,12 @@ int cmd_train(int argc, char **argv)
     if (iters_given) iters = tc.iters;
     char *text = NULL;
     size_t len = 0;
+    if (init) { /* the sizes are the folder's */
+        attn_gpt_config ic;
+        if ((st = attn_gpt_hf_config(init, &ic))) return cli_fail("train", st);
+        mc.layers = ic.layers, mc.heads = ic.heads, mc.width = ic.width, mc.context = ic.context;
+        mc.bias = ic.bias;
+    }
     if (!resume) {
         mc.vocab_size = 1; /* set from the data; checked here for the rest */
         st = attn_gpt_config_check(&mc);
@@ -183,9 +196,10 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
-                       : attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer || init ? attn_bpe_tokenizer_load(&tok, tokenizer ? tokenizer : init)
+                               : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
+        if (!st && init && (st = attn_gpt_hf_init(attn_trainer_model(t), init))) attn_trainer_free(t);
     }
     int rank = 0; /* mpirun: data parallel, rank 0 alone prints and logs */
     if (!st) st = cli_dist_train_begin(t, text, len, &rank);
