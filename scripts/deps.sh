@@ -2,7 +2,7 @@
 # Installs the Debian packages that attn's build and tests need, if any is
 # missing. Needs root or sudo; otherwise prints the apt-get line to run.
 set -eu
-pkgs="libcjson-dev libxlsxwriter-dev libcmocka-dev"
+pkgs="libcjson-dev libxlsxwriter-dev libcmocka-dev libpcre2-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attn/fileio.h"
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -176,6 +178,13 @@ attn_status cli_export_check(const cli_export_opts *e)
     if (!st && e->xlsx) st = attn_export_check_file(e->xlsx);
     if (!st && e->svg) st = attn_export_check_dir(e->svg);
     if (!st && e->csv) st = attn_export_check_dir(e->csv);
+    return st;
+}
+
+attn_status cli_export_check_inputs(const cli_export_opts *e, const char *const *inputs, size_t n)
+{
+    attn_status st = attn_check_not_input(e->html, inputs, n);
+    if (!st) st = attn_check_not_input(e->xlsx, inputs, n);
     return st;
 }
 

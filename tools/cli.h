@@ -116,6 +116,8 @@ int cli_export_option(int opt, const char *arg, cli_export_opts *e);
 int cli_export_any(const cli_export_opts *e);
 /* Checks every output path before any work (ATTN_E_IO naming the path). */
 attn_status cli_export_check(const cli_export_opts *e);
+/* Refuses a file output that is one of the inputs (attn_check_not_input). */
+attn_status cli_export_check_inputs(const cli_export_opts *e, const char *const *inputs, size_t n);
 /* Writes every output asked for, listing them on stdout. */
 attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
 

@@ -7,12 +7,14 @@
 #include "attn/bench.h"
 #include "cli.h"
 #include "cmd_bench.h"
+#include "cmd_tokenize.h"
 
 static const char usage[] =
     "usage: attn bench attention [--json] [--n N] [--d D] [--heads H] [--threads T]\n"
     "                            [--no-ref] [--causal yes|no|both] [--pass fwd|fwdbwd|both]\n"
     "                            [--dtype fp32|bf16] [--peak-seconds S] [--peak-runs R]\n"
     "       attn bench matmul [--json] [--threads T]\n"
+    "       attn bench tokenize --data FILE [--gpt2 DIR] (see attn bench tokenize --help)\n"
     "\n"
     "attention: the fused kernels on (1, H, N, D) inputs, N in 128 512 1024 2048\n"
     "4096 8192 (or --n), D = 64, H = 12, causal and not, forward and forward +\n"
@@ -232,6 +234,7 @@ int cmd_bench(int argc, char **argv)
         fputs(usage, stdout);
         return cli_finish_stdout("bench");
     }
+    if (strcmp(what, "tokenize") == 0) return cmd_bench_tokenize(argc - 1, argv + 1);
     if (strcmp(what, "attention") && strcmp(what, "matmul"))
         return cli_usage_error("bench", usage, "unknown benchmark '%s'", what);
     static const struct option opts[] = {

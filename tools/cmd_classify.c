@@ -36,7 +36,7 @@ typedef struct job {
     size_t top;
     int explain;
     attn_text_opts text;
-    float *probs, **weights;
+    float *probs;
     const cli_export_opts *exp;
 } job;
 
@@ -66,40 +66,15 @@ static void free_labels(char **l, size_t n)
     free(l);
 }
 
-/* Per layer and head, the pooled vector's attention over the tokens. */
-static attn_status explain(const job *j, char **tokens, size_t n)
+/* Per layer and head, the pooled vector's attention over the tokens, as the
+ * traced run of the encoder recorded it. */
+static attn_status explain(const job *j, attn_trace *tr)
 {
-    const attn_encoder_config *c = &j->info->model;
-    const size_t L = c->layers, H = c->heads;
-    float *rows = calloc(L * H * n, sizeof *rows);
-    char **names = calloc(L * H, sizeof *names);
-    attn_trace *tr = NULL;
-    attn_status st = rows && names ? attn_trace_create(&tr) : attn_error(ATTN_E_NOMEM, "out of memory");
-    for (size_t l = 0; !st && l < L; l++)
-        for (size_t h = 0; h < H; h++) {
-            const float *a = j->weights[l] + h * n * n; /* (n, n) of head h */
-            float *r = rows + (l * H + h) * n;
-            if (c->pooling == ATTN_POOL_CLS) memcpy(r, a, n * sizeof *r);
-            else
-                for (size_t q = 0; q < n; q++)
-                    for (size_t k = 0; k < n; k++) r[k] += a[q * n + k] / (float)n;
-            if (!(names[l * H + h] = malloc(64))) st = attn_error(ATTN_E_NOMEM, "out of memory");
-            else snprintf(names[l * H + h], 64, "layer %zu head %zu", l, h);
-        }
-    size_t shape[2] = {L * H, n};
-    if (!st) st = attn_trace_set_labels(tr, "head", L * H, (const char *const *)names);
-    if (!st) st = attn_trace_set_labels(tr, "token", n, (const char *const *)tokens);
-    if (!st) st = attn_trace_record(tr, NULL, "pooled_attention", rows, 2, shape, "head", "token");
-    if (!st)
-        st = attn_text_matrix(stdout, tr, "pooled_attention",
-                              c->pooling == ATTN_POOL_CLS
-                                  ? "  Attention of [CLS] (the pooled token) over the tokens, per layer and head"
-                                  : "  Attention of the pooled vector (the mean of the tokens' rows), per layer and head",
-                              &j->text);
-    attn_trace_free(tr);
-    free_labels(names, L * H);
-    free(rows);
-    return st;
+    return attn_text_matrix(stdout, tr, "pooled_attention",
+                            j->info->model.pooling == ATTN_POOL_CLS
+                                ? "  Attention of [CLS] (the pooled token) over the tokens, per layer and head"
+                                : "  Attention of the pooled vector (the mean of the tokens' rows), per layer and head",
+                            &j->text);
 }
 
 /* The last layer as a multi-head walkthrough document for the exporters. */
@@ -118,7 +93,7 @@ static attn_status export_last_layer(const job *j, char **tokens, size_t n, cons
         if (!(x.dims[i] = malloc(24))) st = attn_error(ATTN_E_NOMEM, "out of memory");
         else snprintf(x.dims[i], 24, "d%zu", i);
     if (!st) memcpy(x.data, attn_encoder_attn_input(j->e, c->layers - 1), n * C * sizeof *x.data);
-    if (!st) st = attn_mha_self_attention(NULL, attn_encoder_mha(j->e, c->layers - 1), &x, ATTN_CAUSAL_NONE, tr);
+    if (!st) st = attn_mha_self_attention(NULL, attn_encoder_mha(j->e, c->layers - 1), &x, NULL, tr);
     if (!st) {
         const attn_trace *traces[1] = {tr};
         const char *captions[1] = {text};
@@ -135,8 +110,15 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
 {
     uint32_t *ids = NULL;
     size_t n = 0;
-    attn_status st = attn_cls_predict(j->e, j->tok, text, j->probs, &ids, &n, j->explain || cli_export_any(j->exp) ? j->weights : NULL);
-    if (st) return st;
+    const int traced = j->explain || cli_export_any(j->exp);
+    attn_trace *tr = NULL;
+    attn_status st = traced ? attn_trace_create(&tr) : ATTN_OK;
+    attn_op_ctx ctx = {tr, NULL};
+    if (!st) st = attn_cls_predict(j->e, j->tok, text, j->probs, &ids, &n, traced ? &ctx : NULL);
+    if (st) {
+        attn_trace_free(tr);
+        return st;
+    }
     const size_t K = j->info->model.classes;
     if (show_text) printf("%s\n", text);
     uint8_t *used = calloc(K, 1);
@@ -149,14 +131,16 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
     }
     free(used);
     char **tokens = NULL;
-    if ((j->explain || cli_export_any(j->exp)) && !(st = token_labels(j, ids, n, &tokens))) {
-        if (j->explain) {
+    if (traced && !(st = token_labels(j, ids, n, &tokens))) {
+        st = attn_trace_set_labels(tr, "token", n, (const char *const *)tokens);
+        if (!st && j->explain) {
             printf("\n");
-            st = explain(j, tokens, n);
+            st = explain(j, tr);
         }
         if (!st && cli_export_any(j->exp)) st = export_last_layer(j, tokens, n, text);
     }
     free_labels(tokens, tokens ? n : 0);
+    attn_trace_free(tr);
     free(ids);
     return st;
 }
@@ -212,12 +196,8 @@ int cmd_classify(int argc, char **argv)
     st = attn_cls_model_load(dir, 1, &info, &j.e, &tok);
     if (st) return cli_fail("classify", st);
     j.tok = tok, j.info = &info;
-    const size_t L = info.model.layers, T = info.model.context, H = info.model.heads;
     j.probs = malloc(info.model.classes * sizeof *j.probs);
-    j.weights = calloc(L, sizeof *j.weights);
-    if (!j.probs || !j.weights) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    for (size_t l = 0; !st && l < L; l++)
-        if (!(j.weights[l] = malloc(H * T * T * sizeof(float)))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    if (!j.probs) st = attn_error(ATTN_E_NOMEM, "out of memory");
     if (!st && text) {
         st = classify_one(&j, text, 0);
     } else if (!st) {
@@ -234,8 +214,7 @@ int cmd_classify(int argc, char **argv)
         }
         free(line);
     }
-    for (size_t l = 0; j.weights && l < L; l++) free(j.weights[l]);
-    free(j.weights), free(j.probs);
+    free(j.probs);
     attn_encoder_free(j.e);
     attn_tokenizer_free(tok);
     attn_cls_info_free(&info);

@@ -1,6 +1,6 @@
 /* attn/ops.h - the math: matmul, row softmax, scaled dot-product attention.
  *
- * Conventions (see docs/architecture.md):
+ * Conventions (see docs/design.md):
  *  - attn_<op>_forward(outputs..., inputs..., sizes..., ctx). Every buffer is
  *    contiguous row-major float32; its shape is in the comment beside it.
  *  - Each op has a plain reference implementation, attn_<op>_ref, that is
@@ -26,6 +26,12 @@ typedef struct attn_op_ctx {
     attn_trace *trace;   /* record intermediates here when not NULL */
     const char *prefix;  /* name prefix for recorded entries, e.g. "layer0.head1" */
 } attn_op_ctx;
+
+/* Records data (rows, cols) as "<ctx->prefix>.<name>" with the given axis
+ * names when ctx carries a trace; does nothing (ATTN_OK) otherwise. The one
+ * way ops and layers keep an intermediate. */
+attn_status attn_op_record(const attn_op_ctx *ctx, const char *name, const float *data,
+                           size_t rows, size_t cols, const char *row_axis, const char *col_axis);
 
 /* ---- matmul ------------------------------------------------------------ */
 
@@ -102,6 +108,14 @@ typedef struct attn_sdpa_params {
 
 /* Defaults: scale 1/sqrt(d_k), temperature 1, no mask, not causal. */
 attn_sdpa_params attn_sdpa_defaults(void);
+
+/* The one validation of the params (scale mode, finite scale, temperature
+ * finite and > 0, a known causal alignment), for every caller. */
+attn_status attn_sdpa_check(const attn_sdpa_params *p);
+/* ATTN_E_INVALID unless c is one of the three alignments. */
+attn_status attn_causal_check(attn_causal c);
+/* The one causal rule: may query i (of l) attend to key j (of s)? */
+int attn_causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s);
 
 /* The scale factor the params give for width d_k (before temperature). */
 float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k);

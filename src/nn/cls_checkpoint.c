@@ -210,7 +210,7 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     }
     if (!st) {
         st = attn_encoder_config_check(c);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", path, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", path);
     }
     cJSON_Delete(root);
     if (st) attn_cls_info_free(in);
@@ -231,6 +231,15 @@ static attn_status load_common(const char *dir, size_t max_batch, attn_cls_info 
         st = attn_error(ATTN_E_FORMAT, "%s: %zu tokens, but %s says vocab_size %zu", vpath,
                         attn_tokenizer_vocab_size(*tok), cpath, in->model.vocab_size);
     if (!st) st = attn_encoder_create(e, &in->model, max_batch ? max_batch : in->train.batch);
+    if (st == ATTN_E_NOMEM && parsed) { /* sizes that pass the checks but cannot be had */
+        char why[256];
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        const attn_encoder_config *c = &in->model;
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: a model of %zu layers, width %zu, context %zu, vocabulary %zu and "
+                        "%zu classes does not fit in memory (%s)",
+                        cpath, c->layers, c->width, c->context, c->vocab_size, c->classes, why);
+    }
     if (st) {
         attn_tokenizer_free(*tok), *tok = NULL;
         if (parsed) attn_cls_info_free(in);

@@ -403,13 +403,23 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     if (!st) st = attn_train_config_from_json(text, cpath, &info->model, &info->train);
     if (!st) {
         st = attn_gpt_config_check(&info->model);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", cpath, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", cpath);
     }
     if (!st) st = attn_tokenizer_load(tok, vpath);
     if (!st && attn_tokenizer_vocab_size(*tok) != info->model.vocab_size)
         st = attn_error(ATTN_E_FORMAT, "%s: %zu tokens, but %s says vocab_size %zu", vpath,
                         attn_tokenizer_vocab_size(*tok), cpath, info->model.vocab_size);
     if (!st) st = attn_gpt_create(g, &info->model, max_batch ? max_batch : info->train.batch);
+    if (st == ATTN_E_NOMEM) { /* sizes that pass the checks but cannot be had: bad input */
+        char why[256];
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        const attn_gpt_config *m = &info->model;
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: a model of %zu layers, width %zu, context %zu and vocabulary %zu "
+                        "(batch %zu) does not fit in memory (%s)",
+                        cpath, m->layers, m->width, m->context, m->vocab_size,
+                        max_batch ? max_batch : info->train.batch, why);
+    }
     if (!st) {
         attn_safetensors *sf = NULL;
         st = attn_safetensors_open(&sf, mpath);
