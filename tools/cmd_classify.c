@@ -15,12 +15,16 @@ static const char usage[] =
     "usage: attn classify --model DIR [--text TEXT] [options]\n"
     "\n"
     "Prints the most probable classes of TEXT (or of each line of stdin) with a\n"
-    "classifier trained by 'attn train --task classify' (its best weights).\n"
+    "classifier trained by 'attn train --task classify' (its best weights). A\n"
+    "text without words is refused (exit 2); words the model never saw are\n"
+    "counted on stderr, since the answer then rests on the others alone.\n"
     "\n"
     "options:\n"
     "  --model DIR          a checkpoint directory (required)\n"
     "  --text TEXT          the text to classify (default: each line of stdin)\n"
     "  --top N              how many classes to print (3)\n"
+    "  --json               one JSON object per text: text, words, unknown (words\n"
+    "                       not in the model's vocabulary) and the top classes\n"
     "  --explain            also show, for every layer and head, the attention of\n"
     "                       the pooled vector over the tokens: the [CLS] row, or\n"
     "                       with mean pooling the mean of the tokens' rows\n"
@@ -34,7 +38,7 @@ typedef struct job {
     const attn_tokenizer *tok;
     const attn_cls_info *info;
     size_t top;
-    int explain;
+    int explain, json;
     attn_text_opts text;
     float *probs;
     const cli_export_opts *exp;
@@ -106,6 +110,34 @@ static attn_status export_last_layer(const job *j, char **tokens, size_t n, cons
     return st;
 }
 
+/* A JSON string (text is UTF-8 from the user or the vocabulary). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+/* The top classes, most probable first (indexes into probs). */
+static void top_classes(const job *j, size_t *order, size_t top)
+{
+    const size_t K = j->info->model.classes;
+    for (size_t r = 0; r < top; r++) {
+        size_t best = K;
+        for (size_t k = 0; k < K; k++) {
+            int used = 0;
+            for (size_t q = 0; q < r; q++) used |= order[q] == k;
+            if (!used && (best == K || j->probs[k] > j->probs[best])) best = k;
+        }
+        order[r] = best;
+    }
+}
+
 static attn_status classify_one(const job *j, const char *text, int show_text)
 {
     uint32_t *ids = NULL;
@@ -119,17 +151,42 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
         attn_trace_free(tr);
         return st;
     }
-    const size_t K = j->info->model.classes;
-    if (show_text) printf("%s\n", text);
-    uint8_t *used = calloc(K, 1);
-    for (size_t r = 0; used && r < j->top && r < K; r++) {
-        size_t best = K;
-        for (size_t k = 0; k < K; k++)
-            if (!used[k] && (best == K || j->probs[k] > j->probs[best])) best = k;
-        used[best] = 1;
-        printf("  %-24s %.*f\n", j->info->labels[best], j->text.precision, (double)j->probs[best]);
+    /* ids: [CLS] then the words (truncated to the context). */
+    size_t unknown = 0;
+    for (size_t i = 1; i < n; i++) unknown += ids[i] == ATTN_WORD_UNK;
+    if (n <= 1) {
+        attn_trace_free(tr);
+        free(ids);
+        return attn_error(ATTN_E_INVALID, "the text has no words to classify");
     }
-    free(used);
+    const size_t words = n - 1, K = j->info->model.classes, top = j->top < K ? j->top : K;
+    size_t *order = malloc(top * sizeof *order);
+    if (!order) {
+        attn_trace_free(tr);
+        free(ids);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    top_classes(j, order, top);
+    if (unknown)
+        fprintf(stderr, "attn classify: %zu of %zu word%s unknown to the model%s\n", unknown, words,
+                words == 1 ? "" : "s",
+                unknown == words ? ": the answer rests on nothing but the model's bias" : "");
+    if (j->json) {
+        printf("{\"text\": ");
+        json_string(text);
+        printf(", \"words\": %zu, \"unknown\": %zu, \"top\": [", words, unknown);
+        for (size_t r = 0; r < top; r++) {
+            printf("%s{\"label\": ", r ? ", " : "");
+            json_string(j->info->labels[order[r]]);
+            printf(", \"p\": %.9g}", (double)j->probs[order[r]]);
+        }
+        printf("]}\n");
+    } else {
+        if (show_text) printf("%s\n", text);
+        for (size_t r = 0; r < top; r++)
+            printf("  %-24s %.*f\n", j->info->labels[order[r]], j->text.precision, (double)j->probs[order[r]]);
+    }
+    free(order);
     char **tokens = NULL;
     if (traced && !(st = token_labels(j, ids, n, &tokens))) {
         st = attn_trace_set_labels(tr, "token", n, (const char *const *)tokens);
@@ -147,10 +204,10 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
 
 int cmd_classify(int argc, char **argv)
 {
-    enum { O_MODEL = 8000, O_TEXT, O_TOP, O_EXPLAIN, O_COLOR, O_PRECISION };
+    enum { O_MODEL = 8000, O_TEXT, O_TOP, O_EXPLAIN, O_COLOR, O_PRECISION, O_JSON };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"text", required_argument, 0, O_TEXT},
-        {"top", required_argument, 0, O_TOP}, {"explain", no_argument, 0, O_EXPLAIN},
+        {"top", required_argument, 0, O_TOP}, {"explain", no_argument, 0, O_EXPLAIN}, {"json", no_argument, 0, O_JSON},
         {"color", required_argument, 0, O_COLOR}, {"colour", required_argument, 0, O_COLOR},
         {"precision", required_argument, 0, O_PRECISION}, CLI_EXPORT_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -174,6 +231,7 @@ int cmd_classify(int argc, char **argv)
             j.top = (size_t)v;
             break;
         case O_EXPLAIN: j.explain = 1; break;
+        case O_JSON: j.json = 1; break;
         case O_COLOR:
             if ((j.text.color = cli_color_mode(optarg)) < 0)
                 return cli_usage_error("classify", usage, "--color: expected auto, always or never, found '%s'", optarg);
@@ -187,6 +245,8 @@ int cmd_classify(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("classify", usage, "unexpected argument '%s'", argv[optind]);
     if (!dir) return cli_usage_error("classify", usage, "missing --model DIR");
+    if (j.json && (j.explain || cli_export_any(&exp)))
+        return cli_usage_error("classify", usage, "--json prints the classes only: not with --explain or files");
     if (cli_export_any(&exp) && !text)
         return cli_usage_error("classify", usage, "--html, --svg, --csv and --xlsx need --text");
     attn_status st = cli_export_check(&exp);
@@ -208,7 +268,7 @@ int cmd_classify(int argc, char **argv)
         while (!st && (got = getline(&line, &cap, stdin)) >= 0) {
             while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
             if (!got) continue;
-            if (!first) printf("\n");
+            if (!first && !j.json) printf("\n");
             first = 0;
             st = classify_one(&j, line, 1);
         }

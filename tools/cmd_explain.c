@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
     "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
-    "                    [--causal] [--temperature T] [--scale S | --no-scale] [--json] ...\n"
+    "                    [--causal] [--temperature T] [--scale S | --no-scale] [--json]\n"
+    "                    [--color WHEN] [--precision N] [--html FILE] [--svg DIR] [--csv DIR] [--xlsx FILE]\n"
     "\n"
     "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
     "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"

@@ -60,16 +60,14 @@ static const char usage[] =
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
-    "  --out DIR            checkpoint directory (required unless --resume)\n"
+    "  --out DIR            checkpoint directory (required unless --resume); one\n"
+    "                       that holds a checkpoint is refused unless --force\n"
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
+    "  --force              replace the checkpoint in --out DIR, starting at step 0\n"
+    "  --task lm|classify   lm: this character-level GPT (the default); classify:\n"
+    "                       an encoder classifier (attn train --task classify --help)\n"
     "  -h, --help           show this help\n";
 
-attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
-{
-    /* Text only: a NUL byte (U+0000 would make a vocabulary no reader can
-     * load; /dev/zero) is refused at once with its position. */
-    return attn_read_file(path, ((size_t)1 << 31) - 2, ATTN_READ_TEXT, text, len);
-}
 
 static int on_progress(const attn_train_event *e, void *user)
 {
@@ -95,7 +93,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME, O_TASK, O_TOKENIZER
+    O_RESUME, O_TASK, O_TOKENIZER, O_FORCE
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -131,7 +129,7 @@ int cmd_train(int argc, char **argv)
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
         {"tokenizer", required_argument, 0, O_TOKENIZER},
-        {"help", no_argument, 0, 'h'},
+        {"force", no_argument, 0, O_FORCE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
     attn_train_config tc = attn_train_defaults();
@@ -141,6 +139,7 @@ int cmd_train(int argc, char **argv)
     const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
                *tokenizer = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
+    int force = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
         if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
@@ -156,6 +155,7 @@ int cmd_train(int argc, char **argv)
         switch (c) {
         case 'h': fputs(usage, stdout); return cli_finish_stdout("train");
         case O_TASK: break;
+        case O_FORCE: force = 1; break;
         case O_DATA: data = optarg; break;
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
@@ -201,7 +201,7 @@ int cmd_train(int argc, char **argv)
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
-        st = gpt_cli_read_file(config, &cfg_text, &cfg_len);
+        st = attn_read_file(config, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &cfg_text, &cfg_len);
         if (!st) st = attn_train_config_from_json(cfg_text, config, &mc, &tc);
         free(cfg_text);
         if (st) return cli_fail("train", st);
@@ -261,10 +261,12 @@ int cmd_train(int argc, char **argv)
         if (st) return cli_fail("train", st);
     }
     /* The output directory before any work. */
+    int rc0 = cli_check_out_dir("train", out, resume, force);
+    if (rc0) return rc0;
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
-    if (!st) st = gpt_cli_read_file(data, &text, &len);
+    if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
         free(text);
@@ -282,7 +284,9 @@ int cmd_train(int argc, char **argv)
     free(text);
     if (st) return cli_fail("train", st);
 
-    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, attn_trainer_info(t)->step};
+    cli_progress p;
+    memset(&p, 0, sizeof p);
+    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);
