@@ -7,6 +7,7 @@
 #include "cmd_classify.h"
 #include "cmd_gpt.h"
 #include "cmd_tokenize.h"
+#include "omp_env.h"
 
 typedef struct command {
     const char *name;
@@ -39,6 +40,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_omp_env(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_BAD_INPUT;
