@@ -14,6 +14,18 @@
 # final validation loss, attn's model FLOP utilisation against the 2-core fp32
 # peak of docs/benchmarks.md (234 GFLOP/s; override with PEAK_GFLOPS), and
 # generation speed with and without the KV cache.
+#
+# PyTorch runs at its fastest thread count here (gpt_torch.py --threads auto
+# times the default, 1 and all cores first and says which it took).
+#
+# NANOGPT_DIR=/path/to/nanoGPT (a checkout of karpathy/nanoGPT; nothing of it
+# is copied into this repository) also runs nanoGPT's own train.py with its
+# baby-config command for CPUs (config/train_shakespeare_char.py, device=cpu,
+# compile=False, block_size 64, batch 12, 4 layers, 4 heads, width 128,
+# ITERS iterations, dropout 0), in a temporary folder whose data/ this script
+# prepares from the same text (bench/nanogpt_data.py), and scores its final
+# checkpoint on the whole validation split (bench/nanogpt_eval.py): nanoGPT's
+# ms/iter is the median of its own per-iteration log.
 set -eu
 ITERS=${1:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +42,19 @@ echo "bench_gpt: $ITERS iterations, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_TH
     --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
 /usr/bin/time -f '%M' -o "$OUT/torch.rss" /usr/bin/python3 "$HERE/gpt_torch.py" --data "$DATA" \
     --iters "$ITERS" --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" > "$OUT/torch.jsonl"
+if [ -n "${NANOGPT_DIR:-}" ]; then
+    NG=$OUT/nanogpt
+    mkdir -p "$NG"
+    for f in train.py model.py configurator.py config; do ln -s "$NANOGPT_DIR/$f" "$NG/$f"; done
+    /usr/bin/python3 "$HERE/nanogpt_data.py" "$DATA" "$NG/data/shakespeare_char"
+    (cd "$NG" && /usr/bin/time -f '%M' -o "$OUT/nanogpt.rss" /usr/bin/python3 train.py \
+        config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 \
+        --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 \
+        --max_iters="$ITERS" --lr_decay_iters="$ITERS" --dropout=0.0 --eval_interval="$ITERS" \
+        --always_save_checkpoint=True --out_dir="$NG/out" > "$OUT/nanogpt.out" 2>&1)
+    /usr/bin/python3 "$HERE/nanogpt_eval.py" "$NANOGPT_DIR" "$NG/out/ckpt.pt" \
+        "$NG/data/shakespeare_char/val.bin" > "$OUT/nanogpt_val.json"
+fi
 "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats > /dev/null 2> "$OUT/gen_cache"
 "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats --no-cache > /dev/null 2> "$OUT/gen_nocache"
 
@@ -49,11 +74,19 @@ flops = (6 * N + 12 * L * C * T) * tok          # nanoGPT's estimate per iterati
 mfu = flops / (a_ms / 1e3) / (peak * 1e9)
 rate = lambda f: float(re.search(r"\(([0-9.]+) tokens/s", open(out + "/" + f).read()).group(1))
 gc, gn = rate("gen_cache"), rate("gen_nocache")
-print("%-22s %12s %12s %8s" % ("", "attn", "PyTorch", "ratio"))
-print("%-22s %12.1f %12.1f %8.2f" % ("ms/iter (median)", a_ms, ts["ms_per_iter_median"], ts["ms_per_iter_median"] / a_ms))
-print("%-22s %12.0f %12.0f %8.2f" % ("tokens/s", tok / a_ms * 1e3, ts["tokens_per_s"], tok / a_ms * 1e3 / ts["tokens_per_s"]))
-print("%-22s %12.0f %12.0f %8.2f" % ("peak RSS (MiB)", a_rss, t_rss, a_rss / t_rss))
-print("%-22s %12.4f %12.4f" % ("final val loss", a_val, ts["val_loss"]))
+import os
+ng = os.path.exists(out + "/nanogpt_val.json")
+cols = [("attn", a_ms, a_rss, a_val), ("PyTorch", ts["ms_per_iter_median"], t_rss, ts["val_loss"])]
+if ng:
+    its = [float(m.group(1)) for m in re.finditer(r"^iter \d+: loss [0-9.]+, time ([0-9.]+)ms", open(out + "/nanogpt.out").read(), re.M)]
+    n_rss = int(open(out + "/nanogpt.rss").read().split()[-1]) / 1024
+    cols.append(("nanoGPT", statistics.median(its[1:]), n_rss, json.loads(open(out + "/nanogpt_val.json").read())["val_loss"]))
+print("PyTorch threads: %d (default %d; step ms by threads: %s)" % (ts["threads"], ts["threads_default"], ts["thread_trials_ms"]))
+print("%-22s" % "" + "".join("%12s" % c[0] for c in cols) + "".join("%16s" % ("attn/" + c[0]) for c in cols[1:]))
+print("%-22s" % "ms/iter (median)" + "".join("%12.1f" % c[1] for c in cols) + "".join("%16.2f" % (c[1] / a_ms) for c in cols[1:]))
+print("%-22s" % "tokens/s" + "".join("%12.0f" % (tok / c[1] * 1e3) for c in cols) + "".join("%16.2f" % (c[1] / a_ms) for c in cols[1:]))
+print("%-22s" % "peak RSS (MiB)" + "".join("%12.0f" % c[2] for c in cols) + "".join("%16.2f" % (a_rss / c[2]) for c in cols[1:]))
+print("%-22s" % "val loss (whole split)" + "".join("%12.4f" % c[3] for c in cols))
 print("attn model FLOP utilisation: %.1f%% of %g GFLOP/s (%.2f GFLOP/iter)" % (100 * mfu, peak, flops / 1e9))
 print("generation, 256 tokens: %.1f tokens/s with KV cache, %.1f without: %.1fx" % (gc, gn, gc / gn))
 PY

@@ -5,10 +5,17 @@ packed q|k|v projection, GELU(tanh) MLP, tied head, optional biases), GPT-2
 initialisation, AdamW (decay on matrices), global-norm clipping, warm-up then
 cosine decay, nanoGPT's batch sampling and 90/10 split of a character-level text.
 
+Threads (--threads auto, the default): PyTorch as it starts (as nanoGPT
+leaves it: torch.get_num_threads()), 1 and every core are each timed on 20
+training steps of a throwaway model before training, and the fastest is used
+(ties to fewer threads); the summary states the trials and the choice.
+
 Prints one JSON object per evaluation and a final summary line:
   {"summary": true, "ms_per_iter_median": .., "tokens_per_s": .., "val_loss": ..,
-   "peak_rss_mib": .., "params": .., "threads": ..}
+   "peak_rss_mib": .., "params": .., "threads": .., "threads_default": ..,
+   "thread_trials_ms": {..}}
 """
+import os
 import argparse
 import json
 import math
@@ -76,6 +83,24 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
+def time_threads(make, batch, n, steps=20, warmup=5):
+    """Median ms of a training step (forward, backward, AdamW) on n threads."""
+    torch.set_num_threads(n)
+    model = make()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(warmup + steps):
+        x, y = batch()
+        t0 = time.perf_counter()
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
@@ -92,8 +117,9 @@ def main():
     ap.add_argument("--eval-iters", type=int, default=20, help="0: the whole split, in order")
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--bias", action="store_true")
+    ap.add_argument("--threads", default="auto", help="auto (the fastest of the default, 1, all) or N")
     a = ap.parse_args()
-    torch.manual_seed(a.seed)
+    default_threads = torch.get_num_threads()
     text = open(a.data, encoding="utf-8").read()
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
@@ -105,6 +131,17 @@ def main():
     def batch(d):
         ix = torch.randint(len(d) - T, (B,))
         return torch.stack([d[i:i + T] for i in ix]), torch.stack([d[i + 1:i + 1 + T] for i in ix])
+
+    trials = {}
+    if a.threads == "auto":
+        make = lambda: GPT(len(chars), T, a.layers, a.heads, a.width, a.bias)
+        for n in sorted({default_threads, 1, os.cpu_count() or 1}):
+            trials[n] = time_threads(make, lambda: batch(train), n)
+        threads = min(trials, key=lambda n: (trials[n], n))
+    else:
+        threads = int(a.threads)
+    torch.set_num_threads(threads)
+    torch.manual_seed(a.seed)  # after the trials: the same run whatever they drew
 
     model = GPT(len(chars), T, a.layers, a.heads, a.width, a.bias)
     params = [p for p in model.parameters()]
@@ -153,7 +190,9 @@ def main():
     print(json.dumps({"summary": True, "ms_per_iter_median": 1e3 * med, "tokens_per_s": B * T / med,
                       "val_loss": val_loss, "params": sum(p.numel() for p in params),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      "threads": torch.get_num_threads()}), flush=True)
+                      "threads": torch.get_num_threads(), "threads_default": default_threads,
+                      "thread_trials_ms": {str(n): round(ms, 2) for n, ms in trials.items()}}),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include "cmd_gpt.h"
 #include "cmd_plot.h"
 #include "cmd_tokenize.h"
+#include "omp_env.h"
 
 typedef struct command {
     const char *name;
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    cli_omp_env(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_BAD_INPUT;

@@ -34,6 +34,13 @@ static void plan_backward(plan *p, const attn_flash_desc *d)
 {
     plan_common(p, d);
     p->per_head = p->nh >= 4;
+    /* bf16 products in the per-head mode only (flash_bwd_bf16.c); a long
+     * single head runs the fp32 split mode. */
+    if (p->bf16 && !p->per_head) p->bf16 = NULL;
+    if (p->bf16) {
+        plan_backward_bf16(p);
+        return;
+    }
     p->head_floats = up16(bwd_head_floats(p, p->per_head)); /* heads start 64-byte aligned */
     if (p->per_head) {
         p->group = 0;
@@ -55,13 +62,6 @@ size_t attn_flash_backward_workspace(const attn_flash_desc *d)
 
 
 
-typedef struct bwd_args {
-    const attn_flash_desc *d;
-    const plan *p;
-    const fk_table *K;
-    const float *q, *k, *v, *out, *dout, *lse;
-    float *dq, *dk, *dv;
-} bwd_args;
 
 typedef struct bwd_head {
     float *kt, *vt, *dd; /* Kᵀ, Vᵀ blocks and D */
@@ -300,7 +300,9 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
     bwd_args a = {d, &p, attn_fk_table(attn_simd_level()), q, k, v, out, d_out, lse, d_q, d_k,
                   d_v};
 
-    if (p.per_head) {
+    if (p.bf16) {
+        backward_bf16(&a, ws);
+    } else if (p.per_head) {
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) if (par_worth(&p))
 #endif

@@ -115,4 +115,21 @@ void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, const float *kh,
 void pack_bf16_q(const plan *p, uint32_t *qw, const float *qh, size_t qrs, float scale, size_t i0,
                  size_t rows, float *tmp);
 
+
+/* ---- backward (flash_bwd.c, flash_bwd_bf16.c) ---- */
+
+typedef struct bwd_args {
+    const attn_flash_desc *d;
+    const plan *p;
+    const fk_table *K;
+    const float *q, *k, *v, *out, *dout, *lse;
+    float *dq, *dk, *dv;
+} bwd_args;
+
+#define plan_backward_bf16 attn_fl_plan_backward_bf16
+#define backward_bf16 attn_fl_backward_bf16
+/* The bf16 per-head backward's scratch (thread_floats) and run. */
+void plan_backward_bf16(plan *p);
+void backward_bf16(const bwd_args *a, float *ws);
+
 #endif
