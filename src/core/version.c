@@ -1,5 +1,5 @@
 /* version.c - the library's version, and whether MPI was built in. */
-#include "attn/attn.h"
+#include "attn/version.h"
 
 #include <stddef.h>
 
