@@ -282,7 +282,7 @@ attn_status attn_read_file(const char *path, size_t max_bytes, unsigned flags, c
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
         fclose(f);
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a file", path);
+        return attn_error(ATTN_E_IO, "%s: cannot read: it is a directory, expected a file", path);
     }
     /* A regular file's size is known: refuse it before reading a byte. */
     if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > max_bytes) {
