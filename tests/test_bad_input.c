@@ -164,7 +164,7 @@ static const bad_case cases[] = {
     {"data", 2, "missing the data set name", NULL, 0},
     {"data imagenet --out @/wn", 2, "unknown data set 'imagenet'", "@/wn", 0},
     {"data wordnet", 2, "missing --out", NULL, 0},
-    {"data wordnet --source @/missing.noun --out @/wn", 2, "missing.noun: not found", NULL, 0},
+    {"data wordnet --source @/missing.noun --out @/wn", 2, "missing.noun: cannot read: No such file or directory", NULL, 0},
     {"data wordnet --source /dev/zero --out @/wn", 2, "/dev/zero:1: a NUL byte in the line", NULL, 0},
     {"data wordnet --source @/bad.noun --out @/wn", 2, "bad.noun:1: expected an 8-digit synset offset", NULL, 0},
     {"data wordnet --source @/verb.noun --out @/wn", 2, "lexicographer file 31 is not a noun file", NULL, 0},

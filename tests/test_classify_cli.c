@@ -153,7 +153,7 @@ static void test_bad_input(void **state)
     (void)state;
     const char *t = test_tmpdir(), *B = attn_bin();
     run_result r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s/none/data.noun'", B, t, t);
-    expect_bad(&r, "attn data:", "install wordnet-base");
+    expect_bad(&r, "attn data:", "none/data.noun: cannot read");
     r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s'", B, t,
                 write_tmp("data.noun", "00001740 03 n 01 entity 0 000 | that which is\n02330245 05 n 01\n"));
     expect_bad(&r, "attn data:", "data.noun:2: expected a word");

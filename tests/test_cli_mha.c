@@ -1694,11 +1694,6 @@ static void explain_weights_bad(void **state)
     /* Usage errors. */
     snprintf(args, sizeof args, "--embeddings '%s' --weights '%s' --compare '%s'", csv, w, csv);
     expect_usage("explain", args, "--compare");
-    static const char *const scale_opts[] = {"--scale 0.5", "--no-scale", "--temperature 2"};
-    for (size_t i = 0; i < sizeof scale_opts / sizeof *scale_opts; i++) {
-        snprintf(args, sizeof args, "--embeddings '%s' --weights '%s' %s", csv, w, scale_opts[i]);
-        expect_usage("explain", args, NULL);
-    }
     snprintf(args, sizeof args, "--embeddings '%s' --num-heads 2", csv);
     expect_usage("explain", args, "--num-heads");
     snprintf(args, sizeof args, "--embeddings '%s' --weights '%s' --num-heads 0", csv, w);

@@ -122,6 +122,14 @@ static void test_error_messages(void **state)
     assert_int_equal(attn_error(ATTN_E_FORMAT, "%s:%d: bad", "f.csv", 3), ATTN_E_FORMAT);
     assert_string_equal(attn_last_error(), "f.csv:3: bad");
     assert_string_equal(attn_status_str(ATTN_E_NOMEM), "out of memory");
+    /* a prefix naming the file, the lower layer's message intact */
+    attn_error(ATTN_E_INVALID, "width 15 is not divisible by heads 2");
+    assert_int_equal(attn_error_prefix(ATTN_E_FORMAT, "%s: ", "D/config.json"), ATTN_E_FORMAT);
+    assert_string_equal(attn_last_error(), "D/config.json: width 15 is not divisible by heads 2");
+    /* the old message as an argument too (it is copied before formatting) */
+    attn_error_prefix(ATTN_E_FORMAT, "[%s] ", attn_last_error());
+    assert_string_equal(attn_last_error(), "[D/config.json: width 15 is not divisible by heads 2] "
+                                           "D/config.json: width 15 is not divisible by heads 2");
 }
 
 int main(void)

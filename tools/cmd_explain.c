@@ -9,11 +9,13 @@
 static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
     "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
-    "                    [--causal] [--json] [--color WHEN] [--precision N]\n"
+    "                    [--causal] [--temperature T] [--scale S | --no-scale] [--json]\n"
+    "                    [--color WHEN] [--precision N] [--html FILE] [--svg DIR] [--csv DIR] [--xlsx FILE]\n"
     "\n"
     "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
     "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"
-    "Q, K, V of each head, each head's attention, the concatenation and W_O.\n"
+    "Q, K, V of each head, each head's attention, the concatenation and W_O\n"
+    "(--scale, --no-scale and --temperature act on every head's scores).\n"
     "CSV: a header 'token,<dim>,<dim>,...' then one row per token, e.g.\n"
     "    token,animal,tech\n"
     "    cat,2.0,0.0\n"
@@ -86,7 +88,7 @@ static int explain_layer(const char *path_x, const char *path_w, size_t heads,
                         "(it needs kdim = vdim = embed_dim)",
                         path_x, x.n_dims, path_w, cfg.kdim, cfg.vdim);
     if (!st) st = attn_trace_create(&t);
-    if (!st) st = attn_mha_self_attention(NULL, m, &x, o->sdpa.causal, t);
+    if (!st) st = attn_mha_self_attention(NULL, m, &x, &o->sdpa, t);
     if (!st) st = attn_trace_check_output(t, path_x);
     if (!st && !(text = join_tokens(&x))) st = attn_error(ATTN_E_NOMEM, "out of memory");
     int rc;
@@ -134,7 +136,7 @@ int cmd_explain(int argc, char **argv)
     cli_attention_opts o;
     cli_attention_defaults(&o);
     const char *path_a = NULL, *path_b = NULL, *path_w = NULL;
-    int c, heads = 0, scale_set = 0;
+    int c, heads = 0;
     cli_export_opts ex = {0};
     opterr = 0;
     optind = 1;
@@ -153,7 +155,6 @@ int cmd_explain(int argc, char **argv)
                 return cli_usage_error("explain", usage,
                                        "--num-heads: expected an integer > 0, found '%s'", optarg);
         } else {
-            if (c == CLI_OPT_NO_SCALE || c == CLI_OPT_SCALE || c == CLI_OPT_TEMPERATURE) scale_set = 1;
             if (cli_attention_option("explain", usage, c, optarg, &o) < 0) return CLI_BAD_INPUT;
         }
     }
@@ -162,10 +163,6 @@ int cmd_explain(int argc, char **argv)
     if (!path_a) return cli_usage_error("explain", usage, "missing --embeddings FILE.csv");
     if (path_w && path_b)
         return cli_usage_error("explain", usage, "--compare works on the plain walkthrough, not with --weights");
-    if (path_w && scale_set)
-        return cli_usage_error("explain", usage,
-                               "--no-scale, --scale and --temperature apply to the plain "
-                               "walkthrough; a layer scales by 1/sqrt(d_k)");
     if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
     attn_status pre = cli_export_check(&ex); /* before any work */
     const char *inputs[3] = {path_a, path_b, path_w};

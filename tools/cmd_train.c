@@ -32,6 +32,9 @@ static const char usage[] =
     "  --width N            embedding width, divisible by heads (128)\n"
     "  --context N          context length in tokens (64)\n"
     "  --bias, --no-bias    biases in linear layers and layer norms (off)\n"
+    "  --tokenizer DIR      GPT-2 byte-level BPE tokens from DIR (encoder.json +\n"
+    "                       vocab.bpe, e.g. from 'attn tokenize --train') instead\n"
+    "                       of characters\n"
     "training:\n"
     "  --batch N            sequences per micro-batch (12)\n"
     "  --accum N            micro-batches per step (gradient accumulation, 1)\n"
@@ -57,8 +60,12 @@ static const char usage[] =
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
-    "  --out DIR            checkpoint directory (required unless --resume)\n"
+    "  --out DIR            checkpoint directory (required unless --resume); one\n"
+    "                       that holds a checkpoint is refused unless --force\n"
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
+    "  --force              replace the checkpoint in --out DIR, starting at step 0\n"
+    "  --task lm|classify   lm: this character-level GPT (the default); classify:\n"
+    "                       an encoder classifier (attn train --task classify --help)\n"
     "  -h, --help           show this help\n";
 
 attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
@@ -92,7 +99,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME, O_TASK
+    O_RESUME, O_TASK, O_TOKENIZER, O_FORCE
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -127,15 +134,18 @@ int cmd_train(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
-        {"help", no_argument, 0, 'h'},
+        {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"force", no_argument, 0, O_FORCE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
     attn_train_config tc = attn_train_defaults();
     /* Flags are applied after --config: remember them. */
     struct { int opt; const char *arg; } flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
+    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
+               *tokenizer = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
+    int force = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
         if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
@@ -151,10 +161,12 @@ int cmd_train(int argc, char **argv)
         switch (c) {
         case 'h': fputs(usage, stdout); return cli_finish_stdout("train");
         case O_TASK: break;
+        case O_FORCE: force = 1; break;
         case O_DATA: data = optarg; break;
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_TOKENIZER: tokenizer = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -177,6 +189,8 @@ int cmd_train(int argc, char **argv)
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
     if (resume && config) return cli_usage_error("train", usage, "--config cannot be changed when resuming");
+    if (resume && tokenizer)
+        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
     for (size_t i = 0; resume && i < n_flags; i++)
         if (changes_run(flags[i].opt)) {
             const char *name = "?";
@@ -253,6 +267,8 @@ int cmd_train(int argc, char **argv)
         if (st) return cli_fail("train", st);
     }
     /* The output directory before any work. */
+    int rc0 = cli_check_out_dir("train", out, resume, force);
+    if (rc0) return rc0;
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
@@ -267,13 +283,16 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
+                       : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
     }
     free(text);
     if (st) return cli_fail("train", st);
 
-    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, attn_trainer_info(t)->step};
+    cli_progress p;
+    memset(&p, 0, sizeof p);
+    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);

@@ -148,11 +148,17 @@ const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n);
 
 /* Forward over ids (B, T): row b holds lens[b] tokens (1..T; the first is
  * [CLS]) then padding. With labels (B) also the mean cross-entropy into
- * *loss and what the backward needs. weights (may be NULL): per layer l a
- * buffer (B, H, T, T) or NULL that receives the attention of every head. */
+ * *loss and what the backward needs. ctx (may be NULL): with a trace, the
+ * run records what attn_gpt_forward does (under ctx->prefix: "embed",
+ * "layer<l>.head<h>.attention" (T, T) and the rest of each block,
+ * "ln_f.output"), then "pooled" (B, C), "logits" (B, K) and
+ * "pooled_attention" (layers·heads, lens[0]): per layer and head what the
+ * pooled vector attended to (the [CLS] row, or the mean of the token rows);
+ * "batch<b>." in front of the per-example names when B > 1. The caller
+ * labels the "token" axis. */
 attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
                                  const uint32_t *labels, size_t batch, size_t seq, double *loss,
-                                 float *const *weights);
+                                 const attn_op_ctx *ctx);
 const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last forward */
 /* Dropout of the following forwards and their backwards (training): p in
  * [0, 1) on x_0 and on each block's attention and MLP outputs before the
@@ -246,10 +252,10 @@ attn_status attn_cls_model_load(const char *dir, size_t max_batch, attn_cls_info
                                 attn_encoder **e, attn_tokenizer **tok);
 void attn_cls_info_free(attn_cls_info *info);
 /* Class probabilities of one text: probs (K); ids/n (may be NULL) receive its
- * token ids ([CLS] first, truncated to the context; free them); weights as
- * for attn_encoder_forward with B = 1 and T = *n (at most the context). */
+ * token ids ([CLS] first, truncated to the context; free them); ctx as for
+ * attn_encoder_forward with B = 1 and T = *n (at most the context). */
 attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const char *text,
-                             float *probs, uint32_t **ids, size_t *n, float *const *weights);
+                             float *probs, uint32_t **ids, size_t *n, const attn_op_ctx *ctx);
 
 #ifdef __cplusplus
 }

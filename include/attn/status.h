@@ -39,6 +39,16 @@ attn_status attn_error(attn_status s, const char *fmt, ...)
 #endif
     ;
 
+/* Puts a formatted prefix before the last error message and returns `s`:
+ * `attn_error_prefix(ATTN_E_FORMAT, "%s: ", path)` names the file a lower
+ * layer's message was about. (Never pass attn_last_error() to attn_error: it
+ * would format the buffer into itself.) */
+attn_status attn_error_prefix(attn_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "attn/fileio.h"
+#include "attn/train_config.h"
 #include "cls_internal.h"
 
 #define VERSION 1
@@ -64,8 +65,9 @@ static char *config_text(const attn_cls_info *in)
         cJSON_AddNumberToObject(o, "epochs", (double)in->opts.epochs);
         cJSON_AddNumberToObject(o, "patience", (double)in->opts.patience);
         cJSON_AddNumberToObject(o, "min_count", (double)in->opts.min_count);
-        cJSON_AddNumberToObject(o, "dropout", (double)in->opts.dropout);
-        cJSON_AddNumberToObject(o, "label_smoothing", (double)in->opts.label_smoothing);
+        char num[32];
+        cJSON_AddRawToObject(o, "dropout", attn_float_shortest(num, sizeof num, in->opts.dropout));
+        cJSON_AddRawToObject(o, "label_smoothing", attn_float_shortest(num, sizeof num, in->opts.label_smoothing));
         for (size_t i = 0; i < in->n_labels; i++)
             cJSON_AddItemToArray(labels, cJSON_CreateString(in->labels[i]));
         cJSON_AddNumberToObject(best, "step", (double)in->best_step);
@@ -210,7 +212,7 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     }
     if (!st) {
         st = attn_encoder_config_check(c);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", path, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", path);
     }
     cJSON_Delete(root);
     if (st) attn_cls_info_free(in);

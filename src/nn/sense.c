@@ -319,7 +319,7 @@ attn_status attn_sense_run(attn_sense *t, const char *text, attn_trace *trace,
     float *out = malloc(x.n_tokens * ATTN_SENSE_CLASSES * sizeof(float));
     if (pos < 0) st = attn_error(ATTN_E_INVALID, "'%s' has no '%s'", text, WORD);
     else if (!out) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!st) st = attn_mha_self_attention(out, t->mha, &x, ATTN_CAUSAL_NONE, trace);
+    if (!st) st = attn_mha_self_attention(out, t->mha, &x, NULL, trace);
     if (!st) {
         double p[ATTN_SENSE_CLASSES];
         int best = softmax3(out + (size_t)pos * ATTN_SENSE_CLASSES, p);

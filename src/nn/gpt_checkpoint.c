@@ -18,6 +18,7 @@
 #include "attn/fileio.h"
 #include "attn/safetensors.h"
 #include "attn/train.h"
+#include "attn/train_config.h"
 
 #define FORMAT "attn-gpt"
 #define VERSION 1
@@ -135,7 +136,11 @@ static cJSON *config_json(const attn_checkpoint *info)
         cJSON *o = k->model ? m : t;
         switch (k->kind) {
         case K_BOOL: cJSON_AddBoolToObject(o, k->name, *(const int *)at); break;
-        case K_FLOAT: cJSON_AddNumberToObject(o, k->name, (double)*(const float *)at); break;
+        case K_FLOAT: { /* the value as given, not the float's binary expansion */
+            char num[32];
+            cJSON_AddRawToObject(o, k->name, attn_float_shortest(num, sizeof num, *(const float *)at));
+            break;
+        }
         case K_U64: cJSON_AddNumberToObject(o, k->name, (double)*(const uint64_t *)at); break;
         default: cJSON_AddNumberToObject(o, k->name, (double)*(const size_t *)at); break;
         }
@@ -403,7 +408,7 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
     if (!st) st = attn_train_config_from_json(text, cpath, &info->model, &info->train);
     if (!st) {
         st = attn_gpt_config_check(&info->model);
-        if (st) st = attn_error(ATTN_E_FORMAT, "%s: %s", cpath, attn_last_error());
+        if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", cpath);
     }
     if (!st) st = attn_tokenizer_load(tok, vpath);
     if (!st && attn_tokenizer_vocab_size(*tok) != info->model.vocab_size)
