@@ -197,6 +197,12 @@ static void test_metrics(void **state)
     assert_true(fabs(m.macro_f1 - (0.5 + 0.8 + 2.0 / 3.0) / 3.0) < 1e-12);
     size_t want[9] = {1, 1, 0, 0, 2, 0, 1, 0, 1};
     assert_memory_equal(conf, want, sizeof want);
+    double f1[4];
+    attn_cls_f1_per_class(f1, conf, 3);
+    assert_true(fabs(f1[0] - 0.5) < 1e-12 && fabs(f1[1] - 0.8) < 1e-12 && fabs(f1[2] - 2.0 / 3.0) < 1e-12);
+    size_t absent[16] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; /* classes 1-3 absent */
+    attn_cls_f1_per_class(f1, absent, 4);
+    assert_true(f1[0] == 1.0 && f1[1] == 0.0 && f1[3] == 0.0);
     assert_int_equal(attn_majority_class(gold + 1, 5, 3), 1);
 }
 

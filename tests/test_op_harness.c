@@ -1,39 +1,33 @@
-/* test_op_harness.c - every public op of ops.h and ops_nn.h, one table.
+/* test_op_harness.c - every public op of ops.h and ops_nn.h, one table (after
+ * the idea of ggml's test-backend-ops: one list of cases run through every
+ * backend against a reference; not its code).
  *
- * (Learned from the idea of ggml's test-backend-ops: one list of cases, each
- * run through every backend against a reference; not its code.)
- *
- * Each op is an op_def: a few small adapter functions that call the library
- * (the fast forward, its reference twin, the backward). When an op's
- * signature changes, only its adapter changes. Each case (op_case) gives the
- * op's sizes (odd on purpose: vector bodies and tails, single rows) and a
- * variant (masks, scale modes, transposes, ...). For every case:
+ * Each op is an op_def of small adapter functions that call the library (fast
+ * forward, reference twin, backward): when a signature changes, only its
+ * adapter does. Each case (op_case) gives sizes (odd on purpose: vector bodies
+ * and tails, single rows) and a variant (masks, scale modes, transposes...):
  *   1. the reference forward runs once, and from it, in double, a five-point
  *      finite difference of loss = Σ out · d_out for a sample of every
  *      differentiable input;
  *   2. at every SIMD level the CPU has, with 1 and with 2 threads, the fast
  *      forward must match the reference, the backward (accumulating into
- *      prefilled gradients) must match the finite differences, and the
- *      results with 2 threads must be the same bits as with 1 (the header
- *      promises results independent of the thread count).
- * Cases marked big cross the size above which the kernels start threads (or
- * take their blocked / tiled path), so that 2 threads really run; their
- * finite differences use a strided sample of the inputs to stay fast.
+ *      prefilled gradients) the finite differences, and 2 threads must give
+ *      the same bits as 1 (the headers promise independence of the count).
+ * Big cases cross the size above which the kernels start threads (or take a
+ * blocked / tiled path); their finite differences use a strided sample.
  *
  * Tolerances (each op_def states its forward tolerance):
  *  - forward vs reference, default atol 1e-5, rtol 1e-4: the references
  *    accumulate in double, the kernels in float over at most a few hundred
- *    terms of magnitude <= ~4, so their difference is ~1e-6; a wrong index,
- *    mask or scale is off by ~1e-1.
- *  - backward vs finite differences, atol 2e-4, rtol 1e-3: the step is
- *    h = 1/32 and the five-point stencil's truncation error is
- *    h^4/30 · f^(5) ≈ 3e-8 · f^(5), negligible for these smooth functions.
- *    What remains is the rounding of the float reference outputs (6e-8
- *    relative), times the stencil's weights (18/12h ≈ 48), summed over the
- *    outputs a perturbation moves (tens to ~1300 here, of size <= ~0.5, with
- *    random signs): ~1e-5 typically. The largest difference seen on an
- *    AVX-512 machine is 5e-5 (linear, gradients ~1.6, 67-term sums). A
- *    gradient that is wrong (a missing factor, a transposed index, a mask not
+ *    terms of magnitude <= ~4: ~1e-6 apart; a wrong index, mask or scale is
+ *    off by ~1e-1.
+ *  - backward vs finite differences, atol 2e-4, rtol 1e-3: with h = 1/32 the
+ *    stencil's truncation error h^4/30 · f^(5) ≈ 3e-8 · f^(5) is negligible;
+ *    the rounding of the float reference outputs (6e-8 relative) times the
+ *    stencil's weights (18/12h ≈ 48), summed over the outputs a perturbation
+ *    moves (tens to ~1300, of size <= ~0.5, random signs) is ~1e-5. The
+ *    largest difference seen (AVX-512) is 5e-5 (linear, gradients ~1.6). A
+ *    wrong gradient (a missing factor, a transposed index, a mask not
  *    applied, a lost tail element) is off by ~1e-2 or more.
  */
 #include "test_support.h"
@@ -51,7 +45,7 @@
 #define BWD_ATOL 2e-4
 #define BWD_RTOL 1e-3
 #define FD_SAMPLES_SMALL 4096 /* effectively every element of a small case */
-#define FD_SAMPLES_BIG 10
+#define FD_SAMPLES_BIG 8
 
 typedef struct op_case op_case;
 
@@ -92,7 +86,6 @@ struct op_case {
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
-
 static uint64_t rng_state;
 static double urand(void) /* uniform in [0, 1) */
 {
@@ -107,6 +100,9 @@ static void *xcalloc(size_t n, size_t size)
     assert_non_null(p);
     return p;
 }
+
+/* Dropout's p and cross-entropy's label smoothing: the variant in percent. */
+static float var_fraction(const op_env *e) { return (float)e->c->var / 100.0f; }
 
 static void add_input(op_env *e, size_t n, int diff)
 {
@@ -125,7 +121,6 @@ static uint32_t *make_ids(size_t n, size_t below)
 }
 
 /* ---- matmul, matmul_nt, linear, gemm: d = {m, k, n}; linear: {rows, in, out} ------ */
-
 static void setup_mm(op_env *e)
 {
     const size_t m = e->c->d[0], k = e->c->d[1], n = e->c->d[2];
@@ -214,7 +209,6 @@ static attn_status gemm_ref(op_env *e, float *o)
 }
 
 /* ---- softmax: d = {rows, cols} ------------------------------------------------- */
-
 enum { SM_INF = 1 };
 static void setup_softmax(op_env *e)
 {
@@ -241,7 +235,6 @@ static attn_status softmax_bwd(op_env *e, const float *dy, float *const *g)
 }
 
 /* ---- attention: d = {L, S, d_k, d_v} (sdpa, sdpa_flash) ---------------------------- */
-
 enum {
     A_NOSCALE = 1, A_CUSTOM = 2, A_TEMP = 4, A_BOOL = 8, A_ADD = 16, A_TOPLEFT = 32,
     A_BOTRIGHT = 64, A_NOWEIGHTS = 128
@@ -321,7 +314,6 @@ static attn_status sflash_bwd(op_env *e, const float *dy, float *const *g)
 }
 
 /* ---- flash, many heads: d = {batch, heads, L, S, d_k, d_v} --------------------------- */
-
 enum { F_TOPLEFT = 1, F_BOTRIGHT = 2, F_KEYMASK = 4 };
 #define NH(e) ((e)->c->d[0] * (e)->c->d[1])
 static void setup_flash(op_env *e)
@@ -379,7 +371,6 @@ static attn_status flash_bwd(op_env *e, const float *dy, float *const *g)
 }
 
 /* ---- layer norm: d = {rows, dim} ---------------------------------------------------- */
-
 enum { LN_NOBIAS = 1, LN_NOSAVE = 2 };
 #define LN_EPS 1e-5f
 static void setup_layernorm(op_env *e)
@@ -418,7 +409,6 @@ static attn_status ln_bwd(op_env *e, const float *dy, float *const *g)
 }
 
 /* ---- GELU and dropout: d = {n}; dropout's p is var / 100 ---------------------------- */
-
 static void setup_elementwise(op_env *e)
 {
     add_input(e, e->c->d[0], 1);
@@ -432,10 +422,9 @@ static attn_status gelu_bwd(op_env *e, const float *dy, float *const *g)
 }
 
 #define DROP_KEY 0x5eedULL
-static float drop_p(const op_env *e) { return (float)e->c->var / 100.0f; }
 static attn_status dropout_fwd(op_env *e, float *o)
 {
-    return attn_dropout_forward(o, e->in[0], e->c->d[0], drop_p(e), DROP_KEY, NULL);
+    return attn_dropout_forward(o, e->in[0], e->c->d[0], var_fraction(e), DROP_KEY, NULL);
 }
 /* There is no reference twin: the mask is the library's hash. The reference
  * takes the mask from a forward of ones, checks that every entry is 0 or
@@ -443,29 +432,28 @@ static attn_status dropout_fwd(op_env *e, float *o)
 static attn_status dropout_ref(op_env *e, float *o)
 {
     const size_t n = e->c->d[0];
-    const float p = drop_p(e), keep = 1.0f / (1.0f - p);
+    const float p = var_fraction(e), keep = 1.0f / (1.0f - p);
     float *ones = xcalloc(n, sizeof *ones), *m = xcalloc(n, sizeof *m);
     for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
     attn_status st = attn_dropout_forward(m, ones, n, p, DROP_KEY, NULL);
-    size_t kept = 0;
+    size_t kept = 0, bad = 0;
     for (size_t i = 0; i < n && !st; i++) {
-        assert_true(m[i] == 0.0f || m[i] == keep);
+        bad += !(m[i] == 0.0f || m[i] == keep);
         kept += m[i] != 0.0f;
         o[i] = m[i] != 0.0f ? e->in[0][i] * keep : 0.0f; /* x · (1/(1-p)) in float */
     }
     /* Binomial: 5 standard deviations (+1 for tiny n). */
     const double mean = (double)n * (1.0 - p), sd = sqrt((double)n * p * (1.0 - p));
-    assert_true(fabs((double)kept - mean) <= 5.0 * sd + 1.0);
+    assert_true(bad == 0 && fabs((double)kept - mean) <= 5.0 * sd + 1.0);
     free(ones), free(m);
     return st;
 }
 static attn_status dropout_bwd(op_env *e, const float *dy, float *const *g)
 {
-    return attn_dropout_backward(g[0], dy, e->c->d[0], drop_p(e), DROP_KEY);
+    return attn_dropout_backward(g[0], dy, e->c->d[0], var_fraction(e), DROP_KEY);
 }
 
 /* ---- embedding: d = {n, dim, vocab}; var 1: accumulate into a base ------------------ */
-
 static void setup_embedding(op_env *e)
 {
     const size_t n = e->c->d[0], dim = e->c->d[1], vocab = e->c->d[2];
@@ -491,8 +479,8 @@ static attn_status emb_bwd(op_env *e, const float *dy, float *const *g)
     return attn_embedding_backward(g[0], dy, e->ids, MKN(e));
 }
 
-/* ---- cross-entropy: d = {rows, vocab}. Outputs: the mean loss (which the backward
- * differentiates), each row's loss, the probabilities. ---------------------------------- */
+/* ---- cross-entropy: d = {rows, vocab}, label smoothing var / 100. Outputs: the mean
+ * loss (which the backward differentiates), each row's loss, the probabilities. ------- */
 
 static void setup_ce(op_env *e)
 {
@@ -506,36 +494,45 @@ static attn_status ce_fwd(op_env *e, float *o)
 {
     double loss = 0;
     const size_t rows = e->c->d[0];
-    attn_status st = attn_crossentropy_forward(&loss, o + 1, o + 1 + rows, e->in[0], e->ids, rows, e->c->d[1], 0.0f, NULL);
+    attn_status st = attn_crossentropy_forward(&loss, o + 1, o + 1 + rows, e->in[0], e->ids, rows,
+                                               e->c->d[1], var_fraction(e), NULL);
     o[0] = (float)loss;
     return st;
 }
-/* Reference: attn_crossentropy_ref on all rows and on each, attn_softmax_ref. */
+/* Reference: attn_crossentropy_ref on all rows and on each, attn_softmax_ref;
+ * with smoothing ε, each row's loss gains ε·(mean over classes of −log p −
+ * its cross-entropy), computed here in double from the reference softmax. */
 static attn_status ce_ref(op_env *e, float *o)
 {
     const size_t rows = e->c->d[0], vocab = e->c->d[1];
-    double loss = 0;
+    double loss = 0, smooth = 0;
     attn_status st = attn_crossentropy_ref(&loss, e->in[0], e->ids, rows, vocab);
-    o[0] = (float)loss;
+    const double mean_ce = loss;
     for (size_t i = 0; i < rows && !st; i++) {
         st = attn_crossentropy_ref(&loss, e->in[0] + i * vocab, e->ids + i, 1, vocab);
         o[1 + i] = (float)loss;
     }
-    return st ? st : attn_softmax_ref(o + 1 + rows, e->in[0], rows, vocab);
+    float *p = o + 1 + rows;
+    if (!st) st = attn_softmax_ref(p, e->in[0], rows, vocab);
+    for (size_t i = 0; i < rows * vocab; i++) smooth -= log((double)p[i]) / (double)(vocab * rows);
+    o[0] = (float)(mean_ce + var_fraction(e) * (smooth - mean_ce));
+    return st;
 }
 static attn_status ce_bwd(op_env *e, const float *dy, float *const *g)
 {
     const size_t rows = e->c->d[0], vocab = e->c->d[1];
     float *probs = xcalloc(rows * vocab, sizeof *probs);
     double loss;
-    attn_status st = attn_crossentropy_forward(&loss, NULL, probs, e->in[0], e->ids, rows, vocab, 0.0f, NULL);
-    if (!st) st = attn_crossentropy_backward(g[0], probs, e->ids, dy[0] / (float)rows, rows, vocab, 0.0f);
+    attn_status st = attn_crossentropy_forward(&loss, NULL, probs, e->in[0], e->ids, rows, vocab,
+                                               var_fraction(e), NULL);
+    if (!st)
+        st = attn_crossentropy_backward(g[0], probs, e->ids, dy[0] / (float)rows, rows, vocab,
+                                        var_fraction(e));
     free(probs);
     return st;
 }
 
 /* ---- the ops ----------------------------------------------------------------------- */
-
 #define TOL_DEFAULT 1e-5, 1e-4
 static const op_def OP_MATMUL = {"matmul", setup_mm, NULL, mm_fwd, mm_ref, mm_bwd, NULL, TOL_DEFAULT};
 static const op_def OP_MATMUL_NT = {"matmul_nt", setup_mm, NULL, mmnt_fwd, mmnt_ref, mmnt_bwd, NULL, TOL_DEFAULT};
@@ -557,7 +554,6 @@ static const op_def OP_EMBEDDING = {"embedding", setup_embedding, NULL, emb_fwd,
 static const op_def OP_CE = {"crossentropy", setup_ce, NULL, ce_fwd, ce_ref, ce_bwd, NULL, TOL_DEFAULT};
 
 /* ---- the cases ----------------------------------------------------------------------- */
-
 static const op_case CASES[] = {
     /* matmul family, d = {m, k, n}; big: m·k·n >= 2^20 (threads, blocked kernel) */
     {&OP_MATMUL, {1, 1, 1}, 0, 1, 0},
@@ -628,11 +624,12 @@ static const op_case CASES[] = {
     {&OP_CE, {1, 1}, 0, 3, 0},
     {&OP_CE, {3, 7}, 0, 3, 0},
     {&OP_CE, {5, 33}, 0, 3, 0},
+    {&OP_CE, {4, 9}, 10, 3, 0},
     {&OP_CE, {67, 259}, 0, 3, 1},
+    {&OP_CE, {67, 259}, 20, 3, 1},
 };
 
 /* ---- the harness ---------------------------------------------------------------------- */
-
 typedef struct fd_grad { /* the sampled elements of one input, their gradients */
     size_t *idx, n;
     double *g;

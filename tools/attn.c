@@ -6,6 +6,7 @@
 #include "cmd_bench.h"
 #include "cmd_classify.h"
 #include "cmd_gpt.h"
+#include "cmd_plot.h"
 #include "cmd_tokenize.h"
 
 typedef struct command {
@@ -23,6 +24,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "generate text with a trained GPT (KV cache)"},
     {"tokenize", cmd_tokenize, "GPT-2 byte-level BPE: text to ids and back, or learn one"},
     {"data", cmd_data, "build a labelled data set (WordNet noun supersenses)"},
+    {"plot", cmd_plot, "draw training logs (JSON lines) on one chart, as SVG or HTML"},
     {"classify", cmd_classify, "classify text with a trained encoder (top classes, attention)"},
 };
 

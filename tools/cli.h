@@ -152,6 +152,7 @@ typedef struct cli_progress {
     size_t log_every, first_step;
     const char *unit;
     double per_step;
+    struct cli_curves *curves; /* curves.svg in the checkpoint directory (may be NULL) */
     double win_ms[CLI_RATE_WINDOW];
     size_t win_n, win_at;
 } cli_progress;
@@ -163,5 +164,11 @@ void cli_progress_line(cli_progress *p, const attn_train_event *e, const char *e
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+
+/* The most bytes of a text file the CLI reads (the data, a --config); read
+ * with attn_read_file(..., ATTN_READ_TEXT, ...): a NUL byte (U+0000 would
+ * make a vocabulary no reader can load; /dev/zero) is refused with its
+ * position. */
+#define CLI_TEXT_LIMIT (((size_t)1 << 31) - 2)
 
 #endif

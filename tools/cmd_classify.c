@@ -164,6 +164,7 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
     if (!order) {
         attn_trace_free(tr);
         free(ids);
+        attn_trace_free(tr);
         return attn_error(ATTN_E_NOMEM, "out of memory");
     }
     top_classes(j, order, top);

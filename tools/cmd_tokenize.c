@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/fileio.h"
 #include "attn/tokenizer.h"
 #include "cli.h"
 #include "cmd_gpt.h"
@@ -134,7 +135,7 @@ static int run_train(const char *file, size_t vocab, const char *dir)
     attn_status st = attn_export_check_dir(dir);
     if (!st && mkdir(dir, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
-    if (!st) st = gpt_cli_read_file(file, &text, &len);
+    if (!st) st = attn_read_file(file, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     int tty = isatty(fileno(stdout));
     if (!st) st = attn_bpe_train(&tok, text, len, file, vocab, train_progress, &tty);
     if (tty) printf("\n");
@@ -262,7 +263,7 @@ int cmd_bench_tokenize(int argc, char **argv)
     uint32_t *ids = NULL;
     attn_tokenizer *tok = NULL;
     double load = 0, cold = 0, warm = 1e30, dec = 1e30, t;
-    attn_status st = gpt_cli_read_file(data, &text, &len);
+    attn_status st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st) {
         double t0 = now_s();
         st = dir ? attn_bpe_tokenizer_load(&tok, dir) : attn_bpe_train(&tok, text, len, data, (size_t)vocab, NULL, NULL);

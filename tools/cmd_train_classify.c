@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include "attn/classify.h"
+#include "attn/plot.h"
 #include "cli.h"
+#include "cli_curves.h"
+#include "cli_hparams.h"
 #include "cmd_classify.h"
 
 static const char usage[] =
@@ -27,33 +30,11 @@ static const char usage[] =
     "in DIR: config.json, model.safetensors, best.safetensors, vocab.json,\n"
     "optim.safetensors; Ctrl-C writes one and stops; --resume continues exactly.\n"
     "\n"
-    "model:\n"
-    "  --layers N           encoder blocks (2)\n"
-    "  --heads N            attention heads (4)\n"
-    "  --width N            embedding width, divisible by heads (128)\n"
-    "  --context N          most tokens per text, [CLS] included (128)\n"
-    "  --pooling P          mean (of the tokens) or cls (the [CLS] token) (mean)\n"
-    "  --bias, --no-bias    biases in linear layers and layer norms (on)\n"
-    "  --min-count N        vocabulary: words seen at least N times in train (2)\n"
-    "training:\n"
-    "  --epochs N           passes over train (4); --iters N sets steps instead\n"
-    "  --patience N         stop after N evaluations without a better validation\n"
-    "                       accuracy, 0 = never (2)\n"
-    "  --batch N            texts per step (64)\n"
-    "  --lr X, --min-lr X   peak and final learning rate (1e-3, 1e-4)\n"
-    "  --warmup N           linear warm-up steps (100)\n"
-    "  --decay-iters N      step where the cosine decay reaches min-lr (iters)\n"
-    "  --weight-decay X     AdamW weight decay of matrices, not of the token\n"
-    "                       embedding (updated row-sparsely) (0.01)\n"
-    "  --beta1 X, --beta2 X AdamW betas (0.9, 0.999)\n"
-    "  --grad-clip X        clip the global gradient norm, 0 = off (1.0)\n"
-    "  --dropout P          dropout after the embeddings and on each block's\n"
-    "                       attention and MLP outputs while training, 0 = off (0.1)\n"
-    "  --label-smoothing E  train on (1-E)·one-hot + E/classes targets (0.1)\n"
-    "  --seed N             initialisation and batch order (1337)\n"
-    "progress and checkpoints:\n"
-    "  --eval-every N       validate every N steps (default: every epoch) and at the end\n"
-    "  --checkpoint-every N also write a checkpoint every N steps\n"
+    "\n";
+static const char usage_tail[] =
+    "  --config FILE        a JSON object of any of the options above, named with\n"
+    "                       '_' for '-' ({\"layers\": 2, \"label_smoothing\": 0});\n"
+    "                       flags override it\n"
     "  --json-log FILE      one JSON object per step, and the test results at the end\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (50)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
@@ -84,22 +65,16 @@ static int on_progress(const attn_cls_event *ce, void *user)
         snprintf(val, sizeof val, "  val %.4f acc %.4f f1 %.4f%s", e->val_loss, ce->val_accuracy,
                  ce->val_f1, ce->improved ? " *" : "");
     cli_progress_line(p, e, val);
+    if (p->curves) cli_curves_add(p->curves, e, ce->val_accuracy, ce->val_f1);
     return 0;
 }
 
-enum {
-    O_TASK = 7000, O_DATA, O_OUT, O_RESUME, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_NO_BASE,
-    O_ITERS, O_CKPT_EVERY, O_FORCE,
-    /* fixed once the run has started: */
-    O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_POOLING, O_BIAS, O_NO_BIAS, O_MIN_COUNT, O_EPOCHS,
-    O_PATIENCE, O_BATCH, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP,
-    O_SEED, O_EVAL_EVERY, O_DROPOUT, O_SMOOTH
-};
+enum { O_TASK = 7000, O_DATA, O_OUT, O_RESUME, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_NO_BASE, O_FORCE, O_CONFIG };
 
 static int parse_size(const char *s, size_t *out)
 {
     int v;
-    if (cli_parse_int(s, 0, INT_MAX, &v)) return -1;
+    if (cli_parse_int(s, 1, INT_MAX, &v)) return -1;
     *out = (size_t)v;
     return 0;
 }
@@ -128,18 +103,12 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     char what[64];
     snprintf(what, sizeof what, "encoder (best: step %zu)", in->best_step);
     printf("  %-36s accuracy %.4f  macro-F1 %.4f\n", what, enc.accuracy, enc.macro_f1);
-    /* per-class F1 of the encoder from the confusion matrix: 2·tp / (2·tp + fp + fn) */
     double *f1 = malloc(K * sizeof *f1);
     if (!f1) {
         free(conf);
         return attn_error(ATTN_E_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < K; i++) {
-        size_t tp = conf[i * K + i], fp = 0, fn = 0;
-        for (size_t j = 0; j < K; j++)
-            if (j != i) fp += conf[j * K + i], fn += conf[i * K + j];
-        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
-    }
+    attn_cls_f1_per_class(f1, conf, K); /* the encoder's */
     printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows; "
            "the encoder's F1 per class)\n");
     printf("%24s", "");
@@ -150,6 +119,16 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
         for (size_t j = 0; j < K; j++) printf(" %5zu", conf[i * K + j]);
         printf("  %.3f\n", f1[i]);
     }
+    /* the same matrix as a picture beside the checkpoint */
+    size_t n = strlen(out) + sizeof "/confusion.svg";
+    char *svg = malloc(n);
+    attn_status pst = svg ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    if (svg) snprintf(svg, n, "%s/confusion.svg", out);
+    if (!pst) pst = attn_confusion_svg_write(svg, "test confusion matrix of the encoder (rows: true class)",
+                                             (const char *const *)in->labels, K, conf);
+    if (pst) fprintf(stderr, "attn train: warning: %s\n", attn_last_error());
+    else printf("(as a heatmap: %s)\n", svg);
+    free(svg);
     if (json) {
         fprintf(json, "{\"test\": {\"examples\": %zu, \"encoder\": {\"accuracy\": %.17g, \"macro_f1\": %.17g, "
                       "\"best_step\": %zu}",
@@ -176,130 +155,68 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
 
 int cmd_train_classify(int argc, char **argv)
 {
-    static const struct option longopts[] = {
+    static const struct option fixed[] = {
         {"task", required_argument, 0, O_TASK}, {"data", required_argument, 0, O_DATA},
         {"out", required_argument, 0, O_OUT}, {"resume", required_argument, 0, O_RESUME},
         {"json-log", required_argument, 0, O_JSON_LOG}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"no-baselines", no_argument, 0, O_NO_BASE},
-        {"iters", required_argument, 0, O_ITERS}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
-        {"layers", required_argument, 0, O_LAYERS}, {"heads", required_argument, 0, O_HEADS},
-        {"width", required_argument, 0, O_WIDTH}, {"context", required_argument, 0, O_CONTEXT},
-        {"pooling", required_argument, 0, O_POOLING}, {"bias", no_argument, 0, O_BIAS},
-        {"no-bias", no_argument, 0, O_NO_BIAS}, {"min-count", required_argument, 0, O_MIN_COUNT},
-        {"epochs", required_argument, 0, O_EPOCHS}, {"patience", required_argument, 0, O_PATIENCE},
-        {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
-        {"min-lr", required_argument, 0, O_MIN_LR}, {"warmup", required_argument, 0, O_WARMUP},
-        {"decay-iters", required_argument, 0, O_DECAY}, {"weight-decay", required_argument, 0, O_WD},
-        {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
-        {"grad-clip", required_argument, 0, O_CLIP}, {"seed", required_argument, 0, O_SEED},
-        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"dropout", required_argument, 0, O_DROPOUT},
-        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"force", no_argument, 0, O_FORCE},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    attn_encoder_config mc = {0, 128, 2, 4, 128, 0, 1, ATTN_POOL_MEAN};
-    attn_train_config tc = attn_train_defaults();
-    tc.batch = 64, tc.iters = 1, tc.warmup = 100, tc.eval_every = 0, tc.lr = 1e-3f, tc.min_lr = 1e-4f;
-    tc.beta2 = 0.999f, tc.weight_decay = 0.01f;
-    attn_cls_opts co = {4, 2, 2, 0.1f, 0.1f}; /* tuned on validation: docs/classify.md */
-    const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
-    size_t log_every = 50, stop_at = 0, iters = 0, v = 0;
-    int baselines = 1, c, fixed = 0, force = 0;
-    float f;
+        {"force", no_argument, 0, O_FORCE}, {"config", required_argument, 0, O_CONFIG},
+        {"help", no_argument, 0, 'h'}};
+    const attn_hparams *h = attn_cls_hparams();
+    static struct option longopts[128];
+    static char names[CLI_HP_MAX * 2][40];
+    memcpy(longopts, fixed, sizeof fixed);
+    cli_hp_longopts(h, longopts, sizeof fixed / sizeof *fixed, sizeof longopts / sizeof *longopts, names);
+    attn_encoder_config mc;
+    attn_train_config tc;
+    attn_cls_opts co; /* defaults tuned on validation: docs/classify.md */
+    memset(&mc, 0, sizeof mc), memset(&tc, 0, sizeof tc), memset(&co, 0, sizeof co);
+    void *const parts[3] = {&mc, &tc, &co};
+    attn_hparams_defaults(h, parts);
+    cli_hp_flag flags[64];
+    size_t n_flags = 0;
+    const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL, *config = NULL;
+    size_t log_every = 50, stop_at = 0, iters = 0;
+    int baselines = 1, c, force = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        const char *name = "?";
-        for (const struct option *o = longopts; o->name; o++)
-            if (o->val == c) name = o->name;
-        int is_size = c == O_LOG_EVERY || c == O_STOP_AT || c == O_ITERS || c == O_CKPT_EVERY ||
-                      c == O_LAYERS || c == O_HEADS || c == O_WIDTH || c == O_CONTEXT ||
-                      c == O_MIN_COUNT || c == O_EPOCHS || c == O_PATIENCE || c == O_BATCH ||
-                      c == O_WARMUP || c == O_DECAY || c == O_SEED || c == O_EVAL_EVERY;
-        int is_float = c == O_LR || c == O_MIN_LR || c == O_WD || c == O_BETA1 || c == O_BETA2 ||
-                       c == O_CLIP || c == O_DROPOUT || c == O_SMOOTH;
-        if (is_size && parse_size(optarg, &v))
-            return cli_usage_error("train", usage, "--%s: expected an integer >= 0, found '%s'", name, optarg);
-        if (is_float && cli_parse_float(optarg, &f))
-            return cli_usage_error("train", usage, "--%s: expected a number, found '%s'", name, optarg);
-        if (c >= O_LAYERS) fixed = c;
         switch (c) {
-        case 'h': fputs(usage, stdout); return cli_finish_stdout("train");
+        case 'h':
+            fputs(usage, stdout), cli_hp_help(stdout, h), fputs(usage_tail, stdout);
+            return cli_finish_stdout("train");
         case O_TASK: break;
         case O_DATA: data = optarg; break;
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_CONFIG: config = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
-            if (!v) return cli_usage_error("train", usage, "--log-every: expected an integer > 0, found '%s'", optarg);
-            log_every = v;
+            if (parse_size(optarg, &log_every))
+                return cli_usage_error("train", usage, "--log-every: expected an integer > 0, found '%s'", optarg);
             break;
         case O_STOP_AT:
-            if (!v) return cli_usage_error("train", usage, "--stop-at: expected an integer > 0, found '%s'", optarg);
-            stop_at = v;
+            if (parse_size(optarg, &stop_at))
+                return cli_usage_error("train", usage, "--stop-at: expected an integer > 0, found '%s'", optarg);
             break;
         case O_NO_BASE: baselines = 0; break;
         case O_FORCE: force = 1; break;
-        case O_ITERS:
-            if (!v) return cli_usage_error("train", usage, "--iters: expected an integer > 0, found '%s'", optarg);
-            iters = v, co.epochs = 0;
-            break;
-        case O_CKPT_EVERY: tc.checkpoint_every = v; break;
-        case O_LAYERS: mc.layers = v; break;
-        case O_HEADS: mc.heads = v; break;
-        case O_WIDTH: mc.width = v; break;
-        case O_CONTEXT: mc.context = v; break;
-        case O_POOLING:
-            if (strcmp(optarg, "mean") && strcmp(optarg, "cls"))
-                return cli_usage_error("train", usage, "--pooling: expected mean or cls, found '%s'", optarg);
-            mc.pooling = strcmp(optarg, "cls") ? ATTN_POOL_MEAN : ATTN_POOL_CLS;
-            break;
-        case O_BIAS: mc.bias = 1; break;
-        case O_NO_BIAS: mc.bias = 0; break;
-        case O_MIN_COUNT:
-            if (!v) return cli_usage_error("train", usage, "--min-count: expected an integer > 0, found '%s'", optarg);
-            co.min_count = v;
-            break;
-        case O_EPOCHS:
-            if (!v) return cli_usage_error("train", usage, "--epochs: expected an integer > 0, found '%s'", optarg);
-            co.epochs = v;
-            break;
-        case O_PATIENCE: co.patience = v; break;
-        case O_BATCH: tc.batch = v; break;
-        case O_WARMUP: tc.warmup = v; break;
-        case O_DECAY: tc.decay_iters = v; break;
-        case O_SEED: tc.seed = v; break;
-        case O_EVAL_EVERY: tc.eval_every = v; break;
-        case O_LR: tc.lr = f; break;
-        case O_MIN_LR: tc.min_lr = f; break;
-        case O_WD: tc.weight_decay = f; break;
-        case O_BETA1: tc.beta1 = f; break;
-        case O_BETA2: tc.beta2 = f; break;
-        case O_CLIP: tc.grad_clip = f; break;
-        case O_DROPOUT:
-            if (!(f >= 0.0f && f < 1.0f))
-                return cli_usage_error("train", usage, "--dropout: expected a number in [0, 1), found '%s'", optarg);
-            co.dropout = f;
-            break;
-        case O_SMOOTH:
-            if (!(f >= 0.0f && f < 1.0f))
-                return cli_usage_error("train", usage, "--label-smoothing: expected a number in [0, 1), found '%s'",
-                                       optarg);
-            co.label_smoothing = f;
-            break;
-        default: return cli_bad_option("train", usage, c, argv);
+        default:
+            if (!cli_hp_entry(h, c)) return cli_bad_option("train", usage, c, argv);
+            if (n_flags == sizeof flags / sizeof *flags)
+                return cli_usage_error("train", usage, "too many options");
+            flags[n_flags].opt = c, flags[n_flags++].arg = optarg;
         }
     }
     if (optind < argc) return cli_usage_error("train", usage, "unexpected argument '%s'", argv[optind]);
     if (!data) return cli_usage_error("train", usage, "missing --data DIR (with train.tsv, valid.tsv, test.tsv)");
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
-    if (resume && fixed) {
-        const char *name = "?";
-        for (const struct option *o = longopts; o->name; o++)
-            if (o->val == fixed) name = o->name;
-        return cli_usage_error("train", usage, "--%s cannot be changed when resuming (the checkpoint holds it)", name);
-    }
-    if (iters) tc.iters = iters;
+    int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, resume, config, &iters_given);
+    if (rc) return rc;
+    if (iters_given) iters = tc.iters, co.epochs = 0;
+    if (!co.epochs && !iters && !resume)
+        return cli_usage_error("train", usage, "--epochs 0 needs --iters N (the number of steps)");
     attn_status st = ATTN_OK;
     if (!resume) {
         attn_encoder_config chk = mc;
@@ -308,8 +225,7 @@ int cmd_train_classify(int argc, char **argv)
         if (!st) st = attn_train_config_check(&tc);
         if (st) return cli_fail("train", st);
     }
-    int rc0 = cli_check_out_dir("train", out, resume, force);
-    if (rc0) return rc0;
+    if ((rc = cli_check_out_dir("train", out, resume, force))) return rc;
     st = attn_export_check_dir(out);
     if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
@@ -322,10 +238,13 @@ int cmd_train_classify(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
     /* texts per step on average: an epoch's steps cover the training set once */
+    cli_curves curves;
+    if (!cli_curves_init(&curves, out, "attn train --task classify: encoder", 1)) p.curves = &curves;
     p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_cls_trainer_free(t);
+        if (p.curves) cli_curves_free(p.curves);
         return cli_fail("train", st);
     }
     const attn_encoder_config *m = &in->model;
@@ -360,6 +279,7 @@ int cmd_train_classify(int argc, char **argv)
     }
     if (p.json && fclose(p.json) != 0 && !st) st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
     attn_cls_trainer_free(t);
+    if (p.curves) cli_curves_free(p.curves);
     if (st) return cli_fail("train", st);
     return cli_finish_stdout("train");
 }

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/cls_data.h"
 #include "attn/gpt.h"
 #include "attn/mha.h"
 #include "attn/status.h"
@@ -33,30 +34,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- labelled text ---------------------------------------------------------- */
-
-typedef struct attn_cls_split {
-    size_t n;
-    char **text;       /* n texts */
-    char **label_name; /* n label strings as in the file */
-    uint32_t *label;   /* n, indexes into a label set (attn_cls_split_label) */
-    char *storage;
-} attn_cls_split;
-
-/* Reads "label<TAB>text" lines (a final line without newline is fine; blank
- * lines are errors). Errors name path:line. */
-attn_status attn_cls_split_read(attn_cls_split *s, const char *path);
-/* The same on text in memory (copied); `name` is used in messages. */
-attn_status attn_cls_split_parse(attn_cls_split *s, const char *text, size_t len, const char *name);
-void attn_cls_split_free(attn_cls_split *s);
-/* The sorted distinct labels of s (malloc'd array of malloc'd strings). */
-attn_status attn_cls_labels_of(const attn_cls_split *s, char ***labels, size_t *n);
-void attn_cls_labels_free(char **labels, size_t n);
-/* Fills s->label from the label set; a label outside it is an error naming
- * `what`:line. */
-attn_status attn_cls_split_label(attn_cls_split *s, const char *const *labels, size_t n,
-                                 const char *what);
 
 /* Token ids per example: [CLS] then the words (truncated to `context`). */
 typedef struct attn_cls_tokens {
@@ -83,6 +60,10 @@ typedef struct attn_cls_metrics {
 /* confusion (k, k) may be NULL: confusion[gold * k + pred] counts. */
 void attn_cls_score(attn_cls_metrics *m, const uint32_t *pred, const uint32_t *gold, size_t n,
                     size_t k, size_t *confusion);
+/* F1 of each class from a confusion matrix (k, k) as attn_cls_score fills it:
+ * f1[c] = 2·tp / (2·tp + fp + fn), 0 for a class absent from gold and
+ * predictions (macro-F1 is the mean over the classes present). f1: (k) */
+void attn_cls_f1_per_class(double *f1, const size_t *confusion, size_t k);
 
 /* ---- baselines ------------------------------------------------------------------- */
 

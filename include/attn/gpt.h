@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "attn/ops.h"
+#include "attn/params.h"
 #include "attn/rng.h"
 #include "attn/status.h"
 
@@ -59,18 +60,7 @@ const attn_gpt_config *attn_gpt_get_config(const attn_gpt *g);
  * biases 0, layer-norm weights 1. */
 attn_status attn_gpt_init(attn_gpt *g, uint64_t seed);
 
-/* Every parameter tensor, in a fixed order. `decay` is 1 for matrices
- * (rank 2: embeddings and linear weights), 0 for biases and norms. */
-typedef struct attn_param_ref {
-    const char *name;
-    float *data;
-    float *grad;
-    size_t numel;
-    int ndim;
-    size_t shape[2];
-    int decay;
-} attn_param_ref;
-
+/* Every parameter tensor, in a fixed order (attn_param_ref: attn/params.h). */
 size_t attn_gpt_param_count(const attn_gpt *g);
 const attn_param_ref *attn_gpt_params(const attn_gpt *g); /* attn_gpt_param_count entries */
 size_t attn_gpt_num_params(const attn_gpt *g);            /* total elements */

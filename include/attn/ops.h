@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/cpu.h"
 #include "attn/status.h"
 #include "attn/trace.h"
 
@@ -149,31 +150,6 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
                                const float *weights, size_t l, size_t s, size_t d_k,
                                size_t d_v, const attn_sdpa_params *params);
 
-
-/* ---- threads and SIMD ---------------------------------------------------- */
-
-/* The instruction set the fast kernels use. Chosen once from the CPU's
- * features (the best it has); the environment variable ATTN_SIMD
- * (avx512 | avx2 | scalar) lowers it, and attn_simd_set changes it (tests). */
-typedef enum attn_simd {
-    ATTN_SIMD_SCALAR = 0, /* portable C */
-    ATTN_SIMD_AVX2 = 1,   /* AVX2 + FMA, 8 lanes */
-    ATTN_SIMD_AVX512 = 2  /* AVX-512 F + DQ, 16 lanes */
-} attn_simd;
-
-/* The level in use. */
-attn_simd attn_simd_level(void);
-/* The best level this CPU supports. */
-attn_simd attn_simd_best(void);
-/* Forces a level; ATTN_E_INVALID (and no change) if the CPU lacks it. Not
- * to be called while a kernel runs. */
-attn_status attn_simd_set(attn_simd level);
-/* "avx512", "avx2", "scalar". */
-const char *attn_simd_name(attn_simd level);
-
-/* Threads the kernels use (OpenMP; 1 without it). Results never depend on it. */
-int attn_threads(void);
-void attn_set_threads(int n);
 
 /* ---- fused ("flash") attention ------------------------------------------
  *

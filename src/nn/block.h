@@ -11,7 +11,7 @@
 
 #include "attn/mha.h"
 #include "attn/tensor.h"
-#include "attn/gpt.h"
+#include "attn/params.h"
 
 #define NN_LN_EPS 1e-5f
 

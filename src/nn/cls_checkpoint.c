@@ -42,47 +42,30 @@ static char *join(const char *dir, const char *name)
 
 static char *config_text(const attn_cls_info *in)
 {
-    char *train = NULL;
-    if (attn_train_config_to_json(&in->train, &train)) return NULL;
-    cJSON *root = cJSON_CreateObject(), *m = cJSON_CreateObject(), *o = cJSON_CreateObject();
+    char *hp = NULL;
+    void *const parts[3] = {(void *)&in->model, (void *)&in->train, (void *)&in->opts};
+    if (attn_hparams_to_json(attn_cls_hparams(), parts, &hp)) return NULL;
+    cJSON *cfg = cJSON_Parse(hp), *root = cJSON_CreateObject();
     cJSON *labels = cJSON_CreateArray(), *best = cJSON_CreateObject();
-    cJSON *tr = cJSON_Parse(train);
-    free(train);
+    free(hp);
     char *text = NULL;
-    if (root && m && o && labels && best && tr) {
-        const attn_encoder_config *c = &in->model;
+    if (cfg && root && labels && best) {
         cJSON_AddStringToObject(root, "format", CLS_FORMAT);
         cJSON_AddNumberToObject(root, "version", VERSION);
         cJSON_AddNumberToObject(root, "step", (double)in->step);
-        cJSON_AddNumberToObject(m, "vocab_size", (double)c->vocab_size);
-        cJSON_AddNumberToObject(m, "context", (double)c->context);
-        cJSON_AddNumberToObject(m, "layers", (double)c->layers);
-        cJSON_AddNumberToObject(m, "heads", (double)c->heads);
-        cJSON_AddNumberToObject(m, "width", (double)c->width);
-        cJSON_AddNumberToObject(m, "classes", (double)c->classes);
-        cJSON_AddBoolToObject(m, "bias", c->bias);
-        cJSON_AddStringToObject(m, "pooling", c->pooling == ATTN_POOL_CLS ? "cls" : "mean");
-        cJSON_AddNumberToObject(o, "epochs", (double)in->opts.epochs);
-        cJSON_AddNumberToObject(o, "patience", (double)in->opts.patience);
-        cJSON_AddNumberToObject(o, "min_count", (double)in->opts.min_count);
-        char num[32];
-        cJSON_AddRawToObject(o, "dropout", attn_float_shortest(num, sizeof num, in->opts.dropout));
-        cJSON_AddRawToObject(o, "label_smoothing", attn_float_shortest(num, sizeof num, in->opts.label_smoothing));
+        static const char *const groups[3] = {"model", "train", "classify"};
+        for (size_t i = 0; i < 3; i++) cJSON_AddItemToObject(root, groups[i], cJSON_DetachItemFromObject(cfg, groups[i]));
         for (size_t i = 0; i < in->n_labels; i++)
             cJSON_AddItemToArray(labels, cJSON_CreateString(in->labels[i]));
         cJSON_AddNumberToObject(best, "step", (double)in->best_step);
         cJSON_AddNumberToObject(best, "accuracy", isfinite(in->best_accuracy) ? in->best_accuracy : 0);
         cJSON_AddNumberToObject(best, "f1", isfinite(in->best_f1) ? in->best_f1 : 0);
         cJSON_AddNumberToObject(best, "bad_evals", (double)in->bad_evals);
-        cJSON_AddItemToObject(root, "model", m), m = NULL;
-        cJSON_AddItemToObject(root, "train", tr), tr = NULL;
-        cJSON_AddItemToObject(root, "classify", o), o = NULL;
         cJSON_AddItemToObject(root, "labels", labels), labels = NULL;
         cJSON_AddItemToObject(root, "best", best), best = NULL;
         text = cJSON_Print(root);
     }
-    cJSON_Delete(root), cJSON_Delete(m), cJSON_Delete(o), cJSON_Delete(labels);
-    cJSON_Delete(best), cJSON_Delete(tr);
+    cJSON_Delete(cfg), cJSON_Delete(root), cJSON_Delete(labels), cJSON_Delete(best);
     return text;
 }
 
@@ -156,43 +139,19 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     else if (!cJSON_IsObject(m) || !cJSON_IsObject(tr) || !cJSON_IsObject(o) || !cJSON_IsArray(labels) ||
              !cJSON_IsObject(best))
         st = attn_error(ATTN_E_FORMAT, "%s: \"model\", \"train\", \"classify\", \"labels\" and \"best\" are required", path);
-    attn_encoder_config *c = &in->model;
-    if (!st && (get_size(root, "step", &in->step) || get_size(m, "vocab_size", &c->vocab_size) ||
-                get_size(m, "context", &c->context) || get_size(m, "layers", &c->layers) ||
-                get_size(m, "heads", &c->heads) || get_size(m, "width", &c->width) ||
-                get_size(m, "classes", &c->classes) || get_size(o, "epochs", &in->opts.epochs) ||
-                get_size(o, "patience", &in->opts.patience) ||
-                get_size(o, "min_count", &in->opts.min_count) || get_size(best, "step", &in->best_step) ||
+    if (!st && (get_size(root, "step", &in->step) || get_size(best, "step", &in->best_step) ||
                 get_size(best, "bad_evals", &in->bad_evals)))
         st = attn_error(ATTN_E_FORMAT, "%s: a size is missing or not a whole number >= 0", path);
     if (!st) {
-        const cJSON *bias = cJSON_GetObjectItemCaseSensitive(m, "bias");
-        const char *pool = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "pooling"));
+        /* "model", "train" and "classify" through the trainer's table; keys
+         * absent stay 0 ("dropout": checkpoints before it had none) */
+        static const char *const ignore[] = {"format", "version", "step", "labels", "best", NULL};
+        void *const parts[3] = {&in->model, &in->train, &in->opts};
+        st = attn_hparams_from_json(attn_cls_hparams(), parts, text, path, ignore);
         const cJSON *acc = cJSON_GetObjectItemCaseSensitive(best, "accuracy");
         const cJSON *f1 = cJSON_GetObjectItemCaseSensitive(best, "f1");
-        c->bias = cJSON_IsTrue(bias);
-        if (!pool || (strcmp(pool, "mean") && strcmp(pool, "cls")))
-            st = attn_error(ATTN_E_FORMAT, "%s: \"pooling\" must be \"mean\" or \"cls\"", path);
-        c->pooling = pool && !strcmp(pool, "cls") ? ATTN_POOL_CLS : ATTN_POOL_MEAN;
-        /* "dropout" is optional (checkpoints before it had none) */
-        const cJSON *drop = cJSON_GetObjectItemCaseSensitive(o, "dropout");
-        if (drop && (!cJSON_IsNumber(drop) || !(drop->valuedouble >= 0 && drop->valuedouble < 1)))
-            st = attn_error(ATTN_E_FORMAT, "%s: \"dropout\" must be a number in [0, 1)", path);
-        in->opts.dropout = drop && !st ? (float)drop->valuedouble : 0.0f;
-        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(o, "label_smoothing");
-        if (!st && ls && (!cJSON_IsNumber(ls) || !(ls->valuedouble >= 0 && ls->valuedouble < 1)))
-            st = attn_error(ATTN_E_FORMAT, "%s: \"label_smoothing\" must be a number in [0, 1)", path);
-        in->opts.label_smoothing = ls && !st ? (float)ls->valuedouble : 0.0f;
         in->best_accuracy = cJSON_IsNumber(acc) ? acc->valuedouble : 0;
         in->best_f1 = cJSON_IsNumber(f1) ? f1->valuedouble : 0;
-    }
-    if (!st) {
-        char *tt = cJSON_PrintUnformatted(tr);
-        attn_gpt_config unused;
-        memset(&unused, 0, sizeof unused);
-        st = tt ? attn_train_config_from_json(tt, path, &unused, &in->train)
-                : attn_error(ATTN_E_NOMEM, "out of memory");
-        free(tt);
     }
     if (!st) {
         size_t n = (size_t)cJSON_GetArraySize(labels);
@@ -207,11 +166,11 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
                 st = attn_error(ATTN_E_FORMAT, "%s: \"labels\" must be distinct strings in sorted order", path);
             else if (!(in->labels[in->n_labels++] = strdup(s))) st = attn_error(ATTN_E_NOMEM, "out of memory");
         }
-        if (!st && in->n_labels != c->classes)
-            st = attn_error(ATTN_E_FORMAT, "%s: %zu labels, but \"classes\" is %zu", path, in->n_labels, c->classes);
+        if (!st && in->n_labels != in->model.classes)
+            st = attn_error(ATTN_E_FORMAT, "%s: %zu labels, but \"classes\" is %zu", path, in->n_labels, in->model.classes);
     }
     if (!st) {
-        st = attn_encoder_config_check(c);
+        st = attn_encoder_config_check(&in->model);
         if (st) st = attn_error_prefix(ATTN_E_FORMAT, "%s: ", path);
     }
     cJSON_Delete(root);

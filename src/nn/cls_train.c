@@ -353,15 +353,8 @@ attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const c
     free(w);
     size_t len = n + 1;
     st = attn_encoder_forward(e, ids, &len, NULL, 1, len, NULL, ctx);
-    if (!st) {
-        const float *z = attn_encoder_logits(e);
-        const size_t K = c->classes;
-        float mx = z[0];
-        double sum = 0.0;
-        for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-        for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
-        for (size_t k = 0; k < K; k++) probs[k] = (float)(exp((double)z[k] - mx) / sum);
-    }
+    /* the reference softmax: in double, the probabilities printed */
+    if (!st) st = attn_softmax_ref(probs, attn_encoder_logits(e), 1, c->classes);
     if (!st && ids_out) *ids_out = ids, ids = NULL;
     if (!st && n_out) *n_out = len;
     free(ids);

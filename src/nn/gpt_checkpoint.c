@@ -23,104 +23,28 @@
 #define FORMAT "attn-gpt"
 #define VERSION 1
 
-/* ---- configuration ----------------------------------------------------------- */
-
-typedef enum { K_SIZE, K_FLOAT, K_BOOL, K_U64 } key_kind;
-typedef struct key_def {
-    const char *name;
-    key_kind kind;
-    int model; /* 1: attn_gpt_config, 0: attn_train_config */
-    size_t offset;
-} key_def;
-
-#define MK(f, k) {#f, k, 1, offsetof(attn_gpt_config, f)}
-#define TK(f, k) {#f, k, 0, offsetof(attn_train_config, f)}
-static const key_def keys[] = {
-    MK(vocab_size, K_SIZE), MK(context, K_SIZE), MK(layers, K_SIZE), MK(heads, K_SIZE),
-    MK(width, K_SIZE), MK(bias, K_BOOL),
-    TK(batch, K_SIZE), TK(iters, K_SIZE), TK(warmup, K_SIZE), TK(decay_iters, K_SIZE),
-    TK(accum, K_SIZE), TK(eval_every, K_SIZE), TK(eval_iters, K_SIZE),
-    TK(checkpoint_every, K_SIZE), TK(lr, K_FLOAT), TK(min_lr, K_FLOAT), TK(beta1, K_FLOAT),
-    TK(beta2, K_FLOAT), TK(eps, K_FLOAT), TK(weight_decay, K_FLOAT), TK(grad_clip, K_FLOAT),
-    TK(val_fraction, K_FLOAT), TK(seed, K_U64),
-};
-#define N_KEYS (sizeof keys / sizeof *keys)
-
-static attn_status set_key(const cJSON *item, const char *what, attn_gpt_config *m,
-                           attn_train_config *t)
-{
-    const char *name = item->string;
-    const key_def *k = NULL;
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (strcmp(keys[i].name, name) == 0) k = &keys[i];
-    if (!k) return attn_error(ATTN_E_FORMAT, "%s: unknown key \"%s\"", what, name);
-    void *base = k->model ? (void *)m : (void *)t;
-    void *at = (char *)base + k->offset;
-    if (k->kind == K_BOOL) {
-        if (!cJSON_IsBool(item) && !cJSON_IsNumber(item))
-            return attn_error(ATTN_E_FORMAT, "%s: \"%s\" must be true or false", what, name);
-        *(int *)at = cJSON_IsTrue(item) || (cJSON_IsNumber(item) && item->valuedouble != 0);
-        return ATTN_OK;
-    }
-    if (!cJSON_IsNumber(item))
-        return attn_error(ATTN_E_FORMAT, "%s: \"%s\" must be a number", what, name);
-    double v = item->valuedouble;
-    if (k->kind == K_FLOAT) {
-        if (!isfinite(v) || !isfinite((float)v))
-            return attn_error(ATTN_E_FORMAT, "%s: \"%s\" must be a finite number", what, name);
-        *(float *)at = (float)v;
-        return ATTN_OK;
-    }
-    if (!(v >= 0) || v != floor(v) || v > 9007199254740992.0)
-        return attn_error(ATTN_E_FORMAT, "%s: \"%s\" must be a whole number >= 0, found %g", what,
-                          name, v);
-    if (k->kind == K_U64) *(uint64_t *)at = (uint64_t)v;
-    else *(size_t *)at = (size_t)v;
-    return ATTN_OK;
-}
-
-static attn_status read_object(const cJSON *obj, const char *what, attn_gpt_config *m,
-                               attn_train_config *t)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, obj)
-    {
-        attn_status st = set_key(it, what, m, t);
-        if (st) return st;
-    }
-    return ATTN_OK;
-}
+/* ---- configuration: the table of attn/train_config.h ------------------------------ */
 
 attn_status attn_train_config_from_json(const char *text, const char *what, attn_gpt_config *m,
                                         attn_train_config *t)
 {
     if (!text || !m || !t) return attn_error(ATTN_E_INVALID, "attn_train_config_from_json: NULL");
-    cJSON *root = cJSON_Parse(text);
-    attn_status st = ATTN_OK;
-    if (!cJSON_IsObject(root)) {
-        st = attn_error(ATTN_E_FORMAT, "%s: not a JSON object", what);
-    } else {
-        /* Either flat keys, or "model" and "train" objects (a checkpoint's config.json). */
-        const cJSON *it;
-        cJSON_ArrayForEach(it, root)
-        {
-            if (cJSON_IsObject(it) && (!strcmp(it->string, "model") || !strcmp(it->string, "train")))
-                st = read_object(it, what, m, t);
-            else if (!strcmp(it->string, "format") || !strcmp(it->string, "version") ||
-                     !strcmp(it->string, "step"))
-                continue;
-            else
-                st = set_key(it, what, m, t);
-            if (st) break;
-        }
-    }
-    cJSON_Delete(root);
-    return st;
+    /* Either flat keys, or "model" and "train" objects (a checkpoint's config.json). */
+    static const char *const ignore[] = {"format", "version", "step", NULL};
+    void *const parts[2] = {m, t};
+    return attn_hparams_from_json(attn_gpt_hparams(), parts, text, what, ignore);
 }
 
 static cJSON *config_json(const attn_checkpoint *info)
 {
-    cJSON *root = cJSON_CreateObject(), *m = cJSON_CreateObject(), *t = cJSON_CreateObject();
+    void *const parts[2] = {(void *)&info->model, (void *)&info->train};
+    char *text = NULL;
+    if (attn_hparams_to_json(attn_gpt_hparams(), parts, &text)) return NULL;
+    cJSON *cfg = cJSON_Parse(text), *root = cJSON_CreateObject();
+    free(text);
+    cJSON *m = cfg ? cJSON_DetachItemFromObject(cfg, "model") : NULL;
+    cJSON *t = cfg ? cJSON_DetachItemFromObject(cfg, "train") : NULL;
+    cJSON_Delete(cfg);
     if (!root || !m || !t) {
         cJSON_Delete(root), cJSON_Delete(m), cJSON_Delete(t);
         return NULL;
@@ -130,21 +54,6 @@ static cJSON *config_json(const attn_checkpoint *info)
     cJSON_AddNumberToObject(root, "step", (double)info->step);
     cJSON_AddItemToObject(root, "model", m);
     cJSON_AddItemToObject(root, "train", t);
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const key_def *k = &keys[i];
-        const void *at = (const char *)(k->model ? (const void *)&info->model : (const void *)&info->train) + k->offset;
-        cJSON *o = k->model ? m : t;
-        switch (k->kind) {
-        case K_BOOL: cJSON_AddBoolToObject(o, k->name, *(const int *)at); break;
-        case K_FLOAT: { /* the value as given, not the float's binary expansion */
-            char num[32];
-            cJSON_AddRawToObject(o, k->name, attn_float_shortest(num, sizeof num, *(const float *)at));
-            break;
-        }
-        case K_U64: cJSON_AddNumberToObject(o, k->name, (double)*(const uint64_t *)at); break;
-        default: cJSON_AddNumberToObject(o, k->name, (double)*(const size_t *)at); break;
-        }
-    }
     return root;
 }
 

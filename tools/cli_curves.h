@@ -1,0 +1,29 @@
+/* cli_curves.h - a trainer's curves.svg: the history of this run's losses,
+ * learning rate and (classifier) validation accuracy and macro-F1, drawn
+ * into the checkpoint directory at each evaluation. */
+#ifndef ATTN_CLI_CURVES_H
+#define ATTN_CLI_CURVES_H
+
+#include <stddef.h>
+
+#include "attn/train.h"
+
+typedef struct cli_curves {
+    char *path;   /* DIR/curves.svg */
+    const char *title;
+    int classify; /* draw accuracy and macro-F1 too */
+    size_t n, cap, n_eval, cap_eval;
+    double *step, *loss, *lr;                /* every step */
+    double *eval_step, *val, *acc, *f1;      /* every evaluation */
+    int warned;
+} cli_curves;
+
+/* 0, or -1 (out of memory). */
+int cli_curves_init(cli_curves *c, const char *dir, const char *title, int classify);
+/* Records a step (acc, f1: NAN unless evaluated) and, at an evaluation,
+ * rewrites the picture (a failure is reported once on stderr and training
+ * goes on: the picture is a view, not the result). */
+void cli_curves_add(cli_curves *c, const attn_train_event *e, double acc, double f1);
+void cli_curves_free(cli_curves *c);
+
+#endif
