@@ -1,13 +1,15 @@
 # attn: a thin front to CMake. `make demo` and `make test` are the quick start.
 BUILD      ?= build
 SAN_BUILD  ?= build-sanitize
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 20
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # CI (CI=true) builds with -Werror; a user's newer compiler should not fail on a new warning.
 WERROR     ?= $(if $(filter true 1 yes,$(CI)),ON,OFF)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build demo test test-sanitize bench install clean gpt2-vocab
+.PHONY: all deps build demo test test-sanitize fuzz fuzz-check bench install clean gpt2-vocab
 
 all: build
 
@@ -50,6 +52,19 @@ test-sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
 
+# libFuzzer harnesses of every parser of outside input (tests/fuzz/), built
+# by clang with AddressSanitizer and UBSan in $(FUZZ_BUILD) (without -Werror:
+# clang warns about some gcc-only attributes).
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTN_FUZZ=ON \
+	  -DATTN_BUILD_TESTS=OFF -DATTN_WERROR=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Replays each harness's corpus (seeds and past crashes), then fuzzes each for
+# FUZZ_SECONDS (CI: 20 s each). scripts/fuzz.sh runs longer campaigns.
+fuzz-check: fuzz
+	sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # The fused attention kernels against the reference and the machine's peak
 # (`attn bench attention --help`); bench/torch_attention.py compares PyTorch.
 bench: build
@@ -59,4 +74,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

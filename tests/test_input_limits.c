@@ -18,7 +18,6 @@
  */
 #include "test_support.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +29,6 @@
 #include "attn/mha.h"
 #include "attn/mha_io.h"
 #include "attn/safetensors.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 static void expect(run_result r, int status, const char *fragment)
 {
@@ -253,40 +241,24 @@ static void test_config_too_large(void **state)
 
 /* ---- mha checks the header first (defect 11) ---------------------------------- */
 
-/* A safetensors file of one F32 tensor of `shape` whose data is a hole. */
-static void sparse_tensor(const char *path, const char *dtype, size_t d0, size_t d1, size_t d2,
-                          size_t bytes)
-{
-    char hdr[256];
-    int n = snprintf(hdr, sizeof hdr,
-                     "{\"x\":{\"dtype\":\"%s\",\"shape\":[%zu,%zu,%zu],\"data_offsets\":[0,%zu]}}",
-                     dtype, d0, d1, d2, bytes);
-    while (n % 8) hdr[n++] = ' ';
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_true(fd >= 0);
-    unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)n >> (8 * i));
-    assert_int_equal(write(fd, len, 8), 8);
-    assert_int_equal(write(fd, hdr, (size_t)n), n);
-    assert_int_equal(ftruncate(fd, (off_t)(8 + (size_t)n + bytes)), 0);
-    close(fd);
-}
-
 static void test_mha_header_first(void **state)
 {
     (void)state;
-    if (UNDER_ASAN) skip();
+    if (ATTN_TEST_UNDER_ASAN) skip();
     const char *w = tmp("w11.safetensors"), *q = tmp("q11.safetensors");
     write_weights(w, 0.5f);
     /* 672 MB of F32 with E = 5 (the layer wants 4), and of I64: refused from
      * the header under a 1.2 GB address-space limit that the conversion
      * would not fit in. */
     const size_t L = (size_t)1 << 25;
-    sparse_tensor(q, "F32", 1, L, 5, L * 5 * 4);
+    char shape[64];
+    snprintf(shape, sizeof shape, "[1,%zu,5]", L);
+    write_sparse_safetensors(q, "F32", shape, L * 5 * 4);
     expect(run_cmd("ulimit -v 1200000; exec '%s' mha --weights '%s' --query '%s' --out '%s'",
                    attn_bin(), w, q, tmp("o11.safetensors")),
            2, "q11.safetensors: expected embedding dimension 4 (from");
-    sparse_tensor(q, "I64", 1, L / 2, 4, L / 2 * 4 * 8);
+    snprintf(shape, sizeof shape, "[1,%zu,4]", L / 2);
+    write_sparse_safetensors(q, "I64", shape, L / 2 * 4 * 8);
     expect(run_cmd("ulimit -v 1200000; exec '%s' mha --weights '%s' --query '%s' --out '%s'",
                    attn_bin(), w, q, tmp("o11.safetensors")),
            2, "query has dtype I64, expected a floating type");

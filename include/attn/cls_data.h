@@ -24,6 +24,8 @@ typedef struct attn_cls_split {
 /* Reads "label<TAB>text" lines (a final line without newline is fine; blank
  * lines are errors). Errors name path:line. */
 attn_status attn_cls_split_read(attn_cls_split *s, const char *path);
+/* The same on text in memory (copied); `name` is used in messages. */
+attn_status attn_cls_split_parse(attn_cls_split *s, const char *text, size_t len, const char *name);
 void attn_cls_split_free(attn_cls_split *s);
 /* The sorted distinct labels of s (malloc'd array of malloc'd strings). */
 attn_status attn_cls_labels_of(const attn_cls_split *s, char ***labels, size_t *n);

@@ -15,14 +15,10 @@ void attn_cls_split_free(attn_cls_split *s)
     memset(s, 0, sizeof *s);
 }
 
-attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
+/* Parses buf[0..len) (NUL-terminated, taken over: freed on error). */
+static attn_status split_parse(attn_cls_split *s, char *buf, size_t len, const char *path)
 {
-    if (!s || !path) return attn_error(ATTN_E_INVALID, "attn_cls_split_read: NULL");
-    memset(s, 0, sizeof *s);
-    char *buf;
-    size_t len;
-    attn_status st = attn_read_text_file(path, (size_t)1 << 31, &buf, &len);
-    if (st) return st;
+    attn_status st;
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     if (len && buf[len - 1] != '\n') lines++;
@@ -51,6 +47,12 @@ attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
         else if (!tab) st = attn_error(ATTN_E_FORMAT, "%s:%zu: no tab between the label and the text", path, line);
         else if (tab == p) st = attn_error(ATTN_E_FORMAT, "%s:%zu: the label is empty", path, line);
         else if (!tab[1]) st = attn_error(ATTN_E_FORMAT, "%s:%zu: the text is empty", path, line);
+        /* A label is printed as is (tables, confusion matrix): no control
+         * characters that could drive the terminal. */
+        for (const char *c = p; !st && c < tab; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                st = attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: a control character (0x%02x) in the label",
+                                path, line, (size_t)(c - p) + 1, (unsigned char)*c);
         if (st) break;
         *tab = 0;
         s->label_name[s->n] = p, s->text[s->n] = tab + 1;
@@ -60,6 +62,27 @@ attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
     if (!st && !s->n) st = attn_error(ATTN_E_FORMAT, "%s: no examples", path);
     if (st) attn_cls_split_free(s);
     return st;
+}
+
+attn_status attn_cls_split_read(attn_cls_split *s, const char *path)
+{
+    if (!s || !path) return attn_error(ATTN_E_INVALID, "attn_cls_split_read: NULL");
+    memset(s, 0, sizeof *s);
+    char *buf;
+    size_t len;
+    attn_status st = attn_read_text_file(path, (size_t)1 << 31, &buf, &len);
+    return st ? st : split_parse(s, buf, len, path);
+}
+
+attn_status attn_cls_split_parse(attn_cls_split *s, const char *text, size_t len, const char *name)
+{
+    if (!s || (!text && len)) return attn_error(ATTN_E_INVALID, "attn_cls_split_parse: NULL");
+    memset(s, 0, sizeof *s);
+    char *buf = malloc(len + 1);
+    if (!buf) return attn_error(ATTN_E_NOMEM, "%s: out of memory", name ? name : "<tsv>");
+    if (len) memcpy(buf, text, len);
+    buf[len] = 0;
+    return split_parse(s, buf, len, name ? name : "<tsv>");
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -317,6 +317,13 @@ attn_status attn_word_tokenizer_from_json(attn_tokenizer **out, const void *json
         free(words);
         return st;
     }
+    /* A number past 2^53 would not convert to size_t (undefined behaviour:
+     * found by fuzz_vocab). */
+    if (cJSON_IsNumber(mc) && !(mc->valuedouble <= 9007199254740992.0)) {
+        for (size_t k = 0; k < n; k++) free(words[k]);
+        free(words);
+        return attn_error(ATTN_E_FORMAT, "%s: \"min_count\" must be a whole number below 2^53", path);
+    }
     size_t min_count = cJSON_IsNumber(mc) && mc->valuedouble >= 0 ? (size_t)mc->valuedouble : 1;
     return make(out, words, n, min_count, path);
 }

@@ -204,3 +204,18 @@ void release_demo(demo_doc *d)
     for (int i = 0; i < 2; i++) attn_trace_free(d->t[i]), attn_embeddings_free(&d->x[i]);
     attn_embeddings_free(&d->vocab);
 }
+
+void write_sparse_safetensors(const char *path, const char *dtype, const char *shape, size_t bytes)
+{
+    char hdr[256];
+    int h = snprintf(hdr, sizeof hdr, "{\"x\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[0,%zu]}}",
+                     dtype, shape, bytes);
+    while (h % 8) hdr[h++] = ' ';
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(len, 1, 8, f) != 8 || fwrite(hdr, 1, (size_t)h, f) != (size_t)h ||
+        fflush(f) != 0 || ftruncate(fileno(f), (off_t)(8 + (size_t)h + bytes)) != 0)
+        fail_msg("cannot write %s", path);
+    fclose(f);
+}

@@ -28,6 +28,24 @@ run_result run_cmd(const char *fmt, ...)
     ;
 void run_result_free(run_result *r);
 
+/* 1 when built with AddressSanitizer, which cannot run under an
+ * address-space limit (ulimit -v): such checks are skipped. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTN_TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTN_TEST_UNDER_ASAN 1
+#endif
+#endif
+#ifndef ATTN_TEST_UNDER_ASAN
+#define ATTN_TEST_UNDER_ASAN 0
+#endif
+
+/* A safetensors file of one tensor "x" of `dtype` and `shape` (JSON, e.g.
+ * "[1,16777216,1024]") whose `bytes` of data are a hole: a huge tensor
+ * that costs no disk. */
+void write_sparse_safetensors(const char *path, const char *dtype, const char *shape, size_t bytes);
+
 /* Path of the attn binary (ATTN_BIN), and a fresh temporary directory. */
 const char *attn_bin(void);
 const char *test_tmpdir(void);
