@@ -278,10 +278,9 @@ int cmd_train(int argc, char **argv)
         if (!st) st = attn_train_config_check(&tc);
         if (st) return cli_fail("train", st);
     }
-    /* The output directory before any work. */
+    /* The output directory checked before any work; the first checkpoint
+     * creates it (a run that fails before leaves nothing behind). */
     st = attn_export_check_dir(out);
-    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
-        st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
     if (!st) st = gpt_cli_read_file(data, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {

@@ -304,9 +304,7 @@ int cmd_train_classify(int argc, char **argv)
         if (!st) st = attn_train_config_check(&tc);
         if (st) return cli_fail("train", st);
     }
-    st = attn_export_check_dir(out);
-    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
-        st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
+    st = attn_export_check_dir(out); /* created by the first checkpoint */
     attn_cls_trainer *t = NULL;
     if (!st) st = resume ? attn_cls_trainer_resume(&t, resume, data, iters)
                          : attn_cls_trainer_create(&t, &mc, &tc, &co, data);

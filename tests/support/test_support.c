@@ -204,3 +204,26 @@ void release_demo(demo_doc *d)
     for (int i = 0; i < 2; i++) attn_trace_free(d->t[i]), attn_embeddings_free(&d->x[i]);
     attn_embeddings_free(&d->vocab);
 }
+
+void expect_bad_input(run_result *r, const char *cmd, const char *needle)
+{
+    if (r->status != 2 || count_lines(r->err) != 1 || !strstr(r->err, needle) ||
+        strncmp(r->err, cmd, strlen(cmd)) != 0)
+        fail_msg("expected exit 2 and one line with '%s', got %d: %s", needle, r->status, r->err);
+    run_result_free(r);
+}
+
+void write_labelled_split(const char *path, size_t n, unsigned seed)
+{
+    static const char *const words[3][3] = {{"cat", "dog", "owl"}, {"screen", "cable", "laptop"},
+                                            {"bread", "cheese", "soup"}};
+    static const char *const labels[3] = {"noun.animal", "noun.artifact", "noun.food"};
+    FILE *f = fopen(path, "w");
+    if (!f) fail_msg("cannot write %s", path);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned c = (seed >> 16) % 3, w = (seed >> 8) % 3;
+        fprintf(f, "%s\tthe %s %s\n", labels[c], words[c][w], i % 2 ? "with a" : "and");
+    }
+    fclose(f);
+}

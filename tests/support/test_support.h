@@ -27,6 +27,9 @@ run_result run_cmd(const char *fmt, ...)
 #endif
     ;
 void run_result_free(run_result *r);
+/* Bad input as the CLI reports it: exit 2 and one line on stderr that starts
+ * with cmd ("attn train:") and holds needle; fails the test otherwise. Frees r. */
+void expect_bad_input(run_result *r, const char *cmd, const char *needle);
 
 /* Path of the attn binary (ATTN_BIN), and a fresh temporary directory. */
 const char *attn_bin(void);
@@ -34,6 +37,10 @@ const char *test_tmpdir(void);
 
 /* Writes `text` to <tmpdir>/<name>; returns the full path (static buffer ring). */
 const char *write_tmp(const char *name, const char *text);
+
+/* A tiny labelled data set, "label<TAB>text" lines: n texts of 3 classes
+ * (noun.animal, noun.artifact, noun.food) drawn from seed, into path. */
+void write_labelled_split(const char *path, size_t n, unsigned seed);
 
 /* Number of lines in s (a final line without newline counts). */
 size_t count_lines(const char *s);
