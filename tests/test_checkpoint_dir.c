@@ -18,13 +18,6 @@
 
 static char text[600], data[600], legacy[600];
 
-static void write_split(const char *name, size_t n, unsigned seed)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", data, name);
-    write_labelled_split(path, n, seed);
-}
-
 static void expect_ok(run_result *r, const char *what)
 {
     if (r->status != 0) fail_msg("%s: exit %d: %s", what, r->status, r->err);
@@ -41,13 +34,8 @@ static void expect_out(run_result *r, const char *want)
 static int setup(void **state)
 {
     (void)state;
-    const char *t = test_tmpdir();
-    char buf[4096] = "";
-    for (int i = 0; i < 60; i++) strcat(buf, i % 3 ? "the cat sat on the mat.\n" : "we see the sea.\n");
-    snprintf(text, sizeof text, "%s", write_tmp("text.txt", buf));
-    snprintf(data, sizeof data, "%s/data", t);
-    mkdir(data, 0777);
-    write_split("train.tsv", 48, 1), write_split("valid.tsv", 12, 2), write_split("test.tsv", 12, 3);
+    snprintf(text, sizeof text, "%s", write_tiny_text());
+    snprintf(data, sizeof data, "%s", write_tiny_labelled());
     snprintf(legacy, sizeof legacy, "%s/ckpt_v1", ATTN_TEST_FIXTURES);
     return 0;
 }

@@ -275,18 +275,8 @@ static int setup(void **state)
                            ? "/dev/shm" : test_tmpdir();
     snprintf(work, sizeof work, "%s/attn-kill-XXXXXX", base);
     if (!mkdtemp(work)) fail_msg("cannot create %s", work);
-    char buf[4096] = "";
-    for (int i = 0; i < 60; i++) strcat(buf, i % 3 ? "the cat sat on the mat.\n" : "we see the sea.\n");
-    snprintf(text, sizeof text, "%s", write_tmp("text.txt", buf));
-    snprintf(data, sizeof data, "%s/data", test_tmpdir());
-    mkdir(data, 0777);
-    const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
-    const size_t n[3] = {48, 12, 12};
-    for (int i = 0; i < 3; i++) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s", data, names[i]);
-        write_labelled_split(path, n[i], (unsigned)i + 1);
-    }
+    snprintf(text, sizeof text, "%s", write_tiny_text());
+    snprintf(data, sizeof data, "%s", write_tiny_labelled());
     return 0;
 }
 

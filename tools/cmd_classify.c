@@ -203,6 +203,7 @@ int cmd_classify(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("classify", usage, "unexpected argument '%s'", argv[optind]);
     if (!dir) return cli_usage_error("classify", usage, "missing --model DIR");
+    cli_default_sigpipe(); /* `attn classify | head`: quiet, as other filters */
     if (cli_export_any(&exp) && !text)
         return cli_usage_error("classify", usage, "--html, --svg, --csv and --xlsx need --text");
     attn_status st = cli_export_check(&exp);

@@ -313,11 +313,11 @@ int cmd_train(int argc, char **argv)
            resume ? "resuming at" : "from", info->step, info->train.iters);
     fflush(stdout);
 
-    struct sigaction old;
-    cli_catch_sigint(&old);
+    cli_signals old;
+    cli_catch_stop_signals(&old);
     int stopped = 0;
     st = attn_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
-    cli_restore_sigint(&old);
+    cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (p.json && fclose(p.json) != 0 && !st)
         st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);

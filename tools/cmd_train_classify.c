@@ -327,11 +327,11 @@ int cmd_train_classify(int argc, char **argv)
            in->train.batch, in->steps_per_epoch, resume ? "resuming at" : "from", in->step,
            in->train.iters);
     fflush(stdout);
-    struct sigaction old;
-    cli_catch_sigint(&old);
+    cli_signals old;
+    cli_catch_stop_signals(&old);
     int stopped = 0;
     st = attn_cls_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
-    cli_restore_sigint(&old);
+    cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (!st && stopped == 1) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n", in->step,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,4 +227,28 @@ void write_labelled_split(const char *path, size_t n, unsigned seed)
         fprintf(f, "%s\tthe %s %s\n", labels[c], words[c][w], i % 2 ? "with a" : "and");
     }
     fclose(f);
+}
+
+const char *write_tiny_text(void)
+{
+    static char path[600];
+    char buf[4096] = "";
+    for (int i = 0; i < 60; i++) strcat(buf, i % 3 ? "the cat sat on the mat.\n" : "we see the sea.\n");
+    snprintf(path, sizeof path, "%s", write_tmp("text.txt", buf));
+    return path;
+}
+
+const char *write_tiny_labelled(void)
+{
+    static char ddir[600];
+    snprintf(ddir, sizeof ddir, "%.500s/data", test_tmpdir());
+    mkdir(ddir, 0777);
+    const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    const size_t n[3] = {48, 12, 12};
+    for (int i = 0; i < 3; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", ddir, names[i]);
+        write_labelled_split(path, n[i], (unsigned)i + 1);
+    }
+    return ddir;
 }

@@ -42,6 +42,12 @@ const char *write_tmp(const char *name, const char *text);
  * (noun.animal, noun.artifact, noun.food) drawn from seed, into path. */
 void write_labelled_split(const char *path, size_t n, unsigned seed);
 
+/* A tiny training text (60 short lines) in the temporary directory, and a
+ * tiny labelled data set (train.tsv 48, valid.tsv 12, test.tsv 12 texts) in
+ * <tmpdir>/data; each returns its path (static). */
+const char *write_tiny_text(void);
+const char *write_tiny_labelled(void);
+
 /* Number of lines in s (a final line without newline counts). */
 size_t count_lines(const char *s);
 
