@@ -45,7 +45,14 @@ __metadata__ (strings): num_heads, bias, add_bias_kv, add_zero_attn,
   causal ("1": the case masks future keys, j > i, top-left aligned; torch was
   given that mask explicitly, merged into attn_mask; the file holds no causal
   mask: the C side sets ATTN_CAUSAL_TOP_LEFT), self ("1": q = k = v is one
-  tensor), seed, doc.
+  tensor), seed, doc; temperature (only in cases that set one: the C side
+  passes attn_sdpa_params with that temperature to every head).
+
+A temperature T divides every head's scaled scores: softmax(Q·Kᵀ/(√d_k·T)).
+torch's MHA has no such argument, so the reference runs a copy of the module
+whose query projection (its weight rows and bias) is divided by T, i.e. with
+scaled queries; its gradients of those parameters are divided by T once more
+(chain rule) to be the gradients of the stored, unscaled parameters.
 
 Masks torch 1.13 cannot combine (a float key_padding_mask together with an
 attn_mask) are merged here into one additive (N*H,L,S) float64 mask, the sum
@@ -62,6 +69,7 @@ and the dead rows' R is added to grad.out_proj.bias by hand.
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -154,6 +162,9 @@ CASES = [
          kpm_rows={0: [0, 0, 0, 1, 1], 1: [1, 0, 0, 0, 0]},
          dead_rows=[(0, 0), (0, 2), (1, 2)],
          doc="rows where every key is masked: attn gives weights 0, output out_proj.bias"),
+    dict(name="temperature_2_causal_self", seed=233, N=2, L=5, S=5, E=8, H=2, self_attn=True,
+         causal=True, temperature=2.0,
+         doc="temperature 2 on every head (torch: the query projection divided by 2)"),
     dict(name="long_512", seed=231, N=1, L=512, S=512, E=8, H=2, weights_rows=True,
          doc="L=S=512, small E; attn_weights stored for the first 4 rows only"),
 ]
@@ -331,19 +342,35 @@ def run_case(c):
     else:
         R_used = R
 
+    temp = c.get("temperature")
+    net = mha
+    if temp:  # the queries scaled by 1/T: the q rows of the projection divided by T
+        net = copy.deepcopy(mha)
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                if name in ("in_proj_weight", "in_proj_bias"):
+                    p[:E] /= temp
+                elif name == "q_proj_weight":
+                    p /= temp
     q = query.clone().requires_grad_(True)
     if self_attn:
         k = v = q
     else:
         k = key.clone().requires_grad_(True)
         v = value.clone().requires_grad_(True)
-    out, w = mha(q, k, v, key_padding_mask=t_kpm, need_weights=True, attn_mask=t_am,
+    out, w = net(q, k, v, key_padding_mask=t_kpm, need_weights=True, attn_mask=t_am,
                  average_attn_weights=False)
     (out * R_used).sum().backward()
 
     out = out.detach().clone()
     w = w.detach().clone()
-    grads = {"grad." + n: p.grad.clone() for n, p in mha.named_parameters()}
+    grads = {"grad." + n: p.grad.clone() for n, p in net.named_parameters()}
+    if temp:  # d loss / d p = d loss / d (p/T) / T for the scaled query parts
+        for name in ("in_proj_weight", "in_proj_bias"):
+            if "grad." + name in grads:
+                grads["grad." + name][:E] /= temp
+        if "grad.q_proj_weight" in grads:
+            grads["grad.q_proj_weight"] /= temp
     if dead:
         ob = mha.out_proj.bias
         for n, i in dead:
@@ -391,6 +418,8 @@ def run_case(c):
         "causal": "1" if c.get("causal") else "0",
         "self": "1" if self_attn else "0",
     }
+    if temp:
+        meta["temperature"] = repr(float(temp))
     return arrays, meta
 
 

@@ -197,6 +197,12 @@ static void test_metrics(void **state)
     assert_true(fabs(m.macro_f1 - (0.5 + 0.8 + 2.0 / 3.0) / 3.0) < 1e-12);
     size_t want[9] = {1, 1, 0, 0, 2, 0, 1, 0, 1};
     assert_memory_equal(conf, want, sizeof want);
+    double f1[4];
+    attn_cls_f1_per_class(f1, conf, 3);
+    assert_true(fabs(f1[0] - 0.5) < 1e-12 && fabs(f1[1] - 0.8) < 1e-12 && fabs(f1[2] - 2.0 / 3.0) < 1e-12);
+    size_t absent[16] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; /* classes 1-3 absent */
+    attn_cls_f1_per_class(f1, absent, 4);
+    assert_true(f1[0] == 1.0 && f1[1] == 0.0 && f1[3] == 0.0);
     assert_int_equal(attn_majority_class(gold + 1, 5, 3), 1);
 }
 
@@ -533,7 +539,7 @@ static void test_dropout_op(void **state)
     for (size_t i = 0; i < N; i++) x[i] += x[i] == 0.0f; /* no zeros: a 0 output means dropped */
     const uint64_t key = attn_dropout_key(1337, 42, 3);
     /* p = 0: the identity, bit for bit, forward and backward (accumulating) */
-    assert_int_equal(attn_dropout_forward(y, x, N, 0.0f, key), ATTN_OK);
+    assert_int_equal(attn_dropout_forward(y, x, N, 0.0f, key, NULL), ATTN_OK);
     assert_memory_equal(y, x, N * sizeof *x);
     memset(dx, 0, N * sizeof *dx);
     assert_int_equal(attn_dropout_backward(dx, dy, N, 0.0f, key), ATTN_OK);
@@ -541,7 +547,7 @@ static void test_dropout_op(void **state)
     const float ps[3] = {0.1f, 0.5f, 0.9f};
     for (int k = 0; k < 3; k++) {
         const float p = ps[k], scale = 1.0f / (1.0f - p);
-        assert_int_equal(attn_dropout_forward(y, x, N, p, key), ATTN_OK);
+        assert_int_equal(attn_dropout_forward(y, x, N, p, key, NULL), ATTN_OK);
         size_t dropped = 0, runs = 0;
         for (size_t i = 0; i < N; i++) {
             if (y[i] == 0.0f) dropped++;
@@ -554,13 +560,13 @@ static void test_dropout_op(void **state)
         /* neighbours independent: changes between i-1 and i happen 2p(1-p) of the time */
         assert_true(fabs((double)runs - 2.0 * N * p * (1.0 - p)) < 5.0 * sqrt(2.0 * N * p * (1.0 - p)));
         /* deterministic; another key, another mask */
-        assert_int_equal(attn_dropout_forward(y2, x, N, p, key), ATTN_OK);
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, key, NULL), ATTN_OK);
         assert_memory_equal(y, y2, N * sizeof *y);
-        assert_int_equal(attn_dropout_forward(y2, x, N, p, attn_dropout_key(1337, 43, 3)), ATTN_OK);
+        assert_int_equal(attn_dropout_forward(y2, x, N, p, attn_dropout_key(1337, 43, 3), NULL), ATTN_OK);
         assert_memory_not_equal(y, y2, N * sizeof *y);
         /* in place */
         memcpy(y2, x, N * sizeof *x);
-        assert_int_equal(attn_dropout_forward(y2, y2, N, p, key), ATTN_OK);
+        assert_int_equal(attn_dropout_forward(y2, y2, N, p, key, NULL), ATTN_OK);
         assert_memory_equal(y, y2, N * sizeof *y);
         /* backward: d_x += mask · d_y · scale, the forward's mask */
         for (size_t i = 0; i < N; i++) dx[i] = 1.0f;
@@ -570,8 +576,8 @@ static void test_dropout_op(void **state)
             if (dx[i] != want) fail_msg("p %g: d_x[%zu] = %g, want %g", (double)p, i, (double)dx[i], (double)want);
         }
     }
-    assert_int_equal(attn_dropout_forward(y, x, N, 1.0f, key), ATTN_E_INVALID);
-    assert_int_equal(attn_dropout_forward(y, x, N, -0.1f, key), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_forward(y, x, N, 1.0f, key, NULL), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_forward(y, x, N, -0.1f, key, NULL), ATTN_E_INVALID);
     assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 2, 4));
     assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 3, 3));
     assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(2, 2, 3));

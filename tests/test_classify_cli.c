@@ -2,7 +2,7 @@
  * and `attn classify` through the real binary, on tiny synthetic data:
  * train then classify end to end, exact resume, explain outputs, and bad
  * input (one line on stderr, exit 2). */
-#include "test_support.h"
+#include "cli_support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,24 +30,6 @@ static void write_split(const char *name, size_t n, unsigned seed)
         fprintf(f, "%s\t%s %s %s, %s\n", labels[c], fillers[a], words[c][w], fillers[b], fillers[(a + b) % 7]);
     }
     fclose(f);
-}
-
-static void expect_bad(run_result *r, const char *cmd, const char *needle)
-{
-    if (r->status != 2 || count_lines(r->err) != 1 || !strstr(r->err, needle) ||
-        strncmp(r->err, cmd, strlen(cmd)) != 0)
-        fail_msg("expected exit 2 and one line with '%s', got %d: %s", needle, r->status, r->err);
-    run_result_free(r);
-}
-
-/* A usage error: exit 2, the message first, then the usage. */
-static void expect_usage(run_result *r, const char *cmd, const char *needle)
-{
-    const char *nl = strchr(r->err, '\n');
-    if (r->status != 2 || strncmp(r->err, cmd, strlen(cmd)) != 0 || !nl || !strstr(r->err, needle) ||
-        strstr(r->err, needle) > nl || !strstr(r->err, "usage:"))
-        fail_msg("expected exit 2 and '%s' then the usage, got %d: %s", needle, r->status, r->err);
-    run_result_free(r);
 }
 
 static int setup(void **state)
@@ -148,62 +130,48 @@ static void test_resume_is_exact(void **state)
     run_result_free(&r);
 }
 
+/* Each row runs with $B the binary, $T the temporary directory, $D the data
+ * directory, $M the trained model (run_steps). */
+#define TRAIN "\"$B\" train --task classify "
+static const cli_step BAD_INPUT[] = {
+    {STEP_BAD, "\"$B\" data wordnet --out \"$T/wn\" --source \"$T/none/data.noun\"", "attn data:",
+     "none/data.noun: cannot read"},
+    {STEP_BAD, "\"$B\" data wordnet --out \"$T/wn\" --source \"$T/data.noun\"", "attn data:",
+     "data.noun:2: expected a word"},
+    {STEP_USAGE, "\"$B\" data wordnet --source x", "attn data:", "missing --out"},
+    {STEP_USAGE, "\"$B\" data imagenet --out x", "attn data:", "unknown data set"},
+    {STEP_OK, "\"$B\" data wordnet --out \"$T/wn2\" --source \"$T/ok.noun\"", NULL, NULL},
+    /* training data */
+    {STEP_BAD, TRAIN "--data \"$T/nodir\" --out \"$T/x\"", "attn train:", "train.tsv: cannot open"},
+    {STEP_PREP, "mkdir -p \"$T/bad\" && cp \"$D\"/*.tsv \"$T/bad/\" && printf 'noun.food bread\\n' >> \"$T/bad/valid.tsv\"",
+     NULL, NULL},
+    {STEP_BAD, TRAIN "--data \"$T/bad\" --out \"$T/x\"", "attn train:", "valid.tsv:61: no tab"},
+    {STEP_PREP, "cp \"$D/valid.tsv\" \"$T/bad/\" && printf 'noun.plant\\tfern\\n' >> \"$T/bad/test.tsv\"", NULL, NULL},
+    {STEP_BAD, TRAIN "--data \"$T/bad\" --out \"$T/x\"", "attn train:", "test.tsv:61: the label 'noun.plant'"},
+    {STEP_USAGE, TRAIN "--data \"$D\" --out \"$T/x\" --pooling max", "attn train:", "--pooling"},
+    {STEP_BAD, TRAIN "--data \"$D\" --out \"$T/x\" --width 10 --heads 4", "attn train:", "not divisible"},
+    {STEP_USAGE, TRAIN "--data \"$D\" --out \"$T/x\" --dropout 1", "attn train:",
+     "--dropout: expected a number in [0, 1)"},
+    {STEP_USAGE, TRAIN "--data \"$D\" --out \"$T/x\" --label-smoothing -0.1", "attn train:", "--label-smoothing"},
+    {STEP_USAGE, TRAIN "--data \"$D\" --resume \"$M\" --dropout 0.2", "attn train:", "cannot be changed"},
+    {STEP_USAGE, "\"$B\" train --task nope --data \"$D\" --out \"$T/x\"", "attn train:", "--task"},
+    {STEP_USAGE, TRAIN "--data \"$D\" --resume \"$M\" --width 32", "attn train:", "cannot be changed"},
+    /* classify */
+    {STEP_USAGE, "\"$B\" classify --text hi", "attn classify:", "missing --model"},
+    {STEP_BAD, "\"$B\" classify --model \"$T/nothing\" --text hi", "attn classify:", "config.json"},
+    {STEP_PREP, "cp -r \"$M\" \"$T/trunc\" && truncate -s 100 \"$T/trunc/best.safetensors\"", NULL, NULL},
+    {STEP_BAD, "\"$B\" classify --model \"$T/trunc\" --text hi", "attn classify:", "best.safetensors"},
+    {STEP_USAGE, "\"$B\" classify --model \"$M\" --html x.html", "attn classify:", "need --text"},
+    {STEP_USAGE, "\"$B\" classify --model \"$M\" --text hi --top 0", "attn classify:", "--top"},
+};
+
 static void test_bad_input(void **state)
 {
     (void)state;
-    const char *t = test_tmpdir(), *B = attn_bin();
-    run_result r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s/none/data.noun'", B, t, t);
-    expect_bad(&r, "attn data:", "install wordnet-base");
-    r = run_cmd("'%s' data wordnet --out '%s/wn' --source '%s'", B, t,
-                write_tmp("data.noun", "00001740 03 n 01 entity 0 000 | that which is\n02330245 05 n 01\n"));
-    expect_bad(&r, "attn data:", "data.noun:2: expected a word");
-    r = run_cmd("'%s' data wordnet --source x", B);
-    expect_usage(&r, "attn data:", "missing --out");
-    r = run_cmd("'%s' data imagenet --out x", B);
-    expect_usage(&r, "attn data:", "unknown data set");
-    r = run_cmd("'%s' data wordnet --out '%s/wn2' --source '%s'", B, t,
-                write_tmp("ok.noun", "00001740 03 n 01 entity 0 000 | that which is\n"));
-    assert_int_equal(r.status, 0);
-    run_result_free(&r);
-    /* training data */
-    r = run_cmd("'%s' train --task classify --data '%s/nodir' --out '%s/x'", B, t, t);
-    expect_bad(&r, "attn train:", "train.tsv: cannot open");
-    r = run_cmd("mkdir -p '%s/bad' && cp '%s'/*.tsv '%s/bad/' && printf 'noun.food bread\\n' >> '%s/bad/valid.tsv'",
-                t, data, t, t);
-    run_result_free(&r);
-    r = run_cmd("'%s' train --task classify --data '%s/bad' --out '%s/x'", B, t, t);
-    expect_bad(&r, "attn train:", "valid.tsv:61: no tab");
-    r = run_cmd("cp '%s/valid.tsv' '%s/bad/' && printf 'noun.plant\\tfern\\n' >> '%s/bad/test.tsv'", data, t, t);
-    run_result_free(&r);
-    r = run_cmd("'%s' train --task classify --data '%s/bad' --out '%s/x'", B, t, t);
-    expect_bad(&r, "attn train:", "test.tsv:61: the label 'noun.plant'");
-    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --pooling max", B, data, t);
-    expect_usage(&r, "attn train:", "--pooling");
-    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --width 10 --heads 4", B, data, t);
-    expect_bad(&r, "attn train:", "not divisible");
-    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --dropout 1", B, data, t);
-    expect_usage(&r, "attn train:", "--dropout: expected a number in [0, 1)");
-    r = run_cmd("'%s' train --task classify --data '%s' --out '%s/x' --label-smoothing -0.1", B, data, t);
-    expect_usage(&r, "attn train:", "--label-smoothing");
-    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --dropout 0.2", B, data, model);
-    expect_usage(&r, "attn train:", "cannot be changed");
-    r = run_cmd("'%s' train --task nope --data '%s' --out '%s/x'", B, data, t);
-    expect_usage(&r, "attn train:", "--task");
-    r = run_cmd("'%s' train --task classify --data '%s' --resume '%s' --width 32", B, data, model);
-    expect_usage(&r, "attn train:", "cannot be changed");
-    /* classify */
-    r = run_cmd("'%s' classify --text hi", B);
-    expect_usage(&r, "attn classify:", "missing --model");
-    r = run_cmd("'%s' classify --model '%s/nothing' --text hi", B, t);
-    expect_bad(&r, "attn classify:", "config.json");
-    r = run_cmd("cp -r '%s' '%s/trunc' && truncate -s 100 '%s/trunc/best.safetensors'", model, t, t);
-    run_result_free(&r);
-    r = run_cmd("'%s' classify --model '%s/trunc' --text hi", B, t);
-    expect_bad(&r, "attn classify:", "best.safetensors");
-    r = run_cmd("'%s' classify --model '%s' --html x.html", B, model);
-    expect_usage(&r, "attn classify:", "need --text");
-    r = run_cmd("'%s' classify --model '%s' --text hi --top 0", B, model);
-    expect_usage(&r, "attn classify:", "--top");
+    write_tmp("data.noun", "00001740 03 n 01 entity 0 000 | that which is\n02330245 05 n 01\n");
+    write_tmp("ok.noun", "00001740 03 n 01 entity 0 000 | that which is\n");
+    if (setenv("D", data, 1) != 0 || setenv("M", model, 1) != 0) fail_msg("setenv failed");
+    run_steps(BAD_INPUT, sizeof BAD_INPUT / sizeof *BAD_INPUT);
 }
 
 int main(void)

@@ -3,128 +3,19 @@
  * Every test runs the binary named by ATTN_BIN (set by ctest) through
  * run_cmd, and checks its exit status, stdout and stderr: the walkthrough of
  * `attn demo`, the JSON documents of `demo --json` and `explain --json`, the
- * scaling options, --compare, one-line FILE:LINE:COL: errors for every kind of
- * bad CSV, and usage errors. CSV inputs are written to the test's temporary
- * directory with write_tmp.
+ * scaling options, --compare, the CSV details that must be accepted, and
+ * usage errors (bad CSV input: test_cli_csv_bad.c). CSV inputs are written to
+ * the test's temporary directory with write_tmp.
  */
-#include "test_support.h"
+#include "cli_support.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-#define PATH_LEN 512
-
-/* A copy of write_tmp's path (its buffers are a ring of 8). */
-static void tmp_file(char *path, const char *name, const char *text)
-{
-    snprintf(path, PATH_LEN, "%s", write_tmp(name, text));
-}
-
-static size_t count_substr(const char *s, const char *needle)
-{
-    size_t n = 0, len = strlen(needle);
-    for (const char *p = strstr(s, needle); p; p = strstr(p + len, needle)) n++;
-    return n;
-}
-
-static void expect_contains(const char *what, const char *hay, const char *needle)
-{
-    if (!strstr(hay, needle)) fail_msg("%s: expected to contain \"%s\", got:\n%s", what, needle, hay);
-}
-
-static void expect_lacks(const char *what, const char *hay, const char *needle)
-{
-    if (strstr(hay, needle)) fail_msg("%s: expected not to contain \"%s\", got:\n%s", what, needle, hay);
-}
-
-static void expect_status(const char *cmd, const run_result *r, int want)
-{
-    if (r->status != want)
-        fail_msg("%s: expected exit status %d, got %d\nstdout:\n%s\nstderr:\n%s", cmd, want,
-                 r->status, r->out, r->err);
-}
-
-static void expect_empty(const char *cmd, const char *stream, const char *s)
-{
-    if (s[0]) fail_msg("%s: expected an empty %s, got:\n%s", cmd, stream, s);
-}
-
-/* Bad input: exit 2, nothing on stdout, exactly one line on stderr that starts
- * "attn explain: FILE:LOC: " (LOC "LINE:COL", or NULL for just "FILE: "), and
- * mentions `mention` when that is not NULL. */
-static void expect_bad_input_args(const char *args, const char *file, const char *loc,
-                                  const char *mention)
-{
-    char cmd[2048], prefix[1024];
-    snprintf(cmd, sizeof cmd, "'%s' explain %s", attn_bin(), args);
-    if (loc) snprintf(prefix, sizeof prefix, "attn explain: %s:%s: ", file, loc);
-    else snprintf(prefix, sizeof prefix, "attn explain: %s: ", file);
-    run_result r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 2);
-    expect_empty(cmd, "stdout", r.out);
-    size_t len = strlen(r.err);
-    if (count_lines(r.err) != 1 || len == 0 || r.err[len - 1] != '\n')
-        fail_msg("%s: expected exactly one line on stderr, got %zu:\n%s", cmd, count_lines(r.err),
-                 r.err);
-    if (strncmp(r.err, prefix, strlen(prefix)) != 0)
-        fail_msg("%s: expected stderr to start with \"%s\", got:\n%s", cmd, prefix, r.err);
-    if (mention) expect_contains(cmd, r.err, mention);
-    run_result_free(&r);
-}
-
-/* The same for `attn explain --embeddings FILE`, FILE holding `csv`. */
-static void expect_bad_csv(const char *name, const char *csv, const char *loc, const char *mention)
-{
-    char path[PATH_LEN], args[PATH_LEN + 32];
-    tmp_file(path, name, csv);
-    snprintf(args, sizeof args, "--embeddings '%s'", path);
-    expect_bad_input_args(args, path, loc, mention);
-}
-
-/* Usage error: exit 2, nothing on stdout, the usage text on stderr. */
-static void expect_usage_error(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s", attn_bin(), args);
-    run_result r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 2);
-    expect_empty(cmd, "stdout", r.out);
-    expect_contains(cmd, r.err, "usage: attn");
-    run_result_free(&r);
-}
-
-/* Runs `attn ARGS` expecting success with empty stderr; returns its stdout
- * (to free). */
-static char *run_ok(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s", attn_bin(), args);
-    run_result r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 0);
-    expect_empty(cmd, "stderr", r.err);
-    free(r.err);
-    return r.out;
-}
-
-/* Runs `attn ARGS` (which must print JSON) and parses stdout. */
-static cJSON *run_json(const char *args)
-{
-    char *out = run_ok(args);
-    cJSON *root = cJSON_Parse(out);
-    if (!root) {
-        fail_msg("attn %s: stdout is not valid JSON (near \"%.40s\"):\n%s", args,
-                 cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "?", out);
-    }
-    free(out);
-    return root;
-}
 
 /* The object has exactly the keys `keys` (in any order). */
 static void expect_keys(const char *what, const cJSON *obj, const char *const *keys, size_t n)
@@ -257,7 +148,7 @@ static void demo_color(void **state)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "NO_COLOR=1 '%s' demo --color auto", attn_bin());
     run_result r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 0);
+    run_status(cmd, &r, 0);
     expect_empty(cmd, "stderr", r.err);
     expect_lacks(cmd, r.out, "\x1b[");
     expect_contains(cmd, r.out, "mostly animal");
@@ -272,7 +163,7 @@ static void demo_color(void **state)
     expect_lacks("attn demo --color never", out, "\x1b[");
     free(out);
 
-    expect_usage_error("demo --color bogus");
+    expect_usage_text("demo --color bogus");
 }
 
 static void demo_json(void **state)
@@ -518,160 +409,6 @@ static void explain_compare_json(void **state)
     cJSON_Delete(root);
 }
 
-/* ---- bad input: one line, FILE:LINE:COL:, exit 2, nothing on stdout ------------- */
-
-static void bad_missing_file(void **state)
-{
-    (void)state;
-    char path[PATH_LEN], args[PATH_LEN + 32];
-    snprintf(path, sizeof path, "%s/no-such-file.csv", test_tmpdir());
-    snprintf(args, sizeof args, "--embeddings '%s'", path);
-    expect_bad_input_args(args, path, NULL, NULL);
-}
-
-static void bad_directory(void **state)
-{
-    (void)state;
-    char path[PATH_LEN], args[PATH_LEN + 32];
-    snprintf(path, sizeof path, "%s/a-directory.csv", test_tmpdir());
-    if (mkdir(path, 0700) != 0) {
-        struct stat sb;
-        if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) fail_msg("cannot create %s", path);
-    }
-    snprintf(args, sizeof args, "--embeddings '%s'", path);
-    expect_bad_input_args(args, path, NULL, NULL);
-}
-
-static void bad_unreadable(void **state)
-{
-    (void)state;
-    if (geteuid() == 0) skip(); /* root reads a mode-000 file anyway */
-    char path[PATH_LEN], args[PATH_LEN + 32];
-    tmp_file(path, "unreadable.csv", good_csv);
-    assert_int_equal(chmod(path, 0), 0);
-    snprintf(args, sizeof args, "--embeddings '%s'", path);
-    expect_bad_input_args(args, path, NULL, NULL);
-    chmod(path, 0600);
-}
-
-static void bad_empty_file(void **state)
-{
-    (void)state;
-    expect_bad_csv("empty.csv", "", "1:1", "empty");
-}
-
-static void bad_header_without_dims(void **state)
-{
-    (void)state;
-    expect_bad_csv("token-only.csv", "token\n", "1:2", NULL);
-    expect_bad_csv("token-only-noeol.csv", "token", "1:2", NULL);
-    expect_bad_csv("token-comma.csv", "token,\n", "1:2", NULL);
-}
-
-static void bad_header_first_cell(void **state)
-{
-    (void)state;
-    expect_bad_csv("first-cell.csv", "word,a,b\nx,1,2\n", "1:1", "'word'");
-}
-
-static void bad_ragged_rows(void **state)
-{
-    (void)state;
-    /* Row on line 3 has 2 cells of 3: the missing one is column 3. */
-    expect_bad_csv("too-few.csv", "token,a,b\nx,1,2\ny,1\n", "3:3", NULL);
-    /* Row on line 3 has 4 cells of 3: the extra one is column 4. */
-    expect_bad_csv("too-many.csv", "token,a,b\nx,1,2\ny,1,2,3\n", "3:4", NULL);
-    /* Only a token. */
-    expect_bad_csv("token-cell.csv", "token,a,b\nx\n", "2:2", NULL);
-}
-
-static void bad_non_numeric(void **state)
-{
-    (void)state;
-    /* Line 3, dimension 2 = column 3 (column 1 is the token). */
-    expect_bad_csv("non-numeric.csv", "token,a,b\nx,1,2\ny,1,abc\n", "3:3", "'abc'");
-    expect_bad_csv("non-numeric2.csv", "token,a,b\nx,1,2\ny,1,2\nz,1x,2\n", "4:2", "'1x'");
-}
-
-static void bad_nan(void **state)
-{
-    (void)state;
-    expect_bad_csv("nan.csv", "token,a,b\nx,1,2\ny,1,nan\n", "3:3", NULL);
-    expect_bad_csv("nan2.csv", "token,a,b\nx,NaN,2\n", "2:2", NULL);
-}
-
-static void bad_inf(void **state)
-{
-    (void)state;
-    expect_bad_csv("inf.csv", "token,a,b\nx,1,2\ny,inf,2\n", "3:2", NULL);
-    expect_bad_csv("inf2.csv", "token,a,b\nx,1,-Infinity\n", "2:3", NULL);
-    /* Finite as a double but not as a float32. */
-    expect_bad_csv("inf3.csv", "token,a,b\nx,1e39,2\n", "2:2", NULL);
-}
-
-static void bad_empty_cell(void **state)
-{
-    (void)state;
-    expect_bad_csv("empty-cell.csv", "token,a,b\nx,,2\n", "2:2", "empty");
-    expect_bad_csv("empty-cell2.csv", "token,a,b\nx,1,2\ny,1,\n", "3:3", "empty");
-}
-
-static void bad_duplicate_dims(void **state)
-{
-    (void)state;
-    expect_bad_csv("dup.csv", "token,a,b,a\nx,1,2,3\n", "1:4", "'a'");
-}
-
-static void bad_too_many_rows(void **state)
-{
-    (void)state;
-    const size_t rows = 4097;
-    size_t cap = 64 + rows * 32, n = 0;
-    char *csv = malloc(cap);
-    assert_non_null(csv);
-    n += (size_t)snprintf(csv + n, cap - n, "token,a,b\n");
-    for (size_t i = 0; i < rows; i++) n += (size_t)snprintf(csv + n, cap - n, "t%zu,1,2\n", i);
-    char path[PATH_LEN], args[PATH_LEN + 32];
-    tmp_file(path, "rows-4097.csv", csv);
-    free(csv);
-    snprintf(args, sizeof args, "--embeddings '%s'", path);
-    /* The 4097th row is on line 4098. */
-    expect_bad_input_args(args, path, "4098:1", "4096");
-}
-
-static void bad_no_data_rows(void **state)
-{
-    (void)state;
-    /* The first row was expected on line 2. */
-    expect_bad_csv("no-rows.csv", "token,a,b\n", "2:1", NULL);
-}
-
-static void bad_unterminated_quote(void **state)
-{
-    (void)state;
-    expect_bad_csv("unterminated.csv", "token,a,b\nx,1,2\n\"y,1,2\n", "3:1", NULL);
-    expect_bad_csv("unterminated2.csv", "token,a,b\nx,1,\"2\n", "2:3", NULL);
-}
-
-static void bad_compare_dims(void **state)
-{
-    (void)state;
-    char a[PATH_LEN], b[PATH_LEN], args[2 * PATH_LEN + 64];
-    tmp_file(a, "good.csv", good_csv);
-    /* Different name in column 3. */
-    tmp_file(b, "renamed.csv", "token,animal,colour,grammar\nmouse,1,2,3\n");
-    snprintf(args, sizeof args, "--embeddings '%s' --compare '%s'", a, b);
-    expect_bad_input_args(args, b, "1:3", NULL);
-    /* Fewer dimensions: column 4 is the first one missing. */
-    tmp_file(b, "fewer.csv", "token,animal,tech\nmouse,1,2\n");
-    snprintf(args, sizeof args, "--embeddings '%s' --compare '%s'", a, b);
-    expect_bad_input_args(args, b, "1:4", NULL);
-    /* A bad --compare file is reported like a bad --embeddings file. */
-    tmp_file(b, "bad-compare.csv", "token,animal,tech,grammar\nmouse,1,x,3\n");
-    snprintf(args, sizeof args, "--embeddings '%s' --compare '%s'", a, b);
-    expect_bad_input_args(args, b, "2:3", "'x'");
-}
-
 /* ---- usage ------------------------------------------------------------------------ */
 
 static void usage_errors(void **state)
@@ -679,21 +416,21 @@ static void usage_errors(void **state)
     (void)state;
     char path[PATH_LEN], args[PATH_LEN + 64];
     tmp_file(path, "good.csv", good_csv);
-    expect_usage_error("explain --bogus");
-    expect_usage_error("demo --bogus");
-    expect_usage_error("explain --embeddings");
-    expect_usage_error("explain");
-    expect_usage_error("explain --json");
+    expect_usage_text("explain --bogus");
+    expect_usage_text("demo --bogus");
+    expect_usage_text("explain --embeddings");
+    expect_usage_text("explain");
+    expect_usage_text("explain --json");
     static const char *const bad[] = {"--temperature 0",   "--temperature -1", "--temperature abc",
                                       "--precision 10",    "--precision -1",   "--precision abc",
                                       "--scale x",         "--color bogus"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(args, sizeof args, "explain --embeddings '%s' %s", path, bad[i]);
-        expect_usage_error(args);
+        expect_usage_text(args);
     }
-    expect_usage_error("demo --temperature 0");
-    expect_usage_error("demo --precision 10");
-    expect_usage_error("demo unexpected");
+    expect_usage_text("demo --temperature 0");
+    expect_usage_text("demo --precision 10");
+    expect_usage_text("demo unexpected");
 }
 
 static void unknown_command(void **state)
@@ -702,14 +439,14 @@ static void unknown_command(void **state)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' frobnicate", attn_bin());
     run_result r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 2);
+    run_status(cmd, &r, 2);
     expect_empty(cmd, "stdout", r.out);
     expect_contains(cmd, r.err, "frobnicate");
     run_result_free(&r);
 
     snprintf(cmd, sizeof cmd, "'%s'", attn_bin());
     r = run_cmd("%s", cmd);
-    expect_status(cmd, &r, 2);
+    run_status(cmd, &r, 2);
     expect_empty(cmd, "stdout", r.out);
     expect_contains(cmd, r.err, "usage: attn");
     run_result_free(&r);
@@ -795,10 +532,7 @@ static void csv_accepted(void **state)
         expect_accepted("all.csv", "\xEF\xBB\xBFtoken,a,b\r\n\"a,b\",1,2\r\ny,3,4\r\n", tokens, 2,
                         ab, 2, row0);
     }
-    /* An error in a CRLF file still names the right line and column. */
-    expect_bad_csv("crlf-bad.csv", "token,a,b\r\nx,1,2\r\ny,1,abc\r\n", "3:3", "'abc'");
-    /* So does one in a file with a BOM (the BOM is not a column). */
-    expect_bad_csv("bom-bad.csv", "\xEF\xBB\xBFtoken,a,b\nx,1,zz\n", "2:3", "'zz'");
+    /* (Errors in CRLF and BOM files: test_cli_csv_bad.c.) */
 }
 
 /* ---- main ------------------------------------------------------------------------ */
@@ -814,22 +548,6 @@ int main(void)
         cmocka_unit_test(explain_scaling_options),
         cmocka_unit_test(explain_compare_text),
         cmocka_unit_test(explain_compare_json),
-        cmocka_unit_test(bad_missing_file),
-        cmocka_unit_test(bad_directory),
-        cmocka_unit_test(bad_unreadable),
-        cmocka_unit_test(bad_empty_file),
-        cmocka_unit_test(bad_header_without_dims),
-        cmocka_unit_test(bad_header_first_cell),
-        cmocka_unit_test(bad_ragged_rows),
-        cmocka_unit_test(bad_non_numeric),
-        cmocka_unit_test(bad_nan),
-        cmocka_unit_test(bad_inf),
-        cmocka_unit_test(bad_empty_cell),
-        cmocka_unit_test(bad_duplicate_dims),
-        cmocka_unit_test(bad_too_many_rows),
-        cmocka_unit_test(bad_no_data_rows),
-        cmocka_unit_test(bad_unterminated_quote),
-        cmocka_unit_test(bad_compare_dims),
         cmocka_unit_test(usage_errors),
         cmocka_unit_test(unknown_command),
         cmocka_unit_test(help),

@@ -72,10 +72,7 @@ static void build_demo_html(doc_fixture *f, size_t heads, int causal)
         assert_int_equal(attn_embeddings_lookup(&f->x[i], &vocab, f->cap[i]), ATTN_OK);
         assert_int_equal(attn_trace_create(&f->t[i]), ATTN_OK);
         if (heads)
-            assert_int_equal(attn_mha_self_attention(NULL, f->mha, &f->x[i],
-                                                     causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE,
-                                                     f->t[i]),
-                             ATTN_OK);
+            assert_int_equal(attn_mha_self_attention(NULL, f->mha, &f->x[i], &p, f->t[i]), ATTN_OK);
         else
             assert_int_equal(attn_self_attention(NULL, &f->x[i], &p, f->t[i]), ATTN_OK);
     }
@@ -121,7 +118,7 @@ static void build_large(doc_fixture *f)
     assert_int_equal(attn_mha_create(&f->mha, &c), ATTN_OK);
     assert_int_equal(attn_mha_init(f->mha, 3), ATTN_OK);
     assert_int_equal(attn_trace_create(&f->t[0]), ATTN_OK);
-    assert_int_equal(attn_mha_self_attention(NULL, f->mha, &f->x[0], ATTN_CAUSAL_NONE, f->t[0]),
+    assert_int_equal(attn_mha_self_attention(NULL, f->mha, &f->x[0], NULL, f->t[0]),
                      ATTN_OK);
     f->cap[0] = "512 random tokens";
     f->doc.title = "attn: 512 tokens, 12 heads";

@@ -341,7 +341,9 @@ static void test_svg_layer_escapes_labels(void **state)
     assert_int_equal(attn_mha_init(mha, 7), ATTN_OK);
     attn_trace *t = NULL;
     assert_int_equal(attn_trace_create(&t), ATTN_OK);
-    assert_int_equal(attn_mha_self_attention(NULL, mha, &x, ATTN_CAUSAL_TOP_LEFT, t), ATTN_OK);
+    attn_sdpa_params p = attn_sdpa_defaults();
+    p.causal = ATTN_CAUSAL_TOP_LEFT;
+    assert_int_equal(attn_mha_self_attention(NULL, mha, &x, &p, t), ATTN_OK);
     const char *caption = "tokens <&> \"quoted\"";
     const attn_trace *traces[1] = {t};
     attn_doc doc = {"layer & co", 1, traces, &caption, 2};

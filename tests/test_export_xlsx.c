@@ -200,7 +200,9 @@ static void build_mha(doc *d, const attn_mha_config *cfg, size_t n, attn_causal 
         if (s == 1) x[6 + 1] = 1.5f;
         assert_int_equal(attn_embeddings_from_arrays(&d->x[s], 4, tok[s], 6, dims, x), ATTN_OK);
         assert_int_equal(attn_trace_create(&d->t[s]), ATTN_OK);
-        assert_int_equal(attn_mha_self_attention(NULL, d->mha, &d->x[s], causal, d->t[s]), ATTN_OK);
+        attn_sdpa_params p = attn_sdpa_defaults();
+        p.causal = causal;
+        assert_int_equal(attn_mha_self_attention(NULL, d->mha, &d->x[s], &p, d->t[s]), ATTN_OK);
         d->texts[s] = s ? "keyboard mouse and click" : "cat and mouse play";
     }
     doc_finish(d, n, cfg->num_heads);
@@ -413,7 +415,7 @@ static void test_edit_an_embedding(void **state)
     recalc(edited, &b);
     d.x[0].data[1 * 6 + 3] = -0.75f;
     assert_int_equal(attn_trace_create(&t), ATTN_OK);
-    assert_int_equal(attn_mha_self_attention(NULL, d.mha, &d.x[0], ATTN_CAUSAL_NONE, t), ATTN_OK);
+    assert_int_equal(attn_mha_self_attention(NULL, d.mha, &d.x[0], NULL, t), ATTN_OK);
     expect_entry(&b, "S1 head0", "Attention", t, "head0.attention");
     expect_entry(&b, "S1 output", "Output", t, "output");
     attn_trace_free(t);

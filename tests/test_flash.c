@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "attn/attn.h"
+#include "../src/ops/flash_bf16.h"
 #include "../src/ops/flash_kern.h"
 
 typedef enum { M_NONE = 0, M_BOOL = 1, M_ADD = 2, M_KEY = 4, M_HEADMASK = 8 } mask_bits;
@@ -527,6 +528,189 @@ static void test_workspace_bound(void **state)
     attn_set_threads(saved);
 }
 
+/* ---- bf16 products (ATTN_FLASH_BF16) ---------------------------------------
+ * At every SIMD level this CPU has: where attn_flash_bf16_available() is 0
+ * the bf16 descriptor must give the fp32 kernels' bits; where it is 1 the
+ * results must lie within the bound that rounding to bf16 implies (derived
+ * in docs/attention.md) and differ from fp32 (the bf16 kernels ran). The
+ * bf16 GEMM and conversions are checked against scalar twins. */
+
+#define U_BF16 (1.0 / 256.0) /* unit roundoff of bf16: 2^-8 */
+
+static float bf16_value(float x)
+{
+    uint32_t u = (uint32_t)attn_bf16_round(x) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_bf16_round(void **state)
+{
+    (void)state;
+    assert_int_equal(attn_bf16_round(1.0f), 0x3f80);
+    assert_int_equal(attn_bf16_round(-2.0f), 0xc000);
+    /* 1 + 2^-8 is a tie: to even (1); 1 + 3·2^-8 is a tie: to even (1 + 2^-6) */
+    assert_int_equal(attn_bf16_round(1.0f + 1.0f / 256), 0x3f80);
+    assert_int_equal(attn_bf16_round(1.0f + 3.0f / 256), 0x3f82);
+    assert_int_equal(attn_bf16_round(1.0f + 1.5f / 256), 0x3f81);
+    assert_int_equal(attn_bf16_round(INFINITY), 0x7f80);
+    assert_true((attn_bf16_round(NAN) & 0x7f80) == 0x7f80 && (attn_bf16_round(NAN) & 0x7f));
+    assert_int_equal(attn_bf16_round(3.4e38f), 0x7f80); /* past the last bf16 midpoint: inf */
+    assert_int_equal(attn_bf16_round(3.39e38f), 0x7f7f);   /* the largest bf16 */
+}
+
+/* The vector conversions and GEMM against their scalar twins. */
+static void test_bf16_kernels(void **state)
+{
+    (void)state;
+    const fk_bf16 *B = attn_fk_bf16();
+    if (!B) {
+        assert_int_equal(attn_flash_bf16_available(), 0);
+        skip();
+    }
+    enum { R = 7, N = 64, T = 10 }; /* T pairs: 20 products a result */
+    float *src = alloc_fill(R * N, 3.0f);
+    src[5] = 1.0f + 1.0f / 256, src[6] = 1.0f + 3.0f / 256; /* ties */
+    uint32_t rows[R * N / 2], pairs[(R + 1) / 2 * N];
+    B->cvt_rows(rows, N / 2, src, N, R, N);
+    B->cvt_pairs(pairs, N, src, N, R, N);
+    for (size_t r = 0; r < R; r++)
+        for (size_t c = 0; c < N; c++) {
+            uint32_t w = rows[r * N / 2 + c / 2];
+            assert_int_equal((w >> (16 * (c & 1))) & 0xffff, attn_bf16_round(src[r * N + c]));
+            uint32_t p = pairs[r / 2 * N + c];
+            assert_int_equal((p >> (16 * (r & 1))) & 0xffff, attn_bf16_round(src[r * N + c]));
+        }
+    for (size_t c = 0; c < N; c++) assert_int_equal(pairs[R / 2 * N + c] >> 16, 0); /* odd row */
+
+    /* C = A·B with A (R, 2T) rows, B (2T, N) paired along t; rowscale form. */
+    float *a = alloc_fill(R * 2 * T, 2.0f), *bm = alloc_fill(2 * T * N, 2.0f);
+    float *c = alloc_fill(R * N, 1.0f), *c0 = malloc(R * N * sizeof(float));
+    float rs[R];
+    assert_non_null(c0);
+    memcpy(c0, c, R * N * sizeof(float));
+    for (size_t r = 0; r < R; r++) rs[r] = 0.5f + (float)r;
+    uint32_t aw[R * 32], bw[T * N];
+    float apad[R * 64];
+    memset(apad, 0, sizeof apad);
+    for (size_t r = 0; r < R; r++) memcpy(apad + r * 64, a + r * 2 * T, 2 * T * sizeof(float));
+    B->cvt_rows(aw, 32, apad, 64, R, 64);
+    B->cvt_pairs(bw, N, bm, N, 2 * T, N);
+    B->gemm(c, N, aw, 32, bw, N, R, N, T, rs, 1);
+    for (size_t r = 0; r < R; r++)
+        for (size_t j = 0; j < N; j++) {
+            double ref = (double)rs[r] * c0[r * N + j], mag = fabs(ref);
+            for (size_t t = 0; t < 2 * T; t++) {
+                double pr = (double)bf16_value(a[r * 2 * T + t]) * bf16_value(bm[t * N + j]);
+                ref += pr, mag += fabs(pr);
+            }
+            assert_true(fabs(c[r * N + j] - ref) <= 1e-6 * mag + 1e-7);
+        }
+    free(src), free(a), free(bm), free(c), free(c0);
+}
+
+typedef struct bcase {
+    size_t heads, l, s, dk, dv;
+    attn_causal causal;
+    int masks;
+} bcase;
+
+/* The bound of docs/attention.md for the forward: per row i,
+ *   δ_i = (2u + u²)·scale·max_j Σ_t |q_it k_jt|   (score error)
+ *   |ΔO_ic| <= (e^{2δ_i} − 1 + 2u + u²)·max_j |v_jc|   (+ fp32 slack)
+ * and the log-sum-exp moves by at most δ_i. */
+static void check_forward(const bcase *c, const attn_flash_desc *d, const float *q, const float *k,
+                          const float *v, const float *o32, const float *l32, const float *o16,
+                          const float *l16, double *worst_ratio)
+{
+    const double u = U_BF16, g = 2 * u + u * u;
+    for (size_t h = 0; h < c->heads; h++)
+        for (size_t i = 0; i < c->l; i++) {
+            double dmax = 0;
+            for (size_t j = 0; j < c->s; j++) {
+                double sum = 0;
+                for (size_t t = 0; t < c->dk; t++)
+                    sum += fabs((double)q[(h * c->l + i) * c->dk + t] * k[(h * c->s + j) * c->dk + t]);
+                if (sum > dmax) dmax = sum;
+            }
+            const double delta = g * fabs((double)d->scale) * dmax;
+            const size_t ri = h * c->l + i;
+            if (isinf(l32[ri])) assert_true(isinf(l16[ri]) && o16[ri * c->dv] == 0.0f);
+            else assert_true(fabs(l16[ri] - l32[ri]) <= delta + 1e-5 * (1 + fabs(l32[ri])));
+            for (size_t col = 0; col < c->dv; col++) {
+                double vmax = 0;
+                for (size_t j = 0; j < c->s; j++) {
+                    double x = fabs(v[(h * c->s + j) * c->dv + col]);
+                    if (x > vmax) vmax = x;
+                }
+                const double bound = (expm1(2 * delta) + g) * vmax + 1e-5 + 1e-4 * fabs(o32[ri * c->dv + col]);
+                const double err = fabs((double)o16[ri * c->dv + col] - o32[ri * c->dv + col]);
+                if (err > bound)
+                    fail_msg("head %zu row %zu col %zu: |bf16 - fp32| = %g > bound %g", h, i, col,
+                             err, bound);
+                if (err / bound > *worst_ratio) *worst_ratio = err / bound;
+            }
+        }
+}
+
+static void run_bf16_forward(const bcase *c)
+{
+    const size_t nq = c->heads * c->l, nk = c->heads * c->s;
+    float *q = alloc_fill(nq * c->dk, 1.5f), *k = alloc_fill(nk * c->dk, 1.5f);
+    float *v = alloc_fill(nk * c->dv, 1.0f);
+    float *o32 = calloc(nq * c->dv, sizeof(float)), *o16 = calloc(nq * c->dv, sizeof(float));
+    float *l32 = calloc(nq, sizeof(float)), *l16 = calloc(nq, sizeof(float));
+    float *km = alloc_fill(c->s, 1.0f);
+    assert_true(o32 && o16 && l32 && l16);
+    for (size_t j = 0; j < c->s; j++) km[j] = j % 5 == 3 ? -INFINITY : km[j];
+    attn_flash_desc d = attn_flash_desc_make(1, c->heads, c->l, c->s, c->dk, c->dv);
+    d.causal = c->causal;
+    if (c->masks) d.key_mask = km;
+    const attn_simd saved = attn_simd_level(), levels[] = {ATTN_SIMD_SCALAR, ATTN_SIMD_AVX2,
+                                                          ATTN_SIMD_AVX512};
+    for (size_t li = 0; li < 3; li++) {
+        if (attn_simd_set(levels[li]) != ATTN_OK) continue;
+        d.dtype = ATTN_FLASH_F32;
+        assert_int_equal(attn_flash_forward(o32, l32, q, k, v, &d), ATTN_OK);
+        d.dtype = ATTN_FLASH_BF16;
+        assert_int_equal(attn_flash_forward(o16, l16, q, k, v, &d), ATTN_OK);
+        if (!attn_flash_bf16_available()) { /* the fp32 kernels */
+            assert_memory_equal(o16, o32, nq * c->dv * sizeof(float));
+            assert_memory_equal(l16, l32, nq * sizeof(float));
+            continue;
+        }
+        double worst = 0;
+        check_forward(c, &d, q, k, v, o32, l32, o16, l16, &worst);
+        assert_true(worst > 0); /* the bf16 kernels ran: not the fp32 bits */
+        assert_true(worst < 1.0);
+    }
+    assert_int_equal(attn_simd_set(saved), ATTN_OK);
+    free(q), free(k), free(v), free(o32), free(o16), free(l32), free(l16), free(km);
+}
+
+static void test_bf16_forward(void **state)
+{
+    (void)state;
+    static const bcase cases[] = {
+        {2, 64, 64, 64, 64, ATTN_CAUSAL_NONE, 0},      {3, 100, 77, 64, 64, ATTN_CAUSAL_NONE, 0},
+        {2, 130, 130, 64, 64, ATTN_CAUSAL_TOP_LEFT, 0}, {1, 50, 90, 33, 20, ATTN_CAUSAL_BOTTOM_RIGHT, 0},
+        {2, 70, 150, 7, 48, ATTN_CAUSAL_NONE, 1},       {1, 1, 65, 1, 1, ATTN_CAUSAL_NONE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_bf16_forward(&cases[i]);
+}
+
+static void test_bf16_errors(void **state)
+{
+    (void)state;
+    float x[4] = {0}, o[4], l[1];
+    attn_flash_desc d = attn_flash_desc_make(1, 1, 1, 1, 4, 4);
+    assert_int_equal(d.dtype, ATTN_FLASH_F32);
+    d.dtype = (attn_flash_dtype)5;
+    assert_int_equal(attn_flash_forward(o, l, x, x, x, &d), ATTN_E_INVALID);
+    assert_non_null(strstr(attn_last_error(), "dtype"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,7 +720,9 @@ int main(void)
         cmocka_unit_test(test_large_values), cmocka_unit_test(test_long),
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
-        cmocka_unit_test(test_workspace_bound),
+        cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_bf16_round),
+        cmocka_unit_test(test_bf16_kernels), cmocka_unit_test(test_bf16_forward),
+        cmocka_unit_test(test_bf16_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
  * writes a usable checkpoint; generation with and without the KV cache agrees
  * at temperature 0; bad input gets one line on stderr, exit 2, and never
  * replaces a good checkpoint. */
-#include "test_support.h"
+#include "cli_support.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,14 +39,6 @@ static char *losses(const char *log)
     r.out = NULL;
     run_result_free(&r);
     return out;
-}
-
-static void expect_bad(run_result *r, const char *cmd, const char *needle)
-{
-    if (r->status != 2 || count_lines(r->err) != 1 || !strstr(r->err, needle) ||
-        strncmp(r->err, cmd, strlen(cmd)) != 0)
-        fail_msg("expected exit 2 and one line with '%s', got %d: %s", needle, r->status, r->err);
-    run_result_free(r);
 }
 
 static int setup(void **state)
@@ -131,72 +123,74 @@ static void test_kv_cache_matches(void **state)
     run_result_free(&a), run_result_free(&b);
 }
 
+/* Each row runs with $B the binary, $T the temporary directory, $X the text
+ * data and $C the trained checkpoint (run_steps). */
+#define TRAIN_X "\"$B\" train --data \"$X\" "
+static const cli_step BAD_DATA[] = {
+    {STEP_BAD, "\"$B\" train --data \"$T/empty.txt\" " TINY " --out \"$T/x\"", "attn train:", "empty"},
+    {STEP_BAD, "\"$B\" train --data \"$T/nope.txt\" " TINY " --out \"$T/x\"", "attn train:", "cannot open"},
+    {STEP_BAD, "\"$B\" train --data \"$T/short.txt\" " TINY " --out \"$T/x\"", "attn train:", "too few"},
+    {STEP_BAD, TRAIN_X TINY " --out /dev/null/sub", "attn train:", "/dev/null"},
+};
+
+static const cli_step BAD_CONFIG[] = {
+    {STEP_BAD, TRAIN_X TINY " --layers 0 --out \"$T/x\"", "attn train:", "layers"},
+    {STEP_BAD, TRAIN_X TINY " --width 15 --out \"$T/x\"", "attn train:", "not divisible"},
+    {STEP_BAD, TRAIN_X TINY " --context 0 --out \"$T/x\"", "attn train:", "context"},
+    {STEP_BAD, TRAIN_X "--config \"$T/cfg.json\" --out \"$T/x\"", "attn train:", "unknown key \"hidden\""},
+    {STEP_EXIT2, TRAIN_X "--resume \"$C\" --width 32", NULL, "cannot be changed"},
+};
+
+static void export_paths(void)
+{
+    if (setenv("X", data_path, 1) != 0 || setenv("C", ckpt, 1) != 0) fail_msg("setenv failed");
+}
+
 static void test_bad_data(void **state)
 {
     (void)state;
-    const char *t = test_tmpdir(), *B = attn_bin();
-    run_result r = run_cmd("'%s' train --data '%s' " TINY " --out '%s/x'", B, write_tmp("empty.txt", ""), t);
-    expect_bad(&r, "attn train:", "empty");
-    r = run_cmd("'%s' train --data '%s/nope.txt' " TINY " --out '%s/x'", B, t, t);
-    expect_bad(&r, "attn train:", "cannot open");
-    r = run_cmd("'%s' train --data '%s' " TINY " --out '%s/x'", B, write_tmp("short.txt", "abcdefghij\n"), t);
-    expect_bad(&r, "attn train:", "too few");
-    r = run_cmd("'%s' train --data '%s' " TINY " --out /dev/null/sub", B, data_path);
-    expect_bad(&r, "attn train:", "/dev/null");
+    write_tmp("empty.txt", "");
+    write_tmp("short.txt", "abcdefghij\n");
+    export_paths();
+    run_steps(BAD_DATA, sizeof BAD_DATA / sizeof *BAD_DATA);
 }
 
 static void test_bad_config(void **state)
 {
     (void)state;
-    const char *t = test_tmpdir(), *B = attn_bin();
-    run_result r = run_cmd("'%s' train --data '%s' " TINY " --layers 0 --out '%s/x'", B, data_path, t);
-    expect_bad(&r, "attn train:", "layers");
-    r = run_cmd("'%s' train --data '%s' " TINY " --width 15 --out '%s/x'", B, data_path, t);
-    expect_bad(&r, "attn train:", "not divisible");
-    r = run_cmd("'%s' train --data '%s' " TINY " --context 0 --out '%s/x'", B, data_path, t);
-    expect_bad(&r, "attn train:", "context");
-    r = run_cmd("'%s' train --data '%s' --config '%s' --out '%s/x'", B, data_path,
-                write_tmp("cfg.json", "{\"layers\": 2, \"hidden\": 3}"), t);
-    expect_bad(&r, "attn train:", "unknown key \"hidden\"");
-    r = run_cmd("'%s' train --data '%s' --resume '%s' --width 32", B, data_path, ckpt);
-    if (r.status != 2 || !strstr(r.err, "cannot be changed")) fail_msg("%s", r.err);
-    run_result_free(&r);
+    write_tmp("cfg.json", "{\"layers\": 2, \"hidden\": 3}");
+    export_paths();
+    run_steps(BAD_CONFIG, sizeof BAD_CONFIG / sizeof *BAD_CONFIG);
 }
+
+static const cli_step BAD_CHECKPOINTS[] = {
+    {STEP_BAD, "\"$B\" generate --model \"$C\" --prompt 'the Zebra'", "attn generate:", "'Z'"},
+    /* truncated */
+    {STEP_PREP, "cp -r \"$C\" \"$T/trunc\" && truncate -s 5000 \"$T/trunc/model.safetensors\"", NULL, NULL},
+    {STEP_BAD, "\"$B\" generate --model \"$T/trunc\" --tokens 3", "attn generate:", "model.safetensors"},
+    /* another architecture: a wider model's weights under this config */
+    {STEP_OK, TRAIN_X "--layers 2 --heads 2 --width 32 --context 16 --batch 2 --iters 20 --eval-iters 1 "
+              "--out \"$T/wide\" && cp -r \"$C\" \"$T/mixed\" && cp \"$T/wide/model.safetensors\" \"$T/mixed/\"",
+     NULL, NULL},
+    {STEP_BAD, "\"$B\" generate --model \"$T/mixed\" --tokens 3", "attn generate:", "another architecture"},
+    /* a missing tensor: the configuration asks for biases the file lacks */
+    /* the files are links into the checkpoint's current state: edited through */
+    {STEP_PREP, "cp -r \"$C\" \"$T/nobias\" && sed -i --follow-symlinks 's/\"bias\":\\s*false/\"bias\": true/' \"$T/nobias/config.json\"",
+     NULL, NULL},
+    {STEP_BAD, "\"$B\" generate --model \"$T/nobias\" --tokens 3", "attn generate:", "missing"},
+    /* a failed resume leaves the good checkpoint as it was */
+    {STEP_BAD, "md5sum \"$C\"/* > \"$T/before.md5\" && \"$B\" train --data \"$T/other.txt\" --resume \"$C\" --iters 30",
+     "attn train:", "not in the model's vocabulary"},
+    /* unchanged, and nothing left behind */
+    {STEP_STDOUT, "md5sum -c --quiet \"$T/before.md5\" && ls -A \"$C\" | grep -c pending", NULL, "0\n"},
+};
 
 static void test_bad_checkpoints(void **state)
 {
     (void)state;
-    const char *t = test_tmpdir(), *B = attn_bin();
-    run_result r = run_cmd("'%s' generate --model '%s' --prompt 'the Zebra'", B, ckpt);
-    expect_bad(&r, "attn generate:", "'Z'");
-    /* truncated */
-    r = run_cmd("cp -r '%s' '%s/trunc' && truncate -s 5000 '%s/trunc/model.safetensors'", ckpt, t, t);
-    run_result_free(&r);
-    r = run_cmd("'%s' generate --model '%s/trunc' --tokens 3", B, t);
-    expect_bad(&r, "attn generate:", "model.safetensors");
-    /* another architecture: a wider model's weights under this config */
-    r = run_cmd("'%s' train --data '%s' --layers 2 --heads 2 --width 32 --context 16 --batch 2 "
-                "--iters 20 --eval-iters 1 --out '%s/wide' && cp -r '%s' '%s/mixed' && "
-                "cp '%s/wide/model.safetensors' '%s/mixed/'",
-                B, data_path, t, ckpt, t, t, t);
-    assert_int_equal(r.status, 0);
-    run_result_free(&r);
-    r = run_cmd("'%s' generate --model '%s/mixed' --tokens 3", B, t);
-    expect_bad(&r, "attn generate:", "another architecture");
-    /* a missing tensor: the configuration asks for biases the file lacks
-     * (the files are links into the checkpoint's current state: edited through) */
-    r = run_cmd("cp -r '%s' '%s/nobias' && sed -i --follow-symlinks 's/\"bias\":\\s*false/\"bias\": true/' '%s/nobias/config.json'",
-                ckpt, t, t);
-    run_result_free(&r);
-    r = run_cmd("'%s' generate --model '%s/nobias' --tokens 3", B, t);
-    expect_bad(&r, "attn generate:", "missing");
-    /* a failed resume leaves the good checkpoint as it was */
-    r = run_cmd("md5sum '%s'/* > '%s/before.md5' && '%s' train --data '%s' --resume '%s' --iters 30",
-                ckpt, t, B, write_tmp("other.txt", "QQQQ XXXX ZZZZ\n"), ckpt);
-    expect_bad(&r, "attn train:", "not in the model's vocabulary");
-    r = run_cmd("md5sum -c --quiet '%s/before.md5' && ls -A '%s' | grep -c pending", t, ckpt);
-    assert_string_equal(r.out, "0\n"); /* unchanged, and nothing left behind */
-    run_result_free(&r);
+    write_tmp("other.txt", "QQQQ XXXX ZZZZ\n");
+    export_paths();
+    run_steps(BAD_CHECKPOINTS, sizeof BAD_CHECKPOINTS / sizeof *BAD_CHECKPOINTS);
 }
 
 int main(void)

@@ -55,7 +55,7 @@ static void check_steps(int bias, size_t prefill)
         const size_t fed = attn_gpt_kv_len(kv), add = n - fed;
         assert_int_equal(attn_gpt_kv_step(g, kv, ids + fed, add, logits), ATTN_OK);
         assert_int_equal(attn_gpt_kv_len(kv), n);
-        assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, n, NULL), ATTN_OK);
+        assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, n, NULL, NULL), ATTN_OK);
         assert_close_f32(logits, attn_gpt_logits(g) + (n - 1) * V, V, 1e-4, 1e-4,
                          "cached step logits");
     }

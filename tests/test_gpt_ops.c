@@ -122,7 +122,7 @@ static void test_layernorm(void **state)
     float *R = randf(&r, rows * C, 1), *y = malloc(rows * C * 4), *yr = malloc(rows * C * 4);
     float mean[5], rstd[5];
     float *dx = calloc(rows * C, 4), *dw = calloc(C, 4), *db = calloc(C, 4);
-    assert_int_equal(attn_layernorm_forward(y, mean, rstd, x, w, b, rows, C, 1e-5f), ATTN_OK);
+    assert_int_equal(attn_layernorm_forward(y, mean, rstd, x, w, b, rows, C, 1e-5f, NULL), ATTN_OK);
     assert_int_equal(attn_layernorm_ref(yr, x, w, b, rows, C, 1e-5f), ATTN_OK);
     assert_close_f32(y, yr, rows * C, 1e-5, 1e-5, "layernorm vs reference");
     assert_int_equal(attn_layernorm_backward(dx, dw, db, R, x, w, mean, rstd, rows, C), ATTN_OK);
@@ -170,7 +170,7 @@ static void test_gelu(void **state)
     const attn_simd saved = attn_simd_level();
     for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
         if (attn_simd_set((attn_simd)lv) != ATTN_OK) continue;
-        assert_int_equal(attn_gelu_forward(y, x, n), ATTN_OK);
+        assert_int_equal(attn_gelu_forward(y, x, n, NULL), ATTN_OK);
         assert_int_equal(attn_gelu_ref(yr, x, n), ATTN_OK);
         assert_close_f32(y, yr, n, 1e-6, 1e-5, "gelu vs reference");
         memset(dx, 0, n * sizeof(float));
@@ -192,7 +192,7 @@ static void test_embedding(void **state)
     const uint32_t ids[6] = {4, 0, 4, 2, 4, 1}; /* a repeated id sums its gradients */
     float *table = randf(&r, V * C, 1), *R = randf(&r, n * C, 1), *out = malloc(n * C * 4);
     float *dt = calloc(V * C, 4);
-    assert_int_equal(attn_embedding_forward(out, ids, table, n, C, V, 0), ATTN_OK);
+    assert_int_equal(attn_embedding_forward(out, ids, table, n, C, V, 0, NULL), ATTN_OK);
     for (size_t i = 0; i < n; i++) assert_memory_equal(out + i * C, table + ids[i] * C, C * 4);
     assert_int_equal(attn_embedding_backward(dt, R, ids, n, C, V), ATTN_OK);
     /* the loss sum(out ∘ R) is linear: d table[v] = sum of R rows with id v */
@@ -201,7 +201,7 @@ static void test_embedding(void **state)
         for (size_t j = 0; j < C; j++) want[ids[i] * C + j] += R[i * C + j];
     assert_close_f32(dt, want, V * C, 1e-6, 0, "embedding d_table");
     const uint32_t bad[1] = {5};
-    assert_int_equal(attn_embedding_forward(out, bad, table, 1, C, V, 0), ATTN_E_INVALID);
+    assert_int_equal(attn_embedding_forward(out, bad, table, 1, C, V, 0, NULL), ATTN_E_INVALID);
     free(table), free(R), free(out), free(dt);
 }
 
@@ -230,12 +230,12 @@ static void test_crossentropy(void **state)
     float *d = calloc(rows * V, 4), row_loss[4];
     logits[5] = 80.0f; /* a large logit: max subtraction keeps it finite */
     double loss = 0, ref = 0;
-    assert_int_equal(attn_crossentropy_forward(&loss, row_loss, probs, logits, t, rows, V), ATTN_OK);
+    assert_int_equal(attn_crossentropy_forward(&loss, row_loss, probs, logits, t, rows, V, 0.0f, NULL), ATTN_OK);
     assert_int_equal(attn_crossentropy_ref(&ref, logits, t, rows, V), ATTN_OK);
     ce_case c = {to_d(logits, rows * V), t, rows, V};
     assert_true(fabs(loss - ce_d(c.logits, t, rows, V)) < 1e-5);
     assert_true(fabs(loss - ref) < 1e-5);
-    assert_int_equal(attn_crossentropy_backward(d, probs, t, 1.0f / (float)rows, rows, V), ATTN_OK);
+    assert_int_equal(attn_crossentropy_backward(d, probs, t, 1.0f / (float)rows, rows, V, 0.0f), ATTN_OK);
     double *g = malloc(rows * V * sizeof(double));
     numeric(g, c.logits, rows * V, ce_loss, &c);
     check_grad(d, g, rows * V, "cross-entropy d_logits");
@@ -337,7 +337,7 @@ static void test_block(void **state)
         for (size_t j = 0; j < p[i].numel; j++) p[i].data[j] += (float)(0.4 * (attn_rng_uniform(&r) - 0.5));
     const uint32_t x[10] = {1, 2, 3, 4, 5, 6, 0, 1, 1, 2}, y[10] = {2, 3, 4, 5, 6, 0, 1, 1, 2, 6};
     double loss = 0;
-    assert_int_equal(attn_gpt_forward(g, x, y, B, T, &loss), ATTN_OK);
+    assert_int_equal(attn_gpt_forward(g, x, y, B, T, &loss, NULL), ATTN_OK);
     attn_gpt_zero_grad(g);
     assert_int_equal(attn_gpt_backward(g, 1.0f), ATTN_OK);
     double *dp[16];
@@ -396,7 +396,7 @@ static void test_evaluate_whole_split(void **state)
     for (size_t w = 0; w < windows; w++) {
         double l = 0.0;
         const uint32_t *x = ids + n_train + w * 8;
-        assert_int_equal(attn_gpt_forward(attn_trainer_model(t), x, x + 1, 1, 8, &l), ATTN_OK);
+        assert_int_equal(attn_gpt_forward(attn_trainer_model(t), x, x + 1, 1, 8, &l, NULL), ATTN_OK);
         sum += l;
     }
     assert_true(isfinite(whole) && whole > 1.0);

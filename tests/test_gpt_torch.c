@@ -58,7 +58,7 @@ static void run_case(const char *name)
     /* forward and loss */
     uint32_t *xi = ids_of(&x), *yi = ids_of(&y);
     double loss = 0;
-    assert_int_equal(attn_gpt_forward(f.g, xi, yi, B, T, &loss), ATTN_OK);
+    assert_int_equal(attn_gpt_forward(f.g, xi, yi, B, T, &loss, NULL), ATTN_OK);
     attn_tensor logits = get(&f, "logits"), want_loss = get(&f, "loss");
     assert_close_f32(attn_gpt_logits(f.g), logits.data, B * T * V, 1e-5, 1e-4, "logits");
     float lf = (float)loss;
@@ -100,7 +100,7 @@ static void run_case(const char *name)
         double total = 0;
         for (size_t a = 0; a < A; a++) {
             size_t off = (s * A + a) * B * T;
-            assert_int_equal(attn_gpt_forward(f.g, sxi + off, syi + off, B, T, &loss), ATTN_OK);
+            assert_int_equal(attn_gpt_forward(f.g, sxi + off, syi + off, B, T, &loss, NULL), ATTN_OK);
             assert_int_equal(attn_gpt_backward(f.g, 1.0f / (float)A), ATTN_OK);
             total += loss / (double)A;
         }

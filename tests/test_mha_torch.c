@@ -268,6 +268,17 @@ static void test_fixture(void **state)
         fail_msg("%s: key_padding_mask present but key_padding_kind is none", c->path);
     }
     in.causal = meta_flag(c, "causal") ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
+    /* optional: a temperature on every head (the fixture's torch divided its
+     * query projection by it) */
+    attn_sdpa_params sdpa = attn_sdpa_defaults();
+    const char *temp = attn_safetensors_metadata(c->st, "temperature");
+    if (temp) {
+        char *rest;
+        sdpa.temperature = strtof(temp, &rest);
+        if (rest == temp || *rest || !(sdpa.temperature > 0.0f))
+            fail_msg("%s: metadata temperature = '%s' is not a positive number", c->path, temp);
+        in.sdpa = &sdpa;
+    }
 
     /* ---- forward, per-head weights, with a cache ---- */
     const size_t S2 = attn_mha_kv_len(c->mha, S);
@@ -360,6 +371,11 @@ static void test_fixture(void **state)
         assert_close_f32(c->weights_avg + n * L * S2, c->want_avg + n * rows * S2, rows * S2,
                          FWD_ATOL, FWD_RTOL, what);
     }
+    /* ---- and without weights: the fused kernels ---- */
+    if (attn_mha_forward(c->mha, c->out_avg, NULL, 0, &in, NULL, NULL) != ATTN_OK)
+        fail_msg("%s: attn_mha_forward (fused): %s", c->path, attn_last_error());
+    snprintf(what, sizeof what, "%s: output (fused path)", c->path);
+    assert_close_f32(c->out_avg, want_out->data, N * L * E, FWD_ATOL, FWD_RTOL, what);
 }
 
 /* ---- the fixture list ------------------------------------------------------- */

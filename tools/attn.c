@@ -6,6 +6,7 @@
 #include "cmd_bench.h"
 #include "cmd_classify.h"
 #include "cmd_gpt.h"
+#include "cmd_tokenize.h"
 
 typedef struct command {
     const char *name;
@@ -20,6 +21,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "time the fused attention and GEMM kernels against the reference"},
     {"train", cmd_train, "train a small GPT on text, or an encoder classifier (--task classify)"},
     {"generate", cmd_generate, "generate text with a trained GPT (KV cache)"},
+    {"tokenize", cmd_tokenize, "GPT-2 byte-level BPE: text to ids and back, or learn one"},
     {"data", cmd_data, "build a labelled data set (WordNet noun supersenses)"},
     {"classify", cmd_classify, "classify text with a trained encoder (top classes, attention)"},
 };
@@ -52,7 +54,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(name, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "attn: unknown command '%s'\n", name);
-    usage(stderr);
+    fprintf(stderr, "attn: unknown command '%s'\n"
+                    "usage: attn <command> [options]  (the commands: attn --help)\n", name);
     return CLI_BAD_INPUT;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attn/fileio.h"
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -34,6 +36,9 @@ int cli_fail(const char *cmd, attn_status st)
     }
 }
 
+/* A usage error is the message and one line: the command's synopsis (the
+ * first line of its usage) and where the full help is, not 40 lines of help
+ * that push the message off the screen. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 {
     va_list ap;
@@ -41,7 +46,31 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", usage);
+    const char *nl = strchr(usage, '\n');
+    int first = nl ? (int)(nl - usage) : (int)strlen(usage);
+    /* The classifier trainer has its own help under `attn train --task classify`. */
+    const char *sub = strstr(usage, "--task classify") && strstr(usage, "--task classify") < usage + first
+                          ? " --task classify"
+                          : "";
+    fprintf(stderr, "\n%.*s  (all options: attn %s%s --help)\n", first, usage, cmd, sub);
+    return CLI_BAD_INPUT;
+}
+
+int cli_check_out_dir(const char *cmd, const char *out, const char *resume, int force)
+{
+    if (force || (resume && strcmp(resume, out) == 0)) return CLI_OK;
+    size_t n = strlen(out) + sizeof "/config.json";
+    char *cfg = malloc(n);
+    if (!cfg) {
+        cli_error(cmd, "out of memory");
+        return CLI_FAIL;
+    }
+    snprintf(cfg, n, "%s/config.json", out);
+    int held = access(cfg, F_OK) == 0;
+    free(cfg);
+    if (!held) return CLI_OK;
+    cli_error(cmd, "%s already holds a checkpoint: continue it with --resume %s, or replace it with --force",
+              out, out);
     return CLI_BAD_INPUT;
 }
 
@@ -182,6 +211,13 @@ attn_status cli_export_check(const cli_export_opts *e)
     return st;
 }
 
+attn_status cli_export_check_inputs(const cli_export_opts *e, const char *const *inputs, size_t n)
+{
+    attn_status st = attn_check_not_input(e->html, inputs, n);
+    if (!st) st = attn_check_not_input(e->xlsx, inputs, n);
+    return st;
+}
+
 attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc)
 {
     attn_status st = ATTN_OK;
@@ -256,19 +292,31 @@ void cli_format_eta(char *buf, size_t n, double s)
     else snprintf(buf, n, "%lum%02lus", t / 60, t % 60);
 }
 
-void cli_progress_line(const cli_progress *p, const attn_train_event *e, const char *eval_text)
+void cli_progress_line(cli_progress *p, const attn_train_event *e, const char *eval_text)
 {
     const double per_step = e->elapsed_s / (double)(e->step - p->first_step);
-    char eta[32];
+    char eta[32], rate[96];
     cli_format_eta(eta, sizeof eta, per_step * (double)(e->iters - e->step));
+    if (p->unit) {
+        p->win_ms[p->win_at] = e->ms_per_iter;
+        p->win_at = (p->win_at + 1) % CLI_RATE_WINDOW;
+        if (p->win_n < CLI_RATE_WINDOW) p->win_n++;
+        double ms = 0.0;
+        for (size_t i = 0; i < p->win_n; i++) ms += p->win_ms[i];
+        ms /= (double)p->win_n;
+        snprintf(rate, sizeof rate, "%.0f %s/s  %.1f ms/step", ms > 0 ? 1e3 * p->per_step / ms : 0.0,
+                 p->unit, ms);
+    } else {
+        snprintf(rate, sizeof rate, "%.0f tok/s  %.1f ms/it", e->tokens_per_s, e->ms_per_iter);
+    }
     if (p->tty) {
-        printf("\rstep %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\033[K", e->step,
-               e->iters, e->train_loss, eval_text, e->tokens_per_s, e->ms_per_iter, eta);
+        printf("\rstep %zu/%zu  loss %.4f%s  %s  ETA %s\033[K", e->step, e->iters, e->train_loss,
+               eval_text, rate, eta);
         if (e->evaluated) printf("\n");
         fflush(stdout);
     } else if (e->evaluated || e->step % p->log_every == 0 || e->step == e->iters) {
-        printf("step %zu/%zu  loss %.4f%s  %.0f tok/s  %.1f ms/it  ETA %s\n", e->step, e->iters,
-               e->train_loss, eval_text, e->tokens_per_s, e->ms_per_iter, eta);
+        printf("step %zu/%zu  loss %.4f%s  %s  ETA %s\n", e->step, e->iters, e->train_loss, eval_text,
+               rate, eta);
         fflush(stdout);
     }
 }

@@ -25,12 +25,18 @@ void cli_error(const char *cmd, const char *fmt, ...)
  * maps to: bad input (format, invalid, io, not found) 2, otherwise 1. */
 int cli_fail(const char *cmd, attn_status st);
 
-/* Prints `usage` on stderr after "attn <cmd>: <message>"; returns 2. */
+/* Prints "attn <cmd>: <message>" and one line, the first line of `usage`
+ * and where the full help is, on stderr; returns 2. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* A trainer's --out DIR: refuses (exit 2, the message naming --resume and
+ * --force) a directory that already holds a checkpoint, unless force or it
+ * is the run being resumed. Returns CLI_OK when training may write there. */
+int cli_check_out_dir(const char *cmd, const char *out, const char *resume, int force);
 
 /* Reports getopt_long's '?' or ':' result for argv as a usage error. */
 int cli_bad_option(const char *cmd, const char *usage, int opt, char **argv);
@@ -108,7 +114,7 @@ typedef struct cli_export_opts {
     "  --csv DIR            one CSV per matrix, with token labels\n"                      \
     "  --xlsx FILE          a workbook whose cells are live formulas (edit an\n"          \
     "                       embedding and everything downstream recomputes)\n"            \
-    "                       With any of these, stdout lists the files written.\n"
+    "  With --html, --svg, --csv or --xlsx, stdout lists the files written.\n"
 
 /* Handles one export option: 1 if it was one, 0 if not. */
 int cli_export_option(int opt, const char *arg, cli_export_opts *e);
@@ -116,6 +122,8 @@ int cli_export_option(int opt, const char *arg, cli_export_opts *e);
 int cli_export_any(const cli_export_opts *e);
 /* Checks every output path before any work (ATTN_E_IO naming the path). */
 attn_status cli_export_check(const cli_export_opts *e);
+/* Refuses a file output that is one of the inputs (attn_check_not_input). */
+attn_status cli_export_check_inputs(const cli_export_opts *e, const char *const *inputs, size_t n);
 /* Writes every output asked for, listing them on stdout. */
 attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
 
@@ -146,19 +154,34 @@ void cli_default_sigpipe(void);
 void cli_format_eta(char *buf, size_t n, double seconds);
 
 /* Where a trainer's progress goes: an optional JSON log, and stdout (one
- * live line on a terminal, a plain line every log_every steps otherwise). */
+ * live line on a terminal, a plain line every log_every steps otherwise).
+ * With a unit (e.g. "texts"), the line shows that many items per step
+ * (per_step) as a rate averaged over the last CLI_RATE_WINDOW steps instead of
+ * the step's own tokens/s: steps of length-bucketed batches differ several
+ * fold in time, and a rate that jumps with them cannot be read. */
+#define CLI_RATE_WINDOW 50
 typedef struct cli_progress {
     FILE *json;
     int tty;
     size_t log_every, first_step;
+    const char *unit;
+    double per_step;
+    double win_ms[CLI_RATE_WINDOW];
+    size_t win_n, win_at;
 } cli_progress;
 
 /* The human-readable progress line; eval_text (may be "") is shown after
  * the loss, e.g. "  val 1.9114". */
-void cli_progress_line(const cli_progress *p, const attn_train_event *e, const char *eval_text);
+void cli_progress_line(cli_progress *p, const attn_train_event *e, const char *eval_text);
 
 int cmd_demo(int argc, char **argv);
 int cmd_mha(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+
+/* The most bytes of a text file the CLI reads (the data, a --config); read
+ * with attn_read_file(..., ATTN_READ_TEXT, ...): a NUL byte (U+0000 would
+ * make a vocabulary no reader can load; /dev/zero) is refused with its
+ * position. */
+#define CLI_TEXT_LIMIT (((size_t)1 << 31) - 2)
 
 #endif

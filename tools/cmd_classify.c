@@ -15,12 +15,16 @@ static const char usage[] =
     "usage: attn classify --model DIR [--text TEXT] [options]\n"
     "\n"
     "Prints the most probable classes of TEXT (or of each line of stdin) with a\n"
-    "classifier trained by 'attn train --task classify' (its best weights).\n"
+    "classifier trained by 'attn train --task classify' (its best weights). A\n"
+    "text without words is refused (exit 2); words the model never saw are\n"
+    "counted on stderr, since the answer then rests on the others alone.\n"
     "\n"
     "options:\n"
     "  --model DIR          a checkpoint directory (required)\n"
     "  --text TEXT          the text to classify (default: each line of stdin)\n"
     "  --top N              how many classes to print (3)\n"
+    "  --json               one JSON object per text: text, words, unknown (words\n"
+    "                       not in the model's vocabulary) and the top classes\n"
     "  --explain            also show, for every layer and head, the attention of\n"
     "                       the pooled vector over the tokens: the [CLS] row, or\n"
     "                       with mean pooling the mean of the tokens' rows\n"
@@ -34,9 +38,9 @@ typedef struct job {
     const attn_tokenizer *tok;
     const attn_cls_info *info;
     size_t top;
-    int explain;
+    int explain, json;
     attn_text_opts text;
-    float *probs, **weights;
+    float *probs;
     const cli_export_opts *exp;
 } job;
 
@@ -66,40 +70,15 @@ static void free_labels(char **l, size_t n)
     free(l);
 }
 
-/* Per layer and head, the pooled vector's attention over the tokens. */
-static attn_status explain(const job *j, char **tokens, size_t n)
+/* Per layer and head, the pooled vector's attention over the tokens, as the
+ * traced run of the encoder recorded it. */
+static attn_status explain(const job *j, attn_trace *tr)
 {
-    const attn_encoder_config *c = &j->info->model;
-    const size_t L = c->layers, H = c->heads;
-    float *rows = calloc(L * H * n, sizeof *rows);
-    char **names = calloc(L * H, sizeof *names);
-    attn_trace *tr = NULL;
-    attn_status st = rows && names ? attn_trace_create(&tr) : attn_error(ATTN_E_NOMEM, "out of memory");
-    for (size_t l = 0; !st && l < L; l++)
-        for (size_t h = 0; h < H; h++) {
-            const float *a = j->weights[l] + h * n * n; /* (n, n) of head h */
-            float *r = rows + (l * H + h) * n;
-            if (c->pooling == ATTN_POOL_CLS) memcpy(r, a, n * sizeof *r);
-            else
-                for (size_t q = 0; q < n; q++)
-                    for (size_t k = 0; k < n; k++) r[k] += a[q * n + k] / (float)n;
-            if (!(names[l * H + h] = malloc(64))) st = attn_error(ATTN_E_NOMEM, "out of memory");
-            else snprintf(names[l * H + h], 64, "layer %zu head %zu", l, h);
-        }
-    size_t shape[2] = {L * H, n};
-    if (!st) st = attn_trace_set_labels(tr, "head", L * H, (const char *const *)names);
-    if (!st) st = attn_trace_set_labels(tr, "token", n, (const char *const *)tokens);
-    if (!st) st = attn_trace_record(tr, NULL, "pooled_attention", rows, 2, shape, "head", "token");
-    if (!st)
-        st = attn_text_matrix(stdout, tr, "pooled_attention",
-                              c->pooling == ATTN_POOL_CLS
-                                  ? "  Attention of [CLS] (the pooled token) over the tokens, per layer and head"
-                                  : "  Attention of the pooled vector (the mean of the tokens' rows), per layer and head",
-                              &j->text);
-    attn_trace_free(tr);
-    free_labels(names, L * H);
-    free(rows);
-    return st;
+    return attn_text_matrix(stdout, tr, "pooled_attention",
+                            j->info->model.pooling == ATTN_POOL_CLS
+                                ? "  Attention of [CLS] (the pooled token) over the tokens, per layer and head"
+                                : "  Attention of the pooled vector (the mean of the tokens' rows), per layer and head",
+                            &j->text);
 }
 
 /* The last layer as a multi-head walkthrough document for the exporters. */
@@ -118,7 +97,7 @@ static attn_status export_last_layer(const job *j, char **tokens, size_t n, cons
         if (!(x.dims[i] = malloc(24))) st = attn_error(ATTN_E_NOMEM, "out of memory");
         else snprintf(x.dims[i], 24, "d%zu", i);
     if (!st) memcpy(x.data, attn_encoder_attn_input(j->e, c->layers - 1), n * C * sizeof *x.data);
-    if (!st) st = attn_mha_self_attention(NULL, attn_encoder_mha(j->e, c->layers - 1), &x, ATTN_CAUSAL_NONE, tr);
+    if (!st) st = attn_mha_self_attention(NULL, attn_encoder_mha(j->e, c->layers - 1), &x, NULL, tr);
     if (!st) {
         const attn_trace *traces[1] = {tr};
         const char *captions[1] = {text};
@@ -131,42 +110,104 @@ static attn_status export_last_layer(const job *j, char **tokens, size_t n, cons
     return st;
 }
 
+/* A JSON string (text is UTF-8 from the user or the vocabulary). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+/* The top classes, most probable first (indexes into probs). */
+static void top_classes(const job *j, size_t *order, size_t top)
+{
+    const size_t K = j->info->model.classes;
+    for (size_t r = 0; r < top; r++) {
+        size_t best = K;
+        for (size_t k = 0; k < K; k++) {
+            int used = 0;
+            for (size_t q = 0; q < r; q++) used |= order[q] == k;
+            if (!used && (best == K || j->probs[k] > j->probs[best])) best = k;
+        }
+        order[r] = best;
+    }
+}
+
 static attn_status classify_one(const job *j, const char *text, int show_text)
 {
     uint32_t *ids = NULL;
     size_t n = 0;
-    attn_status st = attn_cls_predict(j->e, j->tok, text, j->probs, &ids, &n, j->explain || cli_export_any(j->exp) ? j->weights : NULL);
-    if (st) return st;
-    const size_t K = j->info->model.classes;
-    if (show_text) printf("%s\n", text);
-    uint8_t *used = calloc(K, 1);
-    for (size_t r = 0; used && r < j->top && r < K; r++) {
-        size_t best = K;
-        for (size_t k = 0; k < K; k++)
-            if (!used[k] && (best == K || j->probs[k] > j->probs[best])) best = k;
-        used[best] = 1;
-        printf("  %-24s %.*f\n", j->info->labels[best], j->text.precision, (double)j->probs[best]);
+    const int traced = j->explain || cli_export_any(j->exp);
+    attn_trace *tr = NULL;
+    attn_status st = traced ? attn_trace_create(&tr) : ATTN_OK;
+    attn_op_ctx ctx = {tr, NULL};
+    if (!st) st = attn_cls_predict(j->e, j->tok, text, j->probs, &ids, &n, traced ? &ctx : NULL);
+    if (st) {
+        attn_trace_free(tr);
+        return st;
     }
-    free(used);
+    /* ids: [CLS] then the words (truncated to the context). */
+    size_t unknown = 0;
+    for (size_t i = 1; i < n; i++) unknown += ids[i] == ATTN_WORD_UNK;
+    if (n <= 1) {
+        attn_trace_free(tr);
+        free(ids);
+        return attn_error(ATTN_E_INVALID, "the text has no words to classify");
+    }
+    const size_t words = n - 1, K = j->info->model.classes, top = j->top < K ? j->top : K;
+    size_t *order = malloc(top * sizeof *order);
+    if (!order) {
+        attn_trace_free(tr);
+        free(ids);
+        return attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    top_classes(j, order, top);
+    if (unknown)
+        fprintf(stderr, "attn classify: %zu of %zu word%s unknown to the model%s\n", unknown, words,
+                words == 1 ? "" : "s",
+                unknown == words ? ": the answer rests on nothing but the model's bias" : "");
+    if (j->json) {
+        printf("{\"text\": ");
+        json_string(text);
+        printf(", \"words\": %zu, \"unknown\": %zu, \"top\": [", words, unknown);
+        for (size_t r = 0; r < top; r++) {
+            printf("%s{\"label\": ", r ? ", " : "");
+            json_string(j->info->labels[order[r]]);
+            printf(", \"p\": %.9g}", (double)j->probs[order[r]]);
+        }
+        printf("]}\n");
+    } else {
+        if (show_text) printf("%s\n", text);
+        for (size_t r = 0; r < top; r++)
+            printf("  %-24s %.*f\n", j->info->labels[order[r]], j->text.precision, (double)j->probs[order[r]]);
+    }
+    free(order);
     char **tokens = NULL;
-    if ((j->explain || cli_export_any(j->exp)) && !(st = token_labels(j, ids, n, &tokens))) {
-        if (j->explain) {
+    if (traced && !(st = token_labels(j, ids, n, &tokens))) {
+        st = attn_trace_set_labels(tr, "token", n, (const char *const *)tokens);
+        if (!st && j->explain) {
             printf("\n");
-            st = explain(j, tokens, n);
+            st = explain(j, tr);
         }
         if (!st && cli_export_any(j->exp)) st = export_last_layer(j, tokens, n, text);
     }
     free_labels(tokens, tokens ? n : 0);
+    attn_trace_free(tr);
     free(ids);
     return st;
 }
 
 int cmd_classify(int argc, char **argv)
 {
-    enum { O_MODEL = 8000, O_TEXT, O_TOP, O_EXPLAIN, O_COLOR, O_PRECISION };
+    enum { O_MODEL = 8000, O_TEXT, O_TOP, O_EXPLAIN, O_COLOR, O_PRECISION, O_JSON };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"text", required_argument, 0, O_TEXT},
-        {"top", required_argument, 0, O_TOP}, {"explain", no_argument, 0, O_EXPLAIN},
+        {"top", required_argument, 0, O_TOP}, {"explain", no_argument, 0, O_EXPLAIN}, {"json", no_argument, 0, O_JSON},
         {"color", required_argument, 0, O_COLOR}, {"colour", required_argument, 0, O_COLOR},
         {"precision", required_argument, 0, O_PRECISION}, CLI_EXPORT_LONG_OPTIONS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -190,6 +231,7 @@ int cmd_classify(int argc, char **argv)
             j.top = (size_t)v;
             break;
         case O_EXPLAIN: j.explain = 1; break;
+        case O_JSON: j.json = 1; break;
         case O_COLOR:
             if ((j.text.color = cli_color_mode(optarg)) < 0)
                 return cli_usage_error("classify", usage, "--color: expected auto, always or never, found '%s'", optarg);
@@ -203,6 +245,8 @@ int cmd_classify(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("classify", usage, "unexpected argument '%s'", argv[optind]);
     if (!dir) return cli_usage_error("classify", usage, "missing --model DIR");
+    if (j.json && (j.explain || cli_export_any(&exp)))
+        return cli_usage_error("classify", usage, "--json prints the classes only: not with --explain or files");
     cli_default_sigpipe(); /* `attn classify | head`: quiet, as other filters */
     if (cli_export_any(&exp) && !text)
         return cli_usage_error("classify", usage, "--html, --svg, --csv and --xlsx need --text");
@@ -213,12 +257,8 @@ int cmd_classify(int argc, char **argv)
     st = attn_cls_model_load(dir, 1, &info, &j.e, &tok);
     if (st) return cli_fail("classify", st);
     j.tok = tok, j.info = &info;
-    const size_t L = info.model.layers, T = info.model.context, H = info.model.heads;
     j.probs = malloc(info.model.classes * sizeof *j.probs);
-    j.weights = calloc(L, sizeof *j.weights);
-    if (!j.probs || !j.weights) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    for (size_t l = 0; !st && l < L; l++)
-        if (!(j.weights[l] = malloc(H * T * T * sizeof(float)))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    if (!j.probs) st = attn_error(ATTN_E_NOMEM, "out of memory");
     if (!st && text) {
         st = classify_one(&j, text, 0);
     } else if (!st) {
@@ -229,14 +269,13 @@ int cmd_classify(int argc, char **argv)
         while (!st && (got = getline(&line, &cap, stdin)) >= 0) {
             while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
             if (!got) continue;
-            if (!first) printf("\n");
+            if (!first && !j.json) printf("\n");
             first = 0;
             st = classify_one(&j, line, 1);
         }
         free(line);
     }
-    for (size_t l = 0; j.weights && l < L; l++) free(j.weights[l]);
-    free(j.weights), free(j.probs);
+    free(j.probs);
     attn_encoder_free(j.e);
     attn_tokenizer_free(tok);
     attn_cls_info_free(&info);

@@ -1,6 +1,7 @@
 /* cmd_data.c - `attn data wordnet`: a labelled data set from WordNet. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ int cmd_data(int argc, char **argv)
     if (strcmp(argv[1], "wordnet"))
         return cli_usage_error("data", usage, "unknown data set '%s' (known: wordnet)", argv[1]);
     const char *out = NULL, *source = ATTN_WORDNET_NOUNS;
+    int explicit_source = 0;
     int c;
     opterr = 0;
     optind = 1;
@@ -48,13 +50,19 @@ int cmd_data(int argc, char **argv)
         switch (c) {
         case 'h': fputs(usage, stdout); return cli_finish_stdout("data");
         case O_OUT: out = optarg; break;
-        case O_SOURCE: source = optarg; break;
+        case O_SOURCE: source = optarg, explicit_source = 1; break;
         default: return cli_bad_option("data", usage, c, argv);
         }
     }
     if (optind < argc) return cli_usage_error("data", usage, "unexpected argument '%s'", argv[optind]);
     if (!out) return cli_usage_error("data", usage, "missing --out DIR");
-    attn_status st = attn_export_check_dir(out);
+    attn_status st = ATTN_OK;
+    /* "WordNet is not installed" is the library's guess for its default path;
+     * a path the user named is reported as that path. */
+    FILE *src = explicit_source ? fopen(source, "rb") : NULL;
+    if (explicit_source && !src) st = attn_error(ATTN_E_IO, "%s: cannot read: %s", source, strerror(errno));
+    if (src) fclose(src);
+    if (!st) st = attn_export_check_dir(out);
     int created = 0;
     if (!st && mkdir(out, 0777) == 0) created = 1;
     else if (!st && errno != EEXIST)

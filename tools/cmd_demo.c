@@ -154,6 +154,7 @@ int cmd_demo(int argc, char **argv)
         st = attn_embeddings_lookup(&x[i], &vocab, texts[i]);
         if (!st) st = attn_trace_create(&traces[i]);
         if (!st) st = attn_self_attention(NULL, &x[i], &o.sdpa, traces[i]);
+        if (!st) st = attn_trace_check_output(traces[i], "--scale/--temperature");
     }
     if (st) {
         rc = cli_fail("demo", st);

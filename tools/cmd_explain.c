@@ -9,11 +9,13 @@
 static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
     "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
-    "                    [--causal] [--json] [--color WHEN] [--precision N]\n"
+    "                    [--causal] [--temperature T] [--scale S | --no-scale] [--json]\n"
+    "                    [--color WHEN] [--precision N] [--html FILE] [--svg DIR] [--csv DIR] [--xlsx FILE]\n"
     "\n"
     "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
     "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"
-    "Q, K, V of each head, each head's attention, the concatenation and W_O.\n"
+    "Q, K, V of each head, each head's attention, the concatenation and W_O\n"
+    "(--scale, --no-scale and --temperature act on every head's scores).\n"
     "CSV: a header 'token,<dim>,<dim>,...' then one row per token, e.g.\n"
     "    token,animal,tech\n"
     "    cat,2.0,0.0\n"
@@ -86,7 +88,8 @@ static int explain_layer(const char *path_x, const char *path_w, size_t heads,
                         "(it needs kdim = vdim = embed_dim)",
                         path_x, x.n_dims, path_w, cfg.kdim, cfg.vdim);
     if (!st) st = attn_trace_create(&t);
-    if (!st) st = attn_mha_self_attention(NULL, m, &x, o->sdpa.causal, t);
+    if (!st) st = attn_mha_self_attention(NULL, m, &x, &o->sdpa, t);
+    if (!st) st = attn_trace_check_output(t, path_x);
     if (!st && !(text = join_tokens(&x))) st = attn_error(ATTN_E_NOMEM, "out of memory");
     int rc;
     if (st) {
@@ -133,7 +136,7 @@ int cmd_explain(int argc, char **argv)
     cli_attention_opts o;
     cli_attention_defaults(&o);
     const char *path_a = NULL, *path_b = NULL, *path_w = NULL;
-    int c, heads = 0, scale_set = 0;
+    int c, heads = 0;
     cli_export_opts ex = {0};
     opterr = 0;
     optind = 1;
@@ -152,7 +155,6 @@ int cmd_explain(int argc, char **argv)
                 return cli_usage_error("explain", usage,
                                        "--num-heads: expected an integer > 0, found '%s'", optarg);
         } else {
-            if (c == CLI_OPT_NO_SCALE || c == CLI_OPT_SCALE || c == CLI_OPT_TEMPERATURE) scale_set = 1;
             if (cli_attention_option("explain", usage, c, optarg, &o) < 0) return CLI_BAD_INPUT;
         }
     }
@@ -161,12 +163,10 @@ int cmd_explain(int argc, char **argv)
     if (!path_a) return cli_usage_error("explain", usage, "missing --embeddings FILE.csv");
     if (path_w && path_b)
         return cli_usage_error("explain", usage, "--compare works on the plain walkthrough, not with --weights");
-    if (path_w && scale_set)
-        return cli_usage_error("explain", usage,
-                               "--no-scale, --scale and --temperature apply to the plain "
-                               "walkthrough; a layer scales by 1/sqrt(d_k)");
     if (!path_w && heads) return cli_usage_error("explain", usage, "--num-heads needs --weights");
     attn_status pre = cli_export_check(&ex); /* before any work */
+    const char *inputs[3] = {path_a, path_b, path_w};
+    if (!pre) pre = cli_export_check_inputs(&ex, inputs, 3);
     if (pre) return cli_fail("explain", pre);
     if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o, &ex);
 
@@ -181,8 +181,10 @@ int cmd_explain(int argc, char **argv)
     if (!st && path_b) st = same_dims(&a, path_a, &b, path_b);
     if (!st) st = attn_trace_create(&ta);
     if (!st) st = attn_self_attention(NULL, &a, &o.sdpa, ta);
+    if (!st) st = attn_trace_check_output(ta, path_a);
     if (!st && path_b) st = attn_trace_create(&tb);
     if (!st && path_b) st = attn_self_attention(NULL, &b, &o.sdpa, tb);
+    if (!st && path_b) st = attn_trace_check_output(tb, path_b);
     if (!st && (!(text_a = join_tokens(&a)) || (path_b && !(text_b = join_tokens(&b)))))
         st = attn_error(ATTN_E_NOMEM, "out of memory");
     if (st) {
@@ -213,7 +215,9 @@ int cmd_explain(int argc, char **argv)
             for (size_t i = 0; !st && i < a.n_tokens; i++) {
                 if (attn_embeddings_find(&a, a.tokens[i]) != (long)i) continue; /* once each */
                 if (attn_embeddings_find(&b, a.tokens[i]) < 0) continue;
-                printf("\n== \"%s\" in both ==\n\n", a.tokens[i]);
+                char shown[256];
+                attn_text_escape(shown, sizeof shown, a.tokens[i]);
+                printf("\n== \"%s\" in both ==\n\n", shown);
                 st = attn_text_token_comparison(stdout, a.tokens[i], pair, captions, 2, &o.text);
                 shared = 1;
             }

@@ -8,7 +8,4 @@
 int cmd_train(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 
-/* Reads a whole file (NUL-terminated; *len excludes it). */
-attn_status gpt_cli_read_file(const char *path, char **text, size_t *len);
-
 #endif

@@ -1,8 +1,10 @@
 /* cmd_mha.c - `attn mha`: nn.MultiheadAttention on tensors in safetensors files. */
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/fileio.h"
 #include "attn/mha_io.h"
 #include "cli.h"
 
@@ -40,8 +42,11 @@ typedef struct input {
     attn_dtype dtype;
 } input;
 
-/* The single tensor of a file. */
-static attn_status read_single(const char *path, input *in)
+/* The single tensor of a file: with `data` 0 only its dtype and shape from
+ * the header (in->t.data stays NULL), so that every check runs before a
+ * byte is converted; with `data` 1 the values too, refused when not finite
+ * (`allow_inf`: -inf and inf are fine, as in an additive mask; NaN never). */
+static attn_status read_single(const char *path, input *in, int data, int allow_inf)
 {
     attn_safetensors *st = NULL;
     attn_status s = attn_safetensors_open(&st, path);
@@ -51,10 +56,40 @@ static attn_status read_single(const char *path, input *in)
         s = attn_error(ATTN_E_FORMAT, "%s: expected exactly one tensor, found %zu", path,
                        attn_safetensors_count(st));
     if (!s) s = attn_safetensors_info_at(st, 0, &info);
-    if (!s) s = attn_safetensors_read(st, info.name, &in->t);
     if (!s) in->dtype = info.dtype;
+    if (!s && !data && info.ndim <= ATTN_MAX_DIMS) {
+        memset(&in->t, 0, sizeof in->t);
+        in->t.ndim = info.ndim;
+        for (int d = 0; d < ATTN_MAX_DIMS; d++) in->t.shape[d] = d < info.ndim ? info.shape[d] : 1;
+        in->t.numel = info.numel;
+    } else if (!s) { /* (more than 4-D: the reader's own message) */
+        attn_tensor_free(&in->t);
+        s = attn_safetensors_read(st, info.name, &in->t);
+    }
+    for (size_t i = 0; !s && data && i < in->t.numel; i++) {
+        float v = in->t.data[i];
+        if (isnan(v) || (!allow_inf && isinf(v)))
+            s = attn_error(ATTN_E_FORMAT, "%s: '%s' holds %s at element %zu; expected finite numbers",
+                           path, info.name, isnan(v) ? "NaN" : "an infinity", i);
+    }
     attn_safetensors_close(st);
     return s;
+}
+
+/* The layer's parameters must be finite: NaN weights give NaN outputs. */
+static attn_status check_weights(attn_mha *m, const char *path)
+{
+    for (size_t i = 0; i < attn_mha_param_count(m); i++) {
+        const char *name;
+        attn_tensor p;
+        attn_status st = attn_mha_param_at(m, i, &name, &p, NULL);
+        if (st) return st;
+        for (size_t j = 0; j < p.numel; j++)
+            if (!isfinite(p.data[j]))
+                return attn_error(ATTN_E_FORMAT, "%s: '%s' holds %s at element %zu; expected finite numbers",
+                                  path, name, isnan(p.data[j]) ? "NaN" : "an infinity", j);
+    }
+    return ATTN_OK;
 }
 
 static void shape_str(char *buf, size_t n, const attn_tensor *t)
@@ -120,6 +155,67 @@ static attn_status as_batched(const char *path, const char *what, input *in, int
                       path, what, s);
 }
 
+/* The key, value and masks against the query and the layer: shapes and
+ * dtypes only (data may still be NULL); fills the masks' part of `in`. */
+static attn_status check_inputs(const attn_mha_config *cfg, const char *pw, const input *q,
+                                const char *pq, const input *k, const char *pk, const input *v,
+                                const char *pv, input *mask, const char *pm, input *kpm,
+                                const char *pp, int unbatched, attn_mha_inputs *in)
+{
+    char s1[96], s2[96];
+    const attn_tensor *kt = k ? &k->t : &q->t, *vt = v ? &v->t : &q->t;
+    const char *kpath = k ? pk : pq, *vpath = v ? pv : pq;
+    if (kt->shape[2] != cfg->kdim)
+        return attn_error(ATTN_E_FORMAT, "%s: expected key dimension %zu (from %s), found %zu",
+                          kpath, cfg->kdim, pw, kt->shape[2]);
+    if (vt->shape[2] != cfg->vdim)
+        return attn_error(ATTN_E_FORMAT, "%s: expected value dimension %zu (from %s), found %zu",
+                          vpath, cfg->vdim, pw, vt->shape[2]);
+    if (kt->shape[0] != q->t.shape[0] || vt->shape[0] != q->t.shape[0] ||
+        kt->shape[1] != vt->shape[1]) {
+        shape_str(s1, sizeof s1, kt), shape_str(s2, sizeof s2, vt);
+        return attn_error(ATTN_E_FORMAT,
+                          "key shape %s (%s) and value shape %s (%s) must share N = %zu and S",
+                          s1, kpath, s2, vpath, q->t.shape[0]);
+    }
+    const size_t N = q->t.shape[0], L = q->t.shape[1], S = kt->shape[1], H = cfg->num_heads;
+    attn_status st = ATTN_OK;
+    if (mask) {
+        st = mask_kind(pm, "attn_mask", mask->dtype, &in->attn_mask_kind);
+        int ok2 = mask->t.ndim == 2 && mask->t.shape[0] == L && mask->t.shape[1] == S;
+        int ok3 = mask->t.ndim == 3 && mask->t.shape[0] == N * H && mask->t.shape[1] == L &&
+                  mask->t.shape[2] == S;
+        shape_str(s1, sizeof s1, &mask->t);
+        if (!st && !ok2 && !ok3)
+            st = attn_error(ATTN_E_FORMAT,
+                            "%s: attn_mask has shape %s, expected [%zu, %zu] (L, S) or "
+                            "[%zu, %zu, %zu] (N*H, L, S)",
+                            pm, s1, L, S, N * H, L, S);
+        in->attn_mask = mask->t.data;
+        in->attn_mask_per_head = ok3;
+    }
+    if (!st && kpm) {
+        st = mask_kind(pp, "key_padding_mask", kpm->dtype, &in->key_padding_kind);
+        /* PyTorch: (N, S) for a batched query, (S) for an unbatched one. */
+        int ok = unbatched ? kpm->t.ndim == 1 && kpm->t.shape[0] == S
+                           : kpm->t.ndim == 2 && kpm->t.shape[0] == N && kpm->t.shape[1] == S;
+        if (!st && !ok) {
+            shape_str(s1, sizeof s1, &kpm->t);
+            if (unbatched)
+                st = attn_error(ATTN_E_FORMAT,
+                                "%s: expecting key_padding_mask shape of [%zu] (S) for an "
+                                "unbatched query, but got %s",
+                                pp, S, s1);
+            else
+                st = attn_error(ATTN_E_FORMAT,
+                                "%s: expecting key_padding_mask shape of [%zu, %zu] (N, S), but got %s",
+                                pp, N, S, s1);
+        }
+        in->key_padding_mask = kpm->t.data;
+    }
+    return st;
+}
+
 int cmd_mha(int argc, char **argv)
 {
     enum { O_WEIGHTS = 3000, O_HEADS, O_QUERY, O_KEY, O_VALUE, O_MASK, O_KPM, O_CAUSAL, O_ZERO, O_OUT };
@@ -167,79 +263,38 @@ int cmd_mha(int argc, char **argv)
     attn_tensor out = {0}, weights = {0};
     attn_mha_config cfg;
     int unbatched = 0;
-    char s1[96], s2[96];
+    attn_mha_inputs in;
+    memset(&in, 0, sizeof in);
     /* Fail on an unwritable destination before any work. */
+    const char *inputs[6] = {pw, pq, pk, pv, pm, pp};
     attn_status st = attn_export_check_file(po);
+    if (!st) st = attn_check_not_input(po, inputs, 6);
     if (!st) st = attn_safetensors_open(&w, pw);
     if (!st) st = attn_mha_config_from_safetensors(&cfg, w, NULL, (size_t)heads);
     if (!st && zero_attn) cfg.add_zero_attn = 1;
     if (!st) st = attn_mha_create(&m, &cfg);
     if (!st) st = attn_mha_load_safetensors(m, w, NULL);
     if (!st) cfg = *attn_mha_get_config(m);
-    if (!st) st = read_single(pq, &q);
-    if (!st) st = as_batched(pq, "query", &q, &unbatched, -1);
-    if (!st && q.t.shape[2] != cfg.embed_dim)
-        st = attn_error(ATTN_E_FORMAT, "%s: expected embedding dimension %zu (from %s), found %zu",
-                        pq, cfg.embed_dim, pw, q.t.shape[2]);
-    if (!st && pk) st = read_single(pk, &k);
-    if (!st && pk) st = as_batched(pk, "key", &k, NULL, unbatched);
-    if (!st && pv) st = read_single(pv, &v);
-    if (!st && pv) st = as_batched(pv, "value", &v, NULL, unbatched);
+    if (!st) st = check_weights(m, pw);
+    /* Every dtype and shape from the headers first: a wrong file costs no
+     * conversion (data = 0); then the values (data = 1). */
+    for (int data = 0; data < 2 && !st; data++) {
+        if (!st) st = read_single(pq, &q, data, 0);
+        if (!st) st = as_batched(pq, "query", &q, &unbatched, -1);
+        if (!st && q.t.shape[2] != cfg.embed_dim)
+            st = attn_error(ATTN_E_FORMAT, "%s: expected embedding dimension %zu (from %s), found %zu",
+                            pq, cfg.embed_dim, pw, q.t.shape[2]);
+        if (!st && pk) st = read_single(pk, &k, data, 0);
+        if (!st && pk) st = as_batched(pk, "key", &k, NULL, unbatched);
+        if (!st && pv) st = read_single(pv, &v, data, 0);
+        if (!st && pv) st = as_batched(pv, "value", &v, NULL, unbatched);
+        if (!st && pm) st = read_single(pm, &mask, data, 1);
+        if (!st && pp) st = read_single(pp, &kpm, data, 1);
+        if (!st) st = check_inputs(&cfg, pw, &q, pq, pk ? &k : NULL, pk, pv ? &v : NULL, pv,
+                                   pm ? &mask : NULL, pm, pp ? &kpm : NULL, pp, unbatched, &in);
+    }
     const attn_tensor *kt = pk ? &k.t : &q.t, *vt = pv ? &v.t : &q.t;
-    const char *kpath = pk ? pk : pq, *vpath = pv ? pv : pq;
-    if (!st && kt->shape[2] != cfg.kdim)
-        st = attn_error(ATTN_E_FORMAT, "%s: expected key dimension %zu (from %s), found %zu",
-                        kpath, cfg.kdim, pw, kt->shape[2]);
-    if (!st && vt->shape[2] != cfg.vdim)
-        st = attn_error(ATTN_E_FORMAT, "%s: expected value dimension %zu (from %s), found %zu",
-                        vpath, cfg.vdim, pw, vt->shape[2]);
-    if (!st && (kt->shape[0] != q.t.shape[0] || vt->shape[0] != q.t.shape[0] ||
-                kt->shape[1] != vt->shape[1])) {
-        shape_str(s1, sizeof s1, kt), shape_str(s2, sizeof s2, vt);
-        st = attn_error(ATTN_E_FORMAT,
-                        "key shape %s (%s) and value shape %s (%s) must share N = %zu and S",
-                        s1, kpath, s2, vpath, q.t.shape[0]);
-    }
     const size_t N = q.t.shape[0], L = q.t.shape[1], S = kt->shape[1], H = cfg.num_heads;
-    attn_mha_inputs in;
-    memset(&in, 0, sizeof in);
-    if (!st && pm) {
-        st = read_single(pm, &mask);
-        if (!st) st = mask_kind(pm, "attn_mask", mask.dtype, &in.attn_mask_kind);
-        if (!st) {
-            int ok2 = mask.t.ndim == 2 && mask.t.shape[0] == L && mask.t.shape[1] == S;
-            int ok3 = mask.t.ndim == 3 && mask.t.shape[0] == N * H && mask.t.shape[1] == L &&
-                      mask.t.shape[2] == S;
-            shape_str(s1, sizeof s1, &mask.t);
-            if (!ok2 && !ok3)
-                st = attn_error(ATTN_E_FORMAT,
-                                "%s: attn_mask has shape %s, expected [%zu, %zu] (L, S) or "
-                                "[%zu, %zu, %zu] (N*H, L, S)",
-                                pm, s1, L, S, N * H, L, S);
-            in.attn_mask = mask.t.data;
-            in.attn_mask_per_head = ok3;
-        }
-    }
-    if (!st && pp) {
-        st = read_single(pp, &kpm);
-        if (!st) st = mask_kind(pp, "key_padding_mask", kpm.dtype, &in.key_padding_kind);
-        /* PyTorch: (N, S) for a batched query, (S) for an unbatched one. */
-        int ok = unbatched ? kpm.t.ndim == 1 && kpm.t.shape[0] == S
-                           : kpm.t.ndim == 2 && kpm.t.shape[0] == N && kpm.t.shape[1] == S;
-        if (!st && !ok) {
-            shape_str(s1, sizeof s1, &kpm.t);
-            if (unbatched)
-                st = attn_error(ATTN_E_FORMAT,
-                                "%s: expecting key_padding_mask shape of [%zu] (S) for an "
-                                "unbatched query, but got %s",
-                                pp, S, s1);
-            else
-                st = attn_error(ATTN_E_FORMAT,
-                                "%s: expecting key_padding_mask shape of [%zu, %zu] (N, S), but got %s",
-                                pp, N, S, s1);
-        }
-        in.key_padding_mask = kpm.t.data;
-    }
     const size_t S2 = attn_mha_kv_len(m, S);
     if (!st) {
         in.batch = N, in.tgt_len = L, in.src_len = S;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attn/export.h"
+#include "attn/fileio.h"
 #include "attn/train.h"
 #include "cli.h"
 #include "cmd_classify.h"
@@ -31,6 +32,9 @@ static const char usage[] =
     "  --width N            embedding width, divisible by heads (128)\n"
     "  --context N          context length in tokens (64)\n"
     "  --bias, --no-bias    biases in linear layers and layer norms (off)\n"
+    "  --tokenizer DIR      GPT-2 byte-level BPE tokens from DIR (encoder.json +\n"
+    "                       vocab.bpe, e.g. from 'attn tokenize --train') instead\n"
+    "                       of characters\n"
     "training:\n"
     "  --batch N            sequences per micro-batch (12)\n"
     "  --accum N            micro-batches per step (gradient accumulation, 1)\n"
@@ -56,46 +60,14 @@ static const char usage[] =
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
-    "  --out DIR            checkpoint directory (required unless --resume)\n"
+    "  --out DIR            checkpoint directory (required unless --resume); one\n"
+    "                       that holds a checkpoint is refused unless --force\n"
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
+    "  --force              replace the checkpoint in --out DIR, starting at step 0\n"
+    "  --task lm|classify   lm: this character-level GPT (the default); classify:\n"
+    "                       an encoder classifier (attn train --task classify --help)\n"
     "  -h, --help           show this help\n";
 
-attn_status gpt_cli_read_file(const char *path, char **text, size_t *len)
-{
-    *text = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return attn_error(ATTN_E_IO, "%s: is a directory, expected a text file", path);
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    while (!st) {
-        if (n + 1 >= cap) {
-            char *nb = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: too large to read", path);
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (!got) break;
-    }
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-    fclose(f);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    buf[n] = 0;
-    *text = buf, *len = n;
-    return ATTN_OK;
-}
 
 static int on_progress(const attn_train_event *e, void *user)
 {
@@ -121,7 +93,7 @@ enum {
     O_DATA = 4000, O_CONFIG, O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_BIAS, O_NO_BIAS, O_BATCH,
     O_ACCUM, O_ITERS, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP, O_VALF,
     O_SEED, O_EVAL_EVERY, O_EVAL_ITERS, O_CKPT_EVERY, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT,
-    O_RESUME, O_TASK
+    O_RESUME, O_TASK, O_TOKENIZER, O_FORCE
 };
 
 /* Options that describe the run: fixed once it has started. */
@@ -156,15 +128,18 @@ int cmd_train(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
-        {"help", no_argument, 0, 'h'},
+        {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"force", no_argument, 0, O_FORCE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_gpt_config mc = attn_gpt_defaults();
     attn_train_config tc = attn_train_defaults();
     /* Flags are applied after --config: remember them. */
     struct { int opt; const char *arg; } flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
+    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
+               *tokenizer = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
+    int force = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
         if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
@@ -180,10 +155,12 @@ int cmd_train(int argc, char **argv)
         switch (c) {
         case 'h': fputs(usage, stdout); return cli_finish_stdout("train");
         case O_TASK: break;
+        case O_FORCE: force = 1; break;
         case O_DATA: data = optarg; break;
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_TOKENIZER: tokenizer = optarg; break;
         case O_JSON_LOG: json_log = optarg; break;
         case O_LOG_EVERY:
             if (parse_size(optarg, &log_every) || !log_every)
@@ -206,6 +183,8 @@ int cmd_train(int argc, char **argv)
     if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
     if (!out) out = resume;
     if (resume && config) return cli_usage_error("train", usage, "--config cannot be changed when resuming");
+    if (resume && tokenizer)
+        return cli_usage_error("train", usage, "--tokenizer cannot be changed when resuming (the checkpoint holds it)");
     for (size_t i = 0; resume && i < n_flags; i++)
         if (changes_run(flags[i].opt)) {
             const char *name = "?";
@@ -215,11 +194,14 @@ int cmd_train(int argc, char **argv)
                                    "--%s cannot be changed when resuming (the checkpoint holds it)", name);
         }
 
-    attn_status st = ATTN_OK;
+    /* The log must not overwrite an input (compared by device and inode). */
+    const char *inputs[2] = {data, config};
+    attn_status st = attn_check_not_input(json_log, inputs, 2);
+    if (st) return cli_fail("train", st);
     char *text = NULL, *cfg_text = NULL;
     size_t len = 0, cfg_len = 0;
     if (config) {
-        st = gpt_cli_read_file(config, &cfg_text, &cfg_len);
+        st = attn_read_file(config, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &cfg_text, &cfg_len);
         if (!st) st = attn_train_config_from_json(cfg_text, config, &mc, &tc);
         free(cfg_text);
         if (st) return cli_fail("train", st);
@@ -280,8 +262,10 @@ int cmd_train(int argc, char **argv)
     }
     /* The output directory checked before any work; the first checkpoint
      * creates it (a run that fails before leaves nothing behind). */
+    int rc0 = cli_check_out_dir("train", out, resume, force);
+    if (rc0) return rc0;
     st = attn_export_check_dir(out);
-    if (!st) st = gpt_cli_read_file(data, &text, &len);
+    if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
         free(text);
@@ -292,13 +276,16 @@ int cmd_train(int argc, char **argv)
         st = attn_trainer_resume(&t, resume, text, len, data, iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = attn_char_tokenizer_from_text(&tok, text, len, data);
+        st = tokenizer ? attn_bpe_tokenizer_load(&tok, tokenizer)
+                       : attn_char_tokenizer_from_text(&tok, text, len, data);
         if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
     }
     free(text);
     if (st) return cli_fail("train", st);
 
-    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, attn_trainer_info(t)->step};
+    cli_progress p;
+    memset(&p, 0, sizeof p);
+    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);

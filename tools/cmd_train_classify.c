@@ -58,8 +58,10 @@ static const char usage[] =
     "  --log-every N        plain log lines every N steps when not on a terminal (50)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
     "  --no-baselines       skip the majority and bag-of-words baselines\n"
-    "  --out DIR            checkpoint directory (required unless --resume)\n"
+    "  --out DIR            checkpoint directory (required unless --resume); one\n"
+    "                       that holds a checkpoint is refused unless --force\n"
     "  --resume DIR         continue the run in DIR (written back there unless --out)\n"
+    "  --force              replace the checkpoint in --out DIR, starting at step 0\n"
     "  -h, --help           show this help\n";
 
 static int on_progress(const attn_cls_event *ce, void *user)
@@ -87,7 +89,7 @@ static int on_progress(const attn_cls_event *ce, void *user)
 
 enum {
     O_TASK = 7000, O_DATA, O_OUT, O_RESUME, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_NO_BASE,
-    O_ITERS, O_CKPT_EVERY,
+    O_ITERS, O_CKPT_EVERY, O_FORCE,
     /* fixed once the run has started: */
     O_LAYERS, O_HEADS, O_WIDTH, O_CONTEXT, O_POOLING, O_BIAS, O_NO_BIAS, O_MIN_COUNT, O_EPOCHS,
     O_PATIENCE, O_BATCH, O_LR, O_MIN_LR, O_WARMUP, O_DECAY, O_WD, O_BETA1, O_BETA2, O_CLIP,
@@ -126,18 +128,12 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     char what[64];
     snprintf(what, sizeof what, "encoder (best: step %zu)", in->best_step);
     printf("  %-36s accuracy %.4f  macro-F1 %.4f\n", what, enc.accuracy, enc.macro_f1);
-    /* per-class F1 of the encoder from the confusion matrix: 2·tp / (2·tp + fp + fn) */
     double *f1 = malloc(K * sizeof *f1);
     if (!f1) {
         free(conf);
         return attn_error(ATTN_E_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < K; i++) {
-        size_t tp = conf[i * K + i], fp = 0, fn = 0;
-        for (size_t j = 0; j < K; j++)
-            if (j != i) fp += conf[j * K + i], fn += conf[i * K + j];
-        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
-    }
+    attn_cls_f1_per_class(f1, conf, K); /* the encoder's */
     printf("\nconfusion matrix (rows: true class, columns: predicted, numbered as the rows; "
            "the encoder's F1 per class)\n");
     printf("%24s", "");
@@ -191,7 +187,8 @@ int cmd_train_classify(int argc, char **argv)
         {"beta1", required_argument, 0, O_BETA1}, {"beta2", required_argument, 0, O_BETA2},
         {"grad-clip", required_argument, 0, O_CLIP}, {"seed", required_argument, 0, O_SEED},
         {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"dropout", required_argument, 0, O_DROPOUT},
-        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"help", no_argument, 0, 'h'},
+        {"label-smoothing", required_argument, 0, O_SMOOTH}, {"force", no_argument, 0, O_FORCE},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     attn_encoder_config mc = {0, 128, 2, 4, 128, 0, 1, ATTN_POOL_MEAN};
     attn_train_config tc = attn_train_defaults();
@@ -200,7 +197,7 @@ int cmd_train_classify(int argc, char **argv)
     attn_cls_opts co = {4, 2, 2, 0.1f, 0.1f}; /* tuned on validation: docs/classify.md */
     const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL;
     size_t log_every = 50, stop_at = 0, iters = 0, v = 0;
-    int baselines = 1, c, fixed = 0;
+    int baselines = 1, c, fixed = 0, force = 0;
     float f;
     opterr = 0;
     optind = 1;
@@ -235,6 +232,7 @@ int cmd_train_classify(int argc, char **argv)
             stop_at = v;
             break;
         case O_NO_BASE: baselines = 0; break;
+        case O_FORCE: force = 1; break;
         case O_ITERS:
             if (!v) return cli_usage_error("train", usage, "--iters: expected an integer > 0, found '%s'", optarg);
             iters = v, co.epochs = 0;
@@ -304,13 +302,19 @@ int cmd_train_classify(int argc, char **argv)
         if (!st) st = attn_train_config_check(&tc);
         if (st) return cli_fail("train", st);
     }
+    int rc0 = cli_check_out_dir("train", out, resume, force);
+    if (rc0) return rc0;
     st = attn_export_check_dir(out); /* created by the first checkpoint */
     attn_cls_trainer *t = NULL;
     if (!st) st = resume ? attn_cls_trainer_resume(&t, resume, data, iters)
                          : attn_cls_trainer_create(&t, &mc, &tc, &co, data);
     if (st) return cli_fail("train", st);
     const attn_cls_info *in = attn_cls_trainer_info(t);
-    cli_progress p = {NULL, isatty(fileno(stdout)), log_every, in->step};
+    cli_progress p;
+    memset(&p, 0, sizeof p);
+    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
+    /* texts per step on average: an epoch's steps cover the training set once */
+    p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_cls_trainer_free(t);
@@ -326,6 +330,8 @@ int cmd_train_classify(int argc, char **argv)
            m->context, m->pooling == ATTN_POOL_CLS ? "[CLS]" : "mean", m->bias ? ", biases" : "",
            in->train.batch, in->steps_per_epoch, resume ? "resuming at" : "from", in->step,
            in->train.iters);
+    printf("(batches group texts of similar length, so steps differ in time; texts/s and ms/step\n"
+           " are means over the last %d steps)\n", CLI_RATE_WINDOW);
     fflush(stdout);
     cli_signals old;
     cli_catch_stop_signals(&old);

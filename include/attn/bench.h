@@ -12,8 +12,26 @@
 extern "C" {
 #endif
 
-/* fp32 FMA peak of this machine in GFLOP/s: independent FMA chains at the
- * SIMD level in use, on attn_threads() threads. */
+/* Peak arithmetic rate of this machine in GFLOP/s, from independent chains
+ * of fp32 FMAs at the SIMD level in use (2 flops a lane), or of bf16 dot
+ * products (vdpbf16ps: 4 flops a lane), on attn_threads() threads. Each run
+ * lasts `seconds` (the loop is sized by a calibration run, and one run of
+ * that length warms up first), so that clock ramps and neighbours average
+ * out; min, median and max are over `runs` runs. */
+#define ATTN_BENCH_MAX_RUNS 64
+typedef struct attn_bench_peak {
+    /* in */
+    double seconds; /* per run (0: 1.0) */
+    int runs;       /* (0: 5, at most ATTN_BENCH_MAX_RUNS) */
+    int bf16;       /* the bf16 dot-product peak instead of the fp32 FMA one */
+    /* out */
+    int available; /* 0: bf16 asked for and attn_flash_bf16_available() is 0 */
+    double min, median, max;
+} attn_bench_peak;
+
+attn_status attn_bench_peak_measure(attn_bench_peak *p);
+
+/* The fp32 FMA peak's median over three 0.25 s runs (a quick figure). */
 double attn_bench_fma_peak(void);
 
 /* Fused attention on (1, heads, n, d) inputs, against the reference kernel
@@ -24,10 +42,13 @@ typedef struct attn_bench_attn {
     int causal;   /* top-left */
     int backward; /* 0: forward only; 1: forward + backward */
     int no_ref;   /* skip the reference */
+    int bf16;     /* products in bf16 (attn_flash_desc.dtype; fp32 where unavailable) */
     /* out */
     int reps;           /* runs of the fused kernel (ms is their median) */
     double ms;          /* fused kernel, median */
-    double flops;       /* counted: 4·n²·d·heads, × 2.5 with backward, ÷ 2 causal */
+    double f32_ms;      /* bf16 asked for and available: the fp32 kernels, median; else 0 */
+    double flops;       /* FlashAttention-2's count: 4·n²·d·heads, × 3.5 with the
+                         * backward, ÷ 2 causal */
     double ref_ms;      /* reference, for the whole problem (scaled when partial); 0 if skipped */
     size_t ref_heads;   /* heads the reference actually ran */
     size_t ref_rows;    /* query rows the reference actually ran (per head) */

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/cls_data.h"
 #include "attn/gpt.h"
 #include "attn/mha.h"
 #include "attn/status.h"
@@ -33,28 +34,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- labelled text ---------------------------------------------------------- */
-
-typedef struct attn_cls_split {
-    size_t n;
-    char **text;       /* n texts */
-    char **label_name; /* n label strings as in the file */
-    uint32_t *label;   /* n, indexes into a label set (attn_cls_split_label) */
-    char *storage;
-} attn_cls_split;
-
-/* Reads "label<TAB>text" lines (a final line without newline is fine; blank
- * lines are errors). Errors name path:line. */
-attn_status attn_cls_split_read(attn_cls_split *s, const char *path);
-void attn_cls_split_free(attn_cls_split *s);
-/* The sorted distinct labels of s (malloc'd array of malloc'd strings). */
-attn_status attn_cls_labels_of(const attn_cls_split *s, char ***labels, size_t *n);
-void attn_cls_labels_free(char **labels, size_t n);
-/* Fills s->label from the label set; a label outside it is an error naming
- * `what`:line. */
-attn_status attn_cls_split_label(attn_cls_split *s, const char *const *labels, size_t n,
-                                 const char *what);
 
 /* Token ids per example: [CLS] then the words (truncated to `context`). */
 typedef struct attn_cls_tokens {
@@ -81,6 +60,10 @@ typedef struct attn_cls_metrics {
 /* confusion (k, k) may be NULL: confusion[gold * k + pred] counts. */
 void attn_cls_score(attn_cls_metrics *m, const uint32_t *pred, const uint32_t *gold, size_t n,
                     size_t k, size_t *confusion);
+/* F1 of each class from a confusion matrix (k, k) as attn_cls_score fills it:
+ * f1[c] = 2·tp / (2·tp + fp + fn), 0 for a class absent from gold and
+ * predictions (macro-F1 is the mean over the classes present). f1: (k) */
+void attn_cls_f1_per_class(double *f1, const size_t *confusion, size_t k);
 
 /* ---- baselines ------------------------------------------------------------------- */
 
@@ -146,11 +129,17 @@ const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n);
 
 /* Forward over ids (B, T): row b holds lens[b] tokens (1..T; the first is
  * [CLS]) then padding. With labels (B) also the mean cross-entropy into
- * *loss and what the backward needs. weights (may be NULL): per layer l a
- * buffer (B, H, T, T) or NULL that receives the attention of every head. */
+ * *loss and what the backward needs. ctx (may be NULL): with a trace, the
+ * run records what attn_gpt_forward does (under ctx->prefix: "embed",
+ * "layer<l>.head<h>.attention" (T, T) and the rest of each block,
+ * "ln_f.output"), then "pooled" (B, C), "logits" (B, K) and
+ * "pooled_attention" (layers·heads, lens[0]): per layer and head what the
+ * pooled vector attended to (the [CLS] row, or the mean of the token rows);
+ * "batch<b>." in front of the per-example names when B > 1. The caller
+ * labels the "token" axis. */
 attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
                                  const uint32_t *labels, size_t batch, size_t seq, double *loss,
-                                 float *const *weights);
+                                 const attn_op_ctx *ctx);
 const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last forward */
 /* Dropout of the following forwards and their backwards (training): p in
  * [0, 1) on x_0 and on each block's attention and MLP outputs before the
@@ -245,10 +234,10 @@ attn_status attn_cls_model_load(const char *dir, size_t max_batch, attn_cls_info
                                 attn_encoder **e, attn_tokenizer **tok);
 void attn_cls_info_free(attn_cls_info *info);
 /* Class probabilities of one text: probs (K); ids/n (may be NULL) receive its
- * token ids ([CLS] first, truncated to the context; free them); weights as
- * for attn_encoder_forward with B = 1 and T = *n (at most the context). */
+ * token ids ([CLS] first, truncated to the context; free them); ctx as for
+ * attn_encoder_forward with B = 1 and T = *n (at most the context). */
 attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const char *text,
-                             float *probs, uint32_t **ids, size_t *n, float *const *weights);
+                             float *probs, uint32_t **ids, size_t *n, const attn_op_ctx *ctx);
 
 #ifdef __cplusplus
 }

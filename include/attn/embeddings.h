@@ -8,7 +8,8 @@
  *
  * The header's first cell is "token"; the others name the dimensions (unique,
  * non-empty). One row per token, every cell a finite number. Blank lines are
- * skipped. At most ATTN_CSV_MAX_ROWS tokens.
+ * skipped. At most ATTN_CSV_MAX_ROWS tokens and ATTN_CSV_MAX_DIMS dimensions;
+ * text in UTF-8 (anything else is refused with its line and cell).
  */
 #ifndef ATTN_EMBEDDINGS_H
 #define ATTN_EMBEDDINGS_H
@@ -21,6 +22,7 @@ extern "C" {
 #endif
 
 #define ATTN_CSV_MAX_ROWS 4096
+#define ATTN_CSV_MAX_DIMS 65536
 
 typedef struct attn_embeddings {
     size_t n_tokens;

@@ -69,6 +69,16 @@ attn_status attn_json_walkthrough(FILE *f, const attn_trace *trace, const char *
 attn_status attn_json_mha_walkthrough(FILE *f, const attn_trace *trace, const char *text,
                                       size_t num_heads);
 
+/* s with every control character (C0, DEL, C1) written as \xNN, for a
+ * terminal; at most n - 1 bytes and a NUL into buf. Returns the full length
+ * (as snprintf). The tables escape their labels this way. */
+size_t attn_text_escape(char *buf, size_t n, const char *s);
+
+/* ATTN_E_FORMAT, naming `what`, if an "output" entry of t (or "<x>.output")
+ * holds a NaN or an infinity: finite inputs whose attention overflowed
+ * float32 (cells of 3e38, a temperature of 1e-45). */
+attn_status attn_trace_check_output(const attn_trace *t, const char *what);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/ops.h"
+#include "attn/params.h"
 #include "attn/rng.h"
 #include "attn/status.h"
 
@@ -58,18 +60,7 @@ const attn_gpt_config *attn_gpt_get_config(const attn_gpt *g);
  * biases 0, layer-norm weights 1. */
 attn_status attn_gpt_init(attn_gpt *g, uint64_t seed);
 
-/* Every parameter tensor, in a fixed order. `decay` is 1 for matrices
- * (rank 2: embeddings and linear weights), 0 for biases and norms. */
-typedef struct attn_param_ref {
-    const char *name;
-    float *data;
-    float *grad;
-    size_t numel;
-    int ndim;
-    size_t shape[2];
-    int decay;
-} attn_param_ref;
-
+/* Every parameter tensor, in a fixed order (attn_param_ref: attn/params.h). */
 size_t attn_gpt_param_count(const attn_gpt *g);
 const attn_param_ref *attn_gpt_params(const attn_gpt *g); /* attn_gpt_param_count entries */
 size_t attn_gpt_num_params(const attn_gpt *g);            /* total elements */
@@ -77,9 +68,20 @@ void attn_gpt_zero_grad(attn_gpt *g);
 
 /* Forward over ids (B, T), 1 <= B <= max_batch, 1 <= T <= context. With
  * targets (B, T) also the mean cross-entropy (*loss, may be NULL otherwise)
- * and what the backward needs. Logits stay readable until the next forward. */
+ * and what the backward needs. Logits stay readable until the next forward.
+ * ctx (may be NULL): with a trace the attention takes the reference path and
+ * the run records, under ctx->prefix, "embed" (B·T, C), each block's entries
+ * under "layer<l>" (see below), "ln_f.output" and "logits" (B·T, V); rows
+ * are the "token" axis (queries and keys of the heads "query" and "key"),
+ * which the caller labels. Block l records "layer<l>.ln_1.output",
+ * "layer<l>.head<h>.q", ".k", ".v", ".scores", ".scaled", ".mask",
+ * ".attention" (T, T) and ".output" per head ("layer<l>.batch<b>.head<h>..."
+ * when B > 1), "layer<l>.concat", "layer<l>.output" (the attention layer's
+ * output), "layer<l>.mid", "layer<l>.ln_2.output", "layer<l>.mlp.fc",
+ * ".mlp.gelu", ".mlp.output" and "layer<l>.resid" (the hidden state after
+ * the block). Without a trace nothing is kept and the fused kernels run. */
 attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *targets,
-                             size_t batch, size_t seq, double *loss);
+                             size_t batch, size_t seq, double *loss, const attn_op_ctx *ctx);
 const float *attn_gpt_logits(const attn_gpt *g); /* (B, T, V) of the last forward */
 
 /* Backward of loss_scale · loss of the last forward with targets:

@@ -90,6 +90,10 @@ typedef struct attn_mha_inputs {
     attn_causal causal;        /* also mask future input keys (top-left or bottom-right);
                                   the bias_kv / zero_attn positions stay visible, as in
                                   PyTorch with an explicit causal attn_mask */
+    /* The heads' attention: scale mode, scale and temperature (NULL: 1/√d_k,
+     * temperature 1). Its masks must be NULL (the masks are the fields
+     * above) and its causal NONE or equal to `causal`, the one that rules. */
+    const attn_sdpa_params *sdpa;
 } attn_mha_inputs;
 
 /* Key positions seen by the heads: S, + 1 with add_bias_kv, + 1 with add_zero_attn. */
@@ -104,7 +108,8 @@ void attn_mha_cache_free(attn_mha_cache *cache);
  * average_weights, their mean over heads (N, L, S'); S' = attn_mha_kv_len.
  * cache (may be NULL) keeps what attn_mha_backward needs. With a trace in ctx
  * records, per head, "head<h>.q", ".k", ".v" and the attention op's entries,
- * then "concat" and "output" ("batch<n>." in front when N > 1). */
+ * then "concat" and "output" ("batch<n>." in front when N > 1, ctx->prefix
+ * and a dot in front of everything when set). */
 attn_status attn_mha_forward(attn_mha *mha, float *out, float *weights, int average_weights,
                              const attn_mha_inputs *in, attn_mha_cache *cache,
                              const attn_op_ctx *ctx);

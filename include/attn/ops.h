@@ -1,6 +1,6 @@
 /* attn/ops.h - the math: matmul, row softmax, scaled dot-product attention.
  *
- * Conventions (see docs/architecture.md):
+ * Conventions (see docs/design.md):
  *  - attn_<op>_forward(outputs..., inputs..., sizes..., ctx). Every buffer is
  *    contiguous row-major float32; its shape is in the comment beside it.
  *  - Each op has a plain reference implementation, attn_<op>_ref, that is
@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/cpu.h"
 #include "attn/status.h"
 #include "attn/trace.h"
 
@@ -26,6 +27,12 @@ typedef struct attn_op_ctx {
     attn_trace *trace;   /* record intermediates here when not NULL */
     const char *prefix;  /* name prefix for recorded entries, e.g. "layer0.head1" */
 } attn_op_ctx;
+
+/* Records data (rows, cols) as "<ctx->prefix>.<name>" with the given axis
+ * names when ctx carries a trace; does nothing (ATTN_OK) otherwise. The one
+ * way ops and layers keep an intermediate. */
+attn_status attn_op_record(const attn_op_ctx *ctx, const char *name, const float *data,
+                           size_t rows, size_t cols, const char *row_axis, const char *col_axis);
 
 /* ---- matmul ------------------------------------------------------------ */
 
@@ -103,6 +110,14 @@ typedef struct attn_sdpa_params {
 /* Defaults: scale 1/sqrt(d_k), temperature 1, no mask, not causal. */
 attn_sdpa_params attn_sdpa_defaults(void);
 
+/* The one validation of the params (scale mode, finite scale, temperature
+ * finite and > 0, a known causal alignment), for every caller. */
+attn_status attn_sdpa_check(const attn_sdpa_params *p);
+/* ATTN_E_INVALID unless c is one of the three alignments. */
+attn_status attn_causal_check(attn_causal c);
+/* The one causal rule: may query i (of l) attend to key j (of s)? */
+int attn_causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s);
+
 /* The scale factor the params give for width d_k (before temperature). */
 float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k);
 
@@ -136,31 +151,6 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
                                size_t d_v, const attn_sdpa_params *params);
 
 
-/* ---- threads and SIMD ---------------------------------------------------- */
-
-/* The instruction set the fast kernels use. Chosen once from the CPU's
- * features (the best it has); the environment variable ATTN_SIMD
- * (avx512 | avx2 | scalar) lowers it, and attn_simd_set changes it (tests). */
-typedef enum attn_simd {
-    ATTN_SIMD_SCALAR = 0, /* portable C */
-    ATTN_SIMD_AVX2 = 1,   /* AVX2 + FMA, 8 lanes */
-    ATTN_SIMD_AVX512 = 2  /* AVX-512 F + DQ, 16 lanes */
-} attn_simd;
-
-/* The level in use. */
-attn_simd attn_simd_level(void);
-/* The best level this CPU supports. */
-attn_simd attn_simd_best(void);
-/* Forces a level; ATTN_E_INVALID (and no change) if the CPU lacks it. Not
- * to be called while a kernel runs. */
-attn_status attn_simd_set(attn_simd level);
-/* "avx512", "avx2", "scalar". */
-const char *attn_simd_name(attn_simd level);
-
-/* Threads the kernels use (OpenMP; 1 without it). Results never depend on it. */
-int attn_threads(void);
-void attn_set_threads(int n);
-
 /* ---- fused ("flash") attention ------------------------------------------
  *
  * softmax(q·kᵀ·scale + masks)·v over tiles of queries × keys with an online
@@ -179,7 +169,17 @@ void attn_set_threads(int n);
  *             scores (-inf masks);
  *   key_mask  (S) at b·key_mask_bs: added to every row (key padding);
  *   causal    top-left (j <= i) or bottom-right (j <= i + S - L).
- * A stride of 0 shares one mask among batches or heads. */
+ * A stride of 0 shares one mask among batches or heads.
+ *
+ * dtype ATTN_FLASH_BF16 rounds Q, K, V (and the probabilities and gradients
+ * that enter products) to bf16 and multiplies them with the AVX-512 BF16
+ * dot-product instructions; softmax, statistics and every sum stay fp32, and
+ * inputs and outputs stay fp32 arrays. Where attn_flash_bf16_available() is
+ * 0 (no avx512_bf16, or ATTN_SIMD / attn_simd_set below avx512) the fp32
+ * kernels run instead. The error against fp32 is that of rounding the inputs:
+ * see docs/attention.md. */
+typedef enum attn_flash_dtype { ATTN_FLASH_F32 = 0, ATTN_FLASH_BF16 = 1 } attn_flash_dtype;
+
 typedef struct attn_flash_desc {
     size_t batch, heads, l, s, d_k, d_v;
     size_t q_rs, q_hs, q_bs;
@@ -194,7 +194,12 @@ typedef struct attn_flash_desc {
     size_t add_mask_hs, add_mask_bs;
     const float *key_mask;
     size_t key_mask_bs;
+    attn_flash_dtype dtype; /* of the products (attn_flash_desc_make: fp32) */
 } attn_flash_desc;
+
+/* 1 when ATTN_FLASH_BF16 runs bf16 kernels: the CPU has AVX-512 BF16 and the
+ * SIMD level in use is avx512. */
+int attn_flash_bf16_available(void);
 
 /* Contiguous (batch, heads, rows, d) tensors, scale 1/sqrt(d_k), no mask. */
 attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_t s, size_t d_k,

@@ -9,12 +9,19 @@
  * a reference twin (_ref) that accumulates in double; the default versions
  * run rows in parallel with OpenMP, with results independent of the thread
  * count (every reduction over rows is done in a fixed order).
+ *
+ * Every forward takes an attn_op_ctx (NULL: none). With a trace in it the op
+ * records its output under "<prefix>.output" (layer norm also "mean" and
+ * "rstd"; cross-entropy "row_loss") with its axes named ("token", "dim");
+ * these ops have a single kernel per SIMD level, so traced and untraced runs
+ * compute the same floats.
  */
 #ifndef ATTN_OPS_NN_H
 #define ATTN_OPS_NN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/ops.h"
 #include "attn/status.h"
 
 #ifdef __cplusplus
@@ -29,7 +36,7 @@ extern "C" {
  *   training; both or neither). y may not alias x. */
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *w, const float *b, size_t rows, size_t dim,
-                                   float eps);
+                                   float eps, const attn_op_ctx *ctx);
 attn_status attn_layernorm_ref(float *y, const float *x, const float *w, const float *b,
                                size_t rows, size_t dim, float eps);
 /* d_x += ..., d_w += sum over rows of d_y ∘ x̂, d_b += sum over rows of d_y.
@@ -42,7 +49,7 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
 
 /* y = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))   y, x: (n); y may alias x
  * only in the forward (the backward needs x). */
-attn_status attn_gelu_forward(float *y, const float *x, size_t n);
+attn_status attn_gelu_forward(float *y, const float *x, size_t n, const attn_op_ctx *ctx);
 attn_status attn_gelu_ref(float *y, const float *x, size_t n);
 /* d_x += gelu'(x) ∘ d_y     d_x, d_y, x: (n) */
 attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, size_t n);
@@ -52,7 +59,8 @@ attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, siz
 /* out[i] = table[ids[i]] (accumulate = 0) or out[i] += table[ids[i]] (1).
  *   out: (n, dim)  ids: (n), each < vocab  table: (vocab, dim) */
 attn_status attn_embedding_forward(float *out, const uint32_t *ids, const float *table,
-                                   size_t n, size_t dim, size_t vocab, int accumulate);
+                                   size_t n, size_t dim, size_t vocab, int accumulate,
+                                   const attn_op_ctx *ctx);
 /* d_table[ids[i]] += d_out[i], in order of i (deterministic).
  *   d_table: (vocab, dim)  d_out: (n, dim) */
 attn_status attn_embedding_backward(float *d_table, const float *d_out, const uint32_t *ids,
@@ -61,19 +69,23 @@ attn_status attn_embedding_backward(float *d_table, const float *d_out, const ui
 /* ---- softmax cross-entropy -------------------------------------------- */
 
 /* loss = mean over rows of -log softmax(logits[i])[targets[i]] (in double,
- * max-subtracted); probs (may alias logits) receives the softmax, saved for
- * the backward; row_loss (rows) or NULL receives each row's loss.
+ * max-subtracted); probs (may alias logits unless smoothing > 0) receives the
+ * softmax, saved for the backward; row_loss (rows) or NULL receives each
+ * row's loss (without smoothing). With label smoothing ε in [0, 1) the target
+ * is (1−ε)·onehot + ε/vocab (torch's label_smoothing): the loss gains
+ * ε·(mean over classes of −log p − the row's cross-entropy).
  *   probs, logits: (rows, vocab)  targets: (rows), each < vocab */
 attn_status attn_crossentropy_forward(double *loss, float *row_loss, float *probs,
                                       const float *logits, const uint32_t *targets, size_t rows,
-                                      size_t vocab);
+                                      size_t vocab, float smoothing, const attn_op_ctx *ctx);
 attn_status attn_crossentropy_ref(double *loss, const float *logits, const uint32_t *targets,
                                   size_t rows, size_t vocab);
-/* d_logits += scale · (probs − onehot(targets)); scale = d_loss / rows for the
- * mean loss.   d_logits, probs: (rows, vocab)  targets: (rows) */
+/* d_logits += scale · (probs − target), target = (1−ε)·onehot(targets) + ε/vocab
+ * (ε = smoothing, as in the forward); scale = d_loss / rows for the mean loss.
+ *   d_logits, probs: (rows, vocab)  targets: (rows) */
 attn_status attn_crossentropy_backward(float *d_logits, const float *probs,
                                        const uint32_t *targets, float scale, size_t rows,
-                                       size_t vocab);
+                                       size_t vocab, float smoothing);
 
 /* ---- dropout (inverted, counter-based masks) ----------------------------- */
 
@@ -84,7 +96,8 @@ attn_status attn_crossentropy_backward(float *d_logits, const float *probs,
  * resumed run drops exactly the same elements.
  *   y = keep ? x / (1 - p) : 0     y, x: (n); y may alias x; p in [0, 1);
  *   p = 0 copies x (bit for bit). */
-attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
+attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                                  const attn_op_ctx *ctx);
 /* d_x += keep ? d_y / (1 - p) : 0     d_x, d_y: (n), same p and key. */
 attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float p, uint64_t key);
 /* A key for (seed, step, site): distinct sites (layers, places) of a step

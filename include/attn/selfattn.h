@@ -27,12 +27,13 @@ attn_status attn_self_attention(float *out, const attn_embeddings *x,
                                 const attn_sdpa_params *params, attn_trace *trace);
 
 /* The multi-head layer on the embeddings as one sequence: query = key =
- * value = X (batch 1), optionally causal. out: (n_tokens, out_dim) or NULL.
+ * value = X (batch 1). params (NULL: defaults) sets the heads' scale,
+ * temperature and causal alignment (no masks). out: (n_tokens, out_dim) or NULL.
  * With a trace it records "embeddings", per head "head<h>.q", ".k", ".v" and
  * the attention op's entries, then "concat" and "output"; axes are labelled
  * with the tokens, the dimension names, and d0.., v0.., h0.v0.., o0... */
 attn_status attn_mha_self_attention(float *out, attn_mha *mha, const attn_embeddings *x,
-                                    attn_causal causal, attn_trace *trace);
+                                    const attn_sdpa_params *params, attn_trace *trace);
 
 /* ---- the built-in example (docs/seed.md) -------------------------------
  * A small vocabulary whose dimensions are named (animal, tech, grammar,

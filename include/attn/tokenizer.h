@@ -3,8 +3,7 @@
  * A model sees only ids below vocab_size; which tokenizer made them is the
  * tokenizer's business. Character level now (the vocabulary is the set of
  * Unicode code points of the training text, sorted, as nanoGPT's
- * shakespeare_char); GPT-2's byte-level BPE will be another implementation of
- * the same interface. A tokenizer is saved as one JSON file whose "type"
+ * shakespeare_char), word level, and GPT-2's byte-level BPE. A tokenizer is saved as one JSON file whose "type"
  * names the implementation; attn_tokenizer_load dispatches on it.
  */
 #ifndef ATTN_TOKENIZER_H
@@ -46,6 +45,11 @@ attn_status attn_tokenizer_encode(const attn_tokenizer *t, const char *text, siz
 attn_status attn_tokenizer_token_bytes(const attn_tokenizer *t, uint32_t id, const char **bytes,
                                        size_t *len);
 attn_status attn_tokenizer_save(const attn_tokenizer *t, const char *path);
+/* The bytes of ids[0..n) concatenated into a new malloc'd buffer (*len
+ * bytes plus a NUL); an id out of range is an error naming its position in
+ * `what`. */
+attn_status attn_tokenizer_decode(const attn_tokenizer *t, const uint32_t *ids, size_t n,
+                                  const char *what, char **bytes, size_t *len);
 void attn_tokenizer_free(attn_tokenizer *t);
 /* Reads a tokenizer file written by save (any known type). */
 attn_status attn_tokenizer_load(attn_tokenizer **t, const char *path);
@@ -64,6 +68,34 @@ attn_status attn_char_tokenizer_from_text(attn_tokenizer **t, const char *text, 
 #define ATTN_WORD_UNK 2u
 attn_status attn_word_tokenizer_build(attn_tokenizer **t, const char *const *texts, size_t n,
                                       size_t min_count);
+
+/* GPT-2's byte-level BPE (OpenAI's encoder.py, tiktoken's "gpt2"): the
+ * pre-tokenizer's pattern through PCRE2 with \s as Unicode White_Space, the
+ * byte-to-unicode map, merges by rank, a cache of split words. Any bytes
+ * encode, and decoding gives them back exactly: bytes that are not valid
+ * UTF-8 cannot be matched as characters, so each maximal run of them is a
+ * piece of its own and the valid text around it is pre-tokenized apart.
+ * Encoding keeps a cache inside the tokenizer: one tokenizer per thread. */
+
+/* Reads dir/encoder.json + dir/vocab.bpe (or Hugging Face's names
+ * vocab.json + merges.txt), checking that they agree. */
+attn_status attn_bpe_tokenizer_load(attn_tokenizer **t, const char *dir);
+/* Writes dir/encoder.json and dir/vocab.bpe (each atomically). */
+attn_status attn_bpe_tokenizer_save_dir(const attn_tokenizer *t, const char *dir);
+int attn_tokenizer_is_bpe(const attn_tokenizer *t);
+/* on: "<|endoftext|>" in the text encodes as its one id (off by default:
+ * it is ordinary text, as in encoder.py). Fails if the vocabulary lacks it. */
+attn_status attn_bpe_set_special(attn_tokenizer *t, int on);
+
+/* Trains a byte-level BPE of vocab_size tokens (>= 257: the 256 bytes in
+ * GPT-2's order, the merges, then "<|endoftext|>") on text with GPT-2's
+ * pre-tokenizer: each step merges the adjacent pair that occurs most often
+ * within the pieces (ties: the pair of lower ids). Stops early, with a
+ * smaller vocabulary, when no pair occurs twice. progress (may be NULL) is
+ * called after each merge with the count so far. */
+attn_status attn_bpe_train(attn_tokenizer **t, const char *text, size_t len, const char *what,
+                           size_t vocab_size, void (*progress)(size_t done, size_t total, void *user),
+                           void *user);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
  * The level is chosen once, on first use, from the CPU's features
  * (__builtin_cpu_supports); ATTN_SIMD=avx512|avx2|scalar lowers it (never
  * above what the CPU has), attn_simd_set changes it for tests. */
-#include "attn/ops.h"
+#include "attn/cpu.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
 /* version.c - the library's version. */
-#include "attn/attn.h"
+#include "attn/version.h"
 
 const char *attn_version(void) { return ATTN_VERSION_STRING; }

@@ -286,11 +286,6 @@ static attn_status check_trace(const attn_doc *doc, size_t seq)
     return st;
 }
 
-static void write_lines(sink *o, const char *const *lines, size_t n)
-{
-    for (size_t i = 0; i < n; i++) put(o, lines[i]);
-}
-
 static void write_page(sink *o, const attn_doc *doc)
 {
     const char *title = doc->title && *doc->title ? doc->title : "attn";
@@ -301,7 +296,7 @@ static void write_page(sink *o, const attn_doc *doc)
            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>");
     html_text(o, title);
     put(o, "</title>\n<style>\n");
-    write_lines(o, html_page_css, sizeof html_page_css / sizeof *html_page_css);
+    put_n(o, (const char *)attn_html_page_css, attn_html_page_css_len);
     put(o, "</style>\n</head>\n<body>\n"
            "<noscript><p>This page draws its heatmaps with JavaScript. The numbers are in the "
            "attn-data element of its source.</p></noscript>\n"
@@ -314,7 +309,7 @@ static void write_page(sink *o, const attn_doc *doc)
         json_sequence(o, doc->traces[s], doc->captions ? doc->captions[s] : NULL);
     }
     put(o, "]}\n</script>\n<script>\n");
-    write_lines(o, html_page_js, sizeof html_page_js / sizeof *html_page_js);
+    put_n(o, (const char *)attn_html_page_js, attn_html_page_js_len);
     put(o, "</script>\n</body>\n</html>\n");
 }
 

@@ -345,41 +345,65 @@ static void write_colour_paths(FILE *f, const attn_tensor *t, float lo, float hi
     }
 }
 
-/* The whole SVG of one matrix. Writes only; the caller checks the stream. */
-static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint64_t *by_colour)
+/* Everything about one matrix's picture that the parts of its SVG share:
+ * texts, the colour range, cell and label geometry, legend, size, id. */
+typedef struct svg_layout {
+    const attn_tensor *t;
+    size_t r, c;
+    matrix_stats st;
+    float lo, hi;
+    char caption[512], sub[700], ra_text[200], lo_s[40], hi_s[40], id[300];
+    const char *ra, *ca;
+    int values, tooltips, angle, constant;
+    double cw, ch, lab_fs, title_y, sub_y, axis_y, grid_x, grid_y, grid_w, grid_h;
+    double leg_x, bar_h, sw_y, width, height;
+    const char *swatches[3];
+    rgb swatch_rgb[3];
+    size_t n_sw;
+} svg_layout;
+
+/* Header texts, colour range and cell size. */
+static void layout_cells(svg_layout *L, const svg_ctx *ctx, const export_matrix *m)
 {
-    const attn_tensor *t = m->t;
-    const size_t r = t->shape[0], c = t->shape[1];
-    const matrix_stats st = stats_of(t);
+    const size_t r = L->r, c = L->c;
     /* A constant matrix is shaded as the range from 0 to its value, so that
      * zeros (a mask's allowed cells, fresh biases) stay white. */
-    float lo = st.lo, hi = st.hi;
-    if (!(hi > lo) && hi != 0) *(hi > 0 ? &lo : &hi) = 0;
-    char lab[64], lab2[64], num[64];
+    L->lo = L->st.lo, L->hi = L->st.hi;
+    if (!(L->hi > L->lo) && L->hi != 0) *(L->hi > 0 ? &L->lo : &L->hi) = 0;
 
     /* Header text. */
-    char caption[512], sub[700], what[400];
-    if (m->caption && m->caption[0]) snprintf(caption, sizeof caption, "%s", m->caption);
-    else snprintf(caption, sizeof caption, "sequence %zu", m->seq + 1);
+    char what[400];
+    if (m->caption && m->caption[0]) snprintf(L->caption, sizeof L->caption, "%s", m->caption);
+    else snprintf(L->caption, sizeof L->caption, "sequence %zu", m->seq + 1);
     describe(what, sizeof what, ctx, m);
-    const char *ra = m->row_axis ? m->row_axis : "row", *ca = m->col_axis ? m->col_axis : "column";
-    snprintf(sub, sizeof sub, "%s%s%zu %s × %zu %s", what, what[0] ? "  ·  " : "", r, ra, c, ca);
+    L->ra = m->row_axis ? m->row_axis : "row", L->ca = m->col_axis ? m->col_axis : "column";
+    snprintf(L->sub, sizeof L->sub, "%s%s%zu %s × %zu %s", what, what[0] ? "  ·  " : "", r, L->ra, c, L->ca);
 
     /* Cell and label geometry. */
     const size_t big = r > c ? r : c;
-    const int values = c <= SVG_VALUES_MAX_COLS && r <= SVG_VALUES_MAX_ROWS;
-    const int tooltips = !by_colour;
-    double cw, ch, lab_fs;
-    if (values) {
-        ch = 28;
-        cw = fmax(46, ceil((double)st.value_chars * VALUE_FS * 0.62) + 12);
-        lab_fs = 13;
+    L->values = c <= SVG_VALUES_MAX_COLS && r <= SVG_VALUES_MAX_ROWS;
+    if (L->values) {
+        L->ch = 28;
+        L->cw = fmax(46, ceil((double)L->st.value_chars * VALUE_FS * 0.62) + 12);
+        L->lab_fs = 13;
     } else {
         double cell = floor(960.0 / (double)big);
         cell = cell < 3 ? 3 : cell > 24 ? 24 : cell;
-        cw = ch = cell;
-        lab_fs = fmin(12, fmax(2, floor(cell * 0.8 * 2) / 2));
+        L->cw = L->ch = cell;
+        L->lab_fs = fmin(12, fmax(2, floor(cell * 0.8 * 2) / 2));
     }
+}
+
+static void svg_layout_of(svg_layout *L, const svg_ctx *ctx, const export_matrix *m, int tooltips)
+{
+    const attn_tensor *t = L->t = m->t;
+    const size_t r = L->r = t->shape[0], c = L->c = t->shape[1];
+    L->st = stats_of(t);
+    L->tooltips = tooltips;
+    layout_cells(L, ctx, m);
+    const float lo = L->lo, hi = L->hi;
+    const double lab_fs = L->lab_fs;
+    char lab[64];
     double row_w = 0, col_w = 0;
     for (size_t i = 0; i < r; i++)
         row_w = fmax(row_w, text_width(label_of(m->rows, m->n_rows, i, lab, sizeof lab), lab_fs));
@@ -388,62 +412,63 @@ static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint6
     /* Column labels: level when they fit (value cells widen for them, up
      * to a point); 45° over value cells; 90° over small cells. */
     const double level_w = ceil(col_w) + 12;
-    if (values && level_w <= 100 && level_w * (double)c <= 960) cw = fmax(cw, level_w);
-    const int angle = col_w <= cw - 6 ? 0 : values ? 45 : 90;
+    if (L->values && level_w <= 100 && level_w * (double)c <= 960) L->cw = fmax(L->cw, level_w);
+    const double cw = L->cw;
+    const int angle = L->angle = col_w <= cw - 6 ? 0 : L->values ? 45 : 90;
     const double s45 = sqrt(0.5);
     const double col_h = ceil(angle == 0 ? lab_fs : angle == 45 ? col_w * s45 + lab_fs : col_w);
     const double overhang = angle == 45 ? col_w * s45 - cw / 2 : 0;
     /* The row axis name sits in the corner, above the row labels. */
-    char ra_text[200];
-    snprintf(ra_text, sizeof ra_text, "%s ↓", ra);
-    row_w = fmax(row_w, text_width(ra_text, AXIS_FS));
+    snprintf(L->ra_text, sizeof L->ra_text, "%s ↓", L->ra);
+    row_w = fmax(row_w, text_width(L->ra_text, AXIS_FS));
 
-    const double title_y = MARGIN + TITLE_FS;
-    const double sub_y = title_y + 22;
-    const double axis_y = sub_y + 20 + AXIS_FS;            /* column axis name */
-    const double grid_y = axis_y + 8 + col_h + 8;
-    const double grid_x = ceil(MARGIN + row_w + 10);
-    const double grid_w = cw * (double)c, grid_h = ch * (double)r;
+    L->title_y = MARGIN + TITLE_FS;
+    L->sub_y = L->title_y + 22;
+    L->axis_y = L->sub_y + 20 + AXIS_FS;            /* column axis name */
+    const double grid_y = L->grid_y = L->axis_y + 8 + col_h + 8;
+    const double grid_x = L->grid_x = ceil(MARGIN + row_w + 10);
+    const double grid_w = L->grid_w = cw * (double)c, grid_h = L->grid_h = L->ch * (double)r;
 
     /* Legend: a vertical bar beside the grid, then swatches for non-finite cells. */
-    const double leg_x = grid_x + grid_w + 28;
-    const double bar_h = grid_h < 64 ? 64 : grid_h > 280 ? 280 : grid_h;
-    char lo_s[40], hi_s[40];
-    format_exact(lo_s, sizeof lo_s, lo, 4);
-    format_exact(hi_s, sizeof hi_s, hi, 4);
-    const int constant = !(hi > lo);
-    double leg_w = BAR_W + 8 + fmax(text_width(lo_s, TICK_FS), text_width(hi_s, TICK_FS));
-    double sw_y = grid_y + bar_h + 12;
-    const char *swatches[3];
-    rgb swatch_rgb[3];
+    L->leg_x = grid_x + grid_w + 28;
+    L->bar_h = grid_h < 64 ? 64 : grid_h > 280 ? 280 : grid_h;
+    format_exact(L->lo_s, sizeof L->lo_s, lo, 4);
+    format_exact(L->hi_s, sizeof L->hi_s, hi, 4);
+    L->constant = !(hi > lo);
+    double leg_w = BAR_W + 8 + fmax(text_width(L->lo_s, TICK_FS), text_width(L->hi_s, TICK_FS));
+    L->sw_y = grid_y + L->bar_h + 12;
     size_t n_sw = 0;
-    if (st.neg_inf) swatches[n_sw] = "−∞ masked", swatch_rgb[n_sw++] = colour_of(-INFINITY, lo, hi);
-    if (st.pos_inf) swatches[n_sw] = "∞", swatch_rgb[n_sw++] = colour_of(INFINITY, lo, hi);
-    if (st.nan) swatches[n_sw] = "nan", swatch_rgb[n_sw++] = colour_of(NAN, lo, hi);
+    if (L->st.neg_inf) L->swatches[n_sw] = "−∞ masked", L->swatch_rgb[n_sw++] = colour_of(-INFINITY, lo, hi);
+    if (L->st.pos_inf) L->swatches[n_sw] = "∞", L->swatch_rgb[n_sw++] = colour_of(INFINITY, lo, hi);
+    if (L->st.nan) L->swatches[n_sw] = "nan", L->swatch_rgb[n_sw++] = colour_of(NAN, lo, hi);
+    L->n_sw = n_sw;
     for (size_t k = 0; k < n_sw; k++)
-        leg_w = fmax(leg_w, BAR_W + 8 + text_width(swatches[k], TICK_FS));
+        leg_w = fmax(leg_w, BAR_W + 8 + text_width(L->swatches[k], TICK_FS));
 
-    double width = leg_x + leg_w;
+    double width = L->leg_x + leg_w;
     width = fmax(width, grid_x + grid_w + overhang);
-    width = fmax(width, MARGIN + text_width(caption, TITLE_FS) + text_width(m->entry, TITLE_FS) + 40);
-    width = fmax(width, MARGIN + text_width(sub, SUB_FS));
-    width = ceil(width + MARGIN);
-    const double height = ceil(fmax(grid_y + grid_h, sw_y + 20.0 * (double)n_sw) + MARGIN);
+    width = fmax(width, MARGIN + text_width(L->caption, TITLE_FS) + text_width(m->entry, TITLE_FS) + 40);
+    width = fmax(width, MARGIN + text_width(L->sub, SUB_FS));
+    L->width = ceil(width + MARGIN);
+    L->height = ceil(fmax(grid_y + grid_h, L->sw_y + 20.0 * (double)n_sw) + MARGIN);
 
     /* An id unique among SVGs inlined in one page. */
-    char id[300];
     size_t k = 0;
-    for (const char *p = m->stem; *p && k + 1 < sizeof id; p++)
-        id[k++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-') ? *p : '_';
-    id[k] = '\0';
+    for (const char *p = m->stem; *p && k + 1 < sizeof L->id; p++)
+        L->id[k++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-') ? *p : '_';
+    L->id[k] = '\0';
+}
 
+/* The prologue, gradient, title, subtitle and axis names. */
+static void write_svg_head(FILE *f, const svg_ctx *ctx, const export_matrix *m, const svg_layout *L)
+{
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%g\" height=\"%g\" "
             "viewBox=\"0 0 %g %g\" font-family=\"" FONT_FAMILY "\">\n",
-            width, height, width, height);
+            L->width, L->height, L->width, L->height);
     fputs("<title>", f);
-    xml_text(f, caption);
+    xml_text(f, L->caption);
     fputs(" — ", f);
     xml_text(f, m->entry);
     fputs("</title>\n<desc>", f);
@@ -451,15 +476,15 @@ static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint6
         xml_text(f, ctx->doc->title);
         fputs(": ", f);
     }
-    xml_text(f, sub);
-    if (!tooltips)
+    xml_text(f, L->sub);
+    if (!L->tooltips)
         fprintf(f, ". Per-cell tooltips are left out above %d cells; the CSV export has every value.",
                 SVG_TOOLTIP_MAX);
     fputs("</desc>\n", f);
-    fprintf(f, "<defs><linearGradient id=\"legend-%s\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">", id);
+    fprintf(f, "<defs><linearGradient id=\"legend-%s\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">", L->id);
     for (int s = 0; s < SVG_LEGEND_STOPS; s++) {
         double u = (double)s / (SVG_LEGEND_STOPS - 1);
-        rgb col = colour_of(constant ? lo : (float)(lo + (hi - lo) * u), lo, hi);
+        rgb col = colour_of(L->constant ? L->lo : (float)(L->lo + (L->hi - L->lo) * u), L->lo, L->hi);
         fprintf(f, "<stop offset=\"%g\" stop-color=\"#%02x%02x%02x\"/>", u, col.r, col.g, col.b);
     }
     fputs("</linearGradient></defs>\n", f);
@@ -467,58 +492,67 @@ static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint6
 
     /* Title and subtitle. */
     fprintf(f, "<text x=\"%g\" y=\"%g\" font-size=\"%g\" font-weight=\"bold\" fill=\"" INK "\">",
-            MARGIN, title_y, TITLE_FS);
-    xml_text(f, caption);
+            MARGIN, L->title_y, TITLE_FS);
+    xml_text(f, L->caption);
     fputs(" <tspan font-weight=\"normal\" fill=\"" MUTED "\">— ", f);
     xml_text(f, m->entry);
     fputs("</tspan></text>\n", f);
-    fprintf(f, "<text x=\"%g\" y=\"%g\" font-size=\"%g\" fill=\"" MUTED "\">", MARGIN, sub_y, SUB_FS);
-    xml_text(f, sub);
+    fprintf(f, "<text x=\"%g\" y=\"%g\" font-size=\"%g\" fill=\"" MUTED "\">", MARGIN, L->sub_y, SUB_FS);
+    xml_text(f, L->sub);
     fputs("</text>\n", f);
 
     /* Axis names. */
     fprintf(f, "<g font-size=\"%g\" font-style=\"italic\" fill=\"" MUTED "\" text-anchor=\"middle\">\n", AXIS_FS);
-    fprintf(f, "<text x=\"%g\" y=\"%g\">", grid_x + grid_w / 2, axis_y);
-    xml_text(f, ca);
+    fprintf(f, "<text x=\"%g\" y=\"%g\">", L->grid_x + L->grid_w / 2, L->axis_y);
+    xml_text(f, L->ca);
     fputs(" →</text>\n", f);
-    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">", grid_x - 8, grid_y - 8);
-    xml_text(f, ra_text);
+    fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">", L->grid_x - 8, L->grid_y - 8);
+    xml_text(f, L->ra_text);
     fputs("</text>\n</g>\n\n", f);
-    /* Row and column labels. */
-    fprintf(f, "<g font-size=\"%g\" fill=\"" INK "\">\n<g text-anchor=\"end\">\n", lab_fs);
-    for (size_t i = 0; i < r; i++) {
-        fprintf(f, "<text x=\"%g\" y=\"%g\">", grid_x - 8, grid_y + ch * ((double)i + 0.5) + lab_fs * 0.35);
+}
+
+/* Row and column labels. */
+static void write_svg_labels(FILE *f, const export_matrix *m, const svg_layout *L)
+{
+    char lab[64];
+    fprintf(f, "<g font-size=\"%g\" fill=\"" INK "\">\n<g text-anchor=\"end\">\n", L->lab_fs);
+    for (size_t i = 0; i < L->r; i++) {
+        fprintf(f, "<text x=\"%g\" y=\"%g\">", L->grid_x - 8, L->grid_y + L->ch * ((double)i + 0.5) + L->lab_fs * 0.35);
         xml_text(f, label_of(m->rows, m->n_rows, i, lab, sizeof lab));
         fputs("</text>\n", f);
     }
-    fprintf(f, "</g>\n<g text-anchor=\"%s\">\n", angle ? "start" : "middle");
-    for (size_t j = 0; j < c; j++) {
-        double cx = grid_x + cw * ((double)j + 0.5);
-        if (angle == 0) {
-            fprintf(f, "<text x=\"%g\" y=\"%g\">", cx, grid_y - 8);
+    fprintf(f, "</g>\n<g text-anchor=\"%s\">\n", L->angle ? "start" : "middle");
+    for (size_t j = 0; j < L->c; j++) {
+        double cx = L->grid_x + L->cw * ((double)j + 0.5);
+        if (L->angle == 0) {
+            fprintf(f, "<text x=\"%g\" y=\"%g\">", cx, L->grid_y - 8);
         } else {
-            double x = angle == 45 ? cx + lab_fs * 0.2 : cx + lab_fs * 0.35, y = grid_y - 6;
-            fprintf(f, "<text x=\"%g\" y=\"%g\" transform=\"rotate(-%d %g %g)\">", x, y, angle, x, y);
+            double x = L->angle == 45 ? cx + L->lab_fs * 0.2 : cx + L->lab_fs * 0.35, y = L->grid_y - 6;
+            fprintf(f, "<text x=\"%g\" y=\"%g\" transform=\"rotate(-%d %g %g)\">", x, y, L->angle, x, y);
         }
         xml_text(f, label_of(m->cols, m->n_cols, j, lab, sizeof lab));
         fputs("</text>\n", f);
     }
     fputs("</g>\n</g>\n", f);
+}
 
+static void write_svg_cells(FILE *f, const export_matrix *m, const svg_layout *L, uint64_t *by_colour)
+{
+    char lab[64], lab2[64], num[64];
     /* Cells: one rect per cell with its tooltip, white gaps between cells
      * that hold values. Without tooltips, one path per colour whose subpaths
      * are the runs of that colour in each row: a third of the size of rects. */
-    if (!tooltips) {
+    if (!L->tooltips) {
         fputs("<g shape-rendering=\"crispEdges\">\n", f);
-        write_colour_paths(f, t, lo, hi, grid_x, grid_y, cw, ch, by_colour);
+        write_colour_paths(f, L->t, L->lo, L->hi, L->grid_x, L->grid_y, L->cw, L->ch, by_colour);
     } else {
-        fputs(values ? "<g stroke=\"#ffffff\" stroke-width=\"1\">\n" : "<g>\n", f);
-        for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < c; j++) {
-                float v = t->data[i * c + j];
-                rgb col = colour_of(v, lo, hi);
+        fputs(L->values ? "<g stroke=\"#ffffff\" stroke-width=\"1\">\n" : "<g>\n", f);
+        for (size_t i = 0; i < L->r; i++)
+            for (size_t j = 0; j < L->c; j++) {
+                float v = L->t->data[i * L->c + j];
+                rgb col = colour_of(v, L->lo, L->hi);
                 fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"#%02x%02x%02x\"><title>",
-                        grid_x + cw * (double)j, grid_y + ch * (double)i, cw, ch, col.r, col.g, col.b);
+                        L->grid_x + L->cw * (double)j, L->grid_y + L->ch * (double)i, L->cw, L->ch, col.r, col.g, col.b);
                 xml_text(f, label_of(m->rows, m->n_rows, i, lab, sizeof lab));
                 fputs(" × ", f);
                 xml_text(f, label_of(m->cols, m->n_cols, j, lab2, sizeof lab2));
@@ -530,47 +564,60 @@ static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint6
     /* A hairline frame, so that a grid of white (zero) cells still shows. */
     fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#c8c8c8\" "
                "stroke-width=\"1\"/>\n",
-            grid_x, grid_y, grid_w, grid_h);
-    if (values) {
+            L->grid_x, L->grid_y, L->grid_w, L->grid_h);
+    if (L->values) {
         fprintf(f, "<g font-size=\"%g\" text-anchor=\"middle\" fill=\"" INK "\" pointer-events=\"none\">\n",
                 VALUE_FS);
-        for (size_t i = 0; i < r; i++)
-            for (size_t j = 0; j < c; j++) {
-                float v = t->data[i * c + j];
+        for (size_t i = 0; i < L->r; i++)
+            for (size_t j = 0; j < L->c; j++) {
+                float v = L->t->data[i * L->c + j];
                 format_cell(num, sizeof num, v);
-                fprintf(f, "<text x=\"%g\" y=\"%g\"%s>%s</text>\n", grid_x + cw * ((double)j + 0.5),
-                        grid_y + ch * ((double)i + 0.5) + VALUE_FS * 0.36,
-                        colour_of(v, lo, hi).light_text ? " fill=\"#ffffff\"" : "", num);
+                fprintf(f, "<text x=\"%g\" y=\"%g\"%s>%s</text>\n", L->grid_x + L->cw * ((double)j + 0.5),
+                        L->grid_y + L->ch * ((double)i + 0.5) + VALUE_FS * 0.36,
+                        colour_of(v, L->lo, L->hi).light_text ? " fill=\"#ffffff\"" : "", num);
             }
         fputs("</g>\n", f);
     }
+}
 
-    /* Legend. */
+static void write_svg_legend(FILE *f, const svg_layout *L)
+{
     fprintf(f, "<g class=\"legend\" font-size=\"%g\" fill=\"" INK "\">\n", TICK_FS);
     fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"url(#legend-%s)\" "
                "stroke=\"#9a9a9a\" stroke-width=\"0.5\"/>\n",
-            leg_x, grid_y, BAR_W, bar_h, id);
+            L->leg_x, L->grid_y, BAR_W, L->bar_h, L->id);
     struct {
         double v;
         const char *s;
-    } ticks[3] = {{hi, hi_s}, {lo, lo_s}, {0, "0"}};
-    size_t n_ticks = constant ? 1 : (lo < 0 && hi > 0) ? 3 : 2;
+    } ticks[3] = {{L->hi, L->hi_s}, {L->lo, L->lo_s}, {0, "0"}};
+    size_t n_ticks = L->constant ? 1 : (L->lo < 0 && L->hi > 0) ? 3 : 2;
     for (size_t q = 0; q < n_ticks; q++) {
-        double y = constant ? grid_y + bar_h / 2 : grid_y + bar_h * (hi - ticks[q].v) / ((double)hi - lo);
-        if (q == 2 && (y - grid_y < 14 || grid_y + bar_h - y < 14)) continue; /* crowds an end */
+        double y = L->constant ? L->grid_y + L->bar_h / 2 : L->grid_y + L->bar_h * (L->hi - ticks[q].v) / ((double)L->hi - L->lo);
+        if (q == 2 && (y - L->grid_y < 14 || L->grid_y + L->bar_h - y < 14)) continue; /* crowds an end */
         fprintf(f, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"" INK "\" stroke-width=\"1\"/>",
-                leg_x + BAR_W, y, leg_x + BAR_W + 4, y);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", leg_x + BAR_W + 7, y + TICK_FS * 0.35, ticks[q].s);
+                L->leg_x + BAR_W, y, L->leg_x + BAR_W + 4, y);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", L->leg_x + BAR_W + 7, y + TICK_FS * 0.35, ticks[q].s);
     }
-    for (size_t q = 0; q < n_sw; q++) {
-        double y = sw_y + 20.0 * (double)q;
+    for (size_t q = 0; q < L->n_sw; q++) {
+        double y = L->sw_y + 20.0 * (double)q;
         fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"#%02x%02x%02x\" "
                    "stroke=\"#9a9a9a\" stroke-width=\"0.5\"/>",
-                leg_x, y, BAR_W, BAR_W, swatch_rgb[q].r, swatch_rgb[q].g, swatch_rgb[q].b);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", leg_x + BAR_W + 7, y + BAR_W / 2 + TICK_FS * 0.35,
-                swatches[q]);
+                L->leg_x, y, BAR_W, BAR_W, L->swatch_rgb[q].r, L->swatch_rgb[q].g, L->swatch_rgb[q].b);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", L->leg_x + BAR_W + 7, y + BAR_W / 2 + TICK_FS * 0.35,
+                L->swatches[q]);
     }
     fputs("</g>\n</svg>\n", f);
+}
+
+/* The whole SVG of one matrix. Writes only; the caller checks the stream. */
+static void write_svg(FILE *f, const svg_ctx *ctx, const export_matrix *m, uint64_t *by_colour)
+{
+    svg_layout L;
+    svg_layout_of(&L, ctx, m, !by_colour);
+    write_svg_head(f, ctx, m, &L);
+    write_svg_labels(f, m, &L);
+    write_svg_cells(f, m, &L, by_colour);
+    write_svg_legend(f, &L);
 }
 
 static attn_status write_matrix(const export_matrix *m, void *user)

@@ -1,7 +1,9 @@
 /* export_util.c - all-or-nothing output directories; walking a document. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "export_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,10 +38,23 @@ attn_status attn_export_check_file(const char *path)
 {
     struct stat sb;
     if (!path || !*path) return attn_error(ATTN_E_IO, "empty output path");
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    int exists = stat(path, &sb) == 0;
+    if (exists && S_ISDIR(sb.st_mode))
         return attn_error(ATTN_E_IO, "%s: is a directory, expected a file path", path);
+    /* A device or FIFO is written in place (attn_atomic_open): it only has
+     * to be writable itself. */
+    if (exists && !S_ISREG(sb.st_mode)) {
+        if (access(path, W_OK) != 0)
+            return attn_error(ATTN_E_IO, "%s: not writable: %s", path, strerror(errno));
+        return ATTN_OK;
+    }
+    struct stat lsb;
+    if (!exists && lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode))
+        return attn_error(ATTN_E_IO, "%s: a symbolic link to a missing file (not replaced)", path);
     char dir[4096];
-    parent_of(path, dir, sizeof dir);
+    char *real = exists ? realpath(path, NULL) : NULL; /* a link's target is replaced */
+    parent_of(real ? real : path, dir, sizeof dir);
+    free(real);
     return writable_dir(path, dir);
 }
 
@@ -159,4 +174,23 @@ attn_status export_each_matrix(const attn_doc *doc, export_matrix_fn fn, void *u
         }
     }
     return st;
+}
+
+attn_status attn_trace_check_output(const attn_trace *t, const char *what)
+{
+    for (size_t i = 0; t && i < attn_trace_count(t); i++) {
+        attn_trace_entry e;
+        attn_status st = attn_trace_entry_at(t, i, &e);
+        if (st) return st;
+        size_t n = strlen(e.name);
+        if (n < 6 || strcmp(e.name + n - 6, "output") || (n > 6 && e.name[n - 7] != '.')) continue;
+        for (size_t k = 0; k < e.tensor->numel; k++)
+            if (!isfinite(e.tensor->data[k]))
+                return attn_error(ATTN_E_FORMAT,
+                                  "%s: the attention overflows float32 (%s in '%s', element %zu): "
+                                  "the inputs or the scale are too large, or the temperature too "
+                                  "small",
+                                  what, isnan(e.tensor->data[k]) ? "NaN" : "an infinity", e.name, k);
+    }
+    return ATTN_OK;
 }

@@ -46,34 +46,30 @@ typedef struct attn_in {
     const mat *vm;        /* V's numbers, for cached results */
 } attn_in;
 
-/* Scores .. Output in s's bands, starting a new band; returns the Output block. */
-static block attention_blocks(sheet *s, const attn_in *a)
+/* The traced matrices and scalars of one attention (see attention_blocks). */
+typedef struct attn_mats {
+    mat sc, sd, mk, att, out;
+    double scale, temp;
+    size_t L, S, dk, dv;
+    int masked, has_bias;
+} attn_mats;
+
+/* The parts of attention_blocks read the matrices under the names they had
+ * when it was one function. */
+#define ATTN_MATS_LOCALS(M)                                                         \
+    const size_t L = (M)->L, S = (M)->S;                                            \
+    const mat sc = (M)->sc, sd = (M)->sd, mk = (M)->mk, att = (M)->att, out = (M)->out; \
+    const int masked = (M)->masked, has_bias = (M)->has_bias;                       \
+    (void)L, (void)S, (void)sc, (void)sd, (void)mk, (void)att, (void)out, (void)masked, (void)has_bias
+
+/* Parameters (the scale as =1/SQRT(d) when it is that, and the temperature),
+ * Scores and Scaled, in a new band; returns the Scaled block. */
+static block scaled_blocks(sheet *s, const attn_in *a, const attn_mats *M)
 {
     xl *x = s->x;
-    block none = {s, 0, 0, 0, 0};
-    const size_t L = a->q->rows, S = a->k->rows, dk = a->q->cols, dv = a->v->cols;
-    mat sc, sd, mk, att, out;
-    xl_get_mat(x, a->t, a->prefix, "scores", L, S, 1, &sc);
-    xl_get_mat(x, a->t, a->prefix, "scaled", L, S, 1, &sd);
-    xl_get_mat(x, a->t, a->prefix, "mask", L, S, 0, &mk);
-    xl_get_mat(x, a->t, a->prefix, "attention", L, S, 1, &att);
-    xl_get_mat(x, a->t, a->prefix, "output", L, dv, 1, &out);
-    const double scale = xl_get_scalar(x, a->t, a->prefix, "scale");
-    const double temp = xl_get_scalar(x, a->t, a->prefix, "temperature");
-    if (x->st) return none;
-    const int masked = mk.t != NULL;
-    int has_bias = 0;
-    for (size_t i = 0; masked && i < L * S; i++) {
-        float m = mk.t->data[i];
-        if (isnan(m) || m == INFINITY) {
-            xl_fail(x, ATTN_E_INVALID,
-                    "the mask holds %g: only finite values and -inf are supported", (double)m);
-            return none;
-        }
-        if (isfinite(m) && m != 0.0f) has_bias = 1;
-    }
-
-    /* Parameters: the scale as =1/SQRT(d) when it is that, and the temperature. */
+    ATTN_MATS_LOCALS(M);
+    const size_t dk = M->dk;
+    const double scale = M->scale, temp = M->temp;
     xl_next_band(s);
     static const char *const prm[] = {"scale", "temperature"}, *const val[] = {"value"};
     block p = xl_place(s, "Parameters: scale = 1/√d", 2, 1, prm, 2, val, 1);
@@ -112,7 +108,17 @@ static block attention_blocks(sheet *s, const attn_in *a)
     xl_colour(&bsc, 3);
     xl_colour(&bsd, 3);
 
-    /* The mask: constants "Allowed" (and "Mask bias"), then "Masked" by IF. */
+    return bsd;
+}
+
+/* The mask: constants "Allowed" (and "Mask bias"), then "Masked" by IF, in a
+ * new band; *bal gets the Allowed block. Returns what the softmax reads (the
+ * Masked block, or Scaled when nothing is masked). */
+static block mask_blocks(sheet *s, const attn_mats *M, const block *bsd_in, block *bal_out)
+{
+    xl *x = s->x;
+    ATTN_MATS_LOCALS(M);
+    const block bsd = *bsd_in, none = {s, 0, 0, 0, 0};
     block bal = none, bmb = none, bm = bsd; /* bm: what the softmax reads */
     if (masked) {
         xl_next_band(s);
@@ -151,7 +157,17 @@ static block attention_blocks(sheet *s, const attn_in *a)
         xl_colour(&bm, 3);
     }
 
-    /* The softmax, max-subtracted: Row max, Exp, Row sum, Attention. */
+    *bal_out = bal;
+    return bm;
+}
+
+/* The softmax, max-subtracted: Row max, Exp, Row sum, Attention, in a new
+ * band, reading bm (and bal when masked); returns the Attention block. */
+static block softmax_blocks(sheet *s, const attn_mats *M, const block *bm_in, const block *bal_in)
+{
+    xl *x = s->x;
+    ATTN_MATS_LOCALS(M);
+    const block bm = *bm_in, bal = *bal_in;
     static const char *const mx[] = {"max"}, *const sm[] = {"sum"};
     xl_next_band(s);
     block brm = xl_place(s, "Row max: MAX", L, 1, sc.rl, sc.nrl, mx, 1);
@@ -216,7 +232,17 @@ static block attention_blocks(sheet *s, const attn_in *a)
     xl_colour(&bex, 0);
     xl_colour(&bat, 0);
 
-    /* Output = SUMPRODUCT(attention row, V column), V's columns made rows. */
+    return bat;
+}
+
+/* Output = SUMPRODUCT(attention row, V column), V's columns made rows, in a
+ * new band; returns the Output block. */
+static block output_blocks(sheet *s, const attn_in *a, const attn_mats *M, const block *bat_in)
+{
+    xl *x = s->x;
+    ATTN_MATS_LOCALS(M);
+    const size_t dv = M->dv;
+    const block bat = *bat_in;
     xl_next_band(s);
     block bvt = xl_place(s, "V transposed: values as columns", dv, S, a->vm->cl,
                       a->vm->ncl, a->vm->rl, a->vm->nrl);
@@ -241,6 +267,39 @@ static block attention_blocks(sheet *s, const attn_in *a)
         }
     xl_colour(&bo, 3);
     return bo;
+}
+
+/* Scores .. Output in s's bands, starting a new band; returns the Output block. */
+static block attention_blocks(sheet *s, const attn_in *a)
+{
+    xl *x = s->x;
+    block none = {s, 0, 0, 0, 0};
+    attn_mats M = {0};
+    const size_t L = M.L = a->q->rows, S = M.S = a->k->rows;
+    const size_t dv = M.dv = a->v->cols;
+    M.dk = a->q->cols;
+    xl_get_mat(x, a->t, a->prefix, "scores", L, S, 1, &M.sc);
+    xl_get_mat(x, a->t, a->prefix, "scaled", L, S, 1, &M.sd);
+    xl_get_mat(x, a->t, a->prefix, "mask", L, S, 0, &M.mk);
+    xl_get_mat(x, a->t, a->prefix, "attention", L, S, 1, &M.att);
+    xl_get_mat(x, a->t, a->prefix, "output", L, dv, 1, &M.out);
+    M.scale = xl_get_scalar(x, a->t, a->prefix, "scale");
+    M.temp = xl_get_scalar(x, a->t, a->prefix, "temperature");
+    if (x->st) return none;
+    M.masked = M.mk.t != NULL;
+    for (size_t i = 0; M.masked && i < L * S; i++) {
+        float m = M.mk.t->data[i];
+        if (isnan(m) || m == INFINITY) {
+            xl_fail(x, ATTN_E_INVALID,
+                    "the mask holds %g: only finite values and -inf are supported", (double)m);
+            return none;
+        }
+        if (isfinite(m) && m != 0.0f) M.has_bias = 1;
+    }
+    block bsd = scaled_blocks(s, a, &M), bal = none;
+    block bm = mask_blocks(s, &M, &bsd, &bal);
+    block bat = softmax_blocks(s, &M, &bm, &bal);
+    return output_blocks(s, a, &M, &bat);
 }
 
 /* ---- sequences ---------------------------------------------------------------- */

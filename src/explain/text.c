@@ -15,13 +15,54 @@ static attn_text_opts resolve(const attn_text_opts *o)
     return r;
 }
 
-/* Display width of a UTF-8 string: one column per code point. */
+/* A control character (C0, DEL, or C1 as UTF-8 C2 80..9F) in a token or label
+ * would reach the terminal raw (an escape sequence could clear the screen):
+ * it is shown as \xNN instead. Returns the bytes it spans, 0 if none. */
+static size_t control_at(const unsigned char *s)
+{
+    if (*s < 0x20 || *s == 0x7f) return 1;
+    if (s[0] == 0xC2 && s[1] >= 0x80 && s[1] <= 0x9F) return 2;
+    return 0;
+}
+
+size_t attn_text_escape(char *buf, size_t n, const char *s)
+{
+    size_t len = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = control_at(p);
+        char one[16];
+        size_t m;
+        if (k) m = (size_t)snprintf(one, sizeof one, "\\x%02x", k == 2 ? p[1] : p[0]);
+        else one[0] = (char)*p, m = 1, k = 1;
+        for (size_t i = 0; i < m; i++, len++)
+            if (len + 1 < n) buf[len] = one[i];
+        p += k;
+    }
+    if (n) buf[len < n ? len : n - 1] = '\0';
+    return len;
+}
+
+/* Display width of a label: one column per code point, 4 per escaped
+ * control character. */
 static size_t display_width(const char *s)
 {
     size_t w = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) w++;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = control_at(p);
+        if (k) w += 4, p += k;
+        else w += (*p & 0xC0) != 0x80, p++;
+    }
     return w;
+}
+
+/* A label as display_width measures it. */
+static void put_label(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t k = control_at(p);
+        if (k) fprintf(f, "\\x%02x", k == 2 ? p[1] : p[0]), p += k;
+        else fputc(*p++, f);
+    }
 }
 
 static void format_value(char *buf, size_t n, float v, int precision)
@@ -117,14 +158,15 @@ static attn_status table(FILE *f, const attn_tensor *t, const char *const *rows,
         const char *name = j < ncols ? cols[j] : NULL;
         if (!name) snprintf(cell, sizeof cell, "%zu", j), name = cell;
         pad(f, w[j] - display_width(name) + 2);
-        fputs(name, f);
+        put_label(f, name);
     }
     if (extra) fprintf(f, "   %s", extra_title ? extra_title : "");
     fputc('\n', f);
     for (size_t i = 0; i < r; i++) {
         const char *name = i < nrows ? rows[i] : NULL;
         if (!name) snprintf(cell, sizeof cell, "%zu", i), name = cell;
-        fprintf(f, "  %s", name);
+        fputs("  ", f);
+        put_label(f, name);
         pad(f, lw - display_width(name));
         for (size_t j = 0; j < c; j++) {
             float v = t->data[i * c + j];
@@ -135,7 +177,7 @@ static attn_status table(FILE *f, const attn_tensor *t, const char *const *rows,
             fputs(cell, f);
             if (o->color) fputs("\x1b[0m", f);
         }
-        if (extra) fprintf(f, "   %s", extra[i]);
+        if (extra) fputs("   ", f), put_label(f, extra[i]);
         fputc('\n', f);
     }
     free(w);

@@ -12,19 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
+
+#include "attn/fileio.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 30) /* 1 GiB: far above 4096 rows of any sane width */
 
-typedef struct cell {
-    char *text;
-    int quoted;
-} cell;
-
+/* One record's cells, compactly: every cell's text NUL-terminated in one
+ * buffer, and per cell its offset and whether it was quoted (9 bytes a cell
+ * beside the text; a 100 MB header of one-letter names needed 2.4 GB when
+ * each cell was its own allocation). */
 typedef struct record {
-    cell *cells;
+    size_t *off;
+    unsigned char *quoted;
     size_t n, cap;
+    char *text;
+    size_t tlen, tcap;
     size_t line; /* line on which the record starts */
+    size_t max_cells; /* more is an error */
 } record;
 
 typedef struct parser {
@@ -34,34 +40,74 @@ typedef struct parser {
     const char *name;
 } parser;
 
+static const char *cell_text(const record *r, size_t i) { return r->text + r->off[i]; }
+
 static void record_clear(record *r)
 {
-    for (size_t i = 0; i < r->n; i++) free(r->cells[i].text);
     r->n = 0;
+    r->tlen = 0;
 }
 
 static void record_free(record *r)
 {
-    record_clear(r);
-    free(r->cells);
+    free(r->off);
+    free(r->quoted);
+    free(r->text);
     memset(r, 0, sizeof *r);
+}
+
+/* Is buf[0..n) valid UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF)? Returns n, or the offset of the first bad byte. */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + len > n) return i;
+        unsigned long cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const unsigned long min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_of[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += len;
+    }
+    return n;
 }
 
 static attn_status push_cell(parser *p, record *r, const char *buf, size_t n, int quoted)
 {
+    size_t bad = utf8_valid_prefix((const unsigned char *)buf, n);
+    if (bad < n)
+        return attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: not valid UTF-8 (byte 0x%02x at offset %zu of the cell)",
+                          p->name, p->line, r->n + 1, (unsigned char)buf[bad], bad);
+    if (r->n == r->max_cells)
+        return attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: more than %zu cells (at most %d dimensions)",
+                          p->name, r->line, r->n + 1, r->max_cells, ATTN_CSV_MAX_DIMS);
     if (r->n == r->cap) {
         size_t ncap = r->cap ? r->cap * 2 : 16;
-        cell *c = realloc(r->cells, ncap * sizeof *c);
-        if (!c) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", p->name, p->line);
-        r->cells = c;
+        size_t *o = realloc(r->off, ncap * sizeof *o);
+        if (o) r->off = o;
+        unsigned char *q = o ? realloc(r->quoted, ncap) : NULL;
+        if (!q) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", p->name, p->line);
+        r->quoted = q;
         r->cap = ncap;
     }
-    char *t = malloc(n + 1);
-    if (!t) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", p->name, p->line);
-    memcpy(t, buf, n);
-    t[n] = '\0';
-    r->cells[r->n].text = t;
-    r->cells[r->n].quoted = quoted;
+    if (r->tcap - r->tlen < n + 1) {
+        size_t ncap = r->tcap ? r->tcap : 256;
+        while (ncap - r->tlen < n + 1) ncap *= 2;
+        char *t = realloc(r->text, ncap);
+        if (!t) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", p->name, p->line);
+        r->text = t;
+        r->tcap = ncap;
+    }
+    memcpy(r->text + r->tlen, buf, n);
+    r->text[r->tlen + n] = '\0';
+    r->off[r->n] = r->tlen;
+    r->quoted[r->n] = (unsigned char)quoted;
+    r->tlen += n + 1;
     r->n++;
     return ATTN_OK;
 }
@@ -227,11 +273,11 @@ static attn_status parse_header(parser *p, record *r, attn_embeddings *e)
         return attn_error(ATTN_E_FORMAT,
                           "%s:1:1: the file is empty: expected a header 'token,<dim>,...'",
                           p->name);
-    if (strcasecmp(r->cells[0].text, "token") != 0)
+    if (strcasecmp(cell_text(r, 0), "token") != 0)
         return attn_error(ATTN_E_FORMAT,
                           "%s:%zu:1: expected 'token' as the first header cell, found '%.40s'",
-                          p->name, r->line, r->cells[0].text);
-    if (r->n < 2 || (r->n == 2 && !r->cells[1].text[0] && !r->cells[1].quoted))
+                          p->name, r->line, cell_text(r, 0));
+    if (r->n < 2 || (r->n == 2 && !cell_text(r, 1)[0] && !r->quoted[1]))
         return attn_error(ATTN_E_FORMAT,
                           "%s:%zu:2: the header has no dimensions: expected "
                           "'token,<dim>,<dim>,...'",
@@ -240,27 +286,46 @@ static attn_status parse_header(parser *p, record *r, attn_embeddings *e)
     e->dims = calloc(nd, sizeof(char *));
     if (!e->dims) return attn_error(ATTN_E_NOMEM, "%s: out of memory", p->name);
     e->n_dims = nd;
-    for (size_t j = 0; j < nd; j++) {
-        const char *name = r->cells[j + 1].text;
-        if (!name[0])
-            return attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: empty dimension name", p->name,
-                              r->line, j + 2);
-        for (size_t k = 0; k < j; k++)
-            if (strcmp(e->dims[k], name) == 0)
-                return attn_error(ATTN_E_FORMAT,
-                                  "%s:%zu:%zu: duplicate dimension name '%.40s' (also column "
-                                  "%zu)",
-                                  p->name, r->line, j + 2, name, k + 2);
-        e->dims[j] = r->cells[j + 1].text;
-        r->cells[j + 1].text = NULL; /* moved */
+    /* Duplicates through a hash table of column numbers (open addressing,
+     * at most half full): linear in the number of columns. */
+    size_t hcap = 16;
+    while (hcap < 2 * nd) hcap *= 2;
+    size_t *slot = calloc(hcap, sizeof *slot); /* 0 empty, else j + 1 */
+    if (!slot) return attn_error(ATTN_E_NOMEM, "%s: out of memory", p->name);
+    attn_status st = ATTN_OK;
+    for (size_t j = 0; j < nd && !st; j++) {
+        const char *name = cell_text(r, j + 1);
+        if (!name[0]) {
+            st = attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: empty dimension name", p->name, r->line,
+                            j + 2);
+            break;
+        }
+        uint64_t h = 1469598103934665603u; /* FNV-1a */
+        for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+            h = (h ^ *c) * 1099511628211u;
+        size_t i = (size_t)h & (hcap - 1);
+        for (; slot[i]; i = (i + 1) & (hcap - 1))
+            if (strcmp(e->dims[slot[i] - 1], name) == 0) {
+                st = attn_error(ATTN_E_FORMAT,
+                                "%s:%zu:%zu: duplicate dimension name '%.40s' (also column %zu)",
+                                p->name, r->line, j + 2, name, slot[i] + 1);
+                break;
+            }
+        if (st) break;
+        slot[i] = j + 1;
+        if (!(e->dims[j] = strdup(name))) st = attn_error(ATTN_E_NOMEM, "%s: out of memory", p->name);
     }
-    return ATTN_OK;
+    free(slot);
+    return st;
 }
 
 static attn_status parse_rows(parser *p, record *r, attn_embeddings *e)
 {
     size_t cap = 0;
     const size_t header_line = r->line;
+    /* A row may be a little longer than the header (the message counts its
+     * cells), never without bound. */
+    r->max_cells = 2 * (e->n_dims + 1) + 16;
     for (;;) {
         attn_status st = read_record(p, r);
         if (st) return st;
@@ -274,7 +339,7 @@ static attn_status parse_rows(parser *p, record *r, attn_embeddings *e)
         if (e->n_tokens == ATTN_CSV_MAX_ROWS)
             return attn_error(ATTN_E_FORMAT, "%s:%zu:1: more than %d token rows (the limit)",
                               p->name, r->line, ATTN_CSV_MAX_ROWS);
-        if (!r->cells[0].text[0])
+        if (!cell_text(r, 0)[0])
             return attn_error(ATTN_E_FORMAT, "%s:%zu:1: empty token", p->name, r->line);
         if (e->n_tokens == cap) {
             size_t ncap = cap ? cap * 2 : 16;
@@ -288,11 +353,12 @@ static attn_status parse_rows(parser *p, record *r, attn_embeddings *e)
         }
         float *row = e->data + e->n_tokens * e->n_dims;
         for (size_t j = 0; j < e->n_dims; j++) {
-            st = parse_number(p, r->line, j + 2, e->dims[j], r->cells[j + 1].text, &row[j]);
+            st = parse_number(p, r->line, j + 2, e->dims[j], cell_text(r, j + 1), &row[j]);
             if (st) return st;
         }
-        e->tokens[e->n_tokens++] = r->cells[0].text;
-        r->cells[0].text = NULL; /* moved */
+        if (!(e->tokens[e->n_tokens] = strdup(cell_text(r, 0))))
+            return attn_error(ATTN_E_NOMEM, "%s: out of memory", p->name);
+        e->n_tokens++;
     }
     if (e->n_tokens == 0)
         return attn_error(ATTN_E_FORMAT, "%s:%zu:1: no token rows after the header", p->name,
@@ -308,6 +374,7 @@ attn_status attn_embeddings_parse_csv(attn_embeddings *e, const char *text, size
     parser p = {text ? text : "", len, 0, 1, name ? name : "<csv>"};
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) p.pos = 3; /* UTF-8 BOM */
     record r = {0};
+    r.max_cells = (size_t)ATTN_CSV_MAX_DIMS + 1;
     attn_status st = read_record(&p, &r);
     if (!st) st = parse_header(&p, &r, e);
     if (!st) st = parse_rows(&p, &r, e);
@@ -320,37 +387,11 @@ attn_status attn_embeddings_read_csv(attn_embeddings *e, const char *path)
 {
     if (!e || !path) return attn_error(ATTN_E_INVALID, "attn_embeddings_read_csv: NULL");
     memset(e, 0, sizeof *e);
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *text = malloc(cap);
-    attn_status st = ATTN_OK;
-    if (!text) {
-        fclose(f);
-        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_FILE_BYTES) {
-                st = attn_error(ATTN_E_FORMAT, "%s: larger than %zu bytes", path, MAX_FILE_BYTES);
-                break;
-            }
-            char *t = realloc(text, cap * 2);
-            if (!t) {
-                st = attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            text = t;
-            cap *= 2;
-        }
-        size_t got = fread(text + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) st = attn_error(ATTN_E_IO, "%s: cannot read: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
+    /* A regular file's size is checked before reading; a pipe or device is
+     * read up to the limit; a NUL byte (/dev/zero) stops the read at once. */
+    char *text = NULL;
+    size_t n = 0;
+    attn_status st = attn_read_file(path, MAX_FILE_BYTES, ATTN_READ_TEXT, &text, &n);
     if (!st) st = attn_embeddings_parse_csv(e, text, n, path);
     free(text);
     return st;

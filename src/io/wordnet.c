@@ -168,6 +168,32 @@ static attn_status parse_line(cursor *c, sbuf *b, int *lex, const char **off, si
     return ATTN_OK;
 }
 
+/* data.noun's longest line is about 12 KB: anything near this is not it. */
+#define MAX_LINE ((size_t)1 << 20)
+
+/* One line, its '\n' included, into b; *eof at the end of the file. A
+ * bounded read (/dev/zero or a file of one huge line is refused), and an
+ * allocation or read failure is an error, never a quiet end of file. */
+static attn_status read_line(FILE *in, const char *path, size_t no, sbuf *b, int *eof)
+{
+    b->n = 0;
+    *eof = 0;
+    int ch;
+    while ((ch = getc(in)) != EOF) {
+        if (ch == 0) return attn_error(ATTN_E_FORMAT, "%s:%zu: a NUL byte in the line", path, no);
+        if (b->n >= MAX_LINE)
+            return attn_error(ATTN_E_FORMAT,
+                              "%s:%zu: a line longer than %zu bytes (is this WordNet's data.noun?)",
+                              path, no, MAX_LINE);
+        char byte = (char)ch;
+        if (put(b, &byte, 1)) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", path, no);
+        if (ch == '\n') break;
+    }
+    if (ch == EOF && ferror(in)) return attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
+    if (ch == EOF && !b->n) *eof = 1;
+    return ATTN_OK;
+}
+
 attn_status attn_wordnet_build(const char *path, const char *out_dir, attn_wordnet_stats *stats)
 {
     if (!path || !out_dir) return attn_error(ATTN_E_INVALID, "attn_wordnet_build: NULL");
@@ -198,23 +224,15 @@ attn_status attn_wordnet_build(const char *path, const char *out_dir, attn_wordn
         st = attn_atomic_open(&out[i], p);
         free(p);
     }
-    char *line = NULL;
-    size_t cap = 0;
+    sbuf ln = {0};
     sbuf b = {0};
     size_t seen[45] = {0};
     cursor c = {NULL, path, 0};
     while (!st) {
-        errno = 0;
-        ssize_t got = getline(&line, &cap, in);
-        if (got < 0) {
-            if (ferror(in)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
+        int eof = 0;
         c.line++;
-        if ((size_t)got != strlen(line)) {
-            st = attn_error(ATTN_E_FORMAT, "%s:%zu: a NUL byte in the line", path, c.line);
-            break;
-        }
+        if ((st = read_line(in, path, c.line, &ln, &eof)) || eof) break;
+        const char *line = ln.s;
         if (line[0] == ' ' && line[1] == ' ') continue; /* the licence */
         if (line[0] == '\n' || (line[0] == '\r' && line[1] == '\n')) continue;
         c.p = line;
@@ -238,7 +256,7 @@ attn_status attn_wordnet_build(const char *path, const char *out_dir, attn_wordn
         if (!st) st = attn_atomic_commit(&out[i]);
         else attn_atomic_abort(&out[i]);
     }
-    free(line), free(b.s);
+    free(ln.s), free(b.s);
     fclose(in);
     if (!st && stats) *stats = s;
     return st;

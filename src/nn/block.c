@@ -108,24 +108,46 @@ static void add(float *y, const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
-                             float *weights, size_t R, size_t C)
+const attn_op_ctx *nn_sub_ctx(attn_op_ctx *sub, char *buf, size_t n, const attn_op_ctx *ctx,
+                              const char *name)
 {
+    if (!ctx || !ctx->trace) return NULL;
+    if (ctx->prefix && *ctx->prefix) snprintf(buf, n, "%s.%s", ctx->prefix, name);
+    else snprintf(buf, n, "%s", name);
+    sub->trace = ctx->trace, sub->prefix = buf;
+    return sub;
+}
+
+attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
+                             float *weights, size_t R, size_t C, const attn_op_ctx *ctx)
+{
+    attn_op_ctx sub;
+    char name[160];
     attn_status st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w,
-                                            k->ln1_b, R, C, NN_LN_EPS);
+                                            k->ln1_b, R, C, NN_LN_EPS,
+                                            nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_1"));
     in.query = in.key = in.value = k->ln1;
-    if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, NULL);
-    if (!st && k->drop_p > 0.0f) st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn);
+    if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, ctx);
+    if (!st && k->drop_p > 0.0f)
+        st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn, NULL);
     if (st) return st;
     add(k->mid, k->res, scratch, R * C);
-    st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b, R,
-                                C, NN_LN_EPS);
+    st = attn_op_record(ctx, "mid", k->mid, R, C, "token", "dim");
+    if (!st)
+        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b,
+                                    R, C, NN_LN_EPS,
+                                    nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_2"));
     if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
-    if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C);
+    if (!st) st = attn_op_record(ctx, "mlp.fc", k->fc, R, 4 * C, "token", "hidden");
+    if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C, NULL);
+    if (!st) st = attn_op_record(ctx, "mlp.gelu", k->act, R, 4 * C, "token", "hidden");
     if (!st) st = attn_linear_forward(scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
-    if (!st && k->drop_p > 0.0f) st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_mlp);
-    if (!st) add(next, k->mid, scratch, R * C);
-    return st;
+    if (!st) st = attn_op_record(ctx, "mlp.output", scratch, R, C, "token", "dim");
+    if (!st && k->drop_p > 0.0f)
+        st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_mlp, NULL);
+    if (st) return st;
+    add(next, k->mid, scratch, R * C);
+    return attn_op_record(ctx, "resid", next, R, C, "token", "dim");
 }
 
 attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,

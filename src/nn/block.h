@@ -11,7 +11,7 @@
 
 #include "attn/mha.h"
 #include "attn/tensor.h"
-#include "attn/gpt.h"
+#include "attn/params.h"
 
 #define NN_LN_EPS 1e-5f
 
@@ -60,11 +60,21 @@ void nn_init_gpt2(attn_param_ref *table, size_t n, size_t layers, uint64_t seed)
  * to `rows` rows of width C; k->mha must exist already. */
 void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, size_t rows);
 
+/* A context for a part of a traced model: prefix "<ctx->prefix>.<name>"
+ * (or "<name>") in buf; NULL when ctx carries no trace. */
+const attn_op_ctx *nn_sub_ctx(attn_op_ctx *sub, char *buf, size_t n, const attn_op_ctx *ctx,
+                              const char *name);
+
 /* One block forward on k->res (R, C) into next (R, C). `in` carries the
  * attention's shapes and masks (its query/key/value are set to k->ln1).
- * scratch: (R, C). weights (may be NULL): the attention weights per head. */
+ * scratch: (R, C). weights (may be NULL): the attention weights per head.
+ * With a trace in ctx (prefix P, e.g. "layer3") it records "P.ln_1.output",
+ * the attention layer's entries ("P.head<h>.q" ... "P.head<h>.attention",
+ * "P.concat", "P.output"), "P.mid" (x + attention), "P.ln_2.output",
+ * "P.mlp.fc", "P.mlp.gelu", "P.mlp.output" and "P.resid" (the block's
+ * output, the next hidden state); rows are "token" (B·T of them). */
 attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
-                             float *weights, size_t R, size_t C);
+                             float *weights, size_t R, size_t C, const attn_op_ctx *ctx);
 
 /* Its backward: d_res (R, C) holds d next on entry and d k->res on return.
  * d_tmp (R, C), d_big1 and d_big2 (R, 4C) are scratch. */

@@ -35,6 +35,16 @@ void attn_cls_score(attn_cls_metrics *m, const uint32_t *pred, const uint32_t *g
     free(tp);
 }
 
+void attn_cls_f1_per_class(double *f1, const size_t *confusion, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        size_t tp = confusion[i * k + i], fp = 0, fn = 0;
+        for (size_t j = 0; j < k; j++)
+            if (j != i) fp += confusion[j * k + i], fn += confusion[i * k + j];
+        f1[i] = tp + fp + fn ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+    }
+}
+
 uint32_t attn_majority_class(const uint32_t *labels, size_t n, size_t k)
 {
     size_t *count = calloc(k ? k : 1, sizeof *count);
@@ -146,11 +156,9 @@ attn_status attn_bow_train(attn_bow *m, const attn_cls_tokens *train, const attn
                 const float *w = m->w + (size_t)f[j] * K;
                 for (size_t c = 0; c < K; c++) z[c] += w[c];
             }
-            float mx = z[0], sum = 0.0f;
-            for (size_t c = 1; c < K; c++) mx = z[c] > mx ? z[c] : mx;
-            for (size_t c = 0; c < K; c++) sum += (z[c] = expf(z[c] - mx));
+            attn_softmax_forward(z, z, 1, K, NULL); /* K > 0 was checked: cannot fail */
             for (size_t c = 0; c < K; c++) {
-                float g = z[c] / sum - (c == train->label[i] ? 1.0f : 0.0f);
+                float g = z[c] - (c == train->label[i] ? 1.0f : 0.0f);
                 gb[c] += g * g;
                 m->b[c] -= o->lr * g / sqrtf(gb[c] + eps);
                 for (size_t j = 0; j < nf; j++) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "attn/fileio.h"
+#include "attn/train_config.h"
 #include "ckpt_dir.h"
 #include "cls_internal.h"
 
@@ -60,8 +61,9 @@ static char *config_text(const attn_cls_info *in)
         cJSON_AddNumberToObject(o, "epochs", (double)in->opts.epochs);
         cJSON_AddNumberToObject(o, "patience", (double)in->opts.patience);
         cJSON_AddNumberToObject(o, "min_count", (double)in->opts.min_count);
-        cJSON_AddNumberToObject(o, "dropout", (double)in->opts.dropout);
-        cJSON_AddNumberToObject(o, "label_smoothing", (double)in->opts.label_smoothing);
+        char num[32];
+        cJSON_AddRawToObject(o, "dropout", attn_float_shortest(num, sizeof num, in->opts.dropout));
+        cJSON_AddRawToObject(o, "label_smoothing", attn_float_shortest(num, sizeof num, in->opts.label_smoothing));
         for (size_t i = 0; i < in->n_labels; i++)
             cJSON_AddItemToArray(labels, cJSON_CreateString(in->labels[i]));
         cJSON_AddNumberToObject(best, "step", (double)in->best_step);
@@ -241,6 +243,15 @@ static attn_status load_common(const char *state, size_t max_batch, attn_cls_inf
         st = attn_error(ATTN_E_FORMAT, "%s: %zu tokens, but %s says vocab_size %zu", vpath,
                         attn_tokenizer_vocab_size(*tok), cpath, in->model.vocab_size);
     if (!st) st = attn_encoder_create(e, &in->model, max_batch ? max_batch : in->train.batch);
+    if (st == ATTN_E_NOMEM && parsed) { /* sizes that pass the checks but cannot be had */
+        char why[256];
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        const attn_encoder_config *c = &in->model;
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: a model of %zu layers, width %zu, context %zu, vocabulary %zu and "
+                        "%zu classes does not fit in memory (%s)",
+                        cpath, c->layers, c->width, c->context, c->vocab_size, c->classes, why);
+    }
     if (st) {
         attn_tokenizer_free(*tok), *tok = NULL;
         if (parsed) attn_cls_info_free(in);

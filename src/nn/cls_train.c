@@ -337,7 +337,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
 }
 
 attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const char *text,
-                             float *probs, uint32_t **ids_out, size_t *n_out, float *const *weights)
+                             float *probs, uint32_t **ids_out, size_t *n_out, const attn_op_ctx *ctx)
 {
     if (!e || !tok || !text || !probs) return attn_error(ATTN_E_INVALID, "attn_cls_predict: NULL");
     const attn_encoder_config *c = attn_encoder_get_config(e);
@@ -355,16 +355,9 @@ attn_status attn_cls_predict(attn_encoder *e, const attn_tokenizer *tok, const c
     if (n) memcpy(ids + 1, w, n * sizeof *ids);
     free(w);
     size_t len = n + 1;
-    st = attn_encoder_forward(e, ids, &len, NULL, 1, len, NULL, weights);
-    if (!st) {
-        const float *z = attn_encoder_logits(e);
-        const size_t K = c->classes;
-        float mx = z[0];
-        double sum = 0.0;
-        for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-        for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx);
-        for (size_t k = 0; k < K; k++) probs[k] = (float)(exp((double)z[k] - mx) / sum);
-    }
+    st = attn_encoder_forward(e, ids, &len, NULL, 1, len, NULL, ctx);
+    /* the reference softmax: in double, the probabilities printed */
+    if (!st) st = attn_softmax_ref(probs, attn_encoder_logits(e), 1, c->classes);
     if (!st && ids_out) *ids_out = ids, ids = NULL;
     if (!st && n_out) *n_out = len;
     free(ids);

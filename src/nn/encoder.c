@@ -251,9 +251,55 @@ static attn_mha_inputs mha_inputs(const attn_encoder *e)
     return in;
 }
 
+/* What each example's pooled vector attended to, per layer and head, from
+ * the heads' "attention" entries of the trace: the [CLS] row, or with mean
+ * pooling the mean of the example's token rows (its padding keys have weight
+ * 0). Recorded as "[batch<b>.]pooled_attention" (layers·heads, lens[b]), rows
+ * on the axis "layer_head" (labelled "layer <l> head <h>"), columns "token". */
+static attn_status record_pooled_attention(const attn_encoder *e, const size_t *lens, size_t B,
+                                           size_t T, const attn_op_ctx *ctx)
+{
+    const attn_encoder_config *c = &e->cfg;
+    const size_t L = c->layers, H = c->heads;
+    const char *pre = ctx->prefix && *ctx->prefix ? ctx->prefix : NULL;
+    float *rows = calloc(L * H * T, sizeof *rows);
+    char **names = calloc(L * H, sizeof *names);
+    attn_status st = rows && names ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    for (size_t i = 0; !st && i < L * H; i++)
+        if (!(names[i] = malloc(64))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        else snprintf(names[i], 64, "layer %zu head %zu", i / H, i % H);
+    if (!st) st = attn_trace_set_labels(ctx->trace, "layer_head", L * H, (const char *const *)names);
+    for (size_t b = 0; !st && b < B; b++) {
+        const size_t n = lens[b];
+        char name[192], batch[32] = "";
+        if (B > 1) snprintf(batch, sizeof batch, "batch%zu.", b);
+        memset(rows, 0, L * H * T * sizeof *rows);
+        for (size_t i = 0; !st && i < L * H; i++) {
+            snprintf(name, sizeof name, "%s%slayer%zu.%shead%zu.attention", pre ? pre : "",
+                     pre ? "." : "", i / H, batch, i % H);
+            const attn_tensor *a = attn_trace_get(ctx->trace, name);
+            if (!a || a->ndim != 2 || a->shape[0] != T || a->shape[1] != T) {
+                st = attn_error(ATTN_E_INTERNAL, "encoder trace: no (T, T) entry %s", name);
+                break;
+            }
+            float *r = rows + i * n;
+            if (c->pooling == ATTN_POOL_CLS) memcpy(r, a->data, n * sizeof *r);
+            else
+                for (size_t q = 0; q < n; q++)
+                    for (size_t k = 0; k < n; k++) r[k] += a->data[q * T + k] / (float)n;
+        }
+        size_t shape[2] = {L * H, n};
+        snprintf(name, sizeof name, "%spooled_attention", batch);
+        if (!st) st = attn_trace_record(ctx->trace, pre, name, rows, 2, shape, "layer_head", "token");
+    }
+    for (size_t i = 0; names && i < L * H; i++) free(names[i]);
+    free(names), free(rows);
+    return st;
+}
+
 attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const size_t *lens,
                                  const uint32_t *labels, size_t B, size_t T, double *loss,
-                                 float *const *weights)
+                                 const attn_op_ctx *ctx)
 {
     if (!e || !ids || !lens) return attn_error(ATTN_E_INVALID, "attn_encoder_forward: NULL argument");
     const attn_encoder_config *c = &e->cfg;
@@ -278,17 +324,22 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
         e->kpm[i] = i % T >= lens[i / T] ? 1.0f : 0.0f;
     }
     float *x0 = e->blocks[0].res;
-    attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0);
-    if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1);
-    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key);
+    attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0, NULL);
+    if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1, NULL);
+    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key, NULL);
+    if (!st) st = attn_op_record(ctx, "embed", x0, R, C, "token", "dim");
+    attn_op_ctx sub;
+    char name[160];
     for (size_t l = 0; !st && l < c->layers; l++) {
         float *next = l + 1 < c->layers ? e->blocks[l + 1].res : e->res_out;
-        st = nn_block_forward(&e->blocks[l], mha_inputs(e), next, e->scratch,
-                              weights ? weights[l] : NULL, R, C);
+        char layer[32];
+        snprintf(layer, sizeof layer, "layer%zu", l);
+        st = nn_block_forward(&e->blocks[l], mha_inputs(e), next, e->scratch, NULL, R, C,
+                              nn_sub_ctx(&sub, name, sizeof name, ctx, layer));
     }
     if (!st)
         st = attn_layernorm_forward(e->lnf, e->lnf_mean, e->lnf_rstd, e->res_out, e->lnf_w, e->lnf_b,
-                                    R, C, NN_LN_EPS);
+                                    R, C, NN_LN_EPS, nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_f"));
     if (st) return st;
     for (size_t b = 0; b < B; b++) {
         float *p = e->pooled + b * C;
@@ -305,23 +356,15 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
         }
     }
     st = attn_linear_forward(e->logits, e->pooled, e->head_w, e->head_b, B, C, K);
+    if (!st) st = attn_op_record(ctx, "pooled", e->pooled, B, C, "example", "dim");
+    if (!st) st = attn_op_record(ctx, "logits", e->logits, B, K, "example", "class");
+    if (!st && ctx && ctx->trace) st = record_pooled_attention(e, lens, B, T, ctx);
     if (st || !labels) return st;
     memcpy(e->labels, labels, B * sizeof *labels);
     double l = 0.0;
-    st = attn_crossentropy_forward(&l, NULL, e->probs, e->logits, e->labels, B, K);
+    st = attn_crossentropy_forward(&l, NULL, e->probs, e->logits, e->labels, B, K, e->smoothing,
+                                   NULL);
     if (st) return st;
-    if (e->smoothing > 0.0f) { /* + ε·(mean over classes of −log p − CE), per row, in double */
-        double extra = 0.0;
-        for (size_t b = 0; b < B; b++) {
-            const float *z = e->logits + b * K;
-            double mx = z[0], sum = 0.0, mean = 0.0;
-            for (size_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
-            for (size_t k = 0; k < K; k++) sum += exp((double)z[k] - mx), mean += z[k];
-            const double lse = mx + log(sum);
-            extra += (lse - mean / (double)K) - (lse - (double)z[labels[b]]);
-        }
-        l += (double)e->smoothing * extra / (double)B;
-    }
     e->have_labels = 1;
     if (loss) *loss = l;
     return ATTN_OK;
@@ -337,14 +380,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     const size_t R = B * T;
     memset(e->d_logits, 0, B * K * sizeof(float));
     attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
-                                                loss_scale / (float)B, B, K);
-    if (!st && e->smoothing > 0.0f) { /* the target (1-ε)·onehot + ε/K: add scale·ε·(onehot − 1/K) */
-        const float s = loss_scale / (float)B * e->smoothing, u = s / (float)K;
-        for (size_t b = 0; b < B; b++) {
-            for (size_t k = 0; k < K; k++) e->d_logits[b * K + k] -= u;
-            e->d_logits[b * K + e->labels[b]] += s;
-        }
-    }
+                                                loss_scale / (float)B, B, K, e->smoothing);
     memset(e->d_pooled, 0, B * C * sizeof(float));
     if (!st)
         st = attn_linear_backward(e->d_pooled, e->g_head_w, e->g_head_b, e->d_logits, e->pooled,

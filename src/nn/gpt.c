@@ -168,7 +168,7 @@ static attn_mha_inputs mha_inputs(size_t B, size_t T)
 }
 
 attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *targets,
-                             size_t B, size_t T, double *loss)
+                             size_t B, size_t T, double *loss, const attn_op_ctx *ctx)
 {
     if (!g || !ids) return attn_error(ATTN_E_INVALID, "attn_gpt_forward: NULL argument");
     const attn_gpt_config *c = &g->cfg;
@@ -181,20 +181,28 @@ attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *t
     memcpy(g->ids, ids, R * sizeof *ids);
     for (size_t i = 0; i < R; i++) g->pos[i] = (uint32_t)(i % T);
     float *x0 = c->layers ? g->blocks[0].res : g->res_out;
-    attn_status st = attn_embedding_forward(x0, g->ids, g->wte, R, C, V, 0);
-    if (!st) st = attn_embedding_forward(x0, g->pos, g->wpe, R, C, c->context, 1);
+    attn_status st = attn_embedding_forward(x0, g->ids, g->wte, R, C, V, 0, NULL);
+    if (!st) st = attn_embedding_forward(x0, g->pos, g->wpe, R, C, c->context, 1, NULL);
+    if (!st) st = attn_op_record(ctx, "embed", x0, R, C, "token", "dim");
+    attn_op_ctx sub;
+    char name[160];
     for (size_t l = 0; !st && l < c->layers; l++) {
         float *next = l + 1 < c->layers ? g->blocks[l + 1].res : g->res_out;
-        st = nn_block_forward(&g->blocks[l], mha_inputs(B, T), next, g->scratch, NULL, R, C);
+        char layer[32];
+        snprintf(layer, sizeof layer, "layer%zu", l);
+        st = nn_block_forward(&g->blocks[l], mha_inputs(B, T), next, g->scratch, NULL, R, C,
+                              nn_sub_ctx(&sub, name, sizeof name, ctx, layer));
     }
     if (!st)
         st = attn_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, g->res_out, g->lnf_w,
-                                    g->lnf_b, R, C, NN_LN_EPS);
+                                    g->lnf_b, R, C, NN_LN_EPS,
+                                    nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_f"));
     if (!st) st = attn_linear_forward(g->logits, g->lnf, g->wte, NULL, R, C, V); /* tied head */
+    if (!st) st = attn_op_record(ctx, "logits", g->logits, R, V, "token", "vocab");
     if (st || !targets) return st;
     memcpy(g->targets, targets, R * sizeof *targets);
     double l = 0.0;
-    st = attn_crossentropy_forward(&l, g->row_loss, g->probs, g->logits, g->targets, R, V);
+    st = attn_crossentropy_forward(&l, g->row_loss, g->probs, g->logits, g->targets, R, V, 0.0f, NULL);
     if (st) return st;
     g->have_targets = 1;
     if (loss) *loss = l;
@@ -210,7 +218,7 @@ attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
     const size_t C = c->width, V = c->vocab_size, B = g->batch, T = g->seq, R = B * T;
     memset(g->d_logits, 0, R * V * sizeof(float));
     attn_status st = attn_crossentropy_backward(g->d_logits, g->probs, g->targets,
-                                                loss_scale / (float)R, R, V);
+                                                loss_scale / (float)R, R, V, 0.0f);
     memset(g->d_tmp, 0, R * C * sizeof(float));
     if (!st) st = attn_linear_backward(g->d_tmp, g->g_wte, NULL, g->d_logits, g->lnf, g->wte, R, C, V);
     memset(g->d_res, 0, R * C * sizeof(float));

@@ -15,6 +15,7 @@
 #include "attn/fileio.h"
 #include "attn/safetensors.h"
 #include "attn/train.h"
+#include "attn/train_config.h"
 #include "ckpt_dir.h"
 
 #define FORMAT "attn-gpt"
@@ -134,7 +135,11 @@ static cJSON *config_json(const attn_checkpoint *info)
         cJSON *o = k->model ? m : t;
         switch (k->kind) {
         case K_BOOL: cJSON_AddBoolToObject(o, k->name, *(const int *)at); break;
-        case K_FLOAT: cJSON_AddNumberToObject(o, k->name, (double)*(const float *)at); break;
+        case K_FLOAT: { /* the value as given, not the float's binary expansion */
+            char num[32];
+            cJSON_AddRawToObject(o, k->name, attn_float_shortest(num, sizeof num, *(const float *)at));
+            break;
+        }
         case K_U64: cJSON_AddNumberToObject(o, k->name, (double)*(const uint64_t *)at); break;
         default: cJSON_AddNumberToObject(o, k->name, (double)*(const size_t *)at); break;
         }
@@ -250,6 +255,16 @@ attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpo
         st = attn_error(ATTN_E_FORMAT, "%s: %zu tokens, but %s says vocab_size %zu", vpath,
                         attn_tokenizer_vocab_size(*tok), cpath, info->model.vocab_size);
     if (!st) st = attn_gpt_create(g, &info->model, max_batch ? max_batch : info->train.batch);
+    if (st == ATTN_E_NOMEM) { /* sizes that pass the checks but cannot be had: bad input */
+        char why[256];
+        snprintf(why, sizeof why, "%s", attn_last_error());
+        const attn_gpt_config *m = &info->model;
+        st = attn_error(ATTN_E_FORMAT,
+                        "%s: a model of %zu layers, width %zu, context %zu and vocabulary %zu "
+                        "(batch %zu) does not fit in memory (%s)",
+                        cpath, m->layers, m->width, m->context, m->vocab_size,
+                        max_batch ? max_batch : info->train.batch, why);
+    }
     const ckpt_stamp stamp = {FORMAT, info->run, info->step};
     if (!st) st = ckpt_params_read(mpath, &stamp, attn_gpt_params(*g), attn_gpt_param_count(*g), 1);
     if (!st) info->has_optim = access(opath, F_OK) == 0;

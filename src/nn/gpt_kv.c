@@ -111,7 +111,7 @@ static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *log
     for (size_t j = 0; j < C; j++) x[j] = te[j] + pe[j];
     for (size_t l = 0; l < c->layers; l++) {
         const nn_block *k = &g->blocks[l];
-        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln1_w, k->ln1_b, 1, C, NN_LN_EPS);
+        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln1_w, k->ln1_b, 1, C, NN_LN_EPS, NULL);
         (void)attn_linear_forward(qkv, ln, k->in_w, k->in_b, 1, C, 3 * C);
         for (size_t h = 0; h < H; h++) {
             float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
@@ -121,13 +121,13 @@ static void step_one(const attn_gpt *g, attn_gpt_kv *kv, uint32_t id, float *log
         }
         (void)attn_linear_forward(tmp, cat, k->out_w, k->out_b, 1, C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
-        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln2_w, k->ln2_b, 1, C, NN_LN_EPS);
+        (void)attn_layernorm_forward(ln, NULL, NULL, x, k->ln2_w, k->ln2_b, 1, C, NN_LN_EPS, NULL);
         (void)attn_linear_forward(kv->fc, ln, k->fc_w, k->fc_b, 1, C, 4 * C);
-        (void)attn_gelu_forward(kv->act, kv->fc, 4 * C); /* cannot fail: sizes checked */
+        (void)attn_gelu_forward(kv->act, kv->fc, 4 * C, NULL); /* cannot fail: sizes checked */
         (void)attn_linear_forward(tmp, kv->act, k->proj_w, k->proj_b, 1, 4 * C, C);
         for (size_t j = 0; j < C; j++) x[j] += tmp[j];
     }
-    (void)attn_layernorm_forward(ln, NULL, NULL, x, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS);
+    (void)attn_layernorm_forward(ln, NULL, NULL, x, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS, NULL);
     (void)attn_linear_forward(logits, ln, g->wte, NULL, 1, C, c->vocab_size); /* tied head */
     kv->len = S;
 }
@@ -153,13 +153,13 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
         return ATTN_OK;
     }
     for (size_t i = 0; i < n; i++) g->pos[i] = (uint32_t)(kv->len + i);
-    attn_status st = attn_embedding_forward(kv->x, ids, g->wte, n, C, V, 0);
-    if (!st) st = attn_embedding_forward(kv->x, g->pos, g->wpe, n, C, T, 1);
+    attn_status st = attn_embedding_forward(kv->x, ids, g->wte, n, C, V, 0, NULL);
+    if (!st) st = attn_embedding_forward(kv->x, g->pos, g->wpe, n, C, T, 1, NULL);
     attn_sdpa_params p = attn_sdpa_defaults();
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     for (size_t l = 0; !st && l < c->layers; l++) {
         const nn_block *k = &g->blocks[l];
-        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln1_w, k->ln1_b, n, C, NN_LN_EPS);
+        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln1_w, k->ln1_b, n, C, NN_LN_EPS, NULL);
         if (!st) st = attn_linear_forward(kv->qkv, kv->ln, k->in_w, k->in_b, n, C, 3 * C);
         for (size_t h = 0; !st && h < H; h++) {
             float *kc = kv->k + ((l * H + h) * T) * d, *vc = kv->v + ((l * H + h) * T) * d;
@@ -176,16 +176,16 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
         if (!st) st = attn_linear_forward(kv->tmp, kv->concat, k->out_w, k->out_b, n, C, C);
         if (st) break;
         for (size_t i = 0; i < n * C; i++) kv->x[i] += kv->tmp[i];
-        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln2_w, k->ln2_b, n, C, NN_LN_EPS);
+        st = attn_layernorm_forward(kv->ln, NULL, NULL, kv->x, k->ln2_w, k->ln2_b, n, C, NN_LN_EPS, NULL);
         if (!st) st = attn_linear_forward(kv->fc, kv->ln, k->fc_w, k->fc_b, n, C, 4 * C);
-        if (!st) st = attn_gelu_forward(kv->act, kv->fc, n * 4 * C);
+        if (!st) st = attn_gelu_forward(kv->act, kv->fc, n * 4 * C, NULL);
         if (!st) st = attn_linear_forward(kv->tmp, kv->act, k->proj_w, k->proj_b, n, 4 * C, C);
         if (!st)
             for (size_t i = 0; i < n * C; i++) kv->x[i] += kv->tmp[i];
     }
     /* Only the last position's logits are needed. */
     const float *last = kv->x + (n - 1) * C;
-    if (!st) st = attn_layernorm_forward(kv->ln, NULL, NULL, last, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS);
+    if (!st) st = attn_layernorm_forward(kv->ln, NULL, NULL, last, g->lnf_w, g->lnf_b, 1, C, NN_LN_EPS, NULL);
     if (!st) st = attn_linear_forward(logits, kv->ln, g->wte, NULL, 1, C, V);
     if (!st) kv->len = S;
     return st;
@@ -299,7 +299,7 @@ attn_status attn_gpt_generate(attn_gpt *g, const uint32_t *prompt, size_t n_prom
             st = attn_gpt_kv_step(g, kv, seq + fed, n - fed, logits);
             fed = n;
         } else {
-            st = attn_gpt_forward(g, seq + start, NULL, 1, n - start, NULL);
+            st = attn_gpt_forward(g, seq + start, NULL, 1, n - start, NULL, NULL);
             if (!st) memcpy(logits, g->logits + (n - start - 1) * V, V * sizeof(float));
         }
         uint32_t tok = 0;

@@ -36,6 +36,7 @@ static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
     const size_t limit = (size_t)1 << 24;
     if (in->batch > limit || in->tgt_len > limit || in->src_len > limit)
         return attn_error(ATTN_E_INVALID, "multi-head attention: N, L or S above 2^24");
+    attn_status st;
     size_t s2 = attn_mha_kv_len(m, in->src_len);
     double big = (double)in->batch * (double)m->cfg.num_heads * (double)in->tgt_len * (double)s2;
     if (big > 1e15) return attn_error(ATTN_E_NOMEM, "multi-head attention: N·H·L·S too large");
@@ -43,10 +44,14 @@ static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
         return attn_error(ATTN_E_INVALID, "key_padding_mask: unknown mask kind");
     if (in->attn_mask_kind != ATTN_MASK_BOOL && in->attn_mask_kind != ATTN_MASK_ADDITIVE)
         return attn_error(ATTN_E_INVALID, "attn_mask: unknown mask kind");
-    if (in->causal != ATTN_CAUSAL_NONE && in->causal != ATTN_CAUSAL_TOP_LEFT &&
-        in->causal != ATTN_CAUSAL_BOTTOM_RIGHT)
-        return attn_error(ATTN_E_INVALID, "multi-head attention: unknown causal alignment %d",
-                          (int)in->causal);
+    if ((st = attn_causal_check(in->causal))) return st;
+    if (in->sdpa) {
+        if ((st = attn_sdpa_check(in->sdpa))) return st;
+        if (in->sdpa->bool_mask || in->sdpa->add_mask ||
+            (in->sdpa->causal != ATTN_CAUSAL_NONE && in->sdpa->causal != in->causal))
+            return attn_error(ATTN_E_INVALID, "multi-head attention: the masks and causality "
+                                              "go in the inputs, not in their sdpa params");
+    }
     return ATTN_OK;
 }
 
@@ -75,13 +80,29 @@ static int build_mask(float *mask, const attn_mha *m, const attn_mha_inputs *in,
             if (j < S) {
                 if (am) v += mask_value(am[i * S + j], in->attn_mask_kind);
                 if (kp) v += mask_value(kp[j], in->key_padding_kind);
-                if ((in->causal == ATTN_CAUSAL_TOP_LEFT && j > i) ||
-                    (in->causal == ATTN_CAUSAL_BOTTOM_RIGHT && j + L > i + S))
-                    v = -INFINITY;
+                if (!attn_causal_allows(in->causal, i, j, L, S)) v = -INFINITY;
             }
             mask[i * S2 + j] = v;
         }
     return 1;
+}
+
+/* The heads' factor on q·kᵀ: scale / temperature, as attn_sdpa_flash_forward
+ * computes it (temperature 1 leaves the scale's bits as they are). */
+static float mha_scale(const attn_mha_inputs *in, size_t d_k)
+{
+    const double t = in->sdpa ? (double)in->sdpa->temperature : 1.0;
+    return (float)((double)attn_sdpa_scale(in->sdpa, d_k) / t);
+}
+
+/* The heads' sdpa params on the reference path: the caller's scale and
+ * temperature; masks and causality are folded into an additive mask. */
+static attn_sdpa_params head_params(const attn_mha_inputs *in, const float *mask)
+{
+    attn_sdpa_params p = in->sdpa ? *in->sdpa : attn_sdpa_defaults();
+    p.bool_mask = NULL, p.causal = ATTN_CAUSAL_NONE;
+    p.add_mask = mask;
+    return p;
 }
 
 /* dst (rows, w) = columns [c0, c0 + w) of src (rows, stride). */
@@ -192,7 +213,7 @@ static attn_flash_desc fused_desc(const attn_mha *m, const attn_mha_inputs *in, 
     d.k_rs = m->hq, d.k_hs = c->head_dim;
     d.v_rs = m->hv, d.v_hs = c->v_head_dim;
     d.o_rs = m->hv, d.o_hs = c->v_head_dim;
-    d.scale = attn_sdpa_scale(NULL, c->head_dim);
+    d.scale = mha_scale(in, c->head_dim);
     if (one) {
         d.add_mask = mask;
         return d;
@@ -382,6 +403,9 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
         return st;
     }
 
+    /* ctx->prefix and a dot before every name, when set */
+    char pre[128] = "";
+    if (tracing && ctx->prefix && *ctx->prefix) snprintf(pre, sizeof pre, "%s.", ctx->prefix);
     /* Per-batch scratch, or the cache's storage for all batches. */
     float *qp = NULL, *kp = NULL, *vp = NULL, *concat = NULL;
     float *qh = NULL, *kh = NULL, *vh = NULL, *oh = NULL, *wh = NULL, *mask = NULL;
@@ -430,16 +454,15 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
             continue;
         }
         int has_mask = build_mask(mask, m, in, n, 0);
-        char prefix[64], batch[32] = "";
+        char prefix[192], batch[32] = "";
         if (N > 1) snprintf(batch, sizeof batch, "batch%zu.", n);
         for (size_t h = 0; !st && h < H; h++) {
             if (h && in->attn_mask_per_head) build_mask(mask, m, in, n, h);
             gather(qh, qp, L, m->hq, h * dk, dk);
             gather(kh, kp, S2, m->hq, h * dk, dk);
             gather(vh, vp, S2, m->hv, h * dv, dv);
-            attn_sdpa_params p = attn_sdpa_defaults();
-            p.add_mask = has_mask ? mask : NULL; /* causality is folded into it */
-            snprintf(prefix, sizeof prefix, "%shead%zu", batch, h);
+            attn_sdpa_params p = head_params(in, has_mask ? mask : NULL);
+            snprintf(prefix, sizeof prefix, "%s%shead%zu", pre, batch, h);
             attn_op_ctx hctx = {tracing ? ctx->trace : NULL, prefix};
             if (tracing) {
                 st = trace2(&hctx, prefix, "q", qh, L, dk, "query", "head_dim");
@@ -463,10 +486,11 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
         st = attn_linear_forward(on, concat, mha_part(m, m->o_wo), mha_part(m, m->o_bo), L, m->hv,
                                  c->out_dim);
         if (!st && tracing) {
-            char pre[32];
-            snprintf(pre, sizeof pre, "%.*s", N > 1 ? (int)strlen(batch) - 1 : 0, batch);
-            st = trace2(ctx, pre, "concat", concat, L, m->hv, "query", "concat_dim");
-            if (!st) st = trace2(ctx, pre, "output", on, L, c->out_dim, "query", "out_dim");
+            char lp[192]; /* "<prefix>.batch<n>" without the trailing dot */
+            snprintf(lp, sizeof lp, "%s%.*s", pre, N > 1 ? (int)strlen(batch) - 1 : 0, batch);
+            if (N == 1 && *pre) lp[strlen(lp) - 1] = 0;
+            st = trace2(ctx, lp, "concat", concat, L, m->hv, "query", "concat_dim");
+            if (!st) st = trace2(ctx, lp, "output", on, L, c->out_dim, "query", "out_dim");
         }
     }
     free(qh), free(kh), free(vh), free(oh), free(wh), free(mask), free(own);
@@ -533,8 +557,9 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
             memset(dqh, 0, L * dk * sizeof(float));
             memset(dkh, 0, S2 * dk * sizeof(float));
             memset(dvh, 0, S2 * dv * sizeof(float));
+            attn_sdpa_params p = head_params(in, NULL);
             st = attn_sdpa_backward(dqh, dkh, dvh, doh, qh, kh, vh,
-                                    cache->probs + (n * H + h) * L * S2, L, S2, dk, dv, NULL);
+                                    cache->probs + (n * H + h) * L * S2, L, S2, dk, dv, &p);
             scatter_add(dqp, dqh, L, m->hq, h * dk, dk);
             scatter_add(dkp, dkh, S2, m->hq, h * dk, dk);
             scatter_add(dvp, dvh, S2, m->hv, h * dv, dv);

@@ -69,7 +69,7 @@ static attn_status key_labels(attn_trace *t, const attn_embeddings *x, const att
 }
 
 attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddings *x,
-                                    attn_causal causal, attn_trace *trace)
+                                    const attn_sdpa_params *params, attn_trace *trace)
 {
     if (!m || !x || !x->data || !x->n_tokens)
         return attn_error(ATTN_E_INVALID, "multi-head self-attention: empty input");
@@ -103,7 +103,8 @@ attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddin
     memset(&in, 0, sizeof in);
     in.batch = 1, in.tgt_len = t, in.src_len = t;
     in.query = in.key = in.value = x->data;
-    in.causal = causal;
+    in.causal = params ? params->causal : ATTN_CAUSAL_NONE;
+    in.sdpa = params;
     attn_op_ctx ctx = {trace, NULL};
     st = attn_mha_forward(m, o, NULL, 0, &in, NULL, &ctx);
     if (o != out) free(o);

@@ -18,6 +18,7 @@
 #include "attn/embeddings.h"
 #include "attn/rng.h"
 #include "attn/selfattn.h"
+#include "attn/train.h"
 
 #define DIM 8
 #define WORD "mouse"
@@ -55,8 +56,8 @@ struct attn_sense {
     size_t n;
     attn_mha *mha;
     attn_mha_cache *cache;
-    float *adam_m, *adam_v;
-    size_t step;
+    attn_param_ref all; /* the layer's parameters as one flat table entry */
+    attn_adamw *opt;
     attn_rng rng;
 };
 
@@ -167,10 +168,13 @@ attn_status attn_sense_create(attn_sense **out, const attn_sense_opts *opts)
     if (!st) st = attn_mha_init(t->mha, t->opts.seed);
     if (!st) st = attn_mha_cache_create(&t->cache);
     if (!st) {
-        attn_mha_params(t->mha, &np);
-        t->adam_m = calloc(np, sizeof(float));
-        t->adam_v = calloc(np, sizeof(float));
-        if (!t->adam_m || !t->adam_v) st = attn_error(ATTN_E_NOMEM, "cannot allocate Adam state");
+        /* Adam (AdamW without decay) on the flat parameters, torch's defaults */
+        t->all.name = "mha";
+        t->all.data = attn_mha_params(t->mha, &np);
+        t->all.grad = attn_mha_grads(t->mha, &np);
+        t->all.numel = np, t->all.ndim = 1, t->all.shape[0] = np, t->all.shape[1] = 1;
+        attn_adamw_config ac = {0.9f, 0.999f, 1e-8f, 0.0f};
+        st = attn_adamw_create(&t->opt, &t->all, 1, &ac);
     }
     if (st) {
         attn_sense_free(t);
@@ -188,8 +192,7 @@ void attn_sense_free(attn_sense *t)
     attn_embeddings_free(&t->vocab);
     attn_mha_cache_free(t->cache);
     attn_mha_free(t->mha);
-    free(t->adam_m);
-    free(t->adam_v);
+    attn_adamw_free(t->opt);
     free(t);
 }
 
@@ -202,17 +205,17 @@ size_t attn_sense_count(const attn_sense *t, int split)
 
 #define MAX_TOKENS 16
 
-/* Class probabilities from the logits at the word; returns the argmax. */
+/* Class probabilities from the logits at the word (the library's softmax,
+ * in double: attn_softmax_ref); returns the argmax. */
 static int softmax3(const float *z, double *p)
 {
-    double m = z[0], sum = 0;
+    float q[ATTN_SENSE_CLASSES];
     int best = 0;
-    for (int c = 1; c < ATTN_SENSE_CLASSES; c++) {
-        if (z[c] > m) m = z[c];
+    attn_softmax_ref(q, z, 1, ATTN_SENSE_CLASSES); /* sizes fixed: cannot fail */
+    for (int c = 0; c < ATTN_SENSE_CLASSES; c++) {
+        p[c] = q[c];
         if (z[c] > z[best]) best = c;
     }
-    for (int c = 0; c < ATTN_SENSE_CLASSES; c++) sum += (p[c] = exp(z[c] - m));
-    for (int c = 0; c < ATTN_SENSE_CLASSES; c++) p[c] /= sum;
     return best;
 }
 
@@ -242,22 +245,6 @@ double attn_sense_accuracy(attn_sense *t, int split)
         n++;
     }
     return n ? (double)right / (double)n : 0.0;
-}
-
-/* One Adam step on the layer's flat parameters. */
-static void adam_step(attn_sense *t)
-{
-    size_t n;
-    float *p = attn_mha_params(t->mha, &n), *g = attn_mha_grads(t->mha, &n);
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    t->step++;
-    const double c1 = 1 - pow(b1, (double)t->step), c2 = 1 - pow(b2, (double)t->step);
-    for (size_t i = 0; i < n; i++) {
-        t->adam_m[i] = (float)(b1 * t->adam_m[i] + (1 - b1) * g[i]);
-        t->adam_v[i] = (float)(b2 * t->adam_v[i] + (1 - b2) * (double)g[i] * g[i]);
-        double mh = t->adam_m[i] / c1, vh = t->adam_v[i] / c2;
-        p[i] -= (float)(t->opts.lr * mh / (sqrt(vh) + eps));
-    }
 }
 
 attn_status attn_sense_train(attn_sense *t, attn_sense_callback cb, void *user)
@@ -296,7 +283,7 @@ attn_status attn_sense_train(attn_sense *t, attn_sense_callback cb, void *user)
                 in.query = in.key = in.value = s->x.data;
                 st = attn_mha_backward(t->mha, NULL, NULL, NULL, d_out, &in, t->cache);
             }
-            if (!st) adam_step(t);
+            if (!st) st = attn_adamw_step(t->opt, (float)t->opts.lr);
         }
         if (!st && cb) {
             attn_sense_progress pr = {epoch + 1, t->opts.epochs, loss / (double)n_train,
@@ -319,7 +306,7 @@ attn_status attn_sense_run(attn_sense *t, const char *text, attn_trace *trace,
     float *out = malloc(x.n_tokens * ATTN_SENSE_CLASSES * sizeof(float));
     if (pos < 0) st = attn_error(ATTN_E_INVALID, "'%s' has no '%s'", text, WORD);
     else if (!out) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!st) st = attn_mha_self_attention(out, t->mha, &x, ATTN_CAUSAL_NONE, trace);
+    if (!st) st = attn_mha_self_attention(out, t->mha, &x, NULL, trace);
     if (!st) {
         double p[ATTN_SENSE_CLASSES];
         int best = softmax3(out + (size_t)pos * ATTN_SENSE_CLASSES, p);

@@ -145,7 +145,7 @@ static attn_status evaluate_whole(attn_trainer *t, const uint32_t *data, size_t 
             memcpy(t->y + i * T, src + 1, T * sizeof *src);
         }
         double l = 0.0;
-        attn_status st = attn_gpt_forward(t->g, t->x, t->y, b, T, &l);
+        attn_status st = attn_gpt_forward(t->g, t->x, t->y, b, T, &l, NULL);
         if (st) return st;
         sum += l * (double)b;
     }
@@ -168,7 +168,7 @@ attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss)
     for (size_t i = 0; !st && i < c->eval_iters; i++) {
         double l = 0.0;
         st = attn_sample_batch(t->x, t->y, data, n, c->batch, T, &r);
-        if (!st) st = attn_gpt_forward(t->g, t->x, t->y, c->batch, T, &l);
+        if (!st) st = attn_gpt_forward(t->g, t->x, t->y, c->batch, T, &l, NULL);
         sum += l;
     }
     *loss = sum / (double)c->eval_iters;
@@ -200,7 +200,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
         for (size_t a = 0; !st && a < c->accum; a++) {
             double l = 0.0;
             st = attn_sample_batch(t->x, t->y, t->tokens, t->n_train, B, T, &t->info.rng);
-            if (!st) st = attn_gpt_forward(t->g, t->x, t->y, B, T, &l);
+            if (!st) st = attn_gpt_forward(t->g, t->x, t->y, B, T, &l, NULL);
             if (!st) st = attn_gpt_backward(t->g, 1.0f / (float)c->accum);
             loss += l / (double)c->accum;
         }

@@ -33,8 +33,16 @@ float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k)
     return (float)(1.0 / sqrt((double)d_k));
 }
 
-static attn_status check_params(const attn_sdpa_params *p)
+attn_status attn_causal_check(attn_causal c)
 {
+    if (c != ATTN_CAUSAL_NONE && c != ATTN_CAUSAL_TOP_LEFT && c != ATTN_CAUSAL_BOTTOM_RIGHT)
+        return attn_error(ATTN_E_INVALID, "attention: unknown causal alignment %d", (int)c);
+    return ATTN_OK;
+}
+
+attn_status attn_sdpa_check(const attn_sdpa_params *p)
+{
+    if (!p) return ATTN_OK;
     if (p->scale_mode != ATTN_SCALE_DEFAULT && p->scale_mode != ATTN_SCALE_NONE &&
         p->scale_mode != ATTN_SCALE_CUSTOM)
         return attn_error(ATTN_E_INVALID, "attention: unknown scale mode %d", (int)p->scale_mode);
@@ -44,15 +52,10 @@ static attn_status check_params(const attn_sdpa_params *p)
     if (!(p->temperature > 0.0f) || !isfinite(p->temperature))
         return attn_error(ATTN_E_INVALID, "attention: temperature must be finite and > 0, got %g",
                           (double)p->temperature);
-    if (p->causal != ATTN_CAUSAL_NONE && p->causal != ATTN_CAUSAL_TOP_LEFT &&
-        p->causal != ATTN_CAUSAL_BOTTOM_RIGHT)
-        return attn_error(ATTN_E_INVALID, "attention: unknown causal alignment %d",
-                          (int)p->causal);
-    return ATTN_OK;
+    return attn_causal_check(p->causal);
 }
 
-/* May query i attend to key j under the causal alignment? */
-static int causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s)
+int attn_causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s)
 {
     if (c == ATTN_CAUSAL_TOP_LEFT) return j <= i;
     if (c == ATTN_CAUSAL_BOTTOM_RIGHT) return j + l <= i + s; /* j <= i + (S - L) */
@@ -71,14 +74,14 @@ static void build_mask(float *mask, const attn_sdpa_params *p, size_t l, size_t 
     for (size_t i = 0; i < l; i++)
         for (size_t j = 0; j < s; j++) {
             size_t ij = i * s + j;
-            int allowed = causal_allows(p->causal, i, j, l, s) &&
+            int allowed = attn_causal_allows(p->causal, i, j, l, s) &&
                           (!p->bool_mask || p->bool_mask[ij]);
             mask[ij] = allowed ? (p->add_mask ? p->add_mask[ij] : 0.0f) : -INFINITY;
         }
 }
 
-static attn_status record(const attn_op_ctx *ctx, const char *name, const float *data,
-                          size_t rows, size_t cols, const char *row_axis, const char *col_axis)
+attn_status attn_op_record(const attn_op_ctx *ctx, const char *name, const float *data,
+                           size_t rows, size_t cols, const char *row_axis, const char *col_axis)
 {
     if (!ctx || !ctx->trace) return ATTN_OK;
     size_t shape[2] = {rows, cols};
@@ -97,7 +100,7 @@ static attn_status sdpa(int ref, float *out, float *weights, const float *q, con
         return attn_error(ATTN_E_INVALID,
                           "attention: sizes must be > 0, got L=%zu S=%zu d_k=%zu d_v=%zu", l, s,
                           d_k, d_v);
-    attn_status st = check_params(p);
+    attn_status st = attn_sdpa_check(p);
     if (st) return st;
     size_t ls = 0, tmp = 0;
     if ((st = attn_mul_sizes("attention", l, s, &ls))) return st;
@@ -117,13 +120,13 @@ static attn_status sdpa(int ref, float *out, float *weights, const float *q, con
 
     st = ref ? attn_matmul_nt_ref(scores, q, k, l, d_k, s)
              : attn_matmul_nt_forward(scores, q, k, l, d_k, s, NULL);
-    if (!st) st = record(ctx, "scores", scores, l, s, "query", "key");
+    if (!st) st = attn_op_record(ctx, "scores", scores, l, s, "query", "key");
     if (st) goto done;
 
     /* Scale and temperature in one factor, computed in double. */
     const double factor = (double)attn_sdpa_scale(p, d_k) / (double)p->temperature;
     for (size_t i = 0; i < ls; i++) att[i] = (float)((double)scores[i] * factor);
-    if ((st = record(ctx, "scaled", att, l, s, "query", "key"))) goto done;
+    if ((st = attn_op_record(ctx, "scaled", att, l, s, "query", "key"))) goto done;
     if (ctx && ctx->trace) {
         const float scale = attn_sdpa_scale(p, d_k);
         st = attn_trace_record(ctx->trace, ctx->prefix, "scale", &scale, 0, NULL, NULL, NULL);
@@ -135,16 +138,16 @@ static attn_status sdpa(int ref, float *out, float *weights, const float *q, con
 
     if (masked) {
         build_mask(mask, p, l, s);
-        if ((st = record(ctx, "mask", mask, l, s, "query", "key"))) goto done;
+        if ((st = attn_op_record(ctx, "mask", mask, l, s, "query", "key"))) goto done;
         for (size_t i = 0; i < ls; i++) att[i] += mask[i];
     }
 
     st = ref ? attn_softmax_ref(att, att, l, s) : attn_softmax_forward(att, att, l, s, NULL);
-    if (!st) st = record(ctx, "attention", att, l, s, "query", "key");
+    if (!st) st = attn_op_record(ctx, "attention", att, l, s, "query", "key");
     if (!st)
         st = ref ? attn_matmul_ref(out, att, v, l, s, d_v)
                  : attn_matmul_forward(out, att, v, l, s, d_v, NULL);
-    if (!st) st = record(ctx, "output", out, l, d_v, "query", "value_dim");
+    if (!st) st = attn_op_record(ctx, "output", out, l, d_v, "query", "value_dim");
 
 done:
     free(scores);
@@ -164,7 +167,7 @@ attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const floa
 static attn_status flash_desc_of(attn_flash_desc *d, const attn_sdpa_params *p, size_t l,
                                  size_t s, size_t d_k, size_t d_v)
 {
-    attn_status st = check_params(p);
+    attn_status st = attn_sdpa_check(p);
     if (st) return st;
     *d = attn_flash_desc_make(1, 1, l, s, d_k, d_v);
     d->scale = (float)((double)attn_sdpa_scale(p, d_k) / (double)p->temperature);
@@ -221,7 +224,7 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
         return attn_error(ATTN_E_INVALID,
                           "attention backward: sizes must be > 0, got L=%zu S=%zu d_k=%zu d_v=%zu",
                           l, s, d_k, d_v);
-    attn_status st = check_params(p);
+    attn_status st = attn_sdpa_check(p);
     size_t ls = 0;
     if (!st) st = attn_mul_sizes("attention backward", l, s, &ls);
     if (st) return st;

@@ -33,34 +33,45 @@ static double median(double *t, int n)
 
 /* ---- FMA peak ----------------------------------------------------------------- */
 
-#define PEAK_ITERS 20000000L
-
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define P8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define P12(X) P8(X) X(8) X(9) X(10) X(11)
 #define P16(X) P12(X) X(12) X(13) X(14) X(15)
+/* 16 independent chains of OP(a, x, y) on 512-bit registers, kept in
+ * registers by the empty asm statements. */
+#define PEAK16(STEP_)                                                                           \
+    P16(DECL)                                                                                \
+    for (long it = 0; it < iters; it++) {                                                    \
+        P16(STEP_)                                                                           \
+        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),   \
+                         "+v"(a6), "+v"(a7));                                                \
+        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), \
+                         "+v"(a14), "+v"(a15));                                              \
+    }                                                                                        \
+    __m512 s = _mm512_setzero_ps();                                                          \
+    P16(SUM)                                                                                 \
+    return _mm512_reduce_add_ps(s);
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define SUM(i) s = _mm512_add_ps(s, a##i);
+#define STEP(i) a##i = _mm512_fmadd_ps(a##i, x, y);
 __attribute__((target("avx512f"))) static float peak_avx512(long iters)
 {
     const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-7f);
-#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
-#define STEP(i) a##i = _mm512_fmadd_ps(a##i, x, y);
-#define SUM(i) s = _mm512_add_ps(s, a##i);
-    P16(DECL)
-    for (long it = 0; it < iters; it++) {
-        P16(STEP)
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
-                         "+v"(a6), "+v"(a7));
-        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13),
-                         "+v"(a14), "+v"(a15));
-    }
-    __m512 s = _mm512_setzero_ps();
-    P16(SUM)
-#undef DECL
-#undef STEP
-#undef SUM
-    return _mm512_reduce_add_ps(s);
+    PEAK16(STEP)
 }
+#undef STEP
+/* bf16 dot products: each vdpbf16ps adds 16 lanes × 2 products (64 flops). */
+#define STEP(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+__attribute__((target("avx512f,avx512bf16"))) static float peak_bf16(long iters)
+{
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* (1, 1) */
+    const __m512bh y = (__m512bh)_mm512_set1_epi32(0x33d633d6); /* (1e-7, 1e-7) */
+    PEAK16(STEP)
+}
+#undef STEP
+#undef DECL
+#undef SUM
 __attribute__((target("avx2,fma"))) static float peak_avx2(long iters)
 {
     const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
@@ -94,11 +105,16 @@ static float peak_scalar(long iters)
     return a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
 }
 
-/* Flops of one call per thread. */
-static double peak_run(attn_simd lv, long iters, volatile float *sink)
+
+/* Flops of one call per thread; bf16: the dot-product loop (the caller
+ * checked attn_flash_bf16_available). */
+static double peak_run(attn_simd lv, int bf16, long iters, volatile float *sink)
 {
-    double flops = 0;
 #if defined(__GNUC__) && defined(__x86_64__)
+    if (bf16) {
+        *sink += peak_bf16(iters);
+        return 64.0 * 16 * (double)iters;
+    }
     if (lv == ATTN_SIMD_AVX512) {
         *sink += peak_avx512(iters);
         return 2.0 * 16 * 16 * (double)iters;
@@ -107,32 +123,65 @@ static double peak_run(attn_simd lv, long iters, volatile float *sink)
         *sink += peak_avx2(iters);
         return 2.0 * 12 * 8 * (double)iters;
     }
+#else
+    (void)lv, (void)bf16;
 #endif
     *sink += peak_scalar(iters);
-    flops = 2.0 * 8 * (double)iters;
-    return flops;
+    return 2.0 * 8 * (double)iters;
+}
+
+/* GFLOP/s of one timed run of iters loop iterations on every thread. */
+static double peak_once(attn_simd lv, int bf16, long iters, double *seconds)
+{
+    double total = 0;
+    double t0 = now_s();
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel reduction(+ : total)
+#endif
+    {
+        volatile float sink = 0;
+        total += peak_run(lv, bf16, iters, &sink);
+    }
+    *seconds = now_s() - t0;
+    return total / *seconds * 1e-9;
+}
+
+/* A short calibration run sizes the loop to the wanted seconds; one run of
+ * that length warms up (clocks, threads) before the timed ones. */
+attn_status attn_bench_peak_measure(attn_bench_peak *p)
+{
+    if (!p) return attn_error(ATTN_E_INVALID, "bench peak: NULL argument");
+    const double secs = p->seconds > 0 ? p->seconds : 1.0;
+    const int runs = p->runs > 0 ? (p->runs < ATTN_BENCH_MAX_RUNS ? p->runs : ATTN_BENCH_MAX_RUNS)
+                                 : 5;
+    p->min = p->median = p->max = 0;
+    p->available = !p->bf16 || attn_flash_bf16_available();
+    if (!p->available) return ATTN_OK;
+    const attn_simd lv = attn_simd_level();
+    long iters = 1L << 16;
+    double dt = 0;
+    for (;;) { /* calibration: until a run takes 20 ms */
+        peak_once(lv, p->bf16, iters, &dt);
+        if (dt > 0.02 || iters > (1L << 40)) break;
+        iters *= 4;
+    }
+    iters = (long)((double)iters * secs / dt) + 1;
+    peak_once(lv, p->bf16, iters, &dt);
+    double g[ATTN_BENCH_MAX_RUNS];
+    for (int r = 0; r < runs; r++) g[r] = peak_once(lv, p->bf16, iters, &dt);
+    p->runs = runs;
+    p->seconds = secs;
+    p->median = median(g, runs); /* sorts */
+    p->min = g[0], p->max = g[runs - 1];
+    return ATTN_OK;
 }
 
 double attn_bench_fma_peak(void)
 {
-    const attn_simd lv = attn_simd_level();
-    const long iters = lv == ATTN_SIMD_SCALAR ? PEAK_ITERS / 4 : PEAK_ITERS / 2;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double total = 0;
-        double t0 = now_s();
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel reduction(+ : total)
-#endif
-        {
-            volatile float sink = 0;
-            total += peak_run(lv, iters, &sink);
-        }
-        double dt = now_s() - t0;
-        double g = total / dt * 1e-9;
-        if (g > best) best = g;
-    }
-    return best;
+    attn_bench_peak p;
+    memset(&p, 0, sizeof p);
+    p.seconds = 0.25, p.runs = 3;
+    return attn_bench_peak_measure(&p) ? 0 : p.median;
 }
 
 /* ---- attention ------------------------------------------------------------------ */
@@ -146,12 +195,42 @@ static void fill(float *x, size_t n, uint64_t seed)
     }
 }
 
+/* Median ms of the fused kernels: a warm-up, then runs until ~1.5 s or 15
+ * runs (at least 3). */
+static double time_fused(const attn_bench_attn *b, const attn_flash_desc *desc, const float *q,
+                         const float *k, const float *v, float *o, float *lse, const float *g,
+                         float *dq, float *dk, float *dv, int *reps_out, attn_status *st)
+{
+    const size_t nd = b->heads * b->n * b->d;
+    double t[15];
+    int reps = 0;
+    double spent = 0;
+    for (int r = -1; r < 15; r++) {
+        double t0 = now_s();
+        *st = attn_flash_forward(o, lse, q, k, v, desc);
+        if (!*st && b->backward) {
+            memset(dq, 0, nd * sizeof(float)), memset(dk, 0, nd * sizeof(float));
+            memset(dv, 0, nd * sizeof(float));
+            *st = attn_flash_backward(dq, dk, dv, g, q, k, v, o, lse, desc);
+        }
+        if (*st) return 0;
+        double dt = now_s() - t0;
+        if (r < 0) continue;
+        t[reps++] = dt;
+        spent += dt;
+        if (reps >= 3 && spent > 1.5) break;
+    }
+    *reps_out = reps;
+    return median(t, reps) * 1e3;
+}
+
 attn_status attn_bench_attention(attn_bench_attn *b)
 {
     if (!b || !b->n || !b->d || !b->heads)
         return attn_error(ATTN_E_INVALID, "bench attention: sizes must be > 0");
     const size_t n = b->n, d = b->d, H = b->heads, nd = H * n * d;
     attn_flash_desc desc = attn_flash_desc_make(1, H, n, n, d, d);
+    desc.dtype = b->bf16 ? ATTN_FLASH_BF16 : ATTN_FLASH_F32;
     desc.causal = b->causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
     float *q = malloc(nd * sizeof(float)), *k = malloc(nd * sizeof(float));
     float *v = malloc(nd * sizeof(float)), *o = malloc(nd * sizeof(float));
@@ -168,35 +247,26 @@ attn_status attn_bench_attention(attn_bench_attn *b)
     }
     fill(q, nd, 1), fill(k, nd, 2), fill(v, nd, 3), fill(g, nd, 4);
 
+    /* FlashAttention-2's count: two GEMMs of 2·N²·d, the backward 2.5× the
+     * forward (five GEMMs, its recomputed scores included). */
     b->flops = 4.0 * (double)n * (double)n * (double)d * (double)H *
-               (b->backward ? 2.5 : 1.0) * (b->causal ? 0.5 : 1.0);
+               (b->backward ? 3.5 : 1.0) * (b->causal ? 0.5 : 1.0);
     b->extra_bytes = attn_flash_forward_workspace(&desc);
     if (b->backward) {
         size_t bw = attn_flash_backward_workspace(&desc);
         if (bw > b->extra_bytes) b->extra_bytes = bw;
     }
 
-    /* Fused: a warm-up, then runs until ~1.5 s or 15 runs (at least 3). */
-    double t[15];
-    int reps = 0;
-    double spent = 0;
-    for (int r = -1; r < 15; r++) {
-        double t0 = now_s();
-        st = attn_flash_forward(o, lse, q, k, v, &desc);
-        if (!st && b->backward) {
-            memset(dq, 0, nd * sizeof(float)), memset(dk, 0, nd * sizeof(float));
-            memset(dv, 0, nd * sizeof(float));
-            st = attn_flash_backward(dq, dk, dv, g, q, k, v, o, lse, &desc);
-        }
+    b->ms = time_fused(b, &desc, q, k, v, o, lse, g, dq, dk, dv, &b->reps, &st);
+    if (st) goto done;
+    b->f32_ms = 0;
+    if (b->bf16 && attn_flash_bf16_available()) { /* the fp32 kernels in the same run */
+        attn_flash_desc d32 = desc;
+        d32.dtype = ATTN_FLASH_F32;
+        int reps32;
+        b->f32_ms = time_fused(b, &d32, q, k, v, o, lse, g, dq, dk, dv, &reps32, &st);
         if (st) goto done;
-        double dt = now_s() - t0;
-        if (r < 0) continue;
-        t[reps++] = dt;
-        spent += dt;
-        if (reps >= 3 && spent > 1.5) break;
     }
-    b->reps = reps;
-    b->ms = median(t, reps) * 1e3;
 
     /* Reference, one head at a time: on fewer heads (and for long sequences
      * on fewer query rows: its cost is linear in them), scaled up. */

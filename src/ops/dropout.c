@@ -63,7 +63,7 @@ static attn_status check(const void *a, const void *b, size_t n, float p, const 
     return ATTN_OK;
 }
 
-attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key)
+static attn_status dropout_run(float *y, const float *x, size_t n, float p, uint64_t key)
 {
     attn_status st = check(y, x, n, p, "dropout");
     if (st) return st;
@@ -108,4 +108,12 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
             if (k[j]) d_x[i0 + j] += d_y[i0 + j] * scale;
     }
     return ATTN_OK;
+}
+
+attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                                  const attn_op_ctx *ctx)
+{
+    attn_status st = dropout_run(y, x, n, p, key);
+    if (!st) st = attn_op_record(ctx, "output", y, 1, n, NULL, NULL);
+    return st;
 }

@@ -23,8 +23,8 @@ static attn_status check(const char *op, const void *a, const uint32_t *ids, con
     return ATTN_OK;
 }
 
-attn_status attn_embedding_forward(float *out, const uint32_t *ids, const float *table,
-                                   size_t n, size_t dim, size_t vocab, int accumulate)
+static attn_status embedding_run(float *out, const uint32_t *ids, const float *table, size_t n,
+                                 size_t dim, size_t vocab, int accumulate)
 {
     attn_status st = check("embedding", out, ids, table, n, dim, vocab);
     if (st) return st;
@@ -52,4 +52,13 @@ attn_status attn_embedding_backward(float *d_table, const float *d_out, const ui
         for (size_t j = 0; j < dim; j++) row[j] += g[j];
     }
     return ATTN_OK;
+}
+
+attn_status attn_embedding_forward(float *out, const uint32_t *ids, const float *table,
+                                   size_t n, size_t dim, size_t vocab, int accumulate,
+                                   const attn_op_ctx *ctx)
+{
+    attn_status st = embedding_run(out, ids, table, n, dim, vocab, accumulate);
+    if (!st) st = attn_op_record(ctx, "output", out, n, dim, "token", "dim");
+    return st;
 }

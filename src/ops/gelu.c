@@ -11,7 +11,7 @@
  * result cannot depend on the split anyway). */
 #define GELU_CHUNK 8192
 
-attn_status attn_gelu_forward(float *y, const float *x, size_t n)
+static attn_status gelu_run(float *y, const float *x, size_t n)
 {
     if (!y || !x) return attn_error(ATTN_E_INVALID, "gelu: NULL buffer");
     if (!n) return attn_error(ATTN_E_INVALID, "gelu: size must be > 0");
@@ -57,4 +57,11 @@ attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, siz
         K->gelu_bwd(d_x + i, d_y + i, x + i, len);
     }
     return ATTN_OK;
+}
+
+attn_status attn_gelu_forward(float *y, const float *x, size_t n, const attn_op_ctx *ctx)
+{
+    attn_status st = gelu_run(y, x, n);
+    if (!st) st = attn_op_record(ctx, "output", y, 1, n, NULL, NULL);
+    return st;
 }

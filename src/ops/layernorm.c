@@ -68,9 +68,9 @@ static void ln_row(float *yi, float *m_out, float *r_out, const float *xi, const
     *m_out = m, *r_out = r;
 }
 
-attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
-                                   const float *w, const float *b, size_t rows, size_t dim,
-                                   float eps)
+static attn_status layernorm_run(float *y, float *mean, float *rstd, const float *x,
+                                 const float *w, const float *b, size_t rows, size_t dim,
+                                 float eps)
 {
     attn_status st = check("layernorm", y, x, w, rows, dim);
     if (st) return st;
@@ -171,4 +171,15 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
         }
     }
     return ATTN_OK;
+}
+
+attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                   const float *w, const float *b, size_t rows, size_t dim,
+                                   float eps, const attn_op_ctx *ctx)
+{
+    attn_status st = layernorm_run(y, mean, rstd, x, w, b, rows, dim, eps);
+    if (!st) st = attn_op_record(ctx, "output", y, rows, dim, "token", "dim");
+    if (!st && mean) st = attn_op_record(ctx, "mean", mean, rows, 1, "token", NULL);
+    if (!st && rstd) st = attn_op_record(ctx, "rstd", rstd, rows, 1, "token", NULL);
+    return st;
 }

@@ -5,6 +5,7 @@
 
 #include "attn/fileio.h"
 #include "attn/tokenizer.h"
+#include "utf8.h"
 
 typedef struct char_tok {
     attn_tokenizer base;
@@ -13,50 +14,6 @@ typedef struct char_tok {
     char (*utf8)[5];   /* each as UTF-8, NUL-terminated */
     unsigned char *len;
 } char_tok;
-
-/* Decodes one code point at s[*i] (strict UTF-8: no overlongs, surrogates or
- * values above U+10FFFF). Returns 0 on success. */
-static int next_cp(const unsigned char *s, size_t len, size_t *i, uint32_t *cp)
-{
-    unsigned char c = s[*i];
-    size_t need;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        (*i)++;
-        return 0;
-    } else if ((c & 0xE0) == 0xC0) need = 1, v = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) need = 2, v = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) need = 3, v = c & 0x07, min = 0x10000;
-    else return -1;
-    if (*i + need >= len) return -1; /* truncated sequence */
-    for (size_t k = 1; k <= need; k++) {
-        unsigned char d = s[*i + k];
-        if ((d & 0xC0) != 0x80) return -1;
-        v = (v << 6) | (d & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return -1;
-    *cp = v;
-    *i += need + 1;
-    return 0;
-}
-
-static int encode_cp(uint32_t v, char *out)
-{
-    if (v < 0x80) return out[0] = (char)v, out[1] = 0, 1;
-    if (v < 0x800) {
-        out[0] = (char)(0xC0 | (v >> 6)), out[1] = (char)(0x80 | (v & 0x3F)), out[2] = 0;
-        return 2;
-    }
-    if (v < 0x10000) {
-        out[0] = (char)(0xE0 | (v >> 12)), out[1] = (char)(0x80 | ((v >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (v & 0x3F)), out[3] = 0;
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (v >> 18)), out[1] = (char)(0x80 | ((v >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((v >> 6) & 0x3F)), out[3] = (char)(0x80 | (v & 0x3F)), out[4] = 0;
-    return 4;
-}
 
 static size_t ct_vocab_size(const attn_tokenizer *t) { return ((const char_tok *)t)->n; }
 
@@ -92,7 +49,7 @@ static attn_status ct_encode(const attn_tokenizer *t, const char *text, size_t l
     while (i < len) {
         size_t at = i, line, col;
         uint32_t cp;
-        if (next_cp((const unsigned char *)text, len, &i, &cp)) {
+        if (utf8_next((const unsigned char *)text, len, &i, &cp)) {
             where(text, at, &line, &col);
             free(out);
             return attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: not valid UTF-8 (byte 0x%02x)", what,
@@ -101,7 +58,7 @@ static attn_status ct_encode(const attn_tokenizer *t, const char *text, size_t l
         long id = find(c, cp);
         if (id < 0) {
             char u[5];
-            encode_cp(cp, u);
+            utf8_put(cp, u);
             where(text, at, &line, &col);
             free(out);
             if (cp < 0x20 || cp == 0x7F)
@@ -187,7 +144,7 @@ static attn_status make(attn_tokenizer **out, uint32_t *cp, size_t n)
     }
     c->base.vt = &char_vt;
     c->cp = cp, c->n = n;
-    for (size_t i = 0; i < n; i++) c->len[i] = (unsigned char)encode_cp(cp[i], c->utf8[i]);
+    for (size_t i = 0; i < n; i++) c->len[i] = (unsigned char)utf8_put(cp[i], c->utf8[i]);
     *out = &c->base;
     return ATTN_OK;
 }
@@ -207,7 +164,7 @@ attn_status attn_char_tokenizer_from_text(attn_tokenizer **out, const char *text
     while (i < len) {
         size_t at = i, line, col;
         uint32_t v;
-        if (next_cp((const unsigned char *)text, len, &i, &v)) {
+        if (utf8_next((const unsigned char *)text, len, &i, &v)) {
             where(text, at, &line, &col);
             free(cp);
             return attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: not valid UTF-8 (byte 0x%02x)", what,
@@ -244,7 +201,7 @@ attn_status attn_char_tokenizer_from_json(attn_tokenizer **out, const void *json
         const char *s = cJSON_GetStringValue(e);
         size_t i = 0, len = s ? strlen(s) : 0;
         uint32_t c;
-        if (!s || !len || next_cp((const unsigned char *)s, len, &i, &c) || i != len ||
+        if (!s || !len || utf8_next((const unsigned char *)s, len, &i, &c) || i != len ||
             (k && c <= cp[k - 1])) {
             free(cp);
             return attn_error(ATTN_E_FORMAT,

@@ -11,6 +11,8 @@ attn_status attn_char_tokenizer_from_json(attn_tokenizer **out, const void *json
                                           const char *path);
 attn_status attn_word_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
                                           const char *path);
+attn_status attn_bpe_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
+                                         const char *path);
 
 attn_status attn_tokenizer_encode(const attn_tokenizer *t, const char *text, size_t len,
                                   const char *what, uint32_t **ids, size_t *n)
@@ -30,6 +32,34 @@ attn_status attn_tokenizer_save(const attn_tokenizer *t, const char *path)
 {
     if (!t || !path) return attn_error(ATTN_E_INVALID, "attn_tokenizer_save: NULL");
     return t->vt->save(t, path);
+}
+
+attn_status attn_tokenizer_decode(const attn_tokenizer *t, const uint32_t *ids, size_t n,
+                                  const char *what, char **bytes, size_t *len)
+{
+    if (!t || (!ids && n) || !bytes || !len) return attn_error(ATTN_E_INVALID, "attn_tokenizer_decode: NULL");
+    *bytes = NULL, *len = 0;
+    size_t total = 0, vocab = attn_tokenizer_vocab_size(t);
+    const char *b;
+    size_t k;
+    for (size_t i = 0; i < n; i++) { /* sizes first: nothing is built from a bad list */
+        if (ids[i] >= vocab)
+            return attn_error(ATTN_E_FORMAT, "%s: id %u (number %zu) is out of range: the vocabulary has %zu tokens",
+                              what ? what : "ids", (unsigned)ids[i], i + 1, vocab);
+        attn_status st = t->vt->token_bytes(t, ids[i], &b, &k);
+        if (st) return st;
+        total += k;
+    }
+    char *out = malloc(total + 1);
+    if (!out) return attn_error(ATTN_E_NOMEM, "out of memory for %zu bytes", total);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        t->vt->token_bytes(t, ids[i], &b, &k);
+        memcpy(out + at, b, k), at += k;
+    }
+    out[at] = 0;
+    *bytes = out, *len = at;
+    return ATTN_OK;
 }
 
 void attn_tokenizer_free(attn_tokenizer *t)
@@ -75,8 +105,9 @@ attn_status attn_tokenizer_load(attn_tokenizer **out, const char *path)
         const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
         if (type && strcmp(type, "char") == 0) st = attn_char_tokenizer_from_json(out, root, path);
         else if (type && strcmp(type, "word") == 0) st = attn_word_tokenizer_from_json(out, root, path);
+        else if (type && strcmp(type, "bpe") == 0) st = attn_bpe_tokenizer_from_json(out, root, path);
         else
-            st = attn_error(ATTN_E_FORMAT, "%s: unknown tokenizer type '%s' (known: char, word)", path,
+            st = attn_error(ATTN_E_FORMAT, "%s: unknown tokenizer type '%s' (known: char, word, bpe)", path,
                             type ? type : "(missing)");
     }
     cJSON_Delete(root);

@@ -1,13 +1,22 @@
 /* fileio.c - atomic file writes: a temporary file beside the target, renamed
- * into place only once every byte is written and synced.
+ * into place only once every byte is written and synced; bounded whole-file
+ * reads; the check that an output is not one of the inputs.
  *
  * The temporary file lives in the target's directory so that the final
  * rename() stays on one file system and is atomic: a reader sees either the
  * old file or the complete new one, never a half-written one.
+ *
+ * What is not a regular file is never renamed over: a character device
+ * (/dev/null, a terminal), a FIFO, a socket or the file stdout points to is
+ * written as a stream, in place. A symbolic link is followed: its target is
+ * replaced atomically and the link stays (a dangling link is refused).
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "attn/fileio.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +65,52 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
+/* The file stdout writes to, if `sb` is it. */
+static int is_stdout(const struct stat *sb)
+{
+    struct stat so;
+    return fstat(STDOUT_FILENO, &so) == 0 && so.st_dev == sb->st_dev && so.st_ino == sb->st_ino;
+}
+
+/* A device, FIFO, socket or stdout's file: written in place, as a stream. */
+static attn_status open_stream(attn_atomic_file *af, const char *path, int to_stdout)
+{
+    int fd = to_stdout ? dup(STDOUT_FILENO) : open(path, O_WRONLY | O_NOCTTY);
+    if (fd < 0)
+        return attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+    char *target = dup_n(path, strlen(path));
+    FILE *f = target ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        close(fd);
+        free(target);
+        return attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    }
+    af->f = f;
+    af->path = target;
+    af->tmp_path = NULL; /* no rename: a stream */
+    return ATTN_OK;
+}
+
 attn_status attn_atomic_open(attn_atomic_file *af, const char *path)
 {
     if (!af) return attn_error(ATTN_E_INVALID, "attn_atomic_open: NULL file");
     memset(af, 0, sizeof *af);
     if (!path || !path[0]) return attn_error(ATTN_E_INVALID, "attn_atomic_open: empty path");
+    struct stat sb, lsb;
+    int exists = stat(path, &sb) == 0;
+    /* (A directory falls through: the rename at commit fails, naming it.) */
+    if (exists && !S_ISDIR(sb.st_mode) && (!S_ISREG(sb.st_mode) || is_stdout(&sb)))
+        return open_stream(af, path, S_ISREG(sb.st_mode));
+    if (lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
+        if (!exists)
+            return attn_error(ATTN_E_IO, "%s: a symbolic link to a missing file (not replaced)", path);
+        /* Replace what the link points to, not the link. */
+        char *real = realpath(path, NULL);
+        if (!real) return attn_error(ATTN_E_IO, "%s: cannot resolve the link: %s", path, strerror(errno));
+        attn_status st = attn_atomic_open(af, real);
+        free(real);
+        return st;
+    }
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     if (!base[0] || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
@@ -128,9 +178,21 @@ static void sync_parent_dir(const char *path)
 
 attn_status attn_atomic_commit(attn_atomic_file *af)
 {
-    if (!af || !af->f || !af->path || !af->tmp_path)
+    if (!af || !af->f || !af->path)
         return attn_error(ATTN_E_INVALID, "attn_atomic_commit: the file is not open");
     attn_status st = ATTN_OK;
+    if (!af->tmp_path) { /* a stream: nothing to sync or rename */
+        errno = 0;
+        int bad = fflush(af->f) != 0 || ferror(af->f);
+        int e = errno;
+        if (fclose(af->f) != 0 && !bad) bad = 1, e = errno;
+        if (bad)
+            st = attn_error(ATTN_E_IO, "%s: write failed%s%s", af->path, e ? ": " : "",
+                            e ? strerror(e) : "");
+        free(af->path);
+        memset(af, 0, sizeof *af);
+        return st;
+    }
     /* errno is only meaningful for the call that just failed; an earlier
      * failed fwrite shows up in ferror() alone. */
     errno = 0;
@@ -195,5 +257,99 @@ attn_status attn_read_text_file(const char *path, size_t max_bytes, char **out, 
     buf[got] = 0;
     *out = buf;
     if (len) *len = got;
+    return ATTN_OK;
+}
+
+/* Line and column (1-based, in bytes) of offset `at` of buf. */
+static void line_col(const char *buf, size_t at, size_t *line, size_t *col)
+{
+    size_t l = 1, c = 1;
+    for (size_t i = 0; i < at; i++) {
+        if (buf[i] == '\n') l++, c = 1;
+        else c++;
+    }
+    *line = l, *col = c;
+}
+
+attn_status attn_read_file(const char *path, size_t max_bytes, unsigned flags, char **out,
+                           size_t *len)
+{
+    if (!path || !out) return attn_error(ATTN_E_INVALID, "attn_read_file: NULL argument");
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return attn_error(ATTN_E_IO, "%s: cannot read: it is a directory, expected a file", path);
+    }
+    /* A regular file's size is known: refuse it before reading a byte. */
+    if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > max_bytes) {
+        fclose(f);
+        return attn_error(ATTN_E_FORMAT, "%s: %jd bytes, more than the limit of %zu", path,
+                          (intmax_t)sb.st_size, max_bytes);
+    }
+    size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : (size_t)1 << 16, n = 0;
+    char *buf = malloc(cap);
+    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
+    while (!st) {
+        if (n + 1 >= cap) { /* a stream, or a file that grew: bounded growth */
+            if (n >= max_bytes) {
+                st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", path, max_bytes);
+                break;
+            }
+            size_t ncap = cap > max_bytes / 2 ? max_bytes + 2 : cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                st = attn_error(ATTN_E_NOMEM, "%s: out of memory after %zu bytes", path, n);
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        if ((flags & ATTN_READ_TEXT) && got) {
+            const char *z = memchr(buf + n, 0, got);
+            if (z) { /* /dev/zero or a binary file: refuse at once */
+                size_t line, col;
+                line_col(buf, (size_t)(z - buf), &line, &col);
+                st = attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: unexpected NUL byte (expected text)",
+                                path, line, col);
+                break;
+            }
+        }
+        n += got;
+        if (!got) {
+            if (ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    if (!st && n > max_bytes)
+        st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", path, max_bytes);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return ATTN_OK;
+}
+
+attn_status attn_check_not_input(const char *out, const char *const *inputs, size_t n)
+{
+    struct stat so, si;
+    /* Only an existing regular file can be destroyed by writing over it;
+     * /dev/null as both input and output is harmless. */
+    if (!out || stat(out, &so) != 0 || !S_ISREG(so.st_mode)) return ATTN_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!inputs[i] || stat(inputs[i], &si) != 0) continue;
+        if (si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return attn_error(ATTN_E_INVALID,
+                              "%s: the output is the same file as the input '%s'; writing it "
+                              "would destroy the input (choose another output name)",
+                              out, inputs[i]);
+    }
     return ATTN_OK;
 }
