@@ -226,8 +226,11 @@ static attn_status put_link(const char *path, const char *tmp, const char *targe
     return ATTN_OK;
 }
 
-/* dir/<name> -> .steps/current/<name> for each file, where not yet so. */
-static attn_status link_files(const char *dir, const char *const *names, size_t n)
+/* dir/<name> -> .steps/current/<name> for each file, where not yet so;
+ * only_missing: only where dir/<name> does not exist (made before the
+ * commit, so that a state is never current without its links; a file of
+ * the flat layout is replaced after it, when `current` reads instead). */
+static attn_status link_files(const char *dir, const char *const *names, size_t n, int only_missing)
 {
     attn_status st = ATTN_OK;
     int changed = 0;
@@ -237,6 +240,11 @@ static attn_status link_files(const char *dir, const char *const *names, size_t 
         snprintf(tmp_name, sizeof tmp_name, ".%s.link-tmp", names[i]);
         char *path = ckpt_path(dir, names[i]), *tmp = ckpt_path(dir, tmp_name);
         char *now = path ? read_link(path) : NULL;
+        struct stat sb;
+        if (path && only_missing && lstat(path, &sb) == 0) {
+            free(path), free(tmp), free(now);
+            continue;
+        }
         if (!path || !tmp) st = attn_error(ATTN_E_NOMEM, "out of memory");
         else if (!now || strcmp(now, target)) st = put_link(path, tmp, target), changed = 1;
         free(path), free(tmp), free(now);
@@ -311,10 +319,11 @@ attn_status ckpt_commit(ckpt_txn *w, attn_status st, size_t step, const char *co
     if (st) remove_state(w->tmp);
     if (!st) st = sync_dir(w->steps);
     if (!st) prev = read_link(cur);
+    if (!st) st = link_files(w->dir, names, n, 1);
     /* The commit: `current` names the new state. */
     if (!st) st = put_link(cur, cur_tmp, name);
     if (!st) st = sync_dir(w->steps);
-    if (!st) st = link_files(w->dir, names, n);
+    if (!st) st = link_files(w->dir, names, n, 0);
     if (!st) prune(w, name, prev, names, n);
     free(final), free(cur), free(cur_tmp), free(prev);
     txn_free(w);
