@@ -332,7 +332,7 @@ static void setup_models(void)
              "--width 8 --context 8 --batch 2 --eval-iters 1", attn_bin(), at("text.txt"), at("gpt"));
     run_ok(cmd);
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && cp -r '%s' '%s' && echo '[1' > '%s/config.json' && "
-             "sed -i 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
+             "sed -i --follow-symlinks 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
              "'%s/config.json'", at("gpt"), at("gpt_notjson"), at("gpt"), at("gpt_huge"),
              at("gpt_notjson"), at("gpt_huge"));
     run_ok(cmd);

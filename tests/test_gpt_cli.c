@@ -177,7 +177,8 @@ static const cli_step BAD_CHECKPOINTS[] = {
      NULL, NULL},
     {STEP_BAD, "\"$B\" generate --model \"$T/mixed\" --tokens 3", "attn generate:", "another architecture"},
     /* a missing tensor: the configuration asks for biases the file lacks */
-    {STEP_PREP, "cp -r \"$C\" \"$T/nobias\" && sed -i 's/\"bias\":\\s*false/\"bias\": true/' \"$T/nobias/config.json\"",
+    /* the files are links into the checkpoint's current state: edited through */
+    {STEP_PREP, "cp -r \"$C\" \"$T/nobias\" && sed -i --follow-symlinks 's/\"bias\":\\s*false/\"bias\": true/' \"$T/nobias/config.json\"",
      NULL, NULL},
     {STEP_BAD, "\"$B\" generate --model \"$T/nobias\" --tokens 3", "attn generate:", "missing"},
     /* a failed resume leaves the good checkpoint as it was */

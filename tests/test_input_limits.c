@@ -249,7 +249,7 @@ static void test_config_too_large(void **state)
                       attn_bin(), data, ck));
     run_result r;
     /* 4096 layers of width 65536: every size within its limit, 2 PB in all. */
-    r = run_cmd("sed -i 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
+    r = run_cmd("sed -i --follow-symlinks 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
                 "'%s/config.json'",
                 ck);
     assert_int_equal(r.status, 0);

@@ -23,6 +23,9 @@ void cli_error(const char *cmd, const char *fmt, ...)
 
 int cli_fail(const char *cmd, attn_status st)
 {
+    /* A failed write to stdout is a failure of the output (1), whichever
+     * layer noticed it first: reported as cli_finish_stdout does. */
+    if (ferror(stdout)) return cli_finish_stdout(cmd);
     cli_error(cmd, "%s", attn_last_error()[0] ? attn_last_error() : attn_status_str(st));
     switch (st) {
     case ATTN_E_FORMAT:
@@ -231,22 +234,55 @@ attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc)
 
 volatile sig_atomic_t cli_interrupted = 0;
 
-static void on_sigint(int sig)
+/* The first stop signal asks for a checkpoint; a second one (of any of
+ * them) ends the process at once, as if it had not been caught. */
+static void on_stop(int sig)
 {
-    (void)sig;
-    cli_interrupted = 1;
+    if (cli_interrupted) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        raise(sig); /* delivered when the handler returns */
+        return;
+    }
+    cli_interrupted = sig;
 }
 
-void cli_catch_sigint(struct sigaction *old)
+void cli_catch_stop_signals(cli_signals *saved)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, old);
+    sigaction(SIGINT, &sa, &saved->old[0]);
+    sigaction(SIGTERM, &sa, &saved->old[1]);
+    /* SIGHUP: on a terminal it means the user is gone and ends the run
+     * (the last checkpoint stays); under nohup it stays ignored. */
+    saved->hup = 0;
+    if (!isatty(STDIN_FILENO) && sigaction(SIGHUP, NULL, &saved->old[2]) == 0 &&
+        saved->old[2].sa_handler != SIG_IGN) {
+        sigaction(SIGHUP, &sa, NULL);
+        saved->hup = 1;
+    }
 }
 
-void cli_restore_sigint(const struct sigaction *old) { sigaction(SIGINT, old, NULL); }
+void cli_restore_stop_signals(const cli_signals *saved)
+{
+    sigaction(SIGINT, &saved->old[0], NULL);
+    sigaction(SIGTERM, &saved->old[1], NULL);
+    if (saved->hup) sigaction(SIGHUP, &saved->old[2], NULL);
+}
+
+void cli_default_sigpipe(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
 
 void cli_format_eta(char *buf, size_t n, double s)
 {

@@ -130,11 +130,25 @@ attn_status cli_export_run(const cli_export_opts *e, const attn_doc *doc);
 /* A one-line description of the scaling in effect, e.g. "scale 1/√4 = 0.5". */
 void cli_describe_scale(char *buf, size_t n, const attn_sdpa_params *p, size_t d);
 
-/* Ctrl-C during training: the handler only sets cli_interrupted, which the
- * trainer polls between steps to checkpoint and stop cleanly. */
+/* Stopping a training run: SIGINT (Ctrl-C), SIGTERM (kill, timeout,
+ * systemd, Slurm) and, when stdin is not a terminal and it is not ignored,
+ * SIGHUP only set cli_interrupted (to the signal's number), which the
+ * trainer polls between steps to write a checkpoint and stop; a second one
+ * ends the process at once (the last checkpoint is complete: saves are
+ * atomic). */
 extern volatile sig_atomic_t cli_interrupted;
-void cli_catch_sigint(struct sigaction *old);
-void cli_restore_sigint(const struct sigaction *old);
+typedef struct cli_signals {
+    struct sigaction old[3];
+    int hup;
+} cli_signals;
+void cli_catch_stop_signals(cli_signals *saved);
+void cli_restore_stop_signals(const cli_signals *saved);
+
+/* For commands whose output is a stream (generate, classify): a reader that
+ * goes away (`attn generate | head`) ends the process quietly by SIGPIPE
+ * (status 141 in the shell), as other filters, even when the parent left
+ * SIGPIPE ignored. */
+void cli_default_sigpipe(void);
 
 /* "1m05s" or "2h03m": a remaining time for progress lines. */
 void cli_format_eta(char *buf, size_t n, double seconds);

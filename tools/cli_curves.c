@@ -1,6 +1,8 @@
 /* cli_curves.c - curves.svg of a training run (cli_curves.h). */
 #include "cli_curves.h"
 
+#include <sys/stat.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,16 @@ static int grow(double **a, size_t k, size_t n, size_t *cap)
 
 static void draw(cli_curves *c)
 {
+    /* The first checkpoint creates the directory (a run that fails before
+     * leaves nothing behind): until then there is nowhere to draw. */
+    struct stat sb;
+    size_t dlen = strlen(c->path) - strlen("/curves.svg");
+    char *dir = malloc(dlen + 1);
+    if (!dir) return;
+    memcpy(dir, c->path, dlen), dir[dlen] = '\0';
+    int there = stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    free(dir);
+    if (!there) return;
     attn_plot_series loss[4] = {
         {"training loss (each step)", c->step, c->loss, c->n, 0, 0},
         {"validation loss", c->eval_step, c->val, c->n_eval, 0, 0},
@@ -57,6 +69,11 @@ static void draw(cli_curves *c)
     }
 }
 
+void cli_curves_finish(cli_curves *c)
+{
+    if (c->path && c->n) draw(c);
+}
+
 void cli_curves_add(cli_curves *c, const attn_train_event *e, double acc, double f1)
 {
     if (!c->path) return;
@@ -64,7 +81,10 @@ void cli_curves_add(cli_curves *c, const attn_train_event *e, double acc, double
     if (grow(a, 3, c->n, &c->cap)) goto oom;
     c->step = a[0], c->loss = a[1], c->lr = a[2];
     c->step[c->n] = (double)e->step, c->loss[c->n] = e->train_loss, c->lr[c->n++] = e->lr;
-    if (!e->evaluated) return;
+    if (!e->evaluated) {
+        if (e->checkpointed) draw(c);
+        return;
+    }
     double *b[4] = {c->eval_step, c->val, c->acc, c->f1};
     if (grow(b, 4, c->n_eval, &c->cap_eval)) goto oom;
     c->eval_step = b[0], c->val = b[1], c->acc = b[2], c->f1 = b[3];

@@ -24,6 +24,9 @@ int cli_curves_init(cli_curves *c, const char *dir, const char *title, int class
  * rewrites the picture (a failure is reported once on stderr and training
  * goes on: the picture is a view, not the result). */
 void cli_curves_add(cli_curves *c, const attn_train_event *e, double acc, double f1);
+/* Draws once more after the run (its last checkpoint may have created the
+ * directory after the last evaluation). */
+void cli_curves_finish(cli_curves *c);
 void cli_curves_free(cli_curves *c);
 
 #endif

@@ -248,6 +248,7 @@ int cmd_classify(int argc, char **argv)
     if (!dir) return cli_usage_error("classify", usage, "missing --model DIR");
     if (j.json && (j.explain || cli_export_any(&exp)))
         return cli_usage_error("classify", usage, "--json prints the classes only: not with --explain or files");
+    cli_default_sigpipe(); /* `attn classify | head`: quiet, as other filters */
     if (cli_export_any(&exp) && !text)
         return cli_usage_error("classify", usage, "--html, --svg, --csv and --xlsx need --text");
     attn_status st = cli_export_check(&exp);

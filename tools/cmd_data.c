@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "attn/wordnet.h"
 #include "cli.h"
@@ -62,10 +63,13 @@ int cmd_data(int argc, char **argv)
     if (explicit_source && !src) st = attn_error(ATTN_E_IO, "%s: cannot read: %s", source, strerror(errno));
     if (src) fclose(src);
     if (!st) st = attn_export_check_dir(out);
-    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
+    int created = 0;
+    if (!st && mkdir(out, 0777) == 0) created = 1;
+    else if (!st && errno != EEXIST)
         st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
     attn_wordnet_stats s;
     if (!st) st = attn_wordnet_build(source, out, &s);
+    if (st && created) rmdir(out); /* a failed run leaves no empty directory behind */
     if (st) return cli_fail("data", st);
     printf("attn data wordnet: %zu synsets in %zu classes from %s\n"
            "  %s/train.tsv  %zu\n  %s/valid.tsv  %zu\n  %s/test.tsv   %zu\n",

@@ -119,6 +119,7 @@ int cmd_generate(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("generate", usage, "unexpected argument '%s'", argv[optind]);
     if (!dir) return cli_usage_error("generate", usage, "missing --model DIR");
+    cli_default_sigpipe(); /* `attn generate | head`: quiet, as other filters */
 
     attn_checkpoint info;
     attn_gpt *g = NULL;

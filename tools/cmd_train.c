@@ -180,11 +180,10 @@ int cmd_train(int argc, char **argv)
         if (!st) st = attn_train_config_check(&tc);
         if (st) return cli_fail("train", st);
     }
-    /* The output directory before any work. */
+    /* The output directory checked before any work; the first checkpoint
+     * creates it (a run that fails before leaves nothing behind). */
     if ((rc = cli_check_out_dir("train", out, resume, force))) return rc;
     st = attn_export_check_dir(out);
-    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
-        st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
     if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
     if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
     if (st) {
@@ -230,14 +229,14 @@ int cmd_train(int argc, char **argv)
            resume ? "resuming at" : "from", info->step, info->train.iters);
     fflush(stdout);
 
-    struct sigaction old;
-    cli_catch_sigint(&old);
+    cli_signals old;
+    cli_catch_stop_signals(&old);
     int stopped = 0;
     struct timespec run0, run1;
     clock_gettime(CLOCK_MONOTONIC, &run0);
     st = attn_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
     clock_gettime(CLOCK_MONOTONIC, &run1);
-    cli_restore_sigint(&old);
+    cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (p.json && fclose(p.json) != 0 && !st)
         st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
@@ -250,7 +249,10 @@ int cmd_train(int argc, char **argv)
         printf("done: step %zu; checkpoint in %s\n", info->step, out);
     }
     attn_trainer_free(t);
-    if (p.curves) cli_curves_free(p.curves);
+    if (p.curves) {
+        if (!st) cli_curves_finish(p.curves);
+        cli_curves_free(p.curves);
+    }
     if (rc) return rc;
     cli_dist_end((double)(run1.tv_sec - run0.tv_sec) + 1e-9 * (double)(run1.tv_nsec - run0.tv_nsec));
     return cli_finish_stdout("train");

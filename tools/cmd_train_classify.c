@@ -226,9 +226,7 @@ int cmd_train_classify(int argc, char **argv)
         if (st) return cli_fail("train", st);
     }
     if ((rc = cli_check_out_dir("train", out, resume, force))) return rc;
-    st = attn_export_check_dir(out);
-    if (!st && mkdir(out, 0777) != 0 && errno != EEXIST)
-        st = attn_error(ATTN_E_IO, "%s: cannot create the directory: %s", out, strerror(errno));
+    st = attn_export_check_dir(out); /* created by the first checkpoint */
     attn_cls_trainer *t = NULL;
     if (!st) st = resume ? attn_cls_trainer_resume(&t, resume, data, iters)
                          : attn_cls_trainer_create(&t, &mc, &tc, &co, data);
@@ -260,11 +258,11 @@ int cmd_train_classify(int argc, char **argv)
     printf("(batches group texts of similar length, so steps differ in time; texts/s and ms/step\n"
            " are means over the last %d steps)\n", CLI_RATE_WINDOW);
     fflush(stdout);
-    struct sigaction old;
-    cli_catch_sigint(&old);
+    cli_signals old;
+    cli_catch_stop_signals(&old);
     int stopped = 0;
     st = attn_cls_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
-    cli_restore_sigint(&old);
+    cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (!st && stopped == 1) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n", in->step,
@@ -279,7 +277,10 @@ int cmd_train_classify(int argc, char **argv)
     }
     if (p.json && fclose(p.json) != 0 && !st) st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
     attn_cls_trainer_free(t);
-    if (p.curves) cli_curves_free(p.curves);
+    if (p.curves) {
+        if (!st) cli_curves_finish(p.curves);
+        cli_curves_free(p.curves);
+    }
     if (st) return cli_fail("train", st);
     return cli_finish_stdout("train");
 }

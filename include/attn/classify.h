@@ -201,6 +201,7 @@ typedef struct attn_cls_info {
     double mean_words;       /* words per training text */
     char **labels;
     size_t n_labels;
+    char run[17];            /* the run's name (attn/train.h's checkpoints) */
 } attn_cls_info;
 
 const attn_cls_info *attn_cls_trainer_info(const attn_cls_trainer *t);

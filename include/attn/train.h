@@ -2,16 +2,19 @@
  * schedule, batches, checkpoints, and the training loop.
  *
  * The loop reports progress through a callback and never prints. A
- * checkpoint directory holds
+ * checkpoint directory DIR holds
  *   config.json        {"format": "attn-gpt", "version": 1, "step": N,
- *                       "model": {...}, "train": {...}}
+ *                       "run": "<16 hex digits>", "model": {...}, "train": {...}}
  *   model.safetensors  every parameter by name (attn/gpt.h), F32
  *   vocab.json         the tokenizer (attn/tokenizer.h)
  *   optim.safetensors  AdamW moments "m.<name>", "v.<name>"; metadata step,
  *                      the batch sampler's RNG state
- * Every file is written under a temporary name, fsynced, and only when all
- * are complete renamed into place; each carries the step, and loading checks
- * they agree, so a checkpoint is never silently mixed or half-written.
+ * as links into DIR/.steps/current/, the state of the last save: a save writes
+ * a new state directory beside the last one and then atomically replaces the
+ * `current` link, so a crash at any moment leaves the last complete checkpoint
+ * or the new one, never a mix. Each file records the run and step it belongs
+ * to, and loading checks they agree. Directories written before this layout
+ * (the files directly in DIR) still load.
  */
 #ifndef ATTN_TRAIN_H
 #define ATTN_TRAIN_H
@@ -114,6 +117,8 @@ typedef struct attn_checkpoint {
     size_t step;
     attn_rng rng;           /* the batch sampler's state */
     int has_optim;          /* optim.safetensors present */
+    char run[17];           /* the run's name: 16 hex digits, a hash of its configuration
+                               and text ("" in checkpoints from before it was recorded) */
 } attn_checkpoint;
 
 /* Reads dir/config.json and dir/vocab.json, creates the model for max_batch
@@ -136,7 +141,8 @@ attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, a
 /* ---- checkpoint files shared by every model ---------------------------------------
  * `format` names the model ("attn-gpt", "attn-encoder") and goes into each
  * file's metadata with the step; readers check both, so files of another
- * model or another step are never mixed. */
+ * model or another step are never mixed. (Checkpoints record and check the
+ * run too; these calls neither write nor check it.) */
 
 /* Parameters by name (F32), metadata format and step. */
 attn_status attn_params_write(const char *path, const char *format, size_t step,
@@ -150,10 +156,6 @@ attn_status attn_optim_write(const char *path, const char *format, size_t step,
                              const attn_rng *rng);
 attn_status attn_optim_read(const char *path, const char *format, size_t step,
                             const attn_param_ref *p, size_t n, attn_adamw *opt, attn_rng *rng);
-/* When st is ATTN_OK renames each pending file to its final name; on any
- * failure (st or a rename) removes the pending files. Returns the status. */
-attn_status attn_files_commit(attn_status st, const char *const *pending, const char *const *final,
-                              size_t n);
 /* The training configuration as a compact JSON object (malloc'd text), the
  * keys attn_train_config_from_json reads. */
 attn_status attn_train_config_to_json(const attn_train_config *t, char **json);

@@ -8,8 +8,10 @@
  *   best.safetensors   the weights of the best validation accuracy (step = best.step)
  *   vocab.json         the word tokenizer
  *   optim.safetensors  AdamW moments
- * written under pending names and renamed into place together (attn/train.h's
- * shared checkpoint files), so a checkpoint is never half-written or mixed. */
+ * in the checkpoint directory every model shares (ckpt_dir.h): a save is
+ * committed as one (best.safetensors, when not rewritten, is carried over
+ * from the state before), and each file records the run and step it belongs
+ * to, so a checkpoint is never half-written or mixed. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -21,6 +23,7 @@
 
 #include "attn/fileio.h"
 #include "attn/train_config.h"
+#include "ckpt_dir.h"
 #include "cls_internal.h"
 
 #define VERSION 1
@@ -30,14 +33,6 @@ void attn_cls_info_free(attn_cls_info *info)
     if (!info) return;
     attn_cls_labels_free(info->labels, info->n_labels);
     info->labels = NULL, info->n_labels = 0;
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
 }
 
 static char *config_text(const attn_cls_info *in)
@@ -53,6 +48,7 @@ static char *config_text(const attn_cls_info *in)
         cJSON_AddStringToObject(root, "format", CLS_FORMAT);
         cJSON_AddNumberToObject(root, "version", VERSION);
         cJSON_AddNumberToObject(root, "step", (double)in->step);
+        if (in->run[0]) cJSON_AddStringToObject(root, "run", in->run);
         static const char *const groups[3] = {"model", "train", "classify"};
         for (size_t i = 0; i < 3; i++) cJSON_AddItemToObject(root, groups[i], cJSON_DetachItemFromObject(cfg, groups[i]));
         for (size_t i = 0; i < in->n_labels; i++)
@@ -69,40 +65,60 @@ static char *config_text(const attn_cls_info *in)
     return text;
 }
 
+attn_status cls_checkpoint_name_run(attn_cls_trainer *t)
+{
+    attn_cls_info at0 = t->info; /* the configuration as the run starts */
+    at0.step = at0.best_step = at0.bad_evals = 0, at0.best_accuracy = at0.best_f1 = 0;
+    at0.run[0] = '\0';
+    char *text = config_text(&at0);
+    if (!text) return attn_error(ATTN_E_NOMEM, "out of memory");
+    ckpt_hash h;
+    ckpt_hash_init(&h, CLS_FORMAT);
+    ckpt_hash_add(&h, text, strlen(text));
+    free(text);
+    for (int i = 0; i < 3; i++) {
+        const attn_cls_split *sp = &t->split[i];
+        ckpt_hash_add(&h, &i, 0); /* a mark between the splits */
+        for (size_t j = 0; j < sp->n; j++) {
+            ckpt_hash_add(&h, sp->label_name[j], strlen(sp->label_name[j]));
+            ckpt_hash_add(&h, sp->text[j], strlen(sp->text[j]));
+        }
+    }
+    ckpt_hash_hex(&h, t->info.run);
+    return ATTN_OK;
+}
+
 attn_status cls_checkpoint_save(attn_cls_trainer *t, const char *dir, int best)
 {
     static const char *const names[5] = {"config.json", "vocab.json", "model.safetensors",
                                          "optim.safetensors", "best.safetensors"};
-    const size_t nfiles = best ? 5 : 4;
-    char *pending[5] = {0}, *final[5] = {0};
-    attn_status st = ATTN_OK;
-    for (size_t i = 0; i < nfiles && !st; i++) {
-        char tmp[64];
-        snprintf(tmp, sizeof tmp, ".%s.pending", names[i]);
-        pending[i] = join(dir, tmp), final[i] = join(dir, names[i]);
-        if (!pending[i] || !final[i]) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    }
     const attn_cls_info *in = &t->info;
+    /* best.safetensors in every state once there is a best */
+    const size_t nfiles = best || in->best_step ? 5 : 4;
+    char *path[5] = {0};
+    ckpt_txn w;
+    attn_status st = ckpt_begin(&w, dir);
+    if (st) return st;
+    st = ckpt_paths(w.tmp, names, nfiles, path);
     char *text = st ? NULL : config_text(in);
-    if (!st && !text) st = attn_error(ATTN_E_NOMEM, "out of memory");
-    attn_atomic_file af;
-    if (!st) st = attn_atomic_open(&af, pending[0]);
-    if (!st) {
-        fputs(text, af.f);
-        fputc('\n', af.f);
-        st = attn_atomic_commit(&af);
-    }
+    if (!st) st = text ? ckpt_text_write(path[0], text) : attn_error(ATTN_E_NOMEM, "out of memory");
     free(text);
     const attn_param_ref *p = attn_encoder_params(t->e);
     const size_t n = attn_encoder_param_count(t->e);
-    if (!st) st = attn_tokenizer_save(t->tok, pending[1]);
-    if (!st) st = attn_params_write(pending[2], CLS_FORMAT, in->step, p, n);
+    const ckpt_stamp stamp = {CLS_FORMAT, in->run, in->step}, best_stamp = {CLS_FORMAT, in->run, in->best_step};
+    if (!st) st = attn_tokenizer_save(t->tok, path[1]);
+    if (!st) st = ckpt_params_write(path[2], &stamp, p, n);
     attn_rng rng;
     attn_rng_seed(&rng, in->train.seed); /* batches depend on (seed, epoch) only */
-    if (!st) st = attn_optim_write(pending[3], CLS_FORMAT, in->step, p, n, t->opt, &rng);
-    if (!st && best) st = attn_params_write(pending[4], CLS_FORMAT, in->best_step, p, n);
-    st = attn_files_commit(st, (const char *const *)pending, (const char *const *)final, nfiles);
-    for (size_t i = 0; i < nfiles; i++) free(pending[i]), free(final[i]);
+    if (!st) st = ckpt_optim_write(path[3], &stamp, p, n, t->opt, &rng);
+    if (!st && best) st = ckpt_params_write(path[4], &best_stamp, p, n);
+    else if (!st && nfiles == 5) st = ckpt_carry(&w, t->best_from ? t->best_from : dir, names[4]);
+    st = ckpt_commit(&w, st, in->step, names, nfiles);
+    for (size_t i = 0; i < nfiles; i++) free(path[i]);
+    if (!st && nfiles == 5 && (!t->best_from || strcmp(t->best_from, dir))) {
+        free(t->best_from);
+        if (!(t->best_from = strdup(dir))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    }
     return st;
 }
 
@@ -124,28 +140,22 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     in->train = attn_train_defaults();
     cJSON *root = cJSON_Parse(text);
     attn_status st = ATTN_OK;
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "train");
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "classify");
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
     const cJSON *best = cJSON_GetObjectItemCaseSensitive(root, "best");
-    if (!cJSON_IsObject(root)) st = attn_error(ATTN_E_FORMAT, "%s: not a JSON object", path);
-    else if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CLS_FORMAT))
-        st = attn_error(ATTN_E_FORMAT, "%s: \"format\" is not \"%s\" (not a classifier checkpoint)", path, CLS_FORMAT);
-    else if (!cJSON_IsNumber(ver) || ver->valuedouble != VERSION)
-        st = attn_error(ATTN_E_FORMAT, "%s: unsupported \"version\" (this attn reads %d)", path, VERSION);
-    else if (!cJSON_IsObject(m) || !cJSON_IsObject(tr) || !cJSON_IsObject(o) || !cJSON_IsArray(labels) ||
-             !cJSON_IsObject(best))
+    st = ckpt_config_head(root, path, CLS_FORMAT, " (not a classifier checkpoint)", VERSION, &in->step, in->run);
+    if (!st && (!cJSON_IsObject(m) || !cJSON_IsObject(tr) || !cJSON_IsObject(o) || !cJSON_IsArray(labels) ||
+             !cJSON_IsObject(best)))
         st = attn_error(ATTN_E_FORMAT, "%s: \"model\", \"train\", \"classify\", \"labels\" and \"best\" are required", path);
-    if (!st && (get_size(root, "step", &in->step) || get_size(best, "step", &in->best_step) ||
+    if (!st && (get_size(best, "step", &in->best_step) ||
                 get_size(best, "bad_evals", &in->bad_evals)))
         st = attn_error(ATTN_E_FORMAT, "%s: a size is missing or not a whole number >= 0", path);
     if (!st) {
         /* "model", "train" and "classify" through the trainer's table; keys
          * absent stay 0 ("dropout": checkpoints before it had none) */
-        static const char *const ignore[] = {"format", "version", "step", "labels", "best", NULL};
+        static const char *const ignore[] = {"format", "version", "step", "run", "labels", "best", NULL};
         void *const parts[3] = {&in->model, &in->train, &in->opts};
         st = attn_hparams_from_json(attn_cls_hparams(), parts, text, path, ignore);
         const cJSON *acc = cJSON_GetObjectItemCaseSensitive(best, "accuracy");
@@ -178,11 +188,11 @@ static attn_status parse_config(const char *text, const char *path, attn_cls_inf
     return st;
 }
 
-/* config.json and vocab.json of dir, and an encoder for max_batch rows. */
-static attn_status load_common(const char *dir, size_t max_batch, attn_cls_info *in,
+/* config.json and vocab.json of a state, and an encoder for max_batch rows. */
+static attn_status load_common(const char *state, size_t max_batch, attn_cls_info *in,
                                attn_encoder **e, attn_tokenizer **tok)
 {
-    char *cpath = join(dir, "config.json"), *vpath = join(dir, "vocab.json"), *text = NULL;
+    char *cpath = ckpt_path(state, "config.json"), *vpath = ckpt_path(state, "vocab.json"), *text = NULL;
     attn_status st = cpath && vpath ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
     if (!st) st = attn_read_text_file(cpath, (size_t)1 << 24, &text, NULL);
     if (!st) st = parse_config(text, cpath, in);
@@ -209,19 +219,32 @@ static attn_status load_common(const char *dir, size_t max_batch, attn_cls_info 
     return st;
 }
 
+/* The weights file `name` of dir's committed state, at `step`. */
+static attn_status read_weights(const char *dir, const char *name, const attn_cls_info *in,
+                                size_t step, attn_encoder *e)
+{
+    char *state = NULL, *path = NULL;
+    attn_status st = ckpt_state(dir, &state);
+    if (!st && !(path = ckpt_path(state, name))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    const ckpt_stamp stamp = {CLS_FORMAT, in->run, step};
+    if (!st) st = ckpt_params_read(path, &stamp, attn_encoder_params(e), attn_encoder_param_count(e), 1);
+    free(state), free(path);
+    return st;
+}
+
 attn_status attn_cls_model_load(const char *dir, size_t max_batch, attn_cls_info *info,
                                 attn_encoder **e, attn_tokenizer **tok)
 {
     if (!dir || !info || !e || !tok) return attn_error(ATTN_E_INVALID, "attn_cls_model_load: NULL");
     *e = NULL, *tok = NULL;
-    attn_status st = load_common(dir, max_batch, info, e, tok);
+    char *state = NULL;
+    attn_status st = ckpt_state(dir, &state);
+    if (!st) st = load_common(state, max_batch, info, e, tok);
+    free(state);
     if (st) return st;
     int best = info->best_step > 0;
-    char *path = join(dir, best ? "best.safetensors" : "model.safetensors");
-    st = path ? attn_params_read(path, CLS_FORMAT, best ? info->best_step : info->step,
-                                 attn_encoder_params(*e), attn_encoder_param_count(*e), 1)
-              : attn_error(ATTN_E_NOMEM, "out of memory");
-    free(path);
+    st = read_weights(dir, best ? "best.safetensors" : "model.safetensors", info,
+                      best ? info->best_step : info->step, *e);
     if (st) {
         attn_encoder_free(*e), *e = NULL;
         attn_tokenizer_free(*tok), *tok = NULL;
@@ -234,12 +257,7 @@ attn_status attn_cls_trainer_load_best(attn_cls_trainer *t, const char *dir)
 {
     if (!t || !dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_load_best: NULL");
     if (!t->info.best_step) return ATTN_OK; /* never evaluated: the current weights */
-    char *path = join(dir, "best.safetensors");
-    attn_status st = path ? attn_params_read(path, CLS_FORMAT, t->info.best_step, attn_encoder_params(t->e),
-                                             attn_encoder_param_count(t->e), 1)
-                          : attn_error(ATTN_E_NOMEM, "out of memory");
-    free(path);
-    return st;
+    return read_weights(dir, "best.safetensors", &t->info, t->info.best_step, t->e);
 }
 
 attn_status attn_cls_trainer_resume(attn_cls_trainer **out, const char *dir, const char *data_dir,
@@ -249,22 +267,27 @@ attn_status attn_cls_trainer_resume(attn_cls_trainer **out, const char *dir, con
     *out = NULL;
     attn_cls_trainer *t = calloc(1, sizeof *t);
     if (!t) return attn_error(ATTN_E_NOMEM, "cannot allocate a trainer");
-    attn_status st = load_common(dir, 0, &t->info, &t->e, &t->tok);
-    char *mpath = st ? NULL : join(dir, "model.safetensors");
-    char *opath = st ? NULL : join(dir, "optim.safetensors");
-    if (!st && (!mpath || !opath)) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    char *state = NULL, *mpath = NULL, *opath = NULL;
+    attn_status st = ckpt_state(dir, &state);
+    if (!st) st = load_common(state, 0, &t->info, &t->e, &t->tok);
+    if (!st) {
+        mpath = ckpt_path(state, "model.safetensors"), opath = ckpt_path(state, "optim.safetensors");
+        t->best_from = strdup(dir);
+        if (!mpath || !opath || !t->best_from) st = attn_error(ATTN_E_NOMEM, "out of memory");
+    }
     const attn_param_ref *p = st ? NULL : attn_encoder_params(t->e);
     const size_t n = st ? 0 : attn_encoder_param_count(t->e);
-    if (!st) st = attn_params_read(mpath, CLS_FORMAT, t->info.step, p, n, 1);
+    const ckpt_stamp stamp = {CLS_FORMAT, t->info.run, t->info.step};
+    if (!st) st = ckpt_params_read(mpath, &stamp, p, n, 1);
     if (!st && iters) t->info.train.iters = iters;
     if (!st) st = attn_train_config_check(&t->info.train);
     if (!st && access(opath, F_OK) != 0)
         st = attn_error(ATTN_E_FORMAT, "%s: no optim.safetensors: this checkpoint cannot be resumed", dir);
     if (!st) st = cls_make_optimizer(t);
     attn_rng rng;
-    if (!st) st = attn_optim_read(opath, CLS_FORMAT, t->info.step, p, n, t->opt, &rng);
+    if (!st) st = ckpt_optim_read(opath, &stamp, p, n, t->opt, &rng);
     if (!st) st = cls_prepare(t, data_dir, 0);
-    free(mpath), free(opath);
+    free(state), free(mpath), free(opath);
     if (st) {
         attn_cls_trainer_free(t);
         return st;

@@ -18,12 +18,16 @@ struct attn_cls_trainer {
     size_t *lens, *order, *batch_start;
     uint64_t *keys;
     size_t epoch_ready; /* the epoch whose batches are planned in order/batch_start */
+    char *best_from;    /* the checkpoint directory holding best.safetensors */
 };
 
 attn_status cls_prepare(attn_cls_trainer *t, const char *data_dir, int build);
 attn_status cls_make_optimizer(attn_cls_trainer *t);
 /* Writes config.json, vocab.json, model.safetensors, optim.safetensors and,
- * with best, best.safetensors (all or nothing). */
+ * with best, best.safetensors (all or nothing; without best the best weights
+ * of the last save are carried over). */
 attn_status cls_checkpoint_save(attn_cls_trainer *t, const char *dir, int best);
+/* Names a new run (info.run) from its configuration and its three splits. */
+attn_status cls_checkpoint_name_run(attn_cls_trainer *t);
 
 #endif

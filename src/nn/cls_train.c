@@ -34,6 +34,7 @@ void attn_cls_trainer_free(attn_cls_trainer *t)
     attn_tokenizer_free(t->tok);
     for (int i = 0; i < 3; i++) attn_cls_split_free(&t->split[i]), attn_cls_tokens_free(&t->data[i]);
     attn_cls_info_free(&t->info);
+    free(t->best_from);
     free(t->x), free(t->lens), free(t->y), free(t->order), free(t->batch_start), free(t->pred), free(t->keys);
     free(t);
 }
@@ -119,6 +120,7 @@ attn_status attn_cls_trainer_create(attn_cls_trainer **out, const attn_encoder_c
     if (!st) st = attn_encoder_create(&t->e, &t->info.model, tc->batch);
     if (!st) st = attn_encoder_init(t->e, tc->seed);
     if (!st) st = cls_make_optimizer(t);
+    if (!st) st = cls_checkpoint_name_run(t);
     if (st) {
         attn_cls_trainer_free(t);
         return st;
@@ -254,6 +256,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     const double start = now_s();
     attn_status st = ATTN_OK;
     int early = 0;
+    size_t saved = (size_t)-1; /* the step last checkpointed in this call */
     while (!st && in->step < c->iters) {
         if ((stop && *stop) || (stop_at && in->step >= stop_at)) {
             early = 1;
@@ -318,7 +321,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         }
         if (save_best || (c->checkpoint_every && in->step % c->checkpoint_every == 0 && in->step < c->iters)) {
             st = cls_checkpoint_save(t, out_dir, save_best);
-            e.base.checkpointed = 1;
+            e.base.checkpointed = 1, saved = in->step;
         }
         e.base.elapsed_s = now_s() - start;
         if (!st && cb && cb(&e, user)) {
@@ -328,7 +331,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     }
     if (!st && !early && in->opts.patience && in->bad_evals >= in->opts.patience && in->step < c->iters)
         early = 2;
-    if (!st) st = cls_checkpoint_save(t, out_dir, 0);
+    if (!st && saved != in->step) st = cls_checkpoint_save(t, out_dir, 0);
     if (stopped) *stopped = early;
     return st;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "attn/train.h"
+#include "ckpt_dir.h"
 
 struct attn_trainer {
     attn_checkpoint info;
@@ -132,6 +133,7 @@ attn_status attn_trainer_create(attn_trainer **out, const attn_gpt_config *m,
     if (!st) st = attn_gpt_create(&t->g, &t->info.model, c->batch);
     if (!st) st = attn_gpt_init(t->g, c->seed);
     if (!st) st = make_optimizer(t);
+    if (!st) st = gpt_checkpoint_name_run(&t->info, text, len);
     if (st) {
         attn_trainer_free(t);
         return st;
@@ -231,6 +233,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
     const double start = now_s();
     attn_status st = ATTN_OK;
     int early = 0;
+    size_t saved = (size_t)-1; /* the step last checkpointed in this call */
     while (!st && t->info.step < c->iters) {
         if ((stop && *stop) || (stop_at && t->info.step >= stop_at)) {
             early = 1;
@@ -277,7 +280,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
         }
         if (!st && c->checkpoint_every && e.step % c->checkpoint_every == 0 && e.step < c->iters) {
             st = save(t, out_dir);
-            e.checkpointed = 1;
+            e.checkpointed = 1, saved = e.step;
         }
         e.elapsed_s = now_s() - start;
         if (!st && cb && cb(&e, user)) {
@@ -285,7 +288,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
             break;
         }
     }
-    if (!st) st = save(t, out_dir);
+    if (!st && saved != t->info.step) st = save(t, out_dir);
     if (stopped) *stopped = early;
     return st;
 }

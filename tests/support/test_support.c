@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,4 +219,51 @@ void write_sparse_safetensors(const char *path, const char *dtype, const char *s
         fflush(f) != 0 || ftruncate(fileno(f), (off_t)(8 + (size_t)h + bytes)) != 0)
         fail_msg("cannot write %s", path);
     fclose(f);
+}
+
+void expect_bad_input(run_result *r, const char *cmd, const char *needle)
+{
+    if (r->status != 2 || count_lines(r->err) != 1 || !strstr(r->err, needle) ||
+        strncmp(r->err, cmd, strlen(cmd)) != 0)
+        fail_msg("expected exit 2 and one line with '%s', got %d: %s", needle, r->status, r->err);
+    run_result_free(r);
+}
+
+void write_labelled_split(const char *path, size_t n, unsigned seed)
+{
+    static const char *const words[3][3] = {{"cat", "dog", "owl"}, {"screen", "cable", "laptop"},
+                                            {"bread", "cheese", "soup"}};
+    static const char *const labels[3] = {"noun.animal", "noun.artifact", "noun.food"};
+    FILE *f = fopen(path, "w");
+    if (!f) fail_msg("cannot write %s", path);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned c = (seed >> 16) % 3, w = (seed >> 8) % 3;
+        fprintf(f, "%s\tthe %s %s\n", labels[c], words[c][w], i % 2 ? "with a" : "and");
+    }
+    fclose(f);
+}
+
+const char *write_tiny_text(void)
+{
+    static char path[600];
+    char buf[4096] = "";
+    for (int i = 0; i < 60; i++) strcat(buf, i % 3 ? "the cat sat on the mat.\n" : "we see the sea.\n");
+    snprintf(path, sizeof path, "%s", write_tmp("text.txt", buf));
+    return path;
+}
+
+const char *write_tiny_labelled(void)
+{
+    static char ddir[600];
+    snprintf(ddir, sizeof ddir, "%.500s/data", test_tmpdir());
+    mkdir(ddir, 0777);
+    const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
+    const size_t n[3] = {48, 12, 12};
+    for (int i = 0; i < 3; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", ddir, names[i]);
+        write_labelled_split(path, n[i], (unsigned)i + 1);
+    }
+    return ddir;
 }

@@ -27,6 +27,9 @@ run_result run_cmd(const char *fmt, ...)
 #endif
     ;
 void run_result_free(run_result *r);
+/* Bad input as the CLI reports it: exit 2 and one line on stderr that starts
+ * with cmd ("attn train:") and holds needle; fails the test otherwise. Frees r. */
+void expect_bad_input(run_result *r, const char *cmd, const char *needle);
 
 /* 1 when built with AddressSanitizer, which cannot run under an
  * address-space limit (ulimit -v): such checks are skipped. */
@@ -52,6 +55,16 @@ const char *test_tmpdir(void);
 
 /* Writes `text` to <tmpdir>/<name>; returns the full path (static buffer ring). */
 const char *write_tmp(const char *name, const char *text);
+
+/* A tiny labelled data set, "label<TAB>text" lines: n texts of 3 classes
+ * (noun.animal, noun.artifact, noun.food) drawn from seed, into path. */
+void write_labelled_split(const char *path, size_t n, unsigned seed);
+
+/* A tiny training text (60 short lines) in the temporary directory, and a
+ * tiny labelled data set (train.tsv 48, valid.tsv 12, test.tsv 12 texts) in
+ * <tmpdir>/data; each returns its path (static). */
+const char *write_tiny_text(void);
+const char *write_tiny_labelled(void);
 
 /* Number of lines in s (a final line without newline counts). */
 size_t count_lines(const char *s);
