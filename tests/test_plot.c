@@ -121,8 +121,18 @@ static void test_gpt_curves(void **state)
     assert_non_null(strstr(svg, ">cross-entropy loss<"));
     assert_non_null(strstr(svg, ">learning rate<"));
     assert_non_null(strstr(svg, ">step<"));
+    assert_null(strstr(svg, "(log scale)"));
     free(svg);
     expect_renders(svg_path);
+    /* --log-curves: the same run with the loss axis in log scale */
+    r = run_cmd("'%s' train --data '%s' " GPT_TINY " --iters 20 --out '%s/glog' --log-curves", attn_bin(), data, t);
+    if (r.status) fail_msg("train --log-curves: %s", r.err);
+    run_result_free(&r);
+    snprintf(svg_path, sizeof svg_path, "%s/glog/curves.svg", t);
+    svg = slurp(svg_path);
+    assert_non_null(strstr(svg, "(log scale)"));
+    expect_series(svg, "training loss (each step)", log, "train_loss");
+    free(svg);
 }
 
 static void test_classifier_curves_and_confusion(void **state)

@@ -11,13 +11,13 @@
 #include "attn/plot.h"
 #include "cli.h"
 
-int cli_curves_init(cli_curves *c, const char *dir, const char *title, int classify)
+int cli_curves_init(cli_curves *c, const char *dir, const char *title, int classify, int log_y)
 {
     memset(c, 0, sizeof *c);
     size_t n = strlen(dir) + sizeof "/curves.svg";
     if (!(c->path = malloc(n))) return -1;
     snprintf(c->path, n, "%s/curves.svg", dir);
-    c->title = title, c->classify = classify;
+    c->title = title, c->classify = classify, c->log_y = log_y;
     return 0;
 }
 
@@ -60,7 +60,7 @@ static void draw(cli_curves *c)
         {"learning rate", c->step, c->lr, c->n, 1, 1}};
     attn_plot_series score[2] = {{"validation accuracy", c->eval_step, c->acc, c->n_eval, 0, 0},
                                  {"validation macro-F1", c->eval_step, c->f1, c->n_eval, 0, 1}};
-    attn_plot plots[2] = {{c->title, "step", "cross-entropy loss", "learning rate", 0, loss, 3},
+    attn_plot plots[2] = {{c->title, "step", "cross-entropy loss", "learning rate", c->log_y, loss, 3},
                           {"validation accuracy and macro-F1", "step", "score (0 to 1)", NULL, 0, score, 2}};
     attn_status st = attn_plot_write(plots, c->classify ? 2 : 1, c->path, 0);
     if (st && !c->warned) {

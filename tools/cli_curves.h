@@ -12,6 +12,7 @@ typedef struct cli_curves {
     char *path;   /* DIR/curves.svg */
     const char *title;
     int classify; /* draw accuracy and macro-F1 too */
+    int log_y;    /* the loss axis in log scale (--log-curves) */
     size_t n, cap, n_eval, cap_eval;
     double *step, *loss, *lr;                /* every step */
     double *eval_step, *val, *acc, *f1;      /* every evaluation */
@@ -19,7 +20,7 @@ typedef struct cli_curves {
 } cli_curves;
 
 /* 0, or -1 (out of memory). */
-int cli_curves_init(cli_curves *c, const char *dir, const char *title, int classify);
+int cli_curves_init(cli_curves *c, const char *dir, const char *title, int classify, int log_y);
 /* Records a step (acc, f1: NAN unless evaluated) and, at an evaluation,
  * rewrites the picture (a failure is reported once on stderr and training
  * goes on: the picture is a view, not the result). */

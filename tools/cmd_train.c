@@ -42,6 +42,7 @@ static const char usage_tail[] =
     "  --init DIR           start from a GPT-2 folder in Hugging Face's layout\n"
     "                       (its sizes, weights and tokenizer files): fine-tuning\n"
     "  --json-log FILE      one JSON object per step (appended when resuming)\n"
+    "  --log-curves         curves.svg with the loss axis in log scale\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (10)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
     "  --out DIR            checkpoint directory (required unless --resume); one\n"
@@ -73,7 +74,7 @@ static int on_progress(const attn_train_event *e, void *user)
     return 0;
 }
 
-enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE, O_TOKENIZER, O_INIT };
+enum { O_DATA = 4000, O_CONFIG, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_OUT, O_RESUME, O_TASK, O_FORCE, O_TOKENIZER, O_INIT, O_LOG_CURVES };
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -90,7 +91,7 @@ int cmd_train(int argc, char **argv)
         {"json-log", required_argument, 0, O_JSON_LOG}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"task", required_argument, 0, O_TASK},
-        {"force", no_argument, 0, O_FORCE}, {"tokenizer", required_argument, 0, O_TOKENIZER},
+        {"force", no_argument, 0, O_FORCE}, {"log-curves", no_argument, 0, O_LOG_CURVES}, {"tokenizer", required_argument, 0, O_TOKENIZER},
         {"init", required_argument, 0, O_INIT},
         {"help", no_argument, 0, 'h'}};
     const attn_hparams *h = attn_gpt_hparams();
@@ -110,7 +111,7 @@ int cmd_train(int argc, char **argv)
     const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
                *tokenizer = NULL, *init = NULL;
     size_t log_every = 10, stop_at = 0, iters = 0;
-    int force = 0;
+    int force = 0, log_curves = 0;
     for (int i = 1; i < argc; i++) { /* --task picks the trainer */
         const char *task = NULL;
         if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
@@ -129,6 +130,7 @@ int cmd_train(int argc, char **argv)
             return cli_finish_stdout("train");
         case O_TASK: break;
         case O_FORCE: force = 1; break;
+        case O_LOG_CURVES: log_curves = 1; break;
         case O_DATA: data = optarg; break;
         case O_CONFIG: config = optarg; break;
         case O_OUT: out = optarg; break;
@@ -213,7 +215,7 @@ int cmd_train(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
     cli_curves curves;
-    if (!cli_curves_init(&curves, out, "attn train: GPT", 0)) p.curves = &curves;
+    if (!cli_curves_init(&curves, out, "attn train: GPT", 0, log_curves)) p.curves = &curves;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);

@@ -36,6 +36,7 @@ static const char usage_tail[] =
     "                       '_' for '-' ({\"layers\": 2, \"label_smoothing\": 0});\n"
     "                       flags override it\n"
     "  --json-log FILE      one JSON object per step, and the test results at the end\n"
+    "  --log-curves         curves.svg with the loss axis in log scale\n"
     "  --log-every N        plain log lines every N steps when not on a terminal (50)\n"
     "  --stop-at N          stop after step N with a checkpoint, as if interrupted\n"
     "  --no-baselines       skip the majority and bag-of-words baselines\n"
@@ -69,7 +70,7 @@ static int on_progress(const attn_cls_event *ce, void *user)
     return 0;
 }
 
-enum { O_TASK = 7000, O_DATA, O_OUT, O_RESUME, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_NO_BASE, O_FORCE, O_CONFIG };
+enum { O_TASK = 7000, O_DATA, O_OUT, O_RESUME, O_JSON_LOG, O_LOG_EVERY, O_STOP_AT, O_NO_BASE, O_FORCE, O_CONFIG, O_LOG_CURVES };
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -160,7 +161,7 @@ int cmd_train_classify(int argc, char **argv)
         {"out", required_argument, 0, O_OUT}, {"resume", required_argument, 0, O_RESUME},
         {"json-log", required_argument, 0, O_JSON_LOG}, {"log-every", required_argument, 0, O_LOG_EVERY},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"no-baselines", no_argument, 0, O_NO_BASE},
-        {"force", no_argument, 0, O_FORCE}, {"config", required_argument, 0, O_CONFIG},
+        {"force", no_argument, 0, O_FORCE}, {"log-curves", no_argument, 0, O_LOG_CURVES}, {"config", required_argument, 0, O_CONFIG},
         {"help", no_argument, 0, 'h'}};
     const attn_hparams *h = attn_cls_hparams();
     static struct option longopts[128];
@@ -177,7 +178,7 @@ int cmd_train_classify(int argc, char **argv)
     size_t n_flags = 0;
     const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL, *config = NULL;
     size_t log_every = 50, stop_at = 0, iters = 0;
-    int baselines = 1, c, force = 0;
+    int baselines = 1, c, force = 0, log_curves = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -201,6 +202,7 @@ int cmd_train_classify(int argc, char **argv)
             break;
         case O_NO_BASE: baselines = 0; break;
         case O_FORCE: force = 1; break;
+        case O_LOG_CURVES: log_curves = 1; break;
         default:
             if (!cli_hp_entry(h, c)) return cli_bad_option("train", usage, c, argv);
             if (n_flags == sizeof flags / sizeof *flags)
@@ -237,7 +239,7 @@ int cmd_train_classify(int argc, char **argv)
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
     /* texts per step on average: an epoch's steps cover the training set once */
     cli_curves curves;
-    if (!cli_curves_init(&curves, out, "attn train --task classify: encoder", 1)) p.curves = &curves;
+    if (!cli_curves_init(&curves, out, "attn train --task classify: encoder", 1, log_curves)) p.curves = &curves;
     p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
