@@ -15,7 +15,10 @@ int cli_curves_init(cli_curves *c, const char *dir, const char *title, int class
 {
     memset(c, 0, sizeof *c);
     size_t n = strlen(dir) + sizeof "/curves.svg";
-    if (!(c->path = malloc(n))) return -1;
+    if (!(c->path = malloc(n)) || !(c->dir = strdup(dir))) {
+        free(c->path), c->path = NULL;
+        return -1;
+    }
     snprintf(c->path, n, "%s/curves.svg", dir);
     c->title = title, c->classify = classify, c->log_y = log_y;
     return 0;
@@ -23,7 +26,7 @@ int cli_curves_init(cli_curves *c, const char *dir, const char *title, int class
 
 void cli_curves_free(cli_curves *c)
 {
-    free(c->path), free(c->step), free(c->loss), free(c->lr);
+    free(c->dir), free(c->path), free(c->step), free(c->loss), free(c->lr);
     free(c->eval_step), free(c->val), free(c->acc), free(c->f1);
     memset(c, 0, sizeof *c);
 }
@@ -47,13 +50,7 @@ static void draw(cli_curves *c)
     /* The first checkpoint creates the directory (a run that fails before
      * leaves nothing behind): until then there is nowhere to draw. */
     struct stat sb;
-    size_t dlen = strlen(c->path) - strlen("/curves.svg");
-    char *dir = malloc(dlen + 1);
-    if (!dir) return;
-    memcpy(dir, c->path, dlen), dir[dlen] = '\0';
-    int there = stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
-    free(dir);
-    if (!there) return;
+    if (stat(c->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return;
     attn_plot_series loss[4] = {
         {"training loss (each step)", c->step, c->loss, c->n, 0, 0},
         {"validation loss", c->eval_step, c->val, c->n_eval, 0, 0},

@@ -9,6 +9,7 @@
 #include "attn/train.h"
 
 typedef struct cli_curves {
+    char *dir;    /* DIR, the checkpoint directory */
     char *path;   /* DIR/curves.svg */
     const char *title;
     int classify; /* draw accuracy and macro-F1 too */

@@ -56,15 +56,6 @@ static void set_final_mode(int fd, const char *path)
     (void)fchmod(fd, mode); /* best effort: a 0600 file is still correct */
 }
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 /* The file stdout writes to, if `sb` is it. */
 static int is_stdout(const struct stat *sb)
 {
@@ -78,7 +69,7 @@ static attn_status open_stream(attn_atomic_file *af, const char *path, int to_st
     int fd = to_stdout ? dup(STDOUT_FILENO) : open(path, O_WRONLY | O_NOCTTY);
     if (fd < 0)
         return attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", path, strerror(errno));
-    char *target = dup_n(path, strlen(path));
+    char *target = strdup(path);
     FILE *f = target ? fdopen(fd, "wb") : NULL;
     if (!f) {
         close(fd);
@@ -117,11 +108,11 @@ attn_status attn_atomic_open(attn_atomic_file *af, const char *path)
         return attn_error(ATTN_E_IO, "%s: not a file name (the path names a directory)", path);
     /* The directory as the user wrote it, for messages: "out", "/", ".". */
     size_t dir_len = slash ? (size_t)(slash - path) : 0;
-    char *dir = slash ? (dir_len ? dup_n(path, dir_len) : dup_n("/", 1)) : dup_n(".", 1);
+    char *dir = slash ? (dir_len ? strndup(path, dir_len) : strdup("/")) : strdup(".");
     size_t plen = strlen(path), blen = strlen(base);
     /* <dir>/.<base>.tmp-XXXXXX: hidden, and recognisably ours. */
     char *tmp = malloc(plen + 14);
-    char *target = dup_n(path, plen);
+    char *target = strndup(path, plen);
     if (!dir || !tmp || !target) {
         free(dir);
         free(tmp);
@@ -166,7 +157,7 @@ attn_status attn_atomic_open(attn_atomic_file *af, const char *path)
 static void sync_parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? dup_n(path, slash == path ? 1 : (size_t)(slash - path)) : dup_n(".", 1);
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
     if (!dir) return;
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
