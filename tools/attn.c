@@ -18,7 +18,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"demo", cmd_demo, "self-attention step by step on the built-in cat/keyboard/mouse example"},
-    {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV) or layer"},
+    {"explain", cmd_explain, "the same walkthrough on your own embeddings (CSV) or layer, or every head of a GPT"},
     {"mha", cmd_mha, "multi-head attention on safetensors inputs, as PyTorch computes it"},
     {"bench", cmd_bench, "time the fused attention and GEMM kernels against the reference"},
     {"train", cmd_train, "train a small GPT on text, or an encoder classifier (--task classify)"},

@@ -10,10 +10,10 @@
  *   formats  safetensors.h, embeddings.h (token embeddings and CSV),
  *            cls_data.h (labelled text), wordnet.h
  *   text     tokenizer.h
- *   nn       params.h (parameter tables), mha.h, mha_io.h, selfattn.h, gpt.h,
+ *   nn       params.h (parameter tables), mha.h, mha_io.h, selfattn.h, gpt.h, gpt_explain.h,
  *            train.h (optimizer, trainer), classify.h (encoder, classifier),
  *            sense.h
- *   explain  explain.h, export.h (renderers)
+ *   explain  explain.h, explain_model.h, export.h (renderers)
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -44,6 +44,7 @@
 #include "attn/classify.h"
 #include "attn/sense.h"
 #include "attn/explain.h"
+#include "attn/explain_model.h"
 #include "attn/export.h"
 
 #endif
