@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "attn/fileio.h"
 #include "attn/train_config.h"
@@ -260,38 +259,28 @@ attn_status attn_cls_trainer_load_best(attn_cls_trainer *t, const char *dir)
     return read_weights(dir, "best.safetensors", &t->info, t->info.best_step, t->e);
 }
 
-attn_status attn_cls_trainer_resume(attn_cls_trainer **out, const char *dir, const char *data_dir,
-                                    size_t iters)
+attn_status cls_checkpoint_read(attn_cls_trainer *t, const char *dir, char **optim_path)
 {
-    if (!out || !dir || !data_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_resume: NULL");
-    *out = NULL;
-    attn_cls_trainer *t = calloc(1, sizeof *t);
-    if (!t) return attn_error(ATTN_E_NOMEM, "cannot allocate a trainer");
-    char *state = NULL, *mpath = NULL, *opath = NULL;
+    *optim_path = NULL;
+    char *state = NULL, *mpath = NULL;
     attn_status st = ckpt_state(dir, &state);
     if (!st) st = load_common(state, 0, &t->info, &t->e, &t->tok);
     if (!st) {
-        mpath = ckpt_path(state, "model.safetensors"), opath = ckpt_path(state, "optim.safetensors");
+        mpath = ckpt_path(state, "model.safetensors"), *optim_path = ckpt_path(state, "optim.safetensors");
         t->best_from = strdup(dir);
-        if (!mpath || !opath || !t->best_from) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        if (!mpath || !*optim_path || !t->best_from) st = attn_error(ATTN_E_NOMEM, "out of memory");
     }
-    const attn_param_ref *p = st ? NULL : attn_encoder_params(t->e);
-    const size_t n = st ? 0 : attn_encoder_param_count(t->e);
     const ckpt_stamp stamp = {CLS_FORMAT, t->info.run, t->info.step};
-    if (!st) st = ckpt_params_read(mpath, &stamp, p, n, 1);
-    if (!st && iters) t->info.train.iters = iters;
-    if (!st) st = attn_train_config_check(&t->info.train);
-    if (!st && access(opath, F_OK) != 0)
-        st = attn_error(ATTN_E_FORMAT, "%s: no optim.safetensors: this checkpoint cannot be resumed", dir);
-    if (!st) st = cls_make_optimizer(t);
+    if (!st)
+        st = ckpt_params_read(mpath, &stamp, attn_encoder_params(t->e), attn_encoder_param_count(t->e), 1);
+    free(state), free(mpath);
+    return st;
+}
+
+attn_status cls_checkpoint_read_optim(attn_cls_trainer *t, const char *optim_path)
+{
+    const ckpt_stamp stamp = {CLS_FORMAT, t->info.run, t->info.step};
     attn_rng rng;
-    if (!st) st = ckpt_optim_read(opath, &stamp, p, n, t->opt, &rng);
-    if (!st) st = cls_prepare(t, data_dir, 0);
-    free(state), free(mpath), free(opath);
-    if (st) {
-        attn_cls_trainer_free(t);
-        return st;
-    }
-    *out = t;
-    return ATTN_OK;
+    return ckpt_optim_read(optim_path, &stamp, attn_encoder_params(t->e), attn_encoder_param_count(t->e),
+                           t->opt, &rng);
 }

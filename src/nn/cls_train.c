@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attn/classify.h"
 #include "attn/ops_nn.h"
@@ -121,6 +122,31 @@ attn_status attn_cls_trainer_create(attn_cls_trainer **out, const attn_encoder_c
     if (!st) st = attn_encoder_init(t->e, tc->seed);
     if (!st) st = cls_make_optimizer(t);
     if (!st) st = cls_checkpoint_name_run(t);
+    if (st) {
+        attn_cls_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return ATTN_OK;
+}
+
+attn_status attn_cls_trainer_resume(attn_cls_trainer **out, const char *dir, const char *data_dir,
+                                    size_t iters)
+{
+    if (!out || !dir || !data_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_resume: NULL");
+    *out = NULL;
+    attn_cls_trainer *t = calloc(1, sizeof *t);
+    if (!t) return attn_error(ATTN_E_NOMEM, "cannot allocate a trainer");
+    char *opath = NULL;
+    attn_status st = cls_checkpoint_read(t, dir, &opath);
+    if (!st && iters) t->info.train.iters = iters;
+    if (!st) st = attn_train_config_check(&t->info.train);
+    if (!st && access(opath, F_OK) != 0)
+        st = attn_error(ATTN_E_FORMAT, "%s: no optim.safetensors: this checkpoint cannot be resumed", dir);
+    if (!st) st = cls_make_optimizer(t);
+    if (!st) st = cls_checkpoint_read_optim(t, opath);
+    if (!st) st = cls_prepare(t, data_dir, 0);
+    free(opath);
     if (st) {
         attn_cls_trainer_free(t);
         return st;

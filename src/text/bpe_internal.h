@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "attn/status.h"
 #include "attn/tokenizer.h"
 
@@ -64,6 +65,11 @@ typedef struct bpe_idmap {
 attn_status bpe_idmap_add(bpe_idmap *m, uint32_t id);
 long bpe_idmap_find(const bpe_idmap *m, const char *s, size_t n); /* -1: absent */
 
+/* bpe_save.c: the tokenizer's save (attn's one JSON file), and a token
+ * vocabulary ({"token": id, ...}) or merge r ("left right"; JSON-escaped when
+ * json) written to f; bpe_load.c writes GPT-2's files with them. */
 attn_status bpe_save_json(const attn_tokenizer *t, const char *path);
+void bpe_put_vocab(FILE *f, const bpe_tok *b);
+void bpe_put_merge(FILE *f, const bpe_tok *b, size_t r, int json);
 
 #endif

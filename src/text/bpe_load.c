@@ -329,56 +329,7 @@ attn_status attn_bpe_tokenizer_from_json(attn_tokenizer **out, const void *json_
     return ATTN_OK;
 }
 
-/* ---- writing ----------------------------------------------------------------------------- */
-
-/* A token in byte characters; in JSON, '"' and '\' escaped (every other byte
- * character is printable). */
-static void put_token(FILE *f, const bpe_tok *b, size_t id, int json)
-{
-    for (size_t i = b->off[id]; i < b->off[id + 1]; i++) {
-        char u[5];
-        uint32_t cp = bpe_byte_to_cp((unsigned char)b->bytes[i]);
-        if (json && (cp == '"' || cp == '\\')) fputc('\\', f);
-        utf8_put(cp, u);
-        fputs(u, f);
-    }
-}
-
-static void put_vocab(FILE *f, const bpe_tok *b)
-{
-    fputc('{', f);
-    for (size_t i = 0; i < b->n; i++) {
-        fputs(i ? ", \"" : "\"", f);
-        put_token(f, b, i, 1);
-        fprintf(f, "\": %zu", i);
-    }
-    fputc('}', f);
-}
-
-static void put_merge(FILE *f, const bpe_tok *b, size_t r, int json)
-{
-    put_token(f, b, b->merges[r][0], json);
-    fputc(' ', f);
-    put_token(f, b, b->merges[r][1], json);
-}
-
-attn_status bpe_save_json(const attn_tokenizer *t, const char *path)
-{
-    const bpe_tok *b = (const bpe_tok *)t;
-    attn_atomic_file af;
-    attn_status st = attn_atomic_open(&af, path);
-    if (st) return st;
-    fputs("{\"type\": \"bpe\", \"vocab\": ", af.f);
-    put_vocab(af.f, b);
-    fputs(", \"merges\": [", af.f);
-    for (size_t r = 0; r < b->n_merges; r++) {
-        fputs(r ? ", \"" : "\"", af.f);
-        put_merge(af.f, b, r, 1);
-        fputc('"', af.f);
-    }
-    fputs("]}\n", af.f);
-    return attn_atomic_commit(&af);
-}
+/* ---- writing (the writers are bpe_save.c's) -------------------------------------------- */
 
 attn_status attn_bpe_tokenizer_save_dir(const attn_tokenizer *t, const char *dir)
 {
@@ -391,10 +342,10 @@ attn_status attn_bpe_tokenizer_save_dir(const attn_tokenizer *t, const char *dir
     if (!st) st = attn_atomic_open(&vf, vpath);
     if (!st && (st = attn_atomic_open(&mf, mpath))) attn_atomic_abort(&vf);
     if (!st) {
-        put_vocab(vf.f, b);
+        bpe_put_vocab(vf.f, b);
         fputs("#version: 0.2\n", mf.f);
         for (size_t r = 0; r < b->n_merges; r++) {
-            put_merge(mf.f, b, r, 0);
+            bpe_put_merge(mf.f, b, r, 0);
             fputc('\n', mf.f);
         }
         st = attn_atomic_commit(&vf);
