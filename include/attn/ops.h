@@ -263,7 +263,9 @@ int attn_have_cblas(void);
  *   c (M, N) += op(a) · op(b)       (accumulate != 0)
  * op(a) = a (M, K), or aᵀ with a stored (K, M) when trans_a; op(b) = b (K, N),
  * or bᵀ with b stored (N, K) when trans_b. ATTN_GEMM_AUTO picks the faster
- * kernel for the SIMD level in use. Rows of c are computed in fixed blocks
+ * kernel for the SIMD level in use, or the one the environment names (read
+ * once): ATTN_BLAS=0 the built-in kernel, ATTN_BLAS=1 CBLAS where the library
+ * has it (see attn_gemm_auto). Rows of c are computed in fixed blocks
  * (threads take whole blocks), so the result does not depend on the thread
  * count. ATTN_E_NOTFOUND for ATTN_GEMM_CBLAS without CBLAS. */
 typedef enum attn_gemm_kernel {
@@ -273,6 +275,8 @@ typedef enum attn_gemm_kernel {
 } attn_gemm_kernel;
 attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
                       int trans_a, int trans_b, int accumulate, attn_gemm_kernel which);
+/* The kernel ATTN_GEMM_AUTO stands for in this process (never AUTO). */
+attn_gemm_kernel attn_gemm_auto(void);
 
 #ifdef __cplusplus
 }
