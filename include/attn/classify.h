@@ -154,6 +154,13 @@ attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps);
 /* The input of block l's attention (LN_1 output) of the last forward: (B, T, C). */
 const float *attn_encoder_attn_input(const attn_encoder *e, size_t layer);
 attn_mha *attn_encoder_mha(attn_encoder *e, size_t layer);
+/* Layer `layer`'s attention in a traced forward of one example (`run`, its
+ * "token" axis labelled) as a multi-head walkthrough trace for the exporters
+ * (attn_mha_self_attention's names: the layer's weights, its input as
+ * "embeddings", each head's entries, "concat", "output"), copied into `out`;
+ * nothing is recomputed. */
+attn_status attn_encoder_layer_trace(attn_encoder *e, const attn_trace *run, size_t layer,
+                                     attn_trace *out);
 /* Backward of loss_scale · loss of the last forward with labels. */
 attn_status attn_encoder_backward(attn_encoder *e, float loss_scale);
 
