@@ -24,6 +24,7 @@ struct attn_encoder {
     attn_encoder_config cfg;
     size_t max_batch, max_rows;
     attn_arena *params, *grads, *acts;
+    attn_workspace ws; /* the layers' attention scratch, shared */
     float *wte, *wpe, *lnf_w, *lnf_b, *head_w, *head_b;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b, *g_head_w, *g_head_b;
     nn_block *blocks;
@@ -94,6 +95,7 @@ void attn_encoder_free(attn_encoder *e)
     free(e->blocks), free(e->table), free(e->names);
     free(e->pos), free(e->ids), free(e->labels), free(e->lens), free(e->row_mark), free(e->rows);
     attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
+    attn_workspace_free(&e->ws);
     free(e);
 }
 
@@ -109,7 +111,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
         return attn_error(ATTN_E_INVALID, "batch must be between 1 and 2^24, got %zu", max_batch);
     const size_t C = c->width, V = c->vocab_size, T = c->context, L = c->layers, K = c->classes;
     const size_t b = !!c->bias;
-    if ((double)max_batch * (double)T * (double)C * 16.0 * (double)(L + 1) > 1e11)
+    size_t acts = 0; /* activations, about 16·C floats a row and layer */
+    if (attn_size_mul("encoder", max_batch, T, &acts) || attn_size_mul("encoder", acts, C, &acts) ||
+        attn_size_mul("encoder", acts, 16 * (L + 1), &acts) || acts > (size_t)1e11)
         return attn_error(ATTN_E_NOMEM, "batch %zu x context %zu is too large", max_batch, T);
     attn_encoder *e = calloc(1, sizeof *e);
     if (!e) return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
@@ -241,10 +245,11 @@ attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key)
 }
 
 /* The attention's shapes and key padding (bidirectional: no causal mask). */
-static attn_mha_inputs mha_inputs(const attn_encoder *e)
+static attn_mha_inputs mha_inputs(attn_encoder *e)
 {
     attn_mha_inputs in;
     memset(&in, 0, sizeof in);
+    in.workspace = &e->ws;
     in.batch = e->batch, in.tgt_len = e->seq, in.src_len = e->seq;
     in.key_padding_mask = e->kpm;
     in.key_padding_kind = ATTN_MASK_BOOL;
