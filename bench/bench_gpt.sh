@@ -11,8 +11,9 @@
 # of 64 characters: no sampling noise; nanoGPT samples 20 random batches,
 # whose mean moves by a few hundredths from draw to draw; EVAL_ITERS=20 for that).
 # Prints ms/iter (median), tokens/s, peak resident memory (/usr/bin/time), the
-# final validation loss, attn's model FLOP utilisation against the 2-core fp32
-# peak of docs/benchmarks.md (234 GFLOP/s; override with PEAK_GFLOPS), and
+# final validation loss, attn's model FLOP utilisation against the fp32 peak
+# measured by `attn bench attention` just before attn trains (the median of 5
+# runs of 1 s on the same threads; PEAK_GFLOPS=X uses X instead), and
 # generation speed with and without the KV cache.
 #
 # PyTorch runs at its fastest thread count here (gpt_torch.py --threads auto
@@ -32,11 +33,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 ATTN=${ATTN:-$ROOT/build/attn}
 DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
-PEAK=${PEAK_GFLOPS:-234}
+PEAK=${PEAK_GFLOPS:-}
 OUT=$(mktemp -d /tmp/bench-gpt-XXXXXX)
 EVAL_ITERS=${EVAL_ITERS:-0}
 if [ "$EVAL_ITERS" -eq 0 ]; then EVAL=$ITERS; else EVAL=$(( ITERS < 250 ? ITERS : 250 )); fi
 echo "bench_gpt: $ITERS iterations, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
+if [ -z "$PEAK" ]; then
+    "$ATTN" bench attention --json --n 128 --heads 1 --no-ref --pass fwd --causal no \
+        --peak-seconds 1 --peak-runs 5 > "$OUT/peak.json"
+    PEAK=$(/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["peak_fp32"]; print(p["median"]); print("fp32 peak (GFLOP/s): min %.1f median %.1f max %.1f" % (p["min"], p["median"], p["max"]), file=sys.stderr)' "$OUT/peak.json")
+fi
 
 /usr/bin/time -f '%M' -o "$OUT/attn.rss" "$ATTN" train --data "$DATA" --iters "$ITERS" \
     --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "attn/ops.h"
+#include "attn/rng.h"
 #include "attn/status.h"
 
 #ifdef __cplusplus
@@ -103,6 +104,16 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
 /* A key for (seed, step, site): distinct sites (layers, places) of a step
  * get independent masks. */
 uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site);
+
+/* ---- sampling -------------------------------------------------------------- */
+
+/* One id drawn from logits (V): the argmax (lowest id on ties) at temperature
+ * 0, else from softmax(logits / temperature) (max-subtracted, unnormalised)
+ * kept to the top_k most likely ids (0: all) and to the fewest most likely
+ * ids holding top_p of their mass (1: all), with one uniform draw of rng.
+ * scratch: 2·V floats. */
+attn_status attn_sample_logits(uint32_t *out, const float *logits, size_t V, float temperature,
+                               size_t top_k, float top_p, attn_rng *rng, float *scratch);
 
 #ifdef __cplusplus
 }
