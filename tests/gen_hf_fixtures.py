@@ -9,7 +9,14 @@ transformers' GPT2LMHeadModel saves them (no transformers package needed):
 Conv1D weights stored (in, out), the tanh GELU ("gelu_new"), biases, the
 head tied to wte, plus expected.safetensors (F32): for the token ids "ids"
 the logits (T, V) of every position, computed in float64 from the weights
-as stored, and the greedy continuation "greedy" of "prompt".
+as stored, and the greedy continuation "greedy" of "prompt". The f32 case
+also holds, for `attn explain --model` with a byte-level tokenizer of 257
+tokens (GPT-2's 256 byte tokens, no merge, what `attn tokenize --train` makes
+with --vocab-size 257), the ids of EXPLAIN_TEXT ("explain_ids"), every
+layer's and head's attention map ("explain_attention", (L*H*n, n): layer,
+head, query, key) and the hidden state after every block ("explain_hidden",
+(L*n, C)), and the ids and hidden states of COMPARE_TEXT ("compare_ids",
+"compare_hidden").
   f32:  F32, names without a prefix, no lm_head.weight
   f16:  F16, names under "transformer.", lm_head.weight (the tied copy) and
         the attn.bias / attn.masked_bias buffers present
@@ -33,6 +40,16 @@ V, T, C, L, H = 257, 24, 32, 2, 4
 PROMPT = [10, 200, 3, 77, 256, 41]
 N_NEW = 10
 IDS = [5, 17, 250, 0, 99, 3, 3, 128, 64, 1, 200, 42]
+EXPLAIN_TEXT = "the cat and mouse"
+COMPARE_TEXT = "a keyboard and mouse"
+
+
+def byte_ids(text):
+    """Ids of the bytes in GPT-2's order (bytes_to_unicode: the printable
+    ranges first, then the others), as a vocabulary of bytes only has them."""
+    order = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    order += [b for b in range(256) if b not in order]
+    return [order.index(b) for b in text.encode("utf-8")]
 
 
 def make_weights(seed):
@@ -69,8 +86,10 @@ def layer_norm(x, w, b):
     return torch.nn.functional.layer_norm(x, (C,), w, b, 1e-5)
 
 
-def forward(w, ids):
-    """GPT-2's forward (transformers' GPT2LMHeadModel) over ids: (T, V)."""
+def forward(w, ids, maps=None, hidden=None):
+    """GPT-2's forward (transformers' GPT2LMHeadModel) over ids: (T, V).
+    Appends each layer's attention (H, n, n) to maps and the hidden state
+    after each block (n, C) to hidden when they are lists."""
     n = len(ids)
     x = w["wte.weight"][ids] + w["wpe.weight"][:n]
     mask = torch.tril(torch.ones(n, n, dtype=torch.bool))
@@ -83,11 +102,16 @@ def forward(w, ids):
         q, k, v = (t.reshape(n, H, d).transpose(0, 1) for t in (q, k, v))
         s = (q @ k.transpose(1, 2)) / math.sqrt(d)
         s = s.masked_fill(~mask, float("-inf"))
-        o = (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(n, C)
+        att = torch.softmax(s, dim=-1)
+        if maps is not None:
+            maps.append(att)
+        o = (att @ v).transpose(0, 1).reshape(n, C)
         x = x + o @ w[p + "attn.c_proj.weight"] + w[p + "attn.c_proj.bias"]
         m = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"])
         m = gelu_new(m @ w[p + "mlp.c_fc.weight"] + w[p + "mlp.c_fc.bias"])
         x = x + m @ w[p + "mlp.c_proj.weight"] + w[p + "mlp.c_proj.bias"]
+        if hidden is not None:
+            hidden.append(x)
     x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"])
     return x @ w["wte.weight"].T   # the tied head
 
@@ -138,6 +162,17 @@ def write_case(root, c):
                 ("logits", forward(w, IDS)),
                 ("prompt", torch.tensor(PROMPT, dtype=torch.float64)),
                 ("greedy", torch.tensor(greedy(w, PROMPT, N_NEW), dtype=torch.float64))]
+    if c["name"] == "f32":
+        maps, hidden, chidden = [], [], []
+        ids, cids = byte_ids(EXPLAIN_TEXT), byte_ids(COMPARE_TEXT)
+        forward(w, ids, maps, hidden)
+        forward(w, cids, None, chidden)
+        n = len(ids)
+        expected += [("explain_ids", torch.tensor(ids, dtype=torch.float64)),
+                     ("explain_attention", torch.stack(maps).reshape(L * H * n, n)),
+                     ("explain_hidden", torch.cat(hidden)),
+                     ("compare_ids", torch.tensor(cids, dtype=torch.float64)),
+                     ("compare_hidden", torch.cat(chidden))]
     fixture_io.st_write(os.path.join(d, "expected.safetensors"), expected, {})
 
 

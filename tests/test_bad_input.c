@@ -158,6 +158,17 @@ static const bad_case cases[] = {
     {"generate --model @/gpt_huge", 2, "does not fit in memory", NULL, 0},
     {"generate --model @/gpt --tokens 99999999999999999999", 2, "--tokens", NULL, 0},
     {"generate --model @/gpt --prompt Q", 2, "Q", NULL, 0},
+    /* explain --model: a text through a GPT (context 8, 1 layer, 1 head) */
+    {"explain --model @/gpt --text 'the cat sat on' --html @/m.html", 2, "--text: 14 tokens, but the model has 8 positions", "@/m.html", 0},
+    {"explain --model @/gpt --text the --layer 1", 2, "--layer 1: the model has 1 layer (expected 0..0)", NULL, 0},
+    {"explain --model @/gpt --text the --head 2 --csv @/mcsv", 2, "--head 2: the model has 1 head (expected 0..0)", "@/mcsv", 0},
+    {"explain --model @/gpt --text ''", 2, "--text: expected a non-empty text", NULL, 0},
+    {"explain --model @/gpt --text the --compare-text Q", 2, "--compare-text:1:1: character 'Q'", NULL, 0},
+    {"explain --model @/hf_notok --text abc --html @/m.html", 2, "expected GPT-2's tokenizer files encoder.json and vocab.bpe", "@/m.html", 0},
+    {"explain --model @/gpt --text the --xlsx @/m.xlsx", 2, "--xlsx with --model needs --layer L and --head H", "@/m.xlsx", 0},
+    {"explain --model @/gpt --text the --temperature 2", 2, "apply to --embeddings", NULL, 0},
+    {"explain --text the", 2, "need --model DIR", NULL, 0},
+    {"explain --model @/gpt", 2, "--model needs --text TEXT", NULL, 0},
     {"classify --model @/missing-ck --text a", 2, "missing-ck", NULL, 0},
     {"classify --model @/gpt --text a", 2, "not a classifier checkpoint", NULL, 0},
     /* data wordnet */
@@ -335,6 +346,10 @@ static void setup_models(void)
              "sed -i --follow-symlinks 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
              "'%s/config.json'", at("gpt"), at("gpt_notjson"), at("gpt"), at("gpt_huge"),
              at("gpt_notjson"), at("gpt_huge"));
+    run_ok(cmd);
+    /* a GPT-2 folder without its tokenizer files */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/hf/f32/config.json' '%s/hf/f32/model.safetensors' '%s'/",
+             at("hf_notok"), ATTN_TEST_FIXTURES, ATTN_TEST_FIXTURES, at("hf_notok"));
     run_ok(cmd);
     put("nul.txt", "abc\0def\n", 8);
     put_s("latin1.txt", "caf\xe9\n");

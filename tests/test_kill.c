@@ -63,15 +63,7 @@ static pid_t start(const task *tk, const char *mode, const char *dir, const char
     argv[n++] = mode, argv[n++] = dir;
     if (extra) argv[n++] = extra, argv[n++] = extra_val;
     argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        FILE *devnull = fopen("/dev/null", "w");
-        if (devnull) dup2(fileno(devnull), 1), dup2(fileno(devnull), 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    if (pid < 0) fail_msg("fork failed");
-    return pid;
+    return start_quiet(argv);
 }
 
 static int finish(pid_t pid)

@@ -56,8 +56,24 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     return CLI_BAD_INPUT;
 }
 
+/* Under mpirun only rank 0 writes checkpoints (the launchers' variables:
+ * MPI itself starts later, after the inputs are read). */
+static int writes_checkpoints(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *r = getenv(vars[i]);
+        if (r && *r) return strcmp(r, "0") == 0;
+    }
+    return 1;
+}
+
 int cli_check_out_dir(const char *cmd, const char *out, const char *resume, int force)
 {
+    /* Another run writing there is refused before any work (its lock is
+     * dropped by the kernel if it dies). */
+    attn_status st = writes_checkpoints() ? attn_checkpoint_lock(out) : ATTN_OK;
+    if (st) return cli_fail(cmd, st);
     if (force || (resume && strcmp(resume, out) == 0)) return CLI_OK;
     size_t n = strlen(out) + sizeof "/config.json";
     char *cfg = malloc(n);

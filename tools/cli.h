@@ -35,7 +35,9 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 
 /* A trainer's --out DIR: refuses (exit 2, the message naming --resume and
  * --force) a directory that already holds a checkpoint, unless force or it
- * is the run being resumed. Returns CLI_OK when training may write there. */
+ * is the run being resumed, and one another run is writing
+ * (attn_checkpoint_lock, taken here by rank 0). Returns CLI_OK when training
+ * may write there. */
 int cli_check_out_dir(const char *cmd, const char *out, const char *resume, int force);
 
 /* Reports getopt_long's '?' or ':' result for argv as a usage error. */

@@ -16,6 +16,7 @@ static const char usage[] =
     "       attn bench matmul [--json] [--threads T]\n"
     "       mpirun -np K attn bench ring --n N [...]   (attn bench ring --help)\n"
     "       attn bench tokenize --data FILE [--gpt2 DIR] (see attn bench tokenize --help)\n"
+    "       attn bench generate [--config gpt2|tiny] [...] (see attn bench generate --help)\n"
     "\n"
     "attention: the fused kernels on (1, H, N, D) inputs, N in 128 512 1024 2048\n"
     "4096 8192 (or --n), D = 64, H = 12, causal and not, forward and forward +\n"
@@ -237,6 +238,7 @@ int cmd_bench(int argc, char **argv)
     }
     if (strcmp(what, "ring") == 0) return cmd_bench_ring(argc - 1, argv + 1);
     if (strcmp(what, "tokenize") == 0) return cmd_bench_tokenize(argc - 1, argv + 1);
+    if (strcmp(what, "generate") == 0) return cmd_bench_generate(argc - 1, argv + 1);
     if (strcmp(what, "attention") && strcmp(what, "matmul"))
         return cli_usage_error("bench", usage, "unknown benchmark '%s'", what);
     static const struct option opts[] = {

@@ -5,12 +5,16 @@
 
 #include "attn/mha_io.h"
 #include "cli.h"
+#include "cmd_explain.h"
 
 static const char usage[] =
     "usage: attn explain --embeddings FILE.csv [--compare B.csv] [options]\n"
     "       attn explain --embeddings FILE.csv --weights W.safetensors [--num-heads H]\n"
     "                    [--causal] [--temperature T] [--scale S | --no-scale] [--json]\n"
     "                    [--color WHEN] [--precision N] [--html FILE] [--svg DIR] [--csv DIR] [--xlsx FILE]\n"
+    "       attn explain --model DIR --text TEXT [--layer L] [--head H]\n"
+    "                    [--compare-text TEXT] [--json] [--html FILE] [--svg DIR] [--csv DIR]\n"
+    "                    [--xlsx FILE (with --layer and --head)]\n"
     "\n"
     "Self-attention step by step (Q = K = V = X) on your own embeddings. With\n"
     "--weights, a multi-head layer (an nn.MultiheadAttention state_dict) instead:\n"
@@ -26,7 +30,24 @@ static const char usage[] =
     "  --compare FILE       a second input with the same dimensions, shown beside\n"
     "                       the first; tokens in both get their outputs compared\n"
     "  --weights FILE       a multi-head attention layer's weights (safetensors)\n"
-    "  --num-heads H        its number of heads (unless the file records it)\n" CLI_ATTENTION_USAGE
+    "  --num-heads H        its number of heads (unless the file records it)\n"
+    "  --model DIR          a GPT: a checkpoint of 'attn train' or a GPT-2 folder in\n"
+    "                       Hugging Face's layout (config.json, model.safetensors,\n"
+    "                       vocab.json + merges.txt); every layer's and head's\n"
+    "                       attention on --text (tables: per layer, the key each\n"
+    "                       query weights most in each head; one head's map with\n"
+    "                       --layer and --head)\n"
+    "  --text TEXT          the text the model reads (at most its context in tokens)\n"
+    "  --layer L, --head H  show only that layer / head (counted from 0)\n"
+    "  --compare-text TEXT  a second text: for each token both share, the cosine\n"
+    "                       similarity of its hidden state in the two contexts after\n"
+    "                       every layer, and the key each head weights most\n"
+    "  With --model: --json prints {\"tokens\", \"ids\", \"layers\": [{\"heads\":\n"
+    "  [{\"attention\": T x T}]}]} (and \"shared_tokens\" with --compare-text);\n"
+    "  --html is a layer x head grid of thumbnails, click one for the full map;\n"
+    "  --svg and --csv write one file per map; --xlsx one head of one layer with\n"
+    "  live formulas from the layer's input (LN_1's output) to that head's share\n"
+    "  of the attention output.\n" CLI_ATTENTION_USAGE
     CLI_EXPORT_USAGE;
 
 /* The tokens joined by spaces: the sequence as text. */
@@ -122,14 +143,45 @@ done:
     return rc;
 }
 
+/* --model: the checks of the arguments, then the run (cmd_explain_model.c). */
+static int explain_model_main(explain_model_args *ma, const cli_attention_opts *o,
+                              const cli_export_opts *ex, int other_inputs)
+{
+    cli_attention_opts plain;
+    cli_attention_defaults(&plain);
+    if (other_inputs)
+        return cli_usage_error("explain", usage, "--model reads a text: no --embeddings, --compare, --weights or --num-heads");
+    if (o->sdpa.scale_mode != plain.sdpa.scale_mode || o->sdpa.temperature != plain.sdpa.temperature ||
+        o->sdpa.causal != plain.sdpa.causal)
+        return cli_usage_error("explain", usage, "--scale, --no-scale, --temperature and --causal apply to "
+                                                 "--embeddings; a model attends as it was trained");
+    if (!ma->text) return cli_usage_error("explain", usage, "--model needs --text TEXT");
+    if (!ma->text[0]) return cli_usage_error("explain", usage, "--text: expected a non-empty text");
+    if (ma->compare && !ma->compare[0])
+        return cli_usage_error("explain", usage, "--compare-text: expected a non-empty text");
+    if (ex->xlsx && (ma->layer < 0 || ma->head < 0))
+        return cli_usage_error("explain", usage, "--xlsx with --model needs --layer L and --head H "
+                                                 "(one head's workbook)");
+    attn_status pre = cli_export_check(ex);
+    if (pre) return cli_fail("explain", pre);
+    ma->html = ex->html, ma->svg = ex->svg, ma->csv = ex->csv, ma->xlsx = ex->xlsx;
+    return explain_model(ma, o);
+}
+
 int cmd_explain(int argc, char **argv)
 {
-    enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE, OPT_WEIGHTS, OPT_HEADS };
+    enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE, OPT_WEIGHTS, OPT_HEADS, OPT_MODEL, OPT_TEXT,
+           OPT_COMPARE_TEXT, OPT_LAYER, OPT_HEAD };
     static const struct option longopts[] = {
         {"embeddings", required_argument, 0, OPT_EMBEDDINGS},
         {"compare", required_argument, 0, OPT_COMPARE},
         {"weights", required_argument, 0, OPT_WEIGHTS},
         {"num-heads", required_argument, 0, OPT_HEADS},
+        {"model", required_argument, 0, OPT_MODEL},
+        {"text", required_argument, 0, OPT_TEXT},
+        {"compare-text", required_argument, 0, OPT_COMPARE_TEXT},
+        {"layer", required_argument, 0, OPT_LAYER},
+        {"head", required_argument, 0, OPT_HEAD},
         CLI_EXPORT_LONG_OPTIONS,
         CLI_ATTENTION_LONG_OPTIONS,
         {0, 0, 0, 0}};
@@ -138,6 +190,7 @@ int cmd_explain(int argc, char **argv)
     const char *path_a = NULL, *path_b = NULL, *path_w = NULL;
     int c, heads = 0;
     cli_export_opts ex = {0};
+    explain_model_args ma = {NULL, NULL, NULL, -1, -1, NULL, NULL, NULL, NULL};
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -149,8 +202,17 @@ int cmd_explain(int argc, char **argv)
         if (c == OPT_EMBEDDINGS) path_a = optarg;
         else if (c == OPT_COMPARE) path_b = optarg;
         else if (c == OPT_WEIGHTS) path_w = optarg;
+        else if (c == OPT_MODEL) ma.dir = optarg;
+        else if (c == OPT_TEXT) ma.text = optarg;
+        else if (c == OPT_COMPARE_TEXT) ma.compare = optarg;
         else if (cli_export_option(c, optarg, &ex)) continue;
-        else if (c == OPT_HEADS) {
+        else if (c == OPT_LAYER || c == OPT_HEAD) {
+            int v;
+            if (cli_parse_int(optarg, 0, 1 << 20, &v))
+                return cli_usage_error("explain", usage, "--%s: expected an integer >= 0, found '%s'",
+                                       c == OPT_LAYER ? "layer" : "head", optarg);
+            *(c == OPT_LAYER ? &ma.layer : &ma.head) = v;
+        } else if (c == OPT_HEADS) {
             if (cli_parse_int(optarg, 1, 1 << 20, &heads))
                 return cli_usage_error("explain", usage,
                                        "--num-heads: expected an integer > 0, found '%s'", optarg);
@@ -160,6 +222,9 @@ int cmd_explain(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("explain", usage, "unexpected argument '%s'", argv[optind]);
+    if (ma.dir) return explain_model_main(&ma, &o, &ex, path_a || path_b || path_w || heads);
+    if (ma.text || ma.compare || ma.layer >= 0 || ma.head >= 0)
+        return cli_usage_error("explain", usage, "--text, --compare-text, --layer and --head need --model DIR");
     if (!path_a) return cli_usage_error("explain", usage, "missing --embeddings FILE.csv");
     if (path_w && path_b)
         return cli_usage_error("explain", usage, "--compare works on the plain walkthrough, not with --weights");

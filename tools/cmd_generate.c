@@ -67,6 +67,13 @@ static attn_status load_hf(const char *dir, attn_gpt **g, attn_tokenizer **tok)
     return st;
 }
 
+attn_status gpt_cli_load_model(const char *dir, attn_gpt **g, attn_tokenizer **tok, int *hf)
+{
+    attn_checkpoint info;
+    *hf = attn_gpt_hf_is_dir(dir);
+    return *hf ? load_hf(dir, g, tok) : attn_checkpoint_load(dir, 1, &info, g, tok);
+}
+
 int cmd_generate(int argc, char **argv)
 {
     enum { O_MODEL = 5000, O_PROMPT, O_TOKENS, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_NO_CACHE, O_STATS };
@@ -121,11 +128,10 @@ int cmd_generate(int argc, char **argv)
     if (!dir) return cli_usage_error("generate", usage, "missing --model DIR");
     cli_default_sigpipe(); /* `attn generate | head`: quiet, as other filters */
 
-    attn_checkpoint info;
     attn_gpt *g = NULL;
     attn_tokenizer *tok = NULL;
-    const int hf = attn_gpt_hf_is_dir(dir);
-    attn_status st = hf ? load_hf(dir, &g, &tok) : attn_checkpoint_load(dir, 1, &info, &g, &tok);
+    int hf;
+    attn_status st = gpt_cli_load_model(dir, &g, &tok, &hf);
     uint32_t *ids = NULL;
     size_t n = 0;
     if (!st && prompt && prompt[0]) {

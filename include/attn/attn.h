@@ -39,6 +39,7 @@
 #include "attn/mha_io.h"
 #include "attn/selfattn.h"
 #include "attn/gpt.h"
+#include "attn/gpt_explain.h"
 #include "attn/train.h"
 #include "attn/classify.h"
 #include "attn/sense.h"

@@ -6,6 +6,7 @@
 #define ATTN_BENCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "attn/status.h"
 
 #ifdef __cplusplus
@@ -69,6 +70,38 @@ typedef struct attn_bench_gemm {
 } attn_bench_gemm;
 
 attn_status attn_bench_matmul(attn_bench_gemm *b);
+
+/* Monotonic seconds, and the median of t (n > 0; sorts t): the timing
+ * helpers of every bench. */
+double attn_bench_now(void);
+double attn_bench_median(double *t, int n);
+
+/* Read bandwidth of memory in GB/s (1e9 bytes): the median over `runs` of a
+ * streaming read of a fresh `bytes` buffer (size it well beyond the caches)
+ * split among attn_threads() threads, after one warm-up read. */
+attn_status attn_bench_read_bandwidth(size_t bytes, int runs, double *gb_s);
+
+/* Generation speed of a GPT (attn/gpt.h) with the KV cache: the prefill of a
+ * `prompt`-token prompt into an empty cache, then `decode` one-token steps
+ * (teacher-forced: the ids are attn_bench_generate_id(i) for position i, so
+ * another implementation can replay the same work), `reps` times. */
+struct attn_gpt;
+typedef struct attn_bench_gen {
+    /* in */
+    size_t prompt, decode;
+    int reps; /* at most ATTN_BENCH_MAX_RUNS */
+    /* out */
+    double prefill_s, decode_s; /* medians: one prefill; all `decode` steps */
+    double prefill_runs[ATTN_BENCH_MAX_RUNS], decode_runs[ATTN_BENCH_MAX_RUNS]; /* each run's */
+    double prefill_flops;       /* multiply-adds × 2 of one prefill (last logits only) */
+    size_t weight_bytes;        /* parameter bytes one decode step reads (the tied head once) */
+    size_t kv_bytes;            /* cache bytes the middle decode step reads */
+    float logits_head[8];       /* the prefill's first logits (to compare implementations) */
+    size_t argmax_prefill;      /* the prefill's most likely next id */
+} attn_bench_gen;
+
+uint32_t attn_bench_generate_id(size_t i, size_t vocab);
+attn_status attn_bench_generate(struct attn_gpt *g, attn_bench_gen *b);
 
 #ifdef __cplusplus
 }

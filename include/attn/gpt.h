@@ -108,9 +108,11 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv);
  * queries attend to every cached key and to themselves and earlier new ones
  * (bottom-right causal alignment), keys and values are appended to the cache.
  * logits (V) receives the last new token's logits (and no other position's
- * are computed). n > 1 is the prefill, through the batched ops; n == 1 is the
- * generation step: serial, allocation-free, about 12·C²·layers multiply-adds.
- * Either way the logits are those of attn_gpt_forward over the cached tokens
+ * are computed). Each block is the full forward's (the same ops) on the n
+ * new rows, with the model's activations as scratch; n == 1 is the
+ * generation step (about 12·C²·layers multiply-adds, matrix-vector products
+ * on the threads once the matrices outgrow the caches, the attention op's
+ * one-query path, no allocation). Either way the logits are those of attn_gpt_forward over the cached tokens
  * plus the new ones, up to float rounding (the sums run in another order). */
 attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
                              float *logits);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "attn/cpu.h"
 #include "attn/status.h"
+#include "attn/tensor.h"
 #include "attn/trace.h"
 
 #ifdef __cplusplus
@@ -105,6 +106,12 @@ typedef struct attn_sdpa_params {
     /* Additive float mask (L, S), added to the scaled scores (-inf masks). */
     const float *add_mask;
     attn_causal causal;   /* combined with the masks above (all must allow) */
+    /* Scratch the caller owns (a model's or a KV cache's arena; NULL by
+     * default): attn_sdpa_forward takes its temporary buffers (the fused
+     * kernel's workspace, the reference path's scores) from the arena's free
+     * end and gives them back before returning, so a hot path allocates
+     * nothing; when it is NULL or lacks room, the op allocates. */
+    attn_arena *scratch;
 } attn_sdpa_params;
 
 /* Defaults: scale 1/sqrt(d_k), temperature 1, no mask, not causal. */
@@ -195,6 +202,11 @@ typedef struct attn_flash_desc {
     const float *key_mask;
     size_t key_mask_bs;
     attn_flash_dtype dtype; /* of the products (attn_flash_desc_make: fp32) */
+    /* The forward's scratch, 64-byte aligned, from the caller (an arena it
+     * owns): used when workspace_bytes >= attn_flash_forward_workspace(d);
+     * else (NULL: attn_flash_desc_make's) the forward allocates its own. */
+    float *workspace;
+    size_t workspace_bytes;
 } attn_flash_desc;
 
 /* 1 when ATTN_FLASH_BF16 runs bf16 kernels: the CPU has AVX-512 BF16 and the
@@ -251,7 +263,9 @@ int attn_have_cblas(void);
  *   c (M, N) += op(a) · op(b)       (accumulate != 0)
  * op(a) = a (M, K), or aᵀ with a stored (K, M) when trans_a; op(b) = b (K, N),
  * or bᵀ with b stored (N, K) when trans_b. ATTN_GEMM_AUTO picks the faster
- * kernel for the SIMD level in use. Rows of c are computed in fixed blocks
+ * kernel for the SIMD level in use, or the one the environment names (read
+ * once): ATTN_BLAS=0 the built-in kernel, ATTN_BLAS=1 CBLAS where the library
+ * has it (see attn_gemm_auto). Rows of c are computed in fixed blocks
  * (threads take whole blocks), so the result does not depend on the thread
  * count. ATTN_E_NOTFOUND for ATTN_GEMM_CBLAS without CBLAS. */
 typedef enum attn_gemm_kernel {
@@ -261,6 +275,8 @@ typedef enum attn_gemm_kernel {
 } attn_gemm_kernel;
 attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
                       int trans_a, int trans_b, int accumulate, attn_gemm_kernel which);
+/* The kernel ATTN_GEMM_AUTO stands for in this process (never AUTO). */
+attn_gemm_kernel attn_gemm_auto(void);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "attn/ops.h"
+#include "attn/rng.h"
 #include "attn/status.h"
 
 #ifdef __cplusplus
@@ -107,6 +108,16 @@ uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site);
  * first, first + 1, ...: a slice of a tensor that starts at element `first`
  * drops what the whole tensor would (data parallel: a rank's rows). */
 uint64_t attn_dropout_key_at(uint64_t key, size_t first);
+
+/* ---- sampling -------------------------------------------------------------- */
+
+/* One id drawn from logits (V): the argmax (lowest id on ties) at temperature
+ * 0, else from softmax(logits / temperature) (max-subtracted, unnormalised)
+ * kept to the top_k most likely ids (0: all) and to the fewest most likely
+ * ids holding top_p of their mass (1: all), with one uniform draw of rng.
+ * scratch: 2·V floats. */
+attn_status attn_sample_logits(uint32_t *out, const float *logits, size_t V, float temperature,
+                               size_t top_k, float top_p, attn_rng *rng, float *scratch);
 
 #ifdef __cplusplus
 }

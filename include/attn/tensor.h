@@ -64,6 +64,12 @@ attn_status attn_arena_tensor(attn_arena *arena, attn_tensor *t, int ndim,
 size_t attn_arena_used(const attn_arena *arena);
 size_t attn_arena_capacity(const attn_arena *arena);
 /* Forgets every tensor taken so far (their memory is reused). */
+/* Bytes still free; a tensor of b bytes fits when its size rounded up to 64
+ * is at most this. */
+size_t attn_arena_room(const attn_arena *arena);
+/* Gives back everything handed out since attn_arena_used() returned `used`
+ * (scratch taken and returned by one call). */
+void attn_arena_rewind(attn_arena *arena, size_t used);
 void attn_arena_reset(attn_arena *arena);
 void attn_arena_free(attn_arena *arena);
 

@@ -50,6 +50,13 @@ attn_status attn_tokenizer_save(const attn_tokenizer *t, const char *path);
  * `what`. */
 attn_status attn_tokenizer_decode(const attn_tokenizer *t, const uint32_t *ids, size_t n,
                                   const char *what, char **bytes, size_t *len);
+/* Each token of ids[0..n) as its own text, for labels: a malloc'd array of
+ * n malloc'd strings (free with attn_tokenizer_labels_free), each the
+ * token's bytes made valid UTF-8 (a byte that is not part of a valid
+ * sequence, as in half of a character BPE split, becomes U+FFFD; NUL too). */
+attn_status attn_tokenizer_labels(const attn_tokenizer *t, const uint32_t *ids, size_t n,
+                                  char ***labels);
+void attn_tokenizer_labels_free(char **labels, size_t n);
 void attn_tokenizer_free(attn_tokenizer *t);
 /* Reads a tokenizer file written by save (any known type). */
 attn_status attn_tokenizer_load(attn_tokenizer **t, const char *path);

@@ -137,6 +137,13 @@ attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict)
 /* Writes the four files (optimizer only when opt is given). */
 attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
                                  const attn_tokenizer *tok, attn_adamw *opt);
+/* One writer per checkpoint directory (of any model): an exclusive lock on
+ * dir, held until the process ends (the kernel drops it then, kill -9
+ * included). ATTN_E_INVALID when another process holds it; ATTN_OK when this
+ * one does or dir holds no checkpoint yet (its first save locks it). Saves
+ * and attn_trainer_run take it too; a caller may take it earlier, before
+ * any work. */
+attn_status attn_checkpoint_lock(const char *dir);
 
 /* ---- checkpoint files shared by every model ---------------------------------------
  * `format` names the model ("attn-gpt", "attn-encoder") and goes into each

@@ -54,6 +54,16 @@ attn_status attn_arena_tensor(attn_arena *a, attn_tensor *t, int ndim, const siz
 
 size_t attn_arena_used(const attn_arena *a) { return a ? a->used : 0; }
 size_t attn_arena_capacity(const attn_arena *a) { return a ? a->capacity : 0; }
+size_t attn_arena_room(const attn_arena *a)
+{
+    return a ? a->capacity - a->used : 0;
+}
+
+void attn_arena_rewind(attn_arena *a, size_t used)
+{
+    if (a && used <= a->used) a->used = used;
+}
+
 void attn_arena_reset(attn_arena *a)
 {
     if (a) a->used = 0;

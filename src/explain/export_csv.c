@@ -65,3 +65,15 @@ attn_status attn_export_csv(const attn_doc *doc, const char *dir)
     export_dir_close(&d);
     return st;
 }
+
+attn_status attn_export_model_csv(const attn_model_view *v, const char *dir)
+{
+    attn_status st = attn_model_view_check(v);
+    if (st) return st;
+    export_dir d;
+    if ((st = export_dir_open(&d, dir))) return st;
+    st = export_each_model_map(v, write_matrix, &d);
+    if (st) export_dir_rollback(&d);
+    export_dir_close(&d);
+    return st;
+}

@@ -15,6 +15,7 @@
 
 #include "export_util.h"
 #include "html_page.h"
+#include "model_view.h"
 
 /* Above this many values a matrix travels as base64 float32: 5.3 bytes a
  * value instead of up to 16, and no decimal parsing in the browser. */
@@ -96,29 +97,37 @@ static void json_float(sink *o, float v)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* Base64 of bytes (a multiple of 3 except at the very end). */
+static void bytes_base64(sink *o, const unsigned char *in, size_t bytes)
+{
+    char out[4096 + 4];
+    size_t m = 0;
+    for (size_t b = 0; b < bytes && !o->err; b += 3) {
+        size_t left = bytes - b;
+        uint32_t t = (uint32_t)in[b] << 16 | (left > 1 ? (uint32_t)in[b + 1] << 8 : 0) |
+                     (left > 2 ? in[b + 2] : 0);
+        out[m++] = b64[t >> 18 & 63];
+        out[m++] = b64[t >> 12 & 63];
+        out[m++] = left > 1 ? b64[t >> 6 & 63] : '=';
+        out[m++] = left > 2 ? b64[t & 63] : '=';
+        if (m >= 4096) put_n(o, out, m), m = 0;
+    }
+    put_n(o, out, m);
+}
+
 /* Base64 of the values as little-endian float32, whatever the host's order. */
 static void f32_base64(sink *o, const float *v, size_t n)
 {
     enum { CHUNK = 768 };                /* floats per chunk: 3072 bytes, a multiple of 3 */
     unsigned char in[4 * CHUNK];
-    char out[4 * CHUNK / 3 * 4 + 4];
     for (size_t i = 0; i < n && !o->err; i += CHUNK) {
-        size_t k = n - i < CHUNK ? n - i : CHUNK, bytes = 4 * k, m = 0;
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
         for (size_t a = 0; a < k; a++) {
             uint32_t u;
             memcpy(&u, &v[i + a], sizeof u);
             for (int b = 0; b < 4; b++) in[4 * a + (size_t)b] = (unsigned char)(u >> (8 * b));
         }
-        for (size_t b = 0; b < bytes; b += 3) {
-            size_t left = bytes - b;
-            uint32_t t = (uint32_t)in[b] << 16 | (left > 1 ? (uint32_t)in[b + 1] << 8 : 0) |
-                         (left > 2 ? in[b + 2] : 0);
-            out[m++] = b64[t >> 18 & 63];
-            out[m++] = b64[t >> 12 & 63];
-            out[m++] = left > 1 ? b64[t >> 6 & 63] : '=';
-            out[m++] = left > 2 ? b64[t & 63] : '=';
-        }
-        put_n(o, out, m);
+        bytes_base64(o, in, 4 * k);
     }
 }
 
@@ -286,9 +295,9 @@ static attn_status check_trace(const attn_doc *doc, size_t seq)
     return st;
 }
 
-static void write_page(sink *o, const attn_doc *doc)
+/* Everything up to <body>: the title and the inline stylesheet. */
+static void page_head(sink *o, const char *title, const unsigned char *css, size_t css_len)
 {
-    const char *title = doc->title && *doc->title ? doc->title : "attn";
     put(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
            /* The page may run its inline script and style, and reach nothing else. */
@@ -296,8 +305,15 @@ static void write_page(sink *o, const attn_doc *doc)
            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n<title>");
     html_text(o, title);
     put(o, "</title>\n<style>\n");
-    put_n(o, (const char *)attn_html_page_css, attn_html_page_css_len);
-    put(o, "</style>\n</head>\n<body>\n"
+    put_n(o, (const char *)css, css_len);
+    put(o, "</style>\n</head>\n");
+}
+
+static void write_page(sink *o, const attn_doc *doc)
+{
+    const char *title = doc->title && *doc->title ? doc->title : "attn";
+    page_head(o, title, attn_html_page_css, attn_html_page_css_len);
+    put(o, "<body>\n"
            "<noscript><p>This page draws its heatmaps with JavaScript. The numbers are in the "
            "attn-data element of its source.</p></noscript>\n"
            "<div id=\"app\"></div>\n<div id=\"tip\" role=\"tooltip\"></div>\n"
@@ -327,6 +343,112 @@ attn_status attn_export_html(const attn_doc *doc, const char *path)
     if (o.err) {
         attn_atomic_abort(&af);
         return attn_error(ATTN_E_IO, "%s: cannot write the page", path);
+    }
+    return attn_atomic_commit(&af);
+}
+
+/* ---- a model's maps: attn explain --model --html ---------------------------------- */
+
+/* Above this many cells in all, maps travel as 8-bit fractions instead of
+ * 16-bit: 1,024 tokens x 144 maps is 76 M cells (lower triangles), a 100 MB
+ * page at 8 bits. The colours need no more; the hover shows the value to
+ * +-0.002 then (the JSON and CSV exports have every float). */
+#define HTML_MODEL_16BIT_MAX_CELLS (16u << 20)
+
+/* One map's lower triangle (row i: keys 0..i; the causal model's maps are
+ * zero above the diagonal, which the page checks nothing about: `tri` says
+ * whether the file holds whole rows instead), as fractions of the largest
+ * code, little-endian, in base64. */
+static attn_status model_map(sink *o, const attn_tensor *m, int tri, int bits)
+{
+    const size_t T = m->shape[0], cells = tri ? T * (T + 1) / 2 : T * T, bpc = (size_t)bits / 8;
+    unsigned char *buf = malloc(cells * bpc);
+    if (!buf) return attn_error(ATTN_E_NOMEM, "out of memory (a %zu x %zu map)", T, T);
+    const double top = bits == 16 ? 65535.0 : 255.0;
+    size_t k = 0;
+    for (size_t i = 0; i < T; i++)
+        for (size_t j = 0; j < (tri ? i + 1 : T); j++) {
+            double v = (double)m->data[i * T + j];
+            v = v > 0 ? (v < 1 ? v : 1) : 0; /* attention weights lie in [0, 1] */
+            unsigned u = (unsigned)(v * top + 0.5);
+            buf[k++] = (unsigned char)(u & 255);
+            if (bits == 16) buf[k++] = (unsigned char)(u >> 8);
+        }
+    put(o, "\"");
+    bytes_base64(o, buf, k);
+    put(o, "\"");
+    free(buf);
+    return ATTN_OK;
+}
+
+/* 1 when every map shown is zero above its diagonal. */
+static int all_lower(const attn_model_view *v, size_t l0, size_t l1, size_t h0, size_t h1)
+{
+    const size_t T = v->n_tokens;
+    for (size_t l = l0; l < l1; l++)
+        for (size_t h = h0; h < h1; h++) {
+            const attn_tensor *m = model_view_map(v->trace, l, h);
+            for (size_t i = 0; i < T; i++)
+                for (size_t j = i + 1; j < T; j++)
+                    if (m->data[i * T + j] != 0.0f) return 0;
+        }
+    return 1;
+}
+
+static attn_status write_model_page(sink *o, const attn_model_view *v)
+{
+    size_t l0, l1, h0, h1, n = 0;
+    model_view_range(v, &l0, &l1, &h0, &h1);
+    const char *const *tok = attn_trace_labels(v->trace, "token", &n);
+    const int tri = all_lower(v, l0, l1, h0, h1);
+    const size_t T = v->n_tokens, per = tri ? T * (T + 1) / 2 : T * T;
+    const int bits = per * (l1 - l0) * (h1 - h0) <= HTML_MODEL_16BIT_MAX_CELLS ? 16 : 8;
+    const char *title = v->title && *v->title ? v->title : "attn explain --model";
+    page_head(o, title, attn_html_model_css, attn_html_model_css_len);
+    put(o, "<body>\n<noscript><p>This page draws the maps with JavaScript; "
+           "they are in the attn-model element of its source.</p></noscript>\n"
+           "<div id=\"app\"></div>\n<div id=\"tip\" role=\"tooltip\"></div>\n"
+           "<script type=\"application/json\" id=\"attn-model\">\n{\"format\":\"attn-model-html-1\",\"title\":");
+    json_str(o, title);
+    put_f(o, ",\"n_layers\":%zu,\"n_heads\":%zu,\"bits\":%d,\"tri\":%s,\n\"tokens\":[", v->layers,
+          v->heads, bits, tri ? "true" : "false");
+    for (size_t i = 0; i < n; i++) {
+        if (i) put(o, ",");
+        json_str(o, tok[i]);
+    }
+    put(o, "],\n\"ids\":[");
+    for (size_t i = 0; i < T; i++) put_f(o, i ? ",%u" : "%u", (unsigned)v->ids[i]);
+    put(o, "],\n\"layers\":[");
+    for (size_t l = l0; l < l1; l++) put_f(o, l > l0 ? ",%zu" : "%zu", l);
+    put(o, "],\"heads\":[");
+    for (size_t h = h0; h < h1; h++) put_f(o, h > h0 ? ",%zu" : "%zu", h);
+    put(o, "],\n\"maps\":[");
+    attn_status st = ATTN_OK;
+    for (size_t l = l0; !st && !o->err && l < l1; l++) {
+        put(o, l > l0 ? ",\n[" : "\n[");
+        for (size_t h = h0; !st && h < h1; h++) {
+            if (h > h0) put(o, ",\n");
+            st = model_map(o, model_view_map(v->trace, l, h), tri, bits);
+        }
+        put(o, "]");
+    }
+    put(o, "]}\n</script>\n<script>\n");
+    put_n(o, (const char *)attn_html_model_js, attn_html_model_js_len);
+    put(o, "</script>\n</body>\n</html>\n");
+    return st;
+}
+
+attn_status attn_export_model_html(const attn_model_view *v, const char *path)
+{
+    attn_status st = attn_export_check_file(path);
+    if (st || (st = attn_model_view_check(v))) return st;
+    attn_atomic_file af;
+    if ((st = attn_atomic_open(&af, path))) return st;
+    sink o = {af.f, 0};
+    st = write_model_page(&o, v);
+    if (st || o.err) {
+        attn_atomic_abort(&af);
+        return st ? st : attn_error(ATTN_E_IO, "%s: cannot write the page", path);
     }
     return attn_atomic_commit(&af);
 }

@@ -652,3 +652,19 @@ attn_status attn_export_svg(const attn_doc *doc, const char *dir)
     export_dir_close(&d);
     return st;
 }
+
+attn_status attn_export_model_svg(const attn_model_view *v, const char *dir)
+{
+    attn_status st = attn_model_view_check(v);
+    if (st) return st;
+    export_dir d;
+    if ((st = export_dir_open(&d, dir))) return st;
+    const attn_trace *tt[1] = {v->trace};
+    const char *cap[1] = {v->title};
+    attn_doc doc = {"attn explain --model", 1, tt, cap, v->heads};
+    svg_ctx ctx = {&d, &doc};
+    st = export_each_model_map(v, write_matrix, &ctx);
+    if (st) export_dir_rollback(&d);
+    export_dir_close(&d);
+    return st;
+}

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "attn/explain_model.h"
 #include "attn/export.h"
 #include "attn/fileio.h"
 #include "attn/tensor.h"
@@ -46,6 +47,10 @@ typedef attn_status (*export_matrix_fn)(const export_matrix *m, void *user);
 
 /* Calls fn for every 2-D entry of every trace, in recording order. */
 attn_status export_each_matrix(const attn_doc *doc, export_matrix_fn fn, void *user);
+
+/* Calls fn for every map a model view shows (attn/explain_model.h), as
+ * "layer<l>.head<h>.attention" with the query and key labels. */
+attn_status export_each_model_map(const attn_model_view *v, export_matrix_fn fn, void *user);
 
 /* Checks the document: 1 or 2 traces, each with "embeddings" and "output". */
 attn_status export_check_doc(const attn_doc *doc);

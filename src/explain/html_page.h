@@ -17,4 +17,10 @@ extern const size_t attn_html_page_css_len;
 extern const unsigned char attn_html_page_js[];
 extern const size_t attn_html_page_js_len;
 
+/* The model page (attn explain --model --html): model.css, model.js. */
+extern const unsigned char attn_html_model_css[];
+extern const size_t attn_html_model_css_len;
+extern const unsigned char attn_html_model_js[];
+extern const size_t attn_html_model_js_len;
+
 #endif

@@ -118,17 +118,25 @@ const attn_op_ctx *nn_sub_ctx(attn_op_ctx *sub, char *buf, size_t n, const attn_
     return sub;
 }
 
-attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
-                             float *weights, size_t R, size_t C, const attn_op_ctx *ctx)
+/* ln_1 of the block's input k->res (R, C) into k->ln1. */
+static attn_status block_ln1(nn_block *k, size_t R, size_t C, const attn_op_ctx *ctx)
 {
     attn_op_ctx sub;
     char name[160];
-    attn_status st = attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w,
-                                            k->ln1_b, R, C, NN_LN_EPS,
-                                            nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_1"));
-    in.query = in.key = in.value = k->ln1;
-    if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, ctx);
-    if (!st && k->drop_p > 0.0f)
+    return attn_layernorm_forward(k->ln1, k->ln1_mean, k->ln1_rstd, k->res, k->ln1_w, k->ln1_b,
+                                  R, C, NN_LN_EPS,
+                                  nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_1"));
+}
+
+/* The rest of the block once the attention's output (R, C) is in scratch:
+ * the residual add, the MLP and its residual add into next (R, C). */
+static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R, size_t C,
+                              const attn_op_ctx *ctx)
+{
+    attn_op_ctx sub;
+    char name[160];
+    attn_status st = ATTN_OK;
+    if (k->drop_p > 0.0f)
         st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn, NULL);
     if (st) return st;
     add(k->mid, k->res, scratch, R * C);
@@ -148,6 +156,53 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
     if (st) return st;
     add(next, k->mid, scratch, R * C);
     return attn_op_record(ctx, "resid", next, R, C, "token", "dim");
+}
+
+attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
+                             float *weights, size_t R, size_t C, const attn_op_ctx *ctx)
+{
+    attn_status st = block_ln1(k, R, C, ctx);
+    in.query = in.key = in.value = k->ln1;
+    if (!st) st = attn_mha_forward(k->mha, scratch, weights, 0, &in, k->cache, ctx);
+    return st ? st : block_rest(k, next, scratch, R, C, ctx);
+}
+
+/* The attention of the n new rows of k->ln1 over the cache: their keys and
+ * values appended at kv->past, each head's n queries against its S = past + n
+ * cached keys, bottom-right aligned (query i sees keys j <= i + past), then
+ * the output projection into out (n, C). The projections are the layer's own
+ * weights (k->in_w, k->out_w), the attention the library's op. */
+static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *out, size_t n,
+                                    size_t C, const attn_op_ctx *ctx)
+{
+    const size_t H = kv->heads, d = C / H, S = kv->past + n;
+    attn_sdpa_params p = attn_sdpa_defaults();
+    p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+    p.scratch = kv->scratch;
+    attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
+    for (size_t h = 0; !st && h < H; h++) {
+        float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
+        for (size_t i = 0; i < n; i++) {
+            const float *row = kv->qkv + i * 3 * C;
+            memcpy(kv->q + i * d, row + h * d, d * sizeof(float));
+            memcpy(kc + (kv->past + i) * d, row + C + h * d, d * sizeof(float));
+            memcpy(vc + (kv->past + i) * d, row + 2 * C + h * d, d * sizeof(float));
+        }
+        st = attn_sdpa_forward(kv->o, NULL, kv->q, kc, vc, n, S, d, d, &p, NULL);
+        for (size_t i = 0; !st && i < n; i++)
+            memcpy(kv->concat + i * C + h * d, kv->o + i * d, d * sizeof(float));
+    }
+    if (!st) st = attn_op_record(ctx, "concat", kv->concat, n, C, "token", "dim");
+    if (!st) st = attn_linear_forward(out, kv->concat, k->out_w, k->out_b, n, C, C);
+    return st;
+}
+
+attn_status nn_block_forward_kv(nn_block *k, const nn_kv_view *kv, float *next, float *scratch,
+                                size_t n, size_t C, const attn_op_ctx *ctx)
+{
+    attn_status st = block_ln1(k, n, C, ctx);
+    if (!st) st = cached_attention(k, kv, scratch, n, C, ctx);
+    return st ? st : block_rest(k, next, scratch, n, C, ctx);
 }
 
 attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,

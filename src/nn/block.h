@@ -76,6 +76,25 @@ const attn_op_ctx *nn_sub_ctx(attn_op_ctx *sub, char *buf, size_t n, const attn_
 attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float *scratch,
                              float *weights, size_t R, size_t C, const attn_op_ctx *ctx);
 
+/* A view of one layer's part of a KV cache and the scratch of a cached step. */
+typedef struct nn_kv_view {
+    float *k, *v;       /* (heads, ·, head_dim) each; head h at h * head_stride */
+    size_t head_stride; /* floats from one head's keys to the next's */
+    size_t heads, past; /* positions already cached */
+    float *qkv;         /* scratch (n, 3C) */
+    float *q, *o;       /* scratch (n, head_dim) each */
+    float *concat;      /* scratch (n, C) */
+    attn_arena *scratch; /* the attention op's scratch (may be NULL: it allocates) */
+} nn_kv_view;
+
+/* The same block on n new rows k->res (n, C) whose earlier positions sit in
+ * the cache: their keys and values are appended to it (at kv->past) and the
+ * queries attend over all cached positions with bottom-right causal
+ * alignment. next: (n, C); scratch: (n, C); k's activations hold n rows.
+ * Inference only: no dropout is expected (k->drop_p is 0 in a decoder). */
+attn_status nn_block_forward_kv(nn_block *k, const nn_kv_view *kv, float *next, float *scratch,
+                                size_t n, size_t C, const attn_op_ctx *ctx);
+
 /* Its backward: d_res (R, C) holds d next on entry and d k->res on return.
  * d_tmp (R, C), d_big1 and d_big2 (R, 4C) are scratch. */
 attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, float *d_tmp,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,6 +101,82 @@ static void remove_state(const char *path)
     rmdir(path);
 }
 
+/* ---- the writer's lock ------------------------------------------------------ */
+
+/* flock(2) on the directory DIR/.steps itself (no lock file to list or
+ * remove): the kernel drops it when the process dies, so a killed run never
+ * blocks the next one. flock belongs to an open file, so a second open in
+ * this process would conflict with the first: the directories this process
+ * holds are kept here (by device and inode) and found again. */
+typedef struct held_lock {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+} held_lock;
+static held_lock *g_held;
+static size_t g_n_held, g_cap_held;
+static char g_held_busy; /* a spin lock over g_held: saves are rare */
+
+static void held_enter(void)
+{
+    while (__atomic_test_and_set(&g_held_busy, __ATOMIC_ACQUIRE)) {
+    }
+}
+static void held_leave(void) { __atomic_clear(&g_held_busy, __ATOMIC_RELEASE); }
+
+/* Takes the lock of steps (DIR/.steps), or finds it held here already. A file
+ * system without flock (some network ones) goes unlocked: no worse than
+ * before, and training there should not fail for it. */
+static attn_status lock_steps(const char *dir, const char *steps)
+{
+    int fd = open(steps, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return attn_error(ATTN_E_IO, "%s: cannot open the directory: %s", steps, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return attn_error(ATTN_E_IO, "%s: %s", steps, strerror(e));
+    }
+    attn_status st = ATTN_OK;
+    int keep = 0;
+    held_enter();
+    size_t i = 0;
+    while (i < g_n_held && (g_held[i].dev != sb.st_dev || g_held[i].ino != sb.st_ino)) i++;
+    if (i == g_n_held && g_n_held == g_cap_held) {
+        size_t cap = g_cap_held ? 2 * g_cap_held : 4;
+        held_lock *h = realloc(g_held, cap * sizeof *h);
+        if (h) g_held = h, g_cap_held = cap;
+        else st = attn_error(ATTN_E_NOMEM, "out of memory");
+    }
+    if (!st && i == g_n_held) { /* not ours yet */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            g_held[g_n_held++] = (held_lock){sb.st_dev, sb.st_ino, fd};
+            keep = 1;
+        } else if (errno == EWOULDBLOCK) {
+            st = attn_error(ATTN_E_INVALID, "%s: another training run is writing this checkpoint "
+                            "directory; wait for it to end, or write elsewhere", dir);
+        }
+    }
+    held_leave();
+    if (!keep) close(fd);
+    return st;
+}
+
+attn_status ckpt_lock(const char *dir, int create)
+{
+    if (!dir || !dir[0]) return attn_error(ATTN_E_INVALID, "ckpt_lock: empty directory name");
+    char *steps = ckpt_path(dir, STEPS);
+    attn_status st = steps ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
+    struct stat sb;
+    if (!st && create) st = make_dir(dir);
+    if (!st && create) st = make_dir(steps);
+    if (!st && (create || (stat(steps, &sb) == 0 && S_ISDIR(sb.st_mode)))) st = lock_steps(dir, steps);
+    free(steps);
+    return st;
+}
+
+attn_status attn_checkpoint_lock(const char *dir) { return ckpt_lock(dir, 0); }
+
 static void txn_free(ckpt_txn *w)
 {
     free(w->dir), free(w->steps), free(w->tmp);
@@ -113,8 +190,7 @@ attn_status ckpt_begin(ckpt_txn *w, const char *dir)
     w->dir = strdup(dir);
     w->steps = ckpt_path(dir, STEPS);
     attn_status st = w->dir && w->steps ? ATTN_OK : attn_error(ATTN_E_NOMEM, "out of memory");
-    if (!st) st = make_dir(dir);
-    if (!st) st = make_dir(w->steps);
+    if (!st) st = ckpt_lock(dir, 1); /* makes dir and dir/.steps */
     /* A name of this process's own: mkdir with the umask (mkdtemp would make
      * the state 0700, unreadable to the group that may read the rest). */
     static unsigned serial;

@@ -14,6 +14,7 @@
  * replaces the `current` symlink by rename(2) and fsyncs again: a crash at
  * any moment leaves `current` naming the old state or the new one, both
  * complete. Directories of killed saves are removed by the next save.
+ * One process at a time writes a directory (ckpt_lock).
  * Readers resolve `current` once and read every file from that state; a
  * directory without .steps (the flat layout attn wrote before) is read as
  * it is. */
@@ -40,8 +41,16 @@ typedef struct ckpt_txn {
 } ckpt_txn;
 
 /* Creates dir (one level, when missing), dir/.steps and a fresh temporary
- * state directory in it. */
+ * state directory in it, after ckpt_lock(dir, 1). */
 attn_status ckpt_begin(ckpt_txn *w, const char *dir);
+/* One writer per directory: an exclusive flock(2) on dir/.steps, held until
+ * the process ends (the kernel releases it then, even after kill -9).
+ * Another process holding it: ATTN_E_INVALID naming dir; this
+ * process holding it: ATTN_OK. create: make dir and dir/.steps first;
+ * otherwise a dir without .steps is left alone (nothing to lock yet). Trainers
+ * call it before their first step, so a second run on the same directory is
+ * refused at once rather than at its first save. */
+attn_status ckpt_lock(const char *dir, int create);
 /* The same file of the committed state of checkpoint directory `from` (often
  * w->dir itself), hard-linked into the new state (copied where links fail):
  * for files a save keeps unchanged. */

@@ -67,16 +67,28 @@ static attn_status dist_sum(attn_trainer *t, double *v, size_t n)
     return t->has_dist ? t->dist.sum(t->dist.user, v, n) : ATTN_OK;
 }
 
-/* Only rank 0 writes; every rank learns whether that worked. */
-static attn_status save(attn_trainer *t, const char *dir)
+/* Only rank 0 writes: every rank learns from it whether `what` worked. */
+static attn_status agree(attn_trainer *t, attn_status st, const char *what, const char *dir)
 {
-    attn_status st = ATTN_OK;
-    if (!t->has_dist || t->dist.rank == 0) st = attn_checkpoint_save(dir, &t->info, t->g, t->tok, t->opt);
     if (!t->has_dist) return st;
     double failed = st != ATTN_OK;
     attn_status sum = dist_sum(t, &failed, 1);
     if (st || sum) return st ? st : sum;
-    return failed > 0 ? attn_error(ATTN_E_IO, "rank 0 could not write the checkpoint in %s", dir) : ATTN_OK;
+    return failed > 0 ? attn_error(ATTN_E_IO, "rank 0 could not %s %s", what, dir) : ATTN_OK;
+}
+
+static attn_status save(attn_trainer *t, const char *dir)
+{
+    attn_status st = ATTN_OK;
+    if (!t->has_dist || t->dist.rank == 0) st = attn_checkpoint_save(dir, &t->info, t->g, t->tok, t->opt);
+    return agree(t, st, "write the checkpoint in", dir);
+}
+
+/* One writer per checkpoint directory, checked before the first step. */
+static attn_status lock_out(attn_trainer *t, const char *dir)
+{
+    attn_status st = !t->has_dist || t->dist.rank == 0 ? ckpt_lock(dir, 0) : ATTN_OK;
+    return agree(t, st, "lock", dir);
 }
 
 static double now_s(void)
@@ -238,7 +250,7 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
     const attn_param_ref *params = attn_gpt_params(t->g);
     const size_t n_params = attn_gpt_param_count(t->g);
     const double start = now_s();
-    attn_status st = ATTN_OK;
+    attn_status st = lock_out(t, out_dir);
     int early = 0;
     size_t saved = (size_t)-1; /* the step last checkpointed in this call */
     while (!st && t->info.step < c->iters) {

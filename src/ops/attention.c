@@ -80,12 +80,16 @@ static void build_mask(float *mask, const attn_sdpa_params *p, size_t l, size_t 
         }
 }
 
-attn_status attn_op_record(const attn_op_ctx *ctx, const char *name, const float *data,
-                           size_t rows, size_t cols, const char *row_axis, const char *col_axis)
+/* n floats from the free end of the scratch arena a, or NULL when there is
+ * none or it lacks room (the caller then allocates). The caller gives them
+ * back with attn_arena_rewind. */
+static float *scratch_take(attn_arena *a, size_t n)
 {
-    if (!ctx || !ctx->trace) return ATTN_OK;
-    size_t shape[2] = {rows, cols};
-    return attn_trace_record(ctx->trace, ctx->prefix, name, data, 2, shape, row_axis, col_axis);
+    const size_t room = attn_arena_room(a);
+    if (room < 64 || n > (room - 63) / sizeof(float)) return NULL;
+    attn_tensor t;
+    size_t shape[1] = {n};
+    return attn_arena_tensor(a, &t, 1, shape) ? NULL : t.data;
 }
 
 /* Shared body of the reference and default paths; `ref` picks the kernels. */
@@ -110,9 +114,14 @@ static attn_status sdpa(int ref, float *out, float *weights, const float *q, con
     if ((st = attn_mul_sizes("attention", l, d_v, &tmp))) return st;
 
     int masked = has_mask(p);
-    float *scores = malloc(ls * sizeof(float));
-    float *mask = masked ? malloc(ls * sizeof(float)) : NULL;
-    float *att = weights ? weights : malloc(ls * sizeof(float));
+    /* Scratch from the caller's arena where it has room, else our own. */
+    const size_t mark = attn_arena_used(p->scratch);
+    float *s_scores = scratch_take(p->scratch, ls);
+    float *s_mask = masked ? scratch_take(p->scratch, ls) : NULL;
+    float *s_att = weights ? NULL : scratch_take(p->scratch, ls);
+    float *scores = s_scores ? s_scores : malloc(ls * sizeof(float));
+    float *mask = !masked ? NULL : s_mask ? s_mask : malloc(ls * sizeof(float));
+    float *att = weights ? weights : s_att ? s_att : malloc(ls * sizeof(float));
     if (!scores || (masked && !mask) || !att) {
         st = attn_error(ATTN_E_NOMEM, "attention: cannot allocate %zu x %zu scores", l, s);
         goto done;
@@ -150,9 +159,10 @@ static attn_status sdpa(int ref, float *out, float *weights, const float *q, con
     if (!st) st = attn_op_record(ctx, "output", out, l, d_v, "query", "value_dim");
 
 done:
-    free(scores);
-    free(mask);
-    if (att != weights) free(att);
+    if (scores != s_scores) free(scores);
+    if (mask != s_mask) free(mask);
+    if (att != weights && att != s_att) free(att);
+    attn_arena_rewind(p->scratch, mark);
     return st;
 }
 
@@ -200,14 +210,74 @@ attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v
               : attn_flash_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse, &d);
 }
 
+/* ---- one query -------------------------------------------------------------------
+ *
+ * A generated token's step with a KV cache: one query over the S cached keys.
+ * The fused kernel would pack each head's keys into a workspace for a single
+ * row of scores, and its tiles and parallel region cost more than the
+ * product itself at this size; so one query that no mask restricts (no
+ * boolean or additive mask; causality lets a lone bottom-right-aligned query
+ * see every key) is computed directly, serially, with its S scores on the
+ * stack. The scores are a matrix-vector product (one sum per key would be a
+ * chain of dependent adds). */
+#define ONE_QUERY_MAX_KEYS 4096 /* 16 KiB of scores on the stack */
+
+static int one_query_fits(const attn_sdpa_params *p, size_t l, size_t s)
+{
+    return l == 1 && s <= ONE_QUERY_MAX_KEYS && !p->bool_mask && !p->add_mask &&
+           (p->causal == ATTN_CAUSAL_NONE || p->causal == ATTN_CAUSAL_BOTTOM_RIGHT);
+}
+
+/* out (d_v) = softmax(q · kᵀ · factor) · v for q (d_k), k (S, d_k), v (S, d_v). */
+static attn_status one_query(float *out, const float *q, const float *k, const float *v,
+                             size_t s, size_t d_k, size_t d_v, const attn_sdpa_params *p)
+{
+    float att[ONE_QUERY_MAX_KEYS];
+    attn_status st = attn_matmul_nt_forward(att, q, k, 1, d_k, s, NULL);
+    if (st) return st;
+    const float factor = (float)((double)attn_sdpa_scale(p, d_k) / (double)p->temperature);
+    float mx = -INFINITY;
+    for (size_t j = 0; j < s; j++) {
+        att[j] *= factor;
+        if (att[j] > mx) mx = att[j];
+    }
+    float sum = 0.0f;
+    for (size_t j = 0; j < s; j++) sum += att[j] = expf(att[j] - mx);
+    const float inv = 1.0f / sum;
+    memset(out, 0, d_v * sizeof(float));
+    for (size_t j = 0; j < s; j++) {
+        const float w = att[j] * inv;
+        for (size_t t = 0; t < d_v; t++) out[t] += w * v[j * d_v + t];
+    }
+    return ATTN_OK;
+}
+
 attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const float *k,
                               const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
                               const attn_sdpa_params *params, const attn_op_ctx *ctx)
 {
     /* A trace asks for every intermediate, and the weights are an (L, S)
-     * matrix: both are the reference path. Otherwise the fused kernel. */
-    if (!(ctx && ctx->trace) && !weights)
-        return attn_sdpa_flash_forward(out, NULL, q, k, v, l, s, d_k, d_v, params);
+     * matrix: both are the reference path. Otherwise the fused kernel, or
+     * the direct one for a lone query. */
+    if (!(ctx && ctx->trace) && !weights) {
+        attn_sdpa_params defaults = attn_sdpa_defaults();
+        const attn_sdpa_params *p = params ? params : &defaults;
+        attn_status st = attn_sdpa_check(p);
+        if (st) return st;
+        if (out && q && k && v && d_k && d_v && s && one_query_fits(p, l, s))
+            return one_query(out, q, k, v, s, d_k, d_v, p);
+        attn_flash_desc d;
+        if ((st = flash_desc_of(&d, p, l, s, d_k, d_v))) return st;
+        const size_t mark = attn_arena_used(p->scratch);
+        const int sized = out && q && k && v && l && s && d_k && d_v && l < ((size_t)1 << 30) &&
+                          s < ((size_t)1 << 30) && d_k < 65536 && d_v < 65536;
+        const size_t bytes = p->scratch && sized ? attn_flash_forward_workspace(&d) : 0;
+        d.workspace = bytes ? scratch_take(p->scratch, bytes / sizeof(float)) : NULL;
+        d.workspace_bytes = d.workspace ? bytes : 0;
+        st = attn_flash_forward(out, NULL, q, k, v, &d);
+        attn_arena_rewind(p->scratch, mark);
+        return st;
+    }
     return sdpa(ctx && ctx->trace, out, weights, q, k, v, l, s, d_k, d_v, params, ctx);
 }
 

@@ -12,7 +12,7 @@
 #include <omp.h>
 #endif
 
-static double now_s(void)
+double attn_bench_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -25,7 +25,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *t, int n)
+double attn_bench_median(double *t, int n)
 {
     qsort(t, (size_t)n, sizeof *t, cmp_double);
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
@@ -134,7 +134,7 @@ static double peak_run(attn_simd lv, int bf16, long iters, volatile float *sink)
 static double peak_once(attn_simd lv, int bf16, long iters, double *seconds)
 {
     double total = 0;
-    double t0 = now_s();
+    double t0 = attn_bench_now();
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp parallel reduction(+ : total)
 #endif
@@ -142,7 +142,7 @@ static double peak_once(attn_simd lv, int bf16, long iters, double *seconds)
         volatile float sink = 0;
         total += peak_run(lv, bf16, iters, &sink);
     }
-    *seconds = now_s() - t0;
+    *seconds = attn_bench_now() - t0;
     return total / *seconds * 1e-9;
 }
 
@@ -171,7 +171,7 @@ attn_status attn_bench_peak_measure(attn_bench_peak *p)
     for (int r = 0; r < runs; r++) g[r] = peak_once(lv, p->bf16, iters, &dt);
     p->runs = runs;
     p->seconds = secs;
-    p->median = median(g, runs); /* sorts */
+    p->median = attn_bench_median(g, runs); /* sorts */
     p->min = g[0], p->max = g[runs - 1];
     return ATTN_OK;
 }
@@ -206,7 +206,7 @@ static double time_fused(const attn_bench_attn *b, const attn_flash_desc *desc, 
     int reps = 0;
     double spent = 0;
     for (int r = -1; r < 15; r++) {
-        double t0 = now_s();
+        double t0 = attn_bench_now();
         *st = attn_flash_forward(o, lse, q, k, v, desc);
         if (!*st && b->backward) {
             memset(dq, 0, nd * sizeof(float)), memset(dk, 0, nd * sizeof(float));
@@ -214,14 +214,14 @@ static double time_fused(const attn_bench_attn *b, const attn_flash_desc *desc, 
             *st = attn_flash_backward(dq, dk, dv, g, q, k, v, o, lse, desc);
         }
         if (*st) return 0;
-        double dt = now_s() - t0;
+        double dt = attn_bench_now() - t0;
         if (r < 0) continue;
         t[reps++] = dt;
         spent += dt;
         if (reps >= 3 && spent > 1.5) break;
     }
     *reps_out = reps;
-    return median(t, reps) * 1e3;
+    return attn_bench_median(t, reps) * 1e3;
 }
 
 attn_status attn_bench_attention(attn_bench_attn *b)
@@ -292,7 +292,7 @@ attn_status attn_bench_attention(attn_bench_attn *b)
         attn_sdpa_params p = attn_sdpa_defaults();
         double rt[3];
         for (int r = 0; r < rreps && !st; r++) {
-            double t0 = now_s();
+            double t0 = attn_bench_now();
             for (size_t h = 0; h < rh && !st; h++) {
                 /* Causal: the last `rows` queries (they see the most keys). */
                 size_t q0 = n - rows;
@@ -303,11 +303,11 @@ attn_status attn_bench_attention(attn_bench_attn *b)
                     st = attn_sdpa_backward(rq, rk, rv, g + h * n * d, qh, kh, vh, w, rows, n, d, d,
                                             &p);
             }
-            rt[r] = now_s() - t0;
+            rt[r] = attn_bench_now() - t0;
         }
         free(w), free(rq), free(rk), free(rv);
         if (st) goto done;
-        b->ref_ms = median(rt, rreps) * 1e3 * ((double)H / (double)rh) * ((double)n / (double)rows);
+        b->ref_ms = attn_bench_median(rt, rreps) * 1e3 * ((double)H / (double)rh) * ((double)n / (double)rows);
         b->ref_heads = rh, b->ref_rows = rows, b->ref_reps = rreps;
     }
 
@@ -325,18 +325,18 @@ static double time_gemm(int which, float *c, const float *a, const float *bm, si
     int reps = 0;
     double spent = 0;
     for (int r = -1; r < 7; r++) {
-        double t0 = now_s();
+        double t0 = attn_bench_now();
         if (which == 0) *st = attn_gemm_builtin(c, a, bm, m, k, n, trans_b);
         else if (which == 1) *st = attn_gemm_cblas(c, a, bm, m, k, n, trans_b);
         else *st = trans_b ? attn_matmul_nt_ref(c, a, bm, m, k, n) : attn_matmul_ref(c, a, bm, m, k, n);
         if (*st) return 0;
-        double dt = now_s() - t0;
+        double dt = attn_bench_now() - t0;
         if (r < 0) continue;
         t[reps++] = dt;
         spent += dt;
         if (reps >= 3 && spent > 1.0) break;
     }
-    return median(t, reps) * 1e3;
+    return attn_bench_median(t, reps) * 1e3;
 }
 
 attn_status attn_bench_matmul(attn_bench_gemm *b)
@@ -365,4 +365,60 @@ attn_status attn_bench_matmul(attn_bench_gemm *b)
 done:
     free(a), free(bm), free(c);
     return st;
+}
+
+/* ---- memory bandwidth --------------------------------------------------------------- */
+
+/* Σ x over n floats in 16 interleaved sums (vector loads, no dependency chain
+ * on one register), so that the loop runs at the speed of memory. */
+static float stream_sum(const float *x, size_t n)
+{
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t l = 0; l < 16; l++) acc[l] += x[i + l];
+    for (size_t l = 0; i < n; i++, l++) acc[l] += x[i];
+    float s = 0.0f;
+    for (size_t l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+attn_status attn_bench_read_bandwidth(size_t bytes, int runs, double *gb_s)
+{
+    if (!gb_s || bytes < 4096 || runs < 1 || runs > ATTN_BENCH_MAX_RUNS)
+        return attn_error(ATTN_E_INVALID, "read bandwidth: need >= 4096 bytes and 1..%d runs",
+                          ATTN_BENCH_MAX_RUNS);
+    const size_t n = bytes / sizeof(float);
+    float *x = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    if (!x) return attn_error(ATTN_E_NOMEM, "read bandwidth: cannot allocate %zu bytes", bytes);
+    const int threads = attn_threads();
+    /* Each thread reads (and first touches, so its pages are near it) one slice. */
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (int t = 0; t < threads; t++) {
+        const size_t a = n * (size_t)t / (size_t)threads, b = n * (size_t)(t + 1) / (size_t)threads;
+        for (size_t i = a; i < b; i++) x[i] = (float)(i & 7);
+    }
+    double t_runs[ATTN_BENCH_MAX_RUNS];
+    volatile float sink = 0.0f;
+    for (int r = 0; r <= runs; r++) { /* run 0 warms up */
+        float part[256] = {0};
+        const double t0 = attn_bench_now();
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+        for (int t = 0; t < threads; t++) {
+            const size_t a = n * (size_t)t / (size_t)threads;
+            const size_t b = n * (size_t)(t + 1) / (size_t)threads;
+            part[t & 255] = stream_sum(x + a, b - a);
+        }
+        const double dt = attn_bench_now() - t0;
+        for (int t = 0; t < threads && t < 256; t++) sink += part[t];
+        if (r) t_runs[r - 1] = dt;
+    }
+    (void)sink;
+    free(x);
+    *gb_s = (double)(n * sizeof(float)) / attn_bench_median(t_runs, runs) / 1e9;
+    return ATTN_OK;
 }

@@ -391,7 +391,10 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
     if (!out || !q || !k || !v) return attn_error(ATTN_E_INVALID, "flash attention: NULL buffer");
     plan p;
     plan_forward(&p, d);
-    float *ws = ws_alloc(&p);
+    /* The caller's workspace when it is big enough (64-byte aligned: it
+     * comes from an arena), else one of our own. */
+    const int own = !d->workspace || d->workspace_bytes < ws_floats(&p) * sizeof(float);
+    float *ws = own ? ws_alloc(&p) : d->workspace;
     if (!ws)
         return attn_error(ATTN_E_NOMEM, "flash attention: cannot allocate %zu bytes",
                           ws_floats(&p) * sizeof(float));
@@ -448,7 +451,7 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
             }
         }
     }
-    free(ws);
+    if (own) free(ws);
     return ATTN_OK;
 }
 

@@ -175,16 +175,31 @@ static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t
 
 /* ---- entry points -------------------------------------------------------------- */
 
+/* ATTN_GEMM_AUTO's kernel, chosen on first use. The built-in AVX-512 kernel is
+ * about twice as fast as OpenBLAS's AVX2 one on these machines; with AVX2
+ * only, OpenBLAS is a bit faster. ATTN_BLAS=0|1 overrides the choice (so one
+ * build can test both paths); other values are ignored, as ATTN_SIMD's are. */
+static int g_auto = -1; /* -1: not chosen yet */
+
+attn_gemm_kernel attn_gemm_auto(void)
+{
+    int k = __atomic_load_n(&g_auto, __ATOMIC_ACQUIRE);
+    if (k >= 0) return (attn_gemm_kernel)k;
+    k = attn_have_cblas() && attn_simd_level() < ATTN_SIMD_AVX512 ? ATTN_GEMM_CBLAS
+                                                                  : ATTN_GEMM_BUILTIN;
+    const char *env = getenv("ATTN_BLAS");
+    if (env && !strcmp(env, "0")) k = ATTN_GEMM_BUILTIN;
+    else if (env && !strcmp(env, "1") && attn_have_cblas()) k = ATTN_GEMM_CBLAS;
+    __atomic_store_n(&g_auto, k, __ATOMIC_RELEASE);
+    return (attn_gemm_kernel)k;
+}
+
 attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
                       int trans_a, int trans_b, int accumulate, attn_gemm_kernel which)
 {
     attn_status st = check_gemm("gemm", c, a, b, m, k, n);
     if (st) return st;
-    if (which == ATTN_GEMM_AUTO)
-        /* The built-in AVX-512 kernel is about twice as fast as OpenBLAS's
-         * AVX2 one on these machines; with AVX2 only, OpenBLAS is a bit faster. */
-        which = attn_have_cblas() && attn_simd_level() < ATTN_SIMD_AVX512 ? ATTN_GEMM_CBLAS
-                                                                          : ATTN_GEMM_BUILTIN;
+    if (which == ATTN_GEMM_AUTO) which = attn_gemm_auto();
     if (which == ATTN_GEMM_CBLAS)
         return gemm_cblas(c, a, b, m, k, n, !!trans_a, !!trans_b, !!accumulate);
     if (which != ATTN_GEMM_BUILTIN)

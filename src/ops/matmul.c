@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "omp_util.h"
 #include "op_check.h"
 
 /* Reference: the textbook dot product per output, accumulated in double so
@@ -114,6 +115,27 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
     }
 }
 
+/* b's columns per task of a threaded small product: a multiple of 4, so that
+ * only the last task has a tail (which sums in the same order anyway). */
+#define SMALL_COLS 64
+/* Multiply-adds from which a small product runs on the threads: b then spans
+ * megabytes, beyond the caches, and streaming it from memory on every core
+ * is what makes a token's step fast (a parallel region costs microseconds). */
+#define SMALL_PAR_WORK ((size_t)1 << 19)
+
+/* c (m, n) = a (m, k) · bᵀ with b (n, k), row by row; b's rows are split
+ * among the threads when the product is big enough, each output computed
+ * by row_times_bt exactly as in the serial loop (so the threads change no bit). */
+static void small_nt(float *c, const float *a, const float *b, size_t m, size_t k, size_t n)
+{
+    const size_t tasks = (n + SMALL_COLS - 1) / SMALL_COLS;
+    ATTN_OMP_FOR_IF(tasks > 1 && m * k * n >= SMALL_PAR_WORK)
+    for (size_t t = 0; t < tasks; t++) {
+        const size_t j0 = t * SMALL_COLS, nw = n - j0 < SMALL_COLS ? n - j0 : SMALL_COLS;
+        for (size_t i = 0; i < m; i++) row_times_bt(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
+    }
+}
+
 /* Small products: row-times-matrix in i-p-j order, so the inner loop streams
  * rows of b and c contiguously and the compiler vectorises it. */
 attn_status attn_matmul_forward(float *c, const float *a, const float *b, size_t m, size_t k,
@@ -142,7 +164,7 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     attn_status st = attn_check_matmul("matmul_nt", c, a, b, m, k, n);
     if (st) return st;
     if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
-    for (size_t i = 0; i < m; i++) row_times_bt(c + i * n, a + i * k, b, k, n);
+    small_nt(c, a, b, m, k, n);
     return ATTN_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attn/tokenizer.h"
+#include "utf8.h"
 
 attn_status attn_char_tokenizer_from_json(attn_tokenizer **out, const void *json_root,
                                           const char *path);
@@ -113,4 +114,51 @@ attn_status attn_tokenizer_load(attn_tokenizer **out, const char *path)
     cJSON_Delete(root);
     free(buf);
     return st;
+}
+
+void attn_tokenizer_labels_free(char **labels, size_t n)
+{
+    for (size_t i = 0; labels && i < n; i++) free(labels[i]);
+    free(labels);
+}
+
+/* bytes as valid UTF-8, U+FFFD for each byte that is not (3 bytes out for 1 in at most). */
+static char *valid_utf8(const char *bytes, size_t len)
+{
+    char *s = malloc(3 * len + 1), *p = s;
+    if (!s) return NULL;
+    const unsigned char *b = (const unsigned char *)bytes;
+    for (size_t i = 0; i < len;) {
+        size_t at = i;
+        uint32_t cp;
+        if (b[i] && !utf8_next(b, len, &i, &cp)) {
+            memcpy(p, bytes + at, i - at);
+            p += i - at;
+        } else {
+            memcpy(p, "\xEF\xBF\xBD", 3);
+            p += 3, i++;
+        }
+    }
+    *p = '\0';
+    return s;
+}
+
+attn_status attn_tokenizer_labels(const attn_tokenizer *t, const uint32_t *ids, size_t n,
+                                  char ***labels)
+{
+    *labels = NULL;
+    char **out = calloc(n ? n : 1, sizeof *out);
+    if (!out) return attn_error(ATTN_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *bytes;
+        size_t len;
+        attn_status st = attn_tokenizer_token_bytes(t, ids[i], &bytes, &len);
+        if (!st && !(out[i] = valid_utf8(bytes, len))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        if (st) {
+            attn_tokenizer_labels_free(out, n);
+            return st;
+        }
+    }
+    *labels = out;
+    return ATTN_OK;
 }

@@ -137,6 +137,19 @@ run_result run_cmd(const char *fmt, ...)
     return r;
 }
 
+int start_quiet(const char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *devnull = fopen("/dev/null", "w");
+        if (devnull) dup2(fileno(devnull), 1), dup2(fileno(devnull), 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    if (pid < 0) fail_msg("fork failed");
+    return (int)pid;
+}
+
 void run_result_free(run_result *r)
 {
     free(r->out);
@@ -253,17 +266,24 @@ const char *write_tiny_text(void)
     return path;
 }
 
-const char *write_tiny_labelled(void)
+const char *write_labelled_dir(const char *name, const size_t n[3], unsigned seed)
 {
-    static char ddir[600];
-    snprintf(ddir, sizeof ddir, "%.500s/data", test_tmpdir());
+    static char dirs[4][600];
+    static int next;
+    char *ddir = dirs[next++ % 4];
+    snprintf(ddir, 600, "%.400s/%.150s", test_tmpdir(), name);
     mkdir(ddir, 0777);
     const char *const names[3] = {"train.tsv", "valid.tsv", "test.tsv"};
-    const size_t n[3] = {48, 12, 12};
     for (int i = 0; i < 3; i++) {
         char path[700];
         snprintf(path, sizeof path, "%s/%s", ddir, names[i]);
-        write_labelled_split(path, n[i], (unsigned)i + 1);
+        write_labelled_split(path, n[i], (unsigned)i + 1 + seed);
     }
     return ddir;
+}
+
+const char *write_tiny_labelled(void)
+{
+    static const size_t n[3] = {48, 12, 12};
+    return write_labelled_dir("data", n, 0);
 }

@@ -27,6 +27,9 @@ run_result run_cmd(const char *fmt, ...)
 #endif
     ;
 void run_result_free(run_result *r);
+/* Starts argv (argv[0] a path) in the background, stdout and stderr to
+ * /dev/null; returns its process id (for waitpid and kill). */
+int start_quiet(const char *const *argv);
 /* Bad input as the CLI reports it: exit 2 and one line on stderr that starts
  * with cmd ("attn train:") and holds needle; fails the test otherwise. Frees r. */
 void expect_bad_input(run_result *r, const char *cmd, const char *needle);
@@ -65,6 +68,9 @@ void write_labelled_split(const char *path, size_t n, unsigned seed);
  * <tmpdir>/data; each returns its path (static). */
 const char *write_tiny_text(void);
 const char *write_tiny_labelled(void);
+/* The same with n[0], n[1], n[2] texts in <tmpdir>/<name> (seeds 1, 2, 3
+ * plus `seed`); returns its path (static: a ring of 4). */
+const char *write_labelled_dir(const char *name, const size_t n[3], unsigned seed);
 
 /* Number of lines in s (a final line without newline counts). */
 size_t count_lines(const char *s);
