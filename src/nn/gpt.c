@@ -213,6 +213,11 @@ attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *t
     return ATTN_OK;
 }
 
+void attn_gpt_set_backward_hook(attn_gpt *g, attn_gpt_grads_hook fn, void *user)
+{
+    if (g) g->hook = fn, g->hook_user = user;
+}
+
 attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
 {
     if (!g) return attn_error(ATTN_E_INVALID, "attn_gpt_backward: NULL");
@@ -229,9 +234,13 @@ attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
     if (!st)
         st = attn_layernorm_backward(g->d_res, g->g_lnf_w, g->g_lnf_b, g->d_tmp, g->res_out,
                                      g->lnf_w, g->lnf_mean, g->lnf_rstd, R, C);
+    /* the table: wte, wpe, each block's tensors (per_block), ln_f's */
+    const size_t per_block = (g->n_table - 2 - (c->bias ? 2 : 1)) / c->layers, lnf = 2 + c->layers * per_block;
+    if (!st && g->hook) st = g->hook(g->hook_user, lnf, g->n_table - lnf);
     for (size_t l = c->layers; !st && l-- > 0;) {
         st = nn_block_backward(&g->blocks[l], mha_inputs(g, B, T), g->d_res, g->d_tmp,
                                g->d_big1, g->d_big2, R, C);
+        if (!st && g->hook) st = g->hook(g->hook_user, 2 + l * per_block, per_block);
     }
     if (!st) st = attn_embedding_backward(g->g_wte, g->d_res, g->ids, R, C, V);
     if (!st) st = attn_embedding_backward(g->g_wpe, g->d_res, g->pos, R, C, c->context);

@@ -24,6 +24,8 @@ struct attn_gpt {
     uint32_t *pos, *ids, *targets;
     size_t batch, seq; /* of the last forward */
     int have_targets;
+    attn_gpt_grads_hook hook; /* attn_gpt_set_backward_hook */
+    void *hook_user;
 };
 
 #endif
