@@ -576,6 +576,13 @@ static void test_dropout_op(void **state)
             if (dx[i] != want) fail_msg("p %g: d_x[%zu] = %g, want %g", (double)p, i, (double)dx[i], (double)want);
         }
     }
+    /* a slice from element 1000 with attn_dropout_key_at drops what the whole does */
+    assert_int_equal(attn_dropout_forward(y, x, N, 0.5f, key, NULL), ATTN_OK);
+    assert_int_equal(attn_dropout_forward(y2, x + 1000, N - 1000, 0.5f, attn_dropout_key_at(key, 1000), NULL), ATTN_OK);
+    assert_memory_equal(y + 1000, y2, (N - 1000) * sizeof *y);
+    assert_int_equal(attn_dropout_forward(y2, x + 1000, N - 1000, 0.5f, key, NULL), ATTN_OK);
+    assert_memory_not_equal(y + 1000, y2, (N - 1000) * sizeof *y);
+    assert_true(attn_dropout_key_at(key, 0) == key);
     assert_int_equal(attn_dropout_forward(y, x, N, 1.0f, key, NULL), ATTN_E_INVALID);
     assert_int_equal(attn_dropout_forward(y, x, N, -0.1f, key, NULL), ATTN_E_INVALID);
     assert_true(attn_dropout_key(1, 2, 3) != attn_dropout_key(1, 2, 4));
@@ -606,6 +613,18 @@ static void test_encoder_dropout(void **state)
     assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l2, NULL), ATTN_OK);
     assert_true(l1 == l2 && l1 != l0);
     assert_int_equal(attn_encoder_set_dropout(e, 1.0f, key), ATTN_E_INVALID);
+    /* data parallel: examples 1..2 alone, told they start at example 1, drop
+     * what the whole batch drops (the same logits; without the row, others) */
+    float z1[9];
+    memcpy(z1, attn_encoder_logits(e), sizeof z1);
+    assert_int_equal(attn_encoder_set_dropout_row(e, 1), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids + 6, lens + 1, labels + 1, 2, 6, &l2, NULL), ATTN_OK);
+    for (size_t i = 0; i < 6; i++) assert_float_equal(attn_encoder_logits(e)[i], z1[3 + i], 1e-6);
+    assert_int_equal(attn_encoder_set_dropout_row(e, 0), ATTN_OK);
+    assert_int_equal(attn_encoder_forward(e, ids + 6, lens + 1, labels + 1, 2, 6, &l2, NULL), ATTN_OK);
+    double diff = 0;
+    for (size_t i = 0; i < 6; i++) diff += fabs(attn_encoder_logits(e)[i] - z1[3 + i]);
+    assert_true(diff > 1e-4);
     /* the backward through the masks, against finite differences at that key */
     attn_encoder_zero_grad(e);
     assert_int_equal(attn_encoder_forward(e, ids, lens, labels, 3, 6, &l1, NULL), ATTN_OK);

@@ -132,12 +132,44 @@ static void test_error_messages(void **state)
                                            "D/config.json: width 15 is not divisible by heads 2");
 }
 
+/* The workspace: pieces aligned and apart, a reservation no larger than the
+ * block keeps it, one not counting a piece refuses it, products that
+ * overflow are errors. */
+static void test_workspace(void **state)
+{
+    (void)state;
+    attn_workspace w = {0};
+    size_t total = 0;
+    assert_int_equal(attn_workspace_add(&total, "t", 3, 5), ATTN_OK);  /* 15 -> 16 */
+    assert_int_equal(attn_workspace_add(&total, "t", 1, 17), ATTN_OK); /* 17 -> 32 */
+    assert_int_equal(total, 48);
+    assert_int_equal(attn_workspace_reserve(&w, total), ATTN_OK);
+    float *a = attn_workspace_take(&w, 3, 5), *b = attn_workspace_take(&w, 1, 17);
+    assert_non_null(a), assert_non_null(b);
+    assert_int_equal((uintptr_t)a % 64, 0), assert_int_equal((uintptr_t)b % 64, 0);
+    assert_ptr_equal(b, a + 16);
+    assert_null(attn_workspace_take(&w, 1, 1)); /* not counted */
+    float *base = w.base;
+    assert_int_equal(attn_workspace_reserve(&w, 16), ATTN_OK);
+    assert_ptr_equal(w.base, base); /* kept, pieces forgotten */
+    assert_ptr_equal(attn_workspace_take(&w, 2, 2), base);
+    assert_int_equal(attn_workspace_add(&total, "huge", SIZE_MAX / 2, 3), ATTN_E_NOMEM);
+    assert_string_equal(attn_last_error(), "huge: 9223372036854775807 x 3 elements overflow size_t");
+    size_t p = 0;
+    assert_int_equal(attn_size_mul("m", (size_t)1 << 40, (size_t)1 << 30, &p), ATTN_E_NOMEM);
+    assert_int_equal(attn_size_mul("m", (size_t)1 << 20, (size_t)1 << 20, &p), ATTN_OK);
+    assert_int_equal(p, (size_t)1 << 40);
+    attn_workspace_free(&w);
+    assert_null(w.base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensor_owned_and_views),
         cmocka_unit_test(test_tensor_limits),
         cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_trace_entries_and_labels),
         cmocka_unit_test(test_error_messages),
     };

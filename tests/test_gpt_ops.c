@@ -354,6 +354,75 @@ static void test_block(void **state)
     attn_gpt_free(g);
 }
 
+/* The backward hook: what it reports is final when reported. */
+typedef struct hook_log {
+    const attn_param_ref *p;
+    size_t calls, first[8], n[8];
+    float *copy[64];
+} hook_log;
+
+static attn_status log_hook(void *user, size_t first, size_t n)
+{
+    hook_log *h = user;
+    assert_true(h->calls < 8);
+    h->first[h->calls] = first, h->n[h->calls++] = n;
+    for (size_t i = first; i < first + n; i++) {
+        h->copy[i] = malloc(h->p[i].numel * sizeof(float));
+        assert_non_null(h->copy[i]);
+        memcpy(h->copy[i], h->p[i].grad, h->p[i].numel * sizeof(float));
+    }
+    return ATTN_OK;
+}
+
+static attn_status failing_hook(void *user, size_t first, size_t n)
+{
+    (void)user, (void)first, (void)n;
+    return attn_error(ATTN_E_IO, "the hook failed");
+}
+
+static void test_backward_hook(void **state)
+{
+    (void)state;
+    for (int bias = 0; bias < 2; bias++) {
+        attn_gpt_config c = {7, 5, 3, 2, 6, bias};
+        attn_gpt *g = NULL;
+        assert_int_equal(attn_gpt_create(&g, &c, 2), ATTN_OK);
+        assert_int_equal(attn_gpt_init(g, 5), ATTN_OK);
+        const size_t n = attn_gpt_param_count(g);
+        hook_log h;
+        memset(&h, 0, sizeof h);
+        h.p = attn_gpt_params(g);
+        const uint32_t x[10] = {1, 2, 3, 4, 5, 6, 0, 1, 1, 2}, y[10] = {2, 3, 4, 5, 6, 0, 1, 1, 2, 6};
+        double loss = 0;
+        assert_int_equal(attn_gpt_forward(g, x, y, 2, 5, &loss, NULL), ATTN_OK);
+        attn_gpt_zero_grad(g);
+        attn_gpt_set_backward_hook(g, log_hook, &h);
+        assert_int_equal(attn_gpt_backward(g, 1.0f), ATTN_OK);
+        /* ln_f, then blocks 2, 1, 0: every tensor but wte and wpe, once */
+        assert_int_equal(h.calls, 4);
+        assert_int_equal(h.first[0] + h.n[0], n);
+        assert_string_equal(h.p[h.first[0]].name, "ln_f.weight");
+        for (size_t k = 1; k < 4; k++) {
+            assert_int_equal(h.first[k] + h.n[k], h.first[k - 1]);
+            char want[16];
+            snprintf(want, sizeof want, "h.%zu.", 3 - k);
+            assert_memory_equal(h.p[h.first[k]].name, want, strlen(want));
+            assert_memory_equal(h.p[h.first[k] + h.n[k] - 1].name, want, strlen(want));
+        }
+        assert_int_equal(h.first[3], 2);
+        for (size_t i = 2; i < n; i++) {
+            assert_memory_equal(h.copy[i], h.p[i].grad, h.p[i].numel * sizeof(float));
+            free(h.copy[i]);
+        }
+        /* an error stops the backward; NULL removes the hook */
+        attn_gpt_set_backward_hook(g, failing_hook, NULL);
+        assert_int_equal(attn_gpt_backward(g, 1.0f), ATTN_E_IO);
+        attn_gpt_set_backward_hook(g, NULL, NULL);
+        assert_int_equal(attn_gpt_backward(g, 1.0f), ATTN_OK);
+        attn_gpt_free(g);
+    }
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -414,7 +483,7 @@ int main(void)
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_embedding), cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_block), cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_evaluate_whole_split),
+        cmocka_unit_test(test_evaluate_whole_split), cmocka_unit_test(test_backward_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,7 +65,7 @@ static void run(const mcase *c)
     }
     attn_mha_inputs in = {N, L, S, q, k, v, kp, c->key_pad == 1 ? ATTN_MASK_BOOL : ATTN_MASK_ADDITIVE,
                           am, c->per_head, c->attn_mask == 1 ? ATTN_MASK_BOOL : ATTN_MASK_ADDITIVE,
-                          c->causal, NULL};
+                          c->causal, NULL, NULL};
     float *out_ref = calloc(N * L * E, sizeof(float)), *out = calloc(N * L * E, sizeof(float));
     float *w = calloc(N * H * L * S2, sizeof(float));
     size_t ng;

@@ -14,6 +14,7 @@
 #include "attn/classify.h"
 #include "attn/gpt.h"
 #include "attn/rng.h"
+#include "attn/selfattn.h"
 
 #define TOL 2e-5
 
@@ -299,11 +300,67 @@ static void encoder_trace(void **state)
     }
 }
 
+/* attn_encoder_layer_trace: the exporters' walkthrough of a layer, copied
+ * from a traced forward of one example, holds what a plain run of that
+ * layer's MHA on the same input records (attn_mha_self_attention): the same
+ * entries in the same order with the same bits, and the same labels. */
+static void encoder_layer_trace(void **state)
+{
+    (void)state;
+    enum { V = 11, T = 5, L = 2, H = 2, C = 8, K = 3 };
+    attn_encoder_config c = {V, T, L, H, C, K, 1, ATTN_POOL_CLS};
+    attn_encoder *e = NULL;
+    assert_int_equal(attn_encoder_create(&e, &c, 1), ATTN_OK);
+    assert_int_equal(attn_encoder_init(e, 3), ATTN_OK);
+    perturb(attn_encoder_params(e), attn_encoder_param_count(e), 5);
+    uint32_t ids[T];
+    random_ids(ids, T, V, 2);
+    const size_t lens[1] = {T};
+    static const char *const tokens[T] = {"[CLS]", "a", "b", "c", "d"};
+    attn_trace *run = NULL, *got = NULL, *want = NULL;
+    assert_int_equal(attn_trace_create(&run), ATTN_OK);
+    assert_int_equal(attn_trace_create(&got), ATTN_OK);
+    assert_int_equal(attn_trace_create(&want), ATTN_OK);
+    attn_op_ctx ctx = {run, NULL};
+    assert_int_equal(attn_encoder_forward(e, ids, lens, NULL, 1, T, NULL, &ctx), ATTN_OK);
+    assert_int_equal(attn_encoder_layer_trace(e, run, L, got), ATTN_E_INVALID); /* no such layer */
+    assert_int_equal(attn_encoder_layer_trace(e, run, L - 1, got), ATTN_E_INVALID); /* no token labels */
+    assert_int_equal(attn_trace_set_labels(run, "token", T, tokens), ATTN_OK);
+    assert_int_equal(attn_encoder_layer_trace(e, run, L - 1, got), ATTN_OK);
+    /* the plain run, on the layer's input as the forward left it */
+    char *dims[C], dn[C][8];
+    for (size_t i = 0; i < C; i++) snprintf(dn[i], sizeof dn[i], "d%zu", i), dims[i] = dn[i];
+    attn_embeddings x = {T, C, (char **)tokens, dims, (float *)attn_encoder_attn_input(e, L - 1)};
+    assert_int_equal(attn_mha_self_attention(NULL, attn_encoder_mha(e, L - 1), &x, NULL, want), ATTN_OK);
+    assert_int_equal(attn_trace_count(got), attn_trace_count(want));
+    assert_true(attn_trace_count(want) > 4 * H);
+    for (size_t i = 0; i < attn_trace_count(want); i++) {
+        attn_trace_entry a, b;
+        assert_int_equal(attn_trace_entry_at(got, i, &a), ATTN_OK);
+        assert_int_equal(attn_trace_entry_at(want, i, &b), ATTN_OK);
+        assert_string_equal(a.name, b.name);
+        assert_int_equal(a.tensor->numel, b.tensor->numel);
+        assert_memory_equal(a.tensor->data, b.tensor->data, b.tensor->numel * sizeof(float));
+    }
+    static const char *const axes[] = {"token", "query", "key", "dim", "head_dim", "value_dim", "concat_dim", "out_dim"};
+    for (size_t i = 0; i < sizeof axes / sizeof *axes; i++) {
+        size_t na = 0, nb = 0;
+        const char *const *la = attn_trace_labels(got, axes[i], &na), *const *lb = attn_trace_labels(want, axes[i], &nb);
+        assert_non_null(la), assert_int_equal(na, nb);
+        for (size_t k = 0; k < na; k++) assert_string_equal(la[k], lb[k]);
+    }
+    assert_non_null(attn_trace_get(got, "head1.attention"));
+    assert_null(attn_trace_get(got, "head1.mask")); /* the padding mask of the forward stays out */
+    attn_trace_free(run), attn_trace_free(got), attn_trace_free(want);
+    attn_encoder_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decoder_trace),
         cmocka_unit_test(encoder_trace),
+        cmocka_unit_test(encoder_layer_trace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

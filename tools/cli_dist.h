@@ -4,6 +4,7 @@
 #define ATTN_CLI_DIST_H
 
 #include <stddef.h>
+#include "attn/classify.h"
 #include "attn/train.h"
 
 /* Under mpirun: MPI_Init, the start-up agreement on configuration and data,
@@ -11,6 +12,8 @@
  * silenced (rank 0 alone prints) and *rank says which this is. Outside
  * mpirun *rank = 0 and nothing happens. */
 attn_status cli_dist_train_begin(attn_trainer *t, const char *text, size_t len, int *rank);
+/* The same for `attn train --task classify`. */
+attn_status cli_dist_cls_begin(attn_cls_trainer *t, int *rank);
 /* Rank 0 prints the ranks and the communication share of the run; then
  * MPI_Finalize. Nothing outside mpirun. */
 void cli_dist_end(double run_s);

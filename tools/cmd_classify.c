@@ -81,23 +81,14 @@ static attn_status explain(const job *j, attn_trace *tr)
                             &j->text);
 }
 
-/* The last layer as a multi-head walkthrough document for the exporters. */
-static attn_status export_last_layer(const job *j, char **tokens, size_t n, const char *text)
+/* The last layer as a multi-head walkthrough document for the exporters,
+ * from the traced run (tr, its tokens labelled). */
+static attn_status export_last_layer(const job *j, const attn_trace *run, const char *text)
 {
     const attn_encoder_config *c = &j->info->model;
-    const size_t C = c->width;
-    attn_embeddings x;
-    memset(&x, 0, sizeof x);
-    x.n_tokens = n, x.n_dims = C, x.tokens = tokens;
-    x.dims = calloc(C, sizeof *x.dims);
-    x.data = malloc(n * C * sizeof *x.data);
     attn_trace *tr = NULL;
-    attn_status st = x.dims && x.data ? attn_trace_create(&tr) : attn_error(ATTN_E_NOMEM, "out of memory");
-    for (size_t i = 0; !st && i < C; i++)
-        if (!(x.dims[i] = malloc(24))) st = attn_error(ATTN_E_NOMEM, "out of memory");
-        else snprintf(x.dims[i], 24, "d%zu", i);
-    if (!st) memcpy(x.data, attn_encoder_attn_input(j->e, c->layers - 1), n * C * sizeof *x.data);
-    if (!st) st = attn_mha_self_attention(NULL, attn_encoder_mha(j->e, c->layers - 1), &x, NULL, tr);
+    attn_status st = attn_trace_create(&tr);
+    if (!st) st = attn_encoder_layer_trace(j->e, run, c->layers - 1, tr);
     if (!st) {
         const attn_trace *traces[1] = {tr};
         const char *captions[1] = {text};
@@ -105,8 +96,6 @@ static attn_status export_last_layer(const job *j, char **tokens, size_t n, cons
         st = cli_export_run(j->exp, &doc);
     }
     attn_trace_free(tr);
-    free_labels(x.dims, x.dims ? C : 0);
-    free(x.data);
     return st;
 }
 
@@ -164,7 +153,6 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
     if (!order) {
         attn_trace_free(tr);
         free(ids);
-        attn_trace_free(tr);
         return attn_error(ATTN_E_NOMEM, "out of memory");
     }
     top_classes(j, order, top);
@@ -195,7 +183,7 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
             printf("\n");
             st = explain(j, tr);
         }
-        if (!st && cli_export_any(j->exp)) st = export_last_layer(j, tokens, n, text);
+        if (!st && cli_export_any(j->exp)) st = export_last_layer(j, tr, text);
     }
     free_labels(tokens, tokens ? n : 0);
     attn_trace_free(tr);

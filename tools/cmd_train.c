@@ -215,7 +215,7 @@ int cmd_train(int argc, char **argv)
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
     cli_curves curves;
-    if (!cli_curves_init(&curves, out, "attn train: GPT", 0, log_curves)) p.curves = &curves;
+    if (rank == 0 && !cli_curves_init(&curves, out, "attn train: GPT", 0, log_curves)) p.curves = &curves;
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
         attn_trainer_free(t);

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attn/classify.h"
 #include "attn/plot.h"
 #include "cli.h"
 #include "cli_curves.h"
+#include "cli_dist.h"
 #include "cli_hparams.h"
 #include "cmd_classify.h"
 
@@ -80,8 +82,9 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
-/* The test results: the encoder's best weights and the baselines. */
-static attn_status report(attn_cls_trainer *t, const char *out, int baselines, FILE *json)
+/* The test results: the encoder's best weights and the baselines. Under
+ * mpirun every rank evaluates (its share); rank 0 alone writes files. */
+static attn_status report(attn_cls_trainer *t, const char *out, int baselines, FILE *json, int rank)
 {
     const attn_cls_info *in = attn_cls_trainer_info(t);
     const size_t K = in->model.classes;
@@ -91,7 +94,7 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     attn_status st = attn_cls_trainer_load_best(t, out);
     if (!st) st = attn_cls_trainer_evaluate(t, ATTN_CLS_TEST, &enc, conf);
     if (!st && baselines) st = attn_cls_trainer_baselines(t, ATTN_CLS_TEST, &maj, &bow, NULL);
-    if (st) {
+    if (st || rank != 0) {
         free(conf);
         return st;
     }
@@ -232,14 +235,21 @@ int cmd_train_classify(int argc, char **argv)
     attn_cls_trainer *t = NULL;
     if (!st) st = resume ? attn_cls_trainer_resume(&t, resume, data, iters)
                          : attn_cls_trainer_create(&t, &mc, &tc, &co, data);
-    if (st) return cli_fail("train", st);
+    int rank = 0; /* mpirun: data parallel, rank 0 alone prints and writes */
+    if (!st) st = cli_dist_cls_begin(t, &rank);
+    if (st) {
+        attn_cls_trainer_free(t);
+        return cli_fail("train", st);
+    }
+    if (rank != 0) json_log = NULL, baselines = 0;
     const attn_cls_info *in = attn_cls_trainer_info(t);
     cli_progress p;
     memset(&p, 0, sizeof p);
     p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
     /* texts per step on average: an epoch's steps cover the training set once */
     cli_curves curves;
-    if (!cli_curves_init(&curves, out, "attn train --task classify: encoder", 1, log_curves)) p.curves = &curves;
+    if (rank == 0 && !cli_curves_init(&curves, out, "attn train --task classify: encoder", 1, log_curves))
+        p.curves = &curves;
     p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
     if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
         st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
@@ -263,7 +273,10 @@ int cmd_train_classify(int argc, char **argv)
     cli_signals old;
     cli_catch_stop_signals(&old);
     int stopped = 0;
+    struct timespec run0, run1;
+    clock_gettime(CLOCK_MONOTONIC, &run0);
     st = attn_cls_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    clock_gettime(CLOCK_MONOTONIC, &run1);
     cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (!st && stopped == 1) {
@@ -275,7 +288,7 @@ int cmd_train_classify(int argc, char **argv)
                    in->bad_evals);
         printf("done: step %zu; best validation accuracy %.4f (macro-F1 %.4f) at step %zu; checkpoint in %s\n",
                in->step, in->best_accuracy, in->best_f1, in->best_step, out);
-        st = report(t, out, baselines, p.json);
+        st = report(t, out, baselines, p.json, rank);
     }
     if (p.json && fclose(p.json) != 0 && !st) st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
     attn_cls_trainer_free(t);
@@ -284,5 +297,6 @@ int cmd_train_classify(int argc, char **argv)
         cli_curves_free(p.curves);
     }
     if (st) return cli_fail("train", st);
+    cli_dist_end((double)(run1.tv_sec - run0.tv_sec) + 1e-9 * (double)(run1.tv_nsec - run0.tv_nsec));
     return cli_finish_stdout("train");
 }

@@ -147,6 +147,10 @@ const float *attn_encoder_logits(const attn_encoder *e); /* (B, K) of the last f
  * function of key (attn_dropout_key of the seed and step), the site and the
  * element only. p = 0, the state after create: none (evaluation). */
 attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key);
+/* The following forwards' example 0 is example row0 of a whole batch of the
+ * same padded length (data parallel: a rank's slice); the masks are those of
+ * the whole batch's elements, so every slicing drops the same. 0 after create. */
+attn_status attn_encoder_set_dropout_row(attn_encoder *e, size_t row0);
 /* The loss of the following forwards with labels: (1−ε)·cross-entropy + ε·
  * the mean over classes of −log p (torch's label_smoothing), ε in [0, 1);
  * 0, the state after create: the cross-entropy. */
@@ -154,6 +158,13 @@ attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps);
 /* The input of block l's attention (LN_1 output) of the last forward: (B, T, C). */
 const float *attn_encoder_attn_input(const attn_encoder *e, size_t layer);
 attn_mha *attn_encoder_mha(attn_encoder *e, size_t layer);
+/* Layer `layer`'s attention in a traced forward of one example (`run`, its
+ * "token" axis labelled) as a multi-head walkthrough trace for the exporters
+ * (attn_mha_self_attention's names: the layer's weights, its input as
+ * "embeddings", each head's entries, "concat", "output"), copied into `out`;
+ * nothing is recomputed. */
+attn_status attn_encoder_layer_trace(attn_encoder *e, const attn_trace *run, size_t layer,
+                                     attn_trace *out);
 /* Backward of loss_scale · loss of the last forward with labels. */
 attn_status attn_encoder_backward(attn_encoder *e, float loss_scale);
 
@@ -214,6 +225,20 @@ const attn_tokenizer *attn_cls_trainer_tokenizer(const attn_cls_trainer *t);
 attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
                                  const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
                                  void *user, int *stopped);
+
+/* Data-parallel training (attn/dist.h fills d; see attn_train_dist in
+ * attn/train.h): rank r of K computes on examples [r·n/K, (r+1)·n/K) of
+ * every batch of n that one process would draw (--batch is the global
+ * batch), padded to the whole batch's length, with the whole batch's
+ * dropout masks; gradients (the embedding's as the rows the whole batch
+ * used), losses and evaluation predictions are summed over the ranks, and
+ * clipping and AdamW run identically on every rank. Only rank 0 writes
+ * checkpoints (every rank learns whether that worked); the best weights
+ * come from rank 0 (attn_cls_trainer_load_best). */
+attn_status attn_cls_trainer_set_dist(attn_cls_trainer *t, const attn_train_dist *d);
+/* A hash of the configuration, step, run and tokenized data: the ranks of
+ * one data-parallel run must agree on it. */
+uint64_t attn_cls_trainer_fingerprint(const attn_cls_trainer *t);
 
 typedef enum attn_cls_which { ATTN_CLS_TRAIN = 0, ATTN_CLS_VALID = 1, ATTN_CLS_TEST = 2 } attn_cls_which;
 /* Scores the current weights on a split; confusion (K, K) may be NULL. */

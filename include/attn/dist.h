@@ -12,6 +12,7 @@
 #include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/classify.h"
 #include "attn/status.h"
 #include "attn/train.h"
 
@@ -107,8 +108,9 @@ attn_status attn_bench_ring_run(attn_bench_ring *b, MPI_Comm comm);
  *
  * Every rank holds the whole model and draws the whole global batch (--batch)
  * with the same sampler; rank r of K computes on rows [r·B/K, (r+1)·B/K),
- * the gradients are summed (MPI_Iallreduce, one bucket per parameter tensor)
- * before clipping and AdamW, which then run identically everywhere. Losses
+ * the gradients are summed (MPI_Iallreduce, one bucket per parameter tensor,
+ * each posted as soon as the backward is past its layer) before clipping
+ * and AdamW, which then run identically everywhere. Losses
  * and evaluation are split and summed the same way; rank 0 alone writes
  * checkpoints. Equal to one process on the same global batch up to the
  * order of float sums (see docs/distributed.md). */
@@ -119,6 +121,10 @@ attn_status attn_bench_ring_run(attn_bench_ring *b, MPI_Comm comm);
  * the others (ATTN_E_IO: a rank died or is stuck: end the program). */
 attn_status attn_dist_trainer_attach(attn_trainer *t, MPI_Comm comm, const char *text, size_t len,
                                      double timeout_s);
+
+/* The same for the classifier trainer (attn/classify.h), on its
+ * configuration, step and tokenized data. */
+attn_status attn_dist_cls_trainer_attach(attn_cls_trainer *t, MPI_Comm comm, double timeout_s);
 
 /* The start-up check alone: every rank's hash equal, within timeout_s. */
 attn_status attn_dist_agree(MPI_Comm comm, uint64_t hash, double timeout_s, const char *what);

@@ -88,6 +88,13 @@ const float *attn_gpt_logits(const attn_gpt *g); /* (B, T, V) of the last forwar
  * gradients accumulate into the parameters' grad (gradient accumulation
  * passes 1/steps). */
 attn_status attn_gpt_backward(attn_gpt *g, float loss_scale);
+/* Called by the following backwards each time the gradients of parameters
+ * [first, first + n) of attn_gpt_params are complete for that backward:
+ * ln_f's, then each block's from the last; the embeddings (wte, wpe) are
+ * complete when the backward returns. Data parallelism starts summing them
+ * while the backward goes on; an error stops the backward. fn NULL: none. */
+typedef attn_status (*attn_gpt_grads_hook)(void *user, size_t first, size_t n);
+void attn_gpt_set_backward_hook(attn_gpt *g, attn_gpt_grads_hook fn, void *user);
 
 /* ---- inference with a KV cache -------------------------------------------- */
 

@@ -94,6 +94,10 @@ typedef struct attn_mha_inputs {
      * temperature 1). Its masks must be NULL (the masks are the fields
      * above) and its causal NONE or equal to `causal`, the one that rules. */
     const attn_sdpa_params *sdpa;
+    /* Scratch for the call (a model's, shared by its layers), or NULL: the
+     * layer's own. Either way a call allocates only when it needs more than
+     * any call before; one layer or workspace serves one thread at a time. */
+    attn_workspace *workspace;
 } attn_mha_inputs;
 
 /* Key positions seen by the heads: S, + 1 with add_bias_kv, + 1 with add_zero_attn. */

@@ -104,6 +104,10 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
 /* A key for (seed, step, site): distinct sites (layers, places) of a step
  * get independent masks. */
 uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site);
+/* The key whose mask over elements 0, 1, ... is key's mask over elements
+ * first, first + 1, ...: a slice of a tensor that starts at element `first`
+ * drops what the whole tensor would (data parallel: a rank's rows). */
+uint64_t attn_dropout_key_at(uint64_t key, size_t first);
 
 /* ---- sampling -------------------------------------------------------------- */
 

@@ -34,6 +34,10 @@ attn_status attn_self_attention(float *out, const attn_embeddings *x,
  * with the tokens, the dimension names, and d0.., v0.., h0.v0.., o0... */
 attn_status attn_mha_self_attention(float *out, attn_mha *mha, const attn_embeddings *x,
                                     const attn_sdpa_params *params, attn_trace *trace);
+/* The start of such a trace, without running the layer: the axis labels,
+ * the layer's weights (attn_mha_record_params) and "embeddings" (x). A
+ * model's traced run (attn_encoder_layer_trace) adds the rest. */
+attn_status attn_mha_trace_setup(attn_trace *trace, attn_mha *mha, const attn_embeddings *x);
 
 /* ---- the built-in example (docs/seed.md) -------------------------------
  * A small vocabulary whose dimensions are named (animal, tech, grammar,

@@ -73,6 +73,29 @@ void attn_arena_rewind(attn_arena *arena, size_t used);
 void attn_arena_reset(attn_arena *arena);
 void attn_arena_free(attn_arena *arena);
 
+/* ---- sizes and scratch ------------------------------------------------------
+ * Every size product that input decides goes through attn_size_mul, so that
+ * an overflow is an error (ATTN_E_NOMEM naming `what`) and never a short
+ * buffer: a·b elements, and their bytes as floats, fit in size_t. */
+attn_status attn_size_mul(const char *what, size_t a, size_t b, size_t *out);
+
+/* A workspace: scratch floats that a layer or model takes per call without
+ * allocating, from one 64-byte-aligned block that grows to the largest
+ * request and is kept. Zero-initialise it ({0}) before use; not for two
+ * threads at once. A call sums what it needs (attn_workspace_add: one piece
+ * of a·b floats, rounded up to the alignment), reserves the sum (which
+ * forgets the pieces taken before and may replace the block), then takes
+ * the pieces in any order. Pieces are not zeroed. */
+typedef struct attn_workspace {
+    float *base;
+    size_t cap, used; /* floats */
+} attn_workspace;
+attn_status attn_workspace_add(size_t *total, const char *what, size_t a, size_t b);
+attn_status attn_workspace_reserve(attn_workspace *w, size_t total);
+/* The next piece of a·b floats; NULL when the reservation did not count it. */
+float *attn_workspace_take(attn_workspace *w, size_t a, size_t b);
+void attn_workspace_free(attn_workspace *w);
+
 #ifdef __cplusplus
 }
 #endif

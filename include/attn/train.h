@@ -221,6 +221,12 @@ typedef struct attn_train_dist {
     attn_status (*sum_grads)(void *user, const attn_param_ref *p, size_t n);
     attn_status (*sum)(void *user, double *v, size_t n); /* in place, over the ranks */
     void *user;
+    /* Optional (NULL: unused). grads_ready: these gradients are final (the
+     * backward of the step's last micro-batch is past them): their sum may
+     * start now, overlapping the rest of the backward; sum_grads then
+     * completes it. release: the trainer is freed. */
+    attn_status (*grads_ready)(void *user, const attn_param_ref *p, size_t n);
+    void (*release)(void *user);
 } attn_train_dist;
 /* ATTN_E_INVALID when the batch is not a multiple of d->ranks. */
 attn_status attn_trainer_set_dist(attn_trainer *t, const attn_train_dist *d);

@@ -1,4 +1,5 @@
-/* arena.c - one allocation, many aligned tensors. */
+/* arena.c - one allocation, many aligned tensors; the workspace (scratch
+ * that grows and is kept) and the checked size product they rest on. */
 #include "attn/tensor.h"
 
 #include <stdint.h>
@@ -73,4 +74,62 @@ void attn_arena_free(attn_arena *a)
     if (!a) return;
     free(a->base);
     free(a);
+}
+
+/* ---- sizes and scratch ---------------------------------------------------- */
+
+attn_status attn_size_mul(const char *what, size_t a, size_t b, size_t *out)
+{
+    if (a && b > SIZE_MAX / sizeof(float) / a)
+        return attn_error(ATTN_E_NOMEM, "%s: %zu x %zu elements overflow size_t", what, a, b);
+    *out = a * b;
+    return ATTN_OK;
+}
+
+#define WS_ALIGN (ARENA_ALIGN / sizeof(float)) /* floats */
+
+/* n floats rounded up to the alignment; n is below SIZE_MAX / sizeof(float). */
+static size_t ws_round(size_t n) { return (n + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN; }
+
+attn_status attn_workspace_add(size_t *total, const char *what, size_t a, size_t b)
+{
+    size_t n;
+    attn_status st = attn_size_mul(what, a, b, &n);
+    if (st) return st;
+    n = ws_round(n);
+    if (n > SIZE_MAX / sizeof(float) - *total)
+        return attn_error(ATTN_E_NOMEM, "%s: the workspace overflows size_t", what);
+    *total += n;
+    return ATTN_OK;
+}
+
+attn_status attn_workspace_reserve(attn_workspace *w, size_t total)
+{
+    if (!w) return attn_error(ATTN_E_INVALID, "attn_workspace_reserve: NULL");
+    w->used = 0;
+    if (total <= w->cap && w->base) return ATTN_OK;
+    free(w->base);
+    w->cap = 0;
+    /* total is a multiple of the alignment (a sum of rounded pieces) */
+    w->base = aligned_alloc(ARENA_ALIGN, (total ? ws_round(total) : WS_ALIGN) * sizeof(float));
+    if (!w->base) return attn_error(ATTN_E_NOMEM, "cannot allocate a workspace of %zu floats", total);
+    w->cap = total;
+    return ATTN_OK;
+}
+
+float *attn_workspace_take(attn_workspace *w, size_t a, size_t b)
+{
+    if (!w || !w->base || (a && b > SIZE_MAX / sizeof(float) / a)) return NULL;
+    size_t n = ws_round(a * b);
+    if (n > w->cap - w->used) return NULL;
+    float *p = w->base + w->used;
+    w->used += n;
+    return p;
+}
+
+void attn_workspace_free(attn_workspace *w)
+{
+    if (!w) return;
+    free(w->base);
+    w->base = NULL, w->cap = w->used = 0;
 }

@@ -12,8 +12,11 @@
  * The backward needs no partials: attn_flash_backward given the final out
  * and lse recomputes P = exp(S − lse) for the block, which is already the
  * probability over the whole sequence, and D = rowsum(dO ∘ O) is the global
- * one. So each pair adds its exact share to dQ (kept) and to dK, dV, which
- * travel with K, V and reach their owner after K steps. */
+ * one. So each pair adds its exact share to dQ (kept) and to dK, dV. Each
+ * step computes its share of the block's dK | dV from zero while the sum
+ * of the earlier ranks' shares arrives (non-blocking), adds it, and sends
+ * the sum on without waiting: it travels during the next step's compute,
+ * and after K steps reaches the block's owner. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +96,7 @@ typedef struct ring {
     size_t cap;        /* rows of the largest piece */
     size_t bh;         /* batch · heads */
     float *kv[2];      /* ring blocks: K (bh, rows, d_k) | V (bh, rows, d_v) [| dK | dV] */
+    float *gb[2];      /* backward: a block's dK | dV travelling the ring */
     float *part;       /* forward: partial out (bh, cap, d_v) */
     float *lsep;       /* forward: partial lse (bh, cap); backward: lse of a run */
     size_t block_floats; /* of a K|V block at cap rows */
@@ -136,15 +140,17 @@ static attn_status ring_open(ring *g, const attn_ring_desc *d, MPI_Comm comm, in
     g->kv[1] = malloc(floats * sizeof(float));
     g->part = part ? malloc(part * sizeof(float)) : NULL;
     g->lsep = malloc(g->bh * g->cap * sizeof(float));
-    if (!g->kv[0] || !g->kv[1] || (part && !g->part) || !g->lsep)
+    const size_t gfloats = grads ? g->block_floats : 0;
+    for (int i = 0; i < 2 && gfloats; i++) g->gb[i] = malloc(gfloats * sizeof(float));
+    if (!g->kv[0] || !g->kv[1] || (part && !g->part) || !g->lsep || (gfloats && (!g->gb[0] || !g->gb[1])))
         return attn_error(ATTN_E_NOMEM, "ring attention: cannot allocate the ring buffers");
-    g->st.extra_bytes = (2 * floats + part + g->bh * g->cap) * sizeof(float);
+    g->st.extra_bytes = (2 * floats + 2 * gfloats + part + g->bh * g->cap) * sizeof(float);
     return ATTN_OK;
 }
 
 static void ring_close(ring *g, attn_ring_stats *stats)
 {
-    free(g->kv[0]), free(g->kv[1]), free(g->part), free(g->lsep);
+    free(g->kv[0]), free(g->kv[1]), free(g->part), free(g->lsep), free(g->gb[0]), free(g->gb[1]);
     if (stats) *stats = g->st;
 }
 
@@ -330,18 +336,37 @@ static attn_status split_lse(ring *g, const float *lse, float *runs[2])
     return ATTN_OK;
 }
 
-/* Sends this block's dK | dV on to next and receives the previous rank's. */
-static attn_status pass_grads(ring *g, float *cur, float *nxt, const piece *src, const piece *nsrc)
+static attn_status wait_one(ring *g, MPI_Request *req, const char *what)
 {
-    const attn_ring_desc *d = g->d;
-    const size_t w = d->d_k + d->d_v;
     const double t0 = now_s();
-    int rc = MPI_Sendrecv(cur + g->bh * src->n * w, (int)(g->bh * src->n * w), MPI_FLOAT, g->next, 2,
-                          nxt + g->bh * nsrc->n * w, (int)(g->bh * nsrc->n * w), MPI_FLOAT, g->prev,
-                          2, g->comm, MPI_STATUS_IGNORE);
+    int rc = MPI_Wait(req, MPI_STATUS_IGNORE);
     g->st.wait_s += now_s() - t0;
-    g->st.bytes_sent += g->bh * src->n * w * sizeof(float);
-    return rc == MPI_SUCCESS ? ATTN_OK : mpi_fail("passing gradients on", rc);
+    return rc == MPI_SUCCESS ? ATTN_OK : mpi_fail(what, rc);
+}
+
+/* After step t computed acc, this rank's share of the block's dK | dV
+ * (gsz floats): adds the shares of the ranks before it, which arrived
+ * into gb[t & 1] during the step, and sends the sum on to next without
+ * waiting, so it travels during step t + 1's compute; posts the receive
+ * of the next block's (nsrc) sum. After the last step that receive is
+ * this rank's own block's, complete. */
+static attn_status grads_on(ring *g, int t, const float *acc, size_t gsz, const piece *nsrc,
+                            MPI_Request *gin, MPI_Request *gout)
+{
+    const size_t w = g->d->d_k + g->d->d_v;
+    float *sum = g->gb[t & 1];
+    attn_status st = ATTN_OK;
+    if (t == 0) memcpy(sum, acc, gsz * sizeof(float));
+    else if (!(st = wait_one(g, gin, "receiving gradients")))
+        for (size_t i = 0; i < gsz; i++) sum[i] += acc[i];
+    /* the send of step t - 1 leaves the buffer the next receive fills */
+    if (!st) st = wait_one(g, gout, "passing gradients on");
+    if (st) return st;
+    int rc = MPI_Irecv(g->gb[(t + 1) & 1], (int)(g->bh * nsrc->n * w), MPI_FLOAT, g->prev, 2, g->comm, gin);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(sum, (int)gsz, MPI_FLOAT, g->next, 2, g->comm, gout);
+    if (rc != MPI_SUCCESS) return mpi_fail("passing gradients on", rc);
+    g->st.bytes_sent += gsz * sizeof(float);
+    return ATTN_OK;
 }
 
 attn_status attn_ring_attention_backward(float *d_q, float *d_k, float *d_v, const float *d_out,
@@ -360,11 +385,13 @@ attn_status attn_ring_attention_backward(float *d_q, float *d_k, float *d_v, con
     if (!st) st = split_lse(&g, lse, lse_runs);
     const size_t n = g.me.n, kf = g.bh * n * d->d_k, vf = g.bh * n * d->d_v;
     if (!st) {
-        /* K | V | dK | dV of this rank's block, gradients from zero */
+        /* K | V of this rank's block */
         pack(g.kv[0], k, g.bh, n, d->d_k);
         pack(g.kv[0] + kf, v, g.bh, n, d->d_v);
-        memset(g.kv[0] + kf + vf, 0, (kf + vf) * sizeof(float));
     }
+    MPI_Request gin = MPI_REQUEST_NULL, gout = MPI_REQUEST_NULL;
+    const size_t w = d->d_k + d->d_v;
+    float *own = g.kv[0] + kf + vf; /* K = 1: the only step's share */
     for (int t = 0; !st && t < g.K; t++) {
         piece src, nsrc;
         const int s = (g.rank - t + g.K) % g.K, ns = (s + g.K - 1) % g.K;
@@ -372,22 +399,25 @@ attn_status attn_ring_attention_backward(float *d_q, float *d_k, float *d_v, con
         MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
         st = piece_of(&src, d, g.K, s);
         if (!st) st = piece_of(&nsrc, d, g.K, ns);
-        const size_t w = d->d_k + d->d_v;
         /* K, V of the next step travel while this step computes; into a
          * block laid out for the next piece (K | V | dK | dV at its size) */
         if (!st && t + 1 < g.K) st = post_ring(&g, req, cur, nxt, g.bh * src.n * w, g.bh * nsrc.n * w, 1);
+        /* this step's share of the block's dK | dV, from zero */
+        float *acc = cur + g.bh * src.n * w;
+        if (!st) memset(acc, 0, g.bh * src.n * w * sizeof(float));
         if (!st) st = backward_block(&g, d_q, lse_runs, d_out, q, out, cur, &src);
         attn_status ws = t + 1 < g.K ? wait_ring(&g, req) : ATTN_OK;
         if (!st) st = ws;
-        /* the gradients can only leave once computed; the last pass brings
-         * this rank's own block home */
-        if (!st && g.K > 1) st = pass_grads(&g, cur, nxt, &src, &nsrc);
-        if (!st && g.K > 1 && t + 1 == g.K) cur = nxt;
-        if (!st && t + 1 == g.K) {
-            const float *dk = cur + kf + vf, *dv = cur + 2 * kf + vf;
-            for (size_t i = 0; i < kf; i++) d_k[i] += dk[i];
-            for (size_t i = 0; i < vf; i++) d_v[i] += dv[i];
-        }
+        if (!st && g.K > 1) st = grads_on(&g, t, acc, g.bh * src.n * w, &nsrc, &gin, &gout);
+    }
+    if (!st && g.K > 1) { /* this rank's own block, back from the whole ring */
+        st = wait_one(&g, &gin, "receiving gradients");
+        if (!st) st = wait_one(&g, &gout, "passing gradients on");
+        own = g.gb[g.K & 1];
+    }
+    if (!st) {
+        for (size_t i = 0; i < kf; i++) d_k[i] += own[i];
+        for (size_t i = 0; i < vf; i++) d_v[i] += own[kf + i];
     }
     free(lse_runs[0]), free(lse_runs[1]);
     ring_close(&g, stats);

@@ -252,10 +252,8 @@ attn_status attn_cls_model_load(const char *dir, size_t max_batch, attn_cls_info
     return st;
 }
 
-attn_status attn_cls_trainer_load_best(attn_cls_trainer *t, const char *dir)
+attn_status cls_checkpoint_read_best(attn_cls_trainer *t, const char *dir)
 {
-    if (!t || !dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_load_best: NULL");
-    if (!t->info.best_step) return ATTN_OK; /* never evaluated: the current weights */
     return read_weights(dir, "best.safetensors", &t->info, t->info.best_step, t->e);
 }
 

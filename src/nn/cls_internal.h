@@ -21,6 +21,15 @@ struct attn_cls_trainer {
     uint64_t *keys;
     size_t epoch_ready; /* the epoch whose batches are planned in order/batch_start */
     char *best_from;    /* the checkpoint directory holding best.safetensors */
+    /* data parallel (attn_cls_trainer_set_dist, cls_dist.c) when has_dist */
+    attn_train_dist dist;
+    int has_dist;
+    uint8_t *dist_mark;       /* (V) */
+    uint32_t *dist_rows;      /* the last step's wte rows, of the whole batch */
+    size_t dist_n_rows;
+    float *dist_buf;          /* their gradients packed for the sum */
+    double *dist_sum;         /* evaluation: loss and predictions summed */
+    attn_param_ref *dist_refs; /* the parameters, wte's as the packed rows */
 };
 
 attn_status cls_prepare(attn_cls_trainer *t, const char *data_dir, int build);
@@ -35,7 +44,30 @@ attn_status cls_checkpoint_save(attn_cls_trainer *t, const char *dir, int best);
 attn_status cls_checkpoint_read(attn_cls_trainer *t, const char *dir, char **optim_path);
 /* AdamW moments into t->opt (made by cls_make_optimizer), at t->info.step. */
 attn_status cls_checkpoint_read_optim(attn_cls_trainer *t, const char *optim_path);
+/* dir's best weights (best.safetensors at info.best_step) into t->e. */
+attn_status cls_checkpoint_read_best(attn_cls_trainer *t, const char *dir);
 /* Names a new run (info.run) from its configuration and its three splits. */
 attn_status cls_checkpoint_name_run(attn_cls_trainer *t);
+
+/* Data parallel (cls_dist.c); without attn_cls_trainer_set_dist each is
+ * the single process's way: all rows, no sums, the encoder's own rows. */
+void cls_dist_free(attn_cls_trainer *t);
+/* This rank's examples [lo, hi) of a batch of nb. */
+void cls_dist_rows(const attn_cls_trainer *t, size_t nb, size_t *lo, size_t *hi);
+attn_status cls_dist_sum(attn_cls_trainer *t, double *v, size_t n);
+/* Zeroes the wte gradient rows of the last step (after attn_encoder_zero_grad). */
+void cls_dist_zero_rows(attn_cls_trainer *t);
+/* After the backward on this rank's slice of the batch in x (nb, T): the
+ * gradients and *loss summed over the ranks; *rows the wte rows to update. */
+attn_status cls_dist_reduce(attn_cls_trainer *t, size_t nb, size_t T, double *loss,
+                            const uint32_t **rows, size_t *n_rows);
+/* Evaluation: each rank's predictions (t->pred, 0 where not its) and *loss summed. */
+attn_status cls_dist_predictions(attn_cls_trainer *t, size_t n, double *loss);
+/* Every rank learns whether rank 0's `st` failed ("rank 0 could not <what>"). */
+attn_status cls_dist_agree(attn_cls_trainer *t, attn_status st, const char *what);
+/* cls_checkpoint_save on rank 0 alone; every rank learns the outcome. */
+attn_status cls_dist_save(attn_cls_trainer *t, const char *dir, int best);
+/* Rank 0's weights on every rank. */
+attn_status cls_dist_from_rank0(attn_cls_trainer *t);
 
 #endif

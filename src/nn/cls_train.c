@@ -30,6 +30,7 @@ const attn_tokenizer *attn_cls_trainer_tokenizer(const attn_cls_trainer *t) { re
 void attn_cls_trainer_free(attn_cls_trainer *t)
 {
     if (!t) return;
+    cls_dist_free(t);
     attn_adamw_free(t->opt);
     attn_encoder_free(t->e);
     attn_tokenizer_free(t->tok);
@@ -225,22 +226,26 @@ attn_status attn_cls_trainer_evaluate(attn_cls_trainer *t, attn_cls_which which,
     double loss = 0.0;
     attn_status st = attn_encoder_set_dropout(t->e, 0.0f, 0); /* evaluation: none */
     if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f); /* the plain cross-entropy */
+    if (t->has_dist) memset(t->pred, 0, n * sizeof *t->pred);
     for (size_t s = 0; s < n && !st; s += B) {
-        size_t nb = s + B < n ? B : n - s;
+        size_t nb = s + B < n ? B : n - s, lo, hi;
         size_t T = fill(t, d, t->order + s, nb, NULL);
+        cls_dist_rows(t, nb, &lo, &hi); /* data parallel: this rank's examples */
+        if (hi == lo) continue;
         double l = 0.0;
-        st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &l, NULL);
+        st = attn_encoder_forward(t->e, t->x + lo * T, t->lens + lo, t->y + lo, hi - lo, T, &l, NULL);
         if (st) break;
-        loss += l * (double)nb;
+        loss += l * (double)(hi - lo);
         const float *z = attn_encoder_logits(t->e);
-        for (size_t b = 0; b < nb; b++) {
+        for (size_t b = 0; b < hi - lo; b++) {
             uint32_t best = 0;
             for (size_t k = 1; k < K; k++)
                 if (z[b * K + k] > z[b * K + best]) best = (uint32_t)k;
-            t->pred[t->order[s + b]] = best;
+            t->pred[t->order[s + lo + b]] = best;
         }
     }
     t->epoch_ready = (size_t)-1; /* order was reused */
+    if (!st) st = cls_dist_predictions(t, n, &loss);
     if (st) return st;
     attn_cls_score(m, t->pred, d->label, n, K, confusion);
     m->loss = loss / (double)n;
@@ -298,19 +303,28 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         size_t tokens = 0;
         const size_t T = fill(t, &t->data[0], t->order + at, nb, &tokens);
         attn_encoder_zero_grad(t->e);
+        cls_dist_zero_rows(t);
         double loss = 0.0;
-        /* dropout masks from (seed, step): a resumed run drops the same */
+        size_t lo, hi; /* data parallel: this rank's examples, weighted by their share */
+        cls_dist_rows(t, nb, &lo, &hi);
+        /* dropout masks from (seed, step) and the example's place in the
+         * batch: a resumed run, or any number of ranks, drops the same */
         st = attn_encoder_set_dropout(t->e, in->opts.dropout, attn_dropout_key(c->seed, in->step, 0));
+        if (!st) st = attn_encoder_set_dropout_row(t->e, lo);
         if (!st) st = attn_encoder_set_label_smoothing(t->e, in->opts.label_smoothing);
-        if (!st) st = attn_encoder_forward(t->e, t->x, t->lens, t->y, nb, T, &loss, NULL);
-        if (!st) st = attn_encoder_backward(t->e, 1.0f);
+        if (!st && hi > lo)
+            st = attn_encoder_forward(t->e, t->x + lo * T, t->lens + lo, t->y + lo, hi - lo, T, &loss, NULL);
+        if (!st && hi > lo) st = attn_encoder_backward(t->e, (float)(hi - lo) / (float)nb);
+        loss *= (double)(hi - lo) / (double)nb;
         if (!st) st = attn_encoder_set_dropout(t->e, 0.0f, 0);
+        if (!st) st = attn_encoder_set_dropout_row(t->e, 0);
         if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f);
-        if (st) break;
         /* The token embedding is updated row-sparsely: only the rows this
          * batch used (clipping reads only those rows too). */
         size_t n_rows = 0;
-        const uint32_t *rows = attn_encoder_grad_rows(t->e, &n_rows);
+        const uint32_t *rows = NULL;
+        if (!st) st = cls_dist_reduce(t, nb, T, &loss, &rows, &n_rows);
+        if (st) break;
         if ((st = attn_adamw_set_rows(t->opt, 0, rows, n_rows))) break;
         attn_cls_event e;
         memset(&e, 0, sizeof e);
@@ -346,7 +360,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
             }
         }
         if (save_best || (c->checkpoint_every && in->step % c->checkpoint_every == 0 && in->step < c->iters)) {
-            st = cls_checkpoint_save(t, out_dir, save_best);
+            st = cls_dist_save(t, out_dir, save_best);
             e.base.checkpointed = 1, saved = in->step;
         }
         e.base.elapsed_s = now_s() - start;
@@ -357,7 +371,7 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     }
     if (!st && !early && in->opts.patience && in->bad_evals >= in->opts.patience && in->step < c->iters)
         early = 2;
-    if (!st && saved != in->step) st = cls_checkpoint_save(t, out_dir, 0);
+    if (!st && saved != in->step) st = cls_dist_save(t, out_dir, 0);
     if (stopped) *stopped = early;
     return st;
 }

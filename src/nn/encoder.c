@@ -24,6 +24,7 @@ struct attn_encoder {
     attn_encoder_config cfg;
     size_t max_batch, max_rows;
     attn_arena *params, *grads, *acts;
+    attn_workspace ws; /* the layers' attention scratch, shared */
     float *wte, *wpe, *lnf_w, *lnf_b, *head_w, *head_b;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b, *g_head_w, *g_head_b;
     nn_block *blocks;
@@ -43,7 +44,9 @@ struct attn_encoder {
     int rows_sorted, grads_zeroed; /* grads_zeroed: the whole table was zeroed once */
     float drop_p;      /* dropout of the forwards (training), 0: none */
     float smoothing;   /* label smoothing of the loss (training), 0: none */
-    uint64_t drop_key;
+    uint64_t drop_key;     /* as set; drop_key_x0 and the blocks' keys: at drop_row0 */
+    uint64_t drop_key_x0;
+    size_t drop_row0;      /* the first example's place in the whole batch (data parallel) */
     size_t batch, seq;
     int have_labels;
 };
@@ -94,6 +97,7 @@ void attn_encoder_free(attn_encoder *e)
     free(e->blocks), free(e->table), free(e->names);
     free(e->pos), free(e->ids), free(e->labels), free(e->lens), free(e->row_mark), free(e->rows);
     attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
+    attn_workspace_free(&e->ws);
     free(e);
 }
 
@@ -109,7 +113,9 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
         return attn_error(ATTN_E_INVALID, "batch must be between 1 and 2^24, got %zu", max_batch);
     const size_t C = c->width, V = c->vocab_size, T = c->context, L = c->layers, K = c->classes;
     const size_t b = !!c->bias;
-    if ((double)max_batch * (double)T * (double)C * 16.0 * (double)(L + 1) > 1e11)
+    size_t acts = 0; /* activations, about 16·C floats a row and layer */
+    if (attn_size_mul("encoder", max_batch, T, &acts) || attn_size_mul("encoder", acts, C, &acts) ||
+        attn_size_mul("encoder", acts, 16 * (L + 1), &acts) || acts > (size_t)1e11)
         return attn_error(ATTN_E_NOMEM, "batch %zu x context %zu is too large", max_batch, T);
     attn_encoder *e = calloc(1, sizeof *e);
     if (!e) return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
@@ -232,19 +238,36 @@ attn_status attn_encoder_set_dropout(attn_encoder *e, float p, uint64_t key)
     if (!(p >= 0.0f && p < 1.0f))
         return attn_error(ATTN_E_INVALID, "dropout must be in [0, 1), got %g", (double)p);
     e->drop_p = p, e->drop_key = key;
-    for (size_t l = 0; l < e->cfg.layers; l++) { /* site 0 is the embeddings */
-        e->blocks[l].drop_p = p;
-        e->blocks[l].key_attn = attn_dropout_key(key, 0, 1 + 2 * l);
-        e->blocks[l].key_mlp = attn_dropout_key(key, 0, 2 + 2 * l);
-    }
+    for (size_t l = 0; l < e->cfg.layers; l++) e->blocks[l].drop_p = p;
     return ATTN_OK;
 }
 
+attn_status attn_encoder_set_dropout_row(attn_encoder *e, size_t row0)
+{
+    if (!e) return attn_error(ATTN_E_INVALID, "attn_encoder_set_dropout_row: NULL");
+    e->drop_row0 = row0;
+    return ATTN_OK;
+}
+
+/* The masks' keys for a forward of (rows, C) activations whose row 0 is row
+ * row0·T of the whole batch: every site is a (B·T, C) tensor, so the slice
+ * starts at element row0·T·C (attn_dropout_key_at). */
+static void set_dropout_keys(attn_encoder *e, size_t T)
+{
+    const size_t first = e->drop_row0 * T * e->cfg.width;
+    e->drop_key_x0 = attn_dropout_key_at(e->drop_key, first); /* site 0 is the embeddings */
+    for (size_t l = 0; l < e->cfg.layers; l++) {
+        e->blocks[l].key_attn = attn_dropout_key_at(attn_dropout_key(e->drop_key, 0, 1 + 2 * l), first);
+        e->blocks[l].key_mlp = attn_dropout_key_at(attn_dropout_key(e->drop_key, 0, 2 + 2 * l), first);
+    }
+}
+
 /* The attention's shapes and key padding (bidirectional: no causal mask). */
-static attn_mha_inputs mha_inputs(const attn_encoder *e)
+static attn_mha_inputs mha_inputs(attn_encoder *e)
 {
     attn_mha_inputs in;
     memset(&in, 0, sizeof in);
+    in.workspace = &e->ws;
     in.batch = e->batch, in.tgt_len = e->seq, in.src_len = e->seq;
     in.key_padding_mask = e->kpm;
     in.key_padding_kind = ATTN_MASK_BOOL;
@@ -326,7 +349,8 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     float *x0 = e->blocks[0].res;
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0, NULL);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1, NULL);
-    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key, NULL);
+    set_dropout_keys(e, T);
+    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key_x0, NULL);
     if (!st) st = attn_op_record(ctx, "embed", x0, R, C, "token", "dim");
     attn_op_ctx sub;
     char name[160];
@@ -408,7 +432,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     float *d_x0 = e->d_res; /* past the embeddings' dropout */
     if (!st && e->drop_p > 0.0f) {
         memset(e->d_tmp, 0, R * C * sizeof(float));
-        st = attn_dropout_backward(e->d_tmp, e->d_res, R * C, e->drop_p, e->drop_key);
+        st = attn_dropout_backward(e->d_tmp, e->d_res, R * C, e->drop_p, e->drop_key_x0);
         d_x0 = e->d_tmp;
     }
     if (!st) st = attn_embedding_backward(e->g_wte, d_x0, e->ids, R, C, V);

@@ -64,6 +64,7 @@ void attn_gpt_free(attn_gpt *g)
     attn_arena_free(g->params);
     attn_arena_free(g->grads);
     attn_arena_free(g->acts);
+    attn_workspace_free(&g->ws);
     free(g);
 }
 
@@ -78,7 +79,9 @@ attn_status attn_gpt_create(attn_gpt **out, const attn_gpt_config *c, size_t max
     if (!max_batch || max_batch > SIZE_LIMIT)
         return attn_error(ATTN_E_INVALID, "batch must be between 1 and 2^24, got %zu", max_batch);
     const size_t C = c->width, V = c->vocab_size, T = c->context, L = c->layers, b = !!c->bias;
-    if ((double)max_batch * (double)T * (double)(V > 4 * C ? V : 4 * C) > 1e11)
+    size_t rows = 0; /* the widest activation: logits or the MLP's hidden layer */
+    if (attn_size_mul("GPT", max_batch, T, &rows) || attn_size_mul("GPT", rows, V > 4 * C ? V : 4 * C, &rows) ||
+        rows > (size_t)1e11)
         return attn_error(ATTN_E_NOMEM, "batch %zu x context %zu is too large", max_batch, T);
     attn_gpt *g = calloc(1, sizeof *g);
     if (!g) return attn_error(ATTN_E_NOMEM, "cannot allocate a GPT");
@@ -158,10 +161,11 @@ void attn_gpt_zero_grad(attn_gpt *g)
 /* ---- forward and backward -------------------------------------------------------- */
 
 /* The attention's shapes: causal self-attention over B sequences of T. */
-static attn_mha_inputs mha_inputs(size_t B, size_t T)
+static attn_mha_inputs mha_inputs(attn_gpt *g, size_t B, size_t T)
 {
     attn_mha_inputs in;
     memset(&in, 0, sizeof in);
+    in.workspace = &g->ws;
     in.batch = B, in.tgt_len = T, in.src_len = T;
     in.causal = ATTN_CAUSAL_TOP_LEFT;
     return in;
@@ -190,7 +194,7 @@ attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *t
         float *next = l + 1 < c->layers ? g->blocks[l + 1].res : g->res_out;
         char layer[32];
         snprintf(layer, sizeof layer, "layer%zu", l);
-        st = nn_block_forward(&g->blocks[l], mha_inputs(B, T), next, g->scratch, NULL, R, C,
+        st = nn_block_forward(&g->blocks[l], mha_inputs(g, B, T), next, g->scratch, NULL, R, C,
                               nn_sub_ctx(&sub, name, sizeof name, ctx, layer));
     }
     if (!st)
@@ -209,6 +213,11 @@ attn_status attn_gpt_forward(attn_gpt *g, const uint32_t *ids, const uint32_t *t
     return ATTN_OK;
 }
 
+void attn_gpt_set_backward_hook(attn_gpt *g, attn_gpt_grads_hook fn, void *user)
+{
+    if (g) g->hook = fn, g->hook_user = user;
+}
+
 attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
 {
     if (!g) return attn_error(ATTN_E_INVALID, "attn_gpt_backward: NULL");
@@ -225,9 +234,13 @@ attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
     if (!st)
         st = attn_layernorm_backward(g->d_res, g->g_lnf_w, g->g_lnf_b, g->d_tmp, g->res_out,
                                      g->lnf_w, g->lnf_mean, g->lnf_rstd, R, C);
+    /* the table: wte, wpe, each block's tensors (per_block), ln_f's */
+    const size_t per_block = (g->n_table - 2 - (c->bias ? 2 : 1)) / c->layers, lnf = 2 + c->layers * per_block;
+    if (!st && g->hook) st = g->hook(g->hook_user, lnf, g->n_table - lnf);
     for (size_t l = c->layers; !st && l-- > 0;) {
-        st = nn_block_backward(&g->blocks[l], mha_inputs(B, T), g->d_res, g->d_tmp,
+        st = nn_block_backward(&g->blocks[l], mha_inputs(g, B, T), g->d_res, g->d_tmp,
                                g->d_big1, g->d_big2, R, C);
+        if (!st && g->hook) st = g->hook(g->hook_user, 2 + l * per_block, per_block);
     }
     if (!st) st = attn_embedding_backward(g->g_wte, g->d_res, g->ids, R, C, V);
     if (!st) st = attn_embedding_backward(g->g_wpe, g->d_res, g->pos, R, C, c->context);

@@ -11,6 +11,7 @@ struct attn_gpt {
     attn_gpt_config cfg;
     size_t max_batch, max_rows;
     attn_arena *params, *grads, *acts;
+    attn_workspace ws; /* the layers' attention scratch, shared */
     float *wte, *wpe, *lnf_w, *lnf_b;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b;
     nn_block *blocks; /* the block is shared with the encoder (block.h) */
@@ -23,6 +24,8 @@ struct attn_gpt {
     uint32_t *pos, *ids, *targets;
     size_t batch, seq; /* of the last forward */
     int have_targets;
+    attn_gpt_grads_hook hook; /* attn_gpt_set_backward_hook */
+    void *hook_user;
 };
 
 #endif

@@ -11,15 +11,17 @@
 
 #include "mha_internal.h"
 
-/* Grows a cache buffer to n floats (kept between calls). */
-static int reserve(float **buf, size_t *cap, size_t n)
+/* The scratch of a call: the caller's workspace (in->workspace) or the layer's. */
+static attn_workspace *scratch_of(attn_mha *m, const attn_mha_inputs *in)
 {
-    if (n <= *cap) return 1;
-    float *p = realloc(*buf, n * sizeof(float));
-    if (!p) return 0;
-    *buf = p;
-    *cap = n;
-    return 1;
+    return in->workspace ? in->workspace : &m->ws;
+}
+
+/* *out = a·b·c, checked. */
+static attn_status size3(size_t *out, size_t a, size_t b, size_t c)
+{
+    attn_status st = attn_size_mul("multi-head attention", a, b, out);
+    return st ? st : attn_size_mul("multi-head attention", *out, c, out);
 }
 
 /* ---- forward and backward ---------------------------------------------------- */
@@ -37,9 +39,10 @@ static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
     if (in->batch > limit || in->tgt_len > limit || in->src_len > limit)
         return attn_error(ATTN_E_INVALID, "multi-head attention: N, L or S above 2^24");
     attn_status st;
-    size_t s2 = attn_mha_kv_len(m, in->src_len);
-    double big = (double)in->batch * (double)m->cfg.num_heads * (double)in->tgt_len * (double)s2;
-    if (big > 1e15) return attn_error(ATTN_E_NOMEM, "multi-head attention: N·H·L·S too large");
+    size_t s2 = attn_mha_kv_len(m, in->src_len), big = 0;
+    if (size3(&big, in->batch, m->cfg.num_heads, in->tgt_len) ||
+        attn_size_mul("multi-head attention", big, s2, &big) || big > (size_t)1e15)
+        return attn_error(ATTN_E_NOMEM, "multi-head attention: N·H·L·S too large");
     if (in->key_padding_kind != ATTN_MASK_BOOL && in->key_padding_kind != ATTN_MASK_ADDITIVE)
         return attn_error(ATTN_E_INVALID, "key_padding_mask: unknown mask kind");
     if (in->attn_mask_kind != ATTN_MASK_BOOL && in->attn_mask_kind != ATTN_MASK_ADDITIVE)
@@ -166,39 +169,47 @@ static int odd_masks(const attn_mha *m, const attn_mha_inputs *in)
 typedef struct fused_masks {
     const float *am;  /* attn_mask, additive: (L, S) or (N·H, L, S) */
     const float *kpm; /* key padding, additive: (N, S) */
-    float *own_am, *own_kpm;
 } fused_masks;
 
-static attn_status fused_masks_make(fused_masks *f, const attn_mha *m, const attn_mha_inputs *in)
+/* The floats of boolean masks in additive form: (count of attn_mask, of key padding). */
+static void fused_masks_count(const attn_mha *m, const attn_mha_inputs *in, size_t *am, size_t *kpm)
 {
-    memset(f, 0, sizeof *f);
-    if (odd_masks(m, in)) return ATTN_OK;
-    const size_t L = in->tgt_len, S = in->src_len;
-    if (in->attn_mask && in->attn_mask_kind == ATTN_MASK_BOOL) {
-        size_t cnt = (in->attn_mask_per_head ? in->batch * m->cfg.num_heads : 1) * L * S;
-        if (!(f->own_am = malloc(cnt * sizeof(float))))
-            return attn_error(ATTN_E_NOMEM, "cannot allocate the attention mask");
-        for (size_t i = 0; i < cnt; i++) f->own_am[i] = mask_value(in->attn_mask[i], ATTN_MASK_BOOL);
-        f->am = f->own_am;
-    } else {
-        f->am = in->attn_mask;
-    }
-    if (in->key_padding_mask && in->key_padding_kind == ATTN_MASK_BOOL) {
-        size_t cnt = in->batch * S;
-        if (!(f->own_kpm = malloc(cnt * sizeof(float))))
-            return attn_error(ATTN_E_NOMEM, "cannot allocate the key padding mask");
-        for (size_t i = 0; i < cnt; i++)
-            f->own_kpm[i] = mask_value(in->key_padding_mask[i], ATTN_MASK_BOOL);
-        f->kpm = f->own_kpm;
-    } else {
-        f->kpm = in->key_padding_mask;
-    }
-    return ATTN_OK;
+    *am = *kpm = 0;
+    if (odd_masks(m, in)) return;
+    /* check_inputs bounded N·H·L·S */
+    if (in->attn_mask && in->attn_mask_kind == ATTN_MASK_BOOL)
+        *am = (in->attn_mask_per_head ? in->batch * m->cfg.num_heads : 1) * in->tgt_len * in->src_len;
+    if (in->key_padding_mask && in->key_padding_kind == ATTN_MASK_BOOL) *kpm = in->batch * in->src_len;
 }
 
-static void fused_masks_free(fused_masks *f)
+static attn_status fused_masks_need(size_t *total, const attn_mha *m, const attn_mha_inputs *in)
 {
-    free(f->own_am), free(f->own_kpm);
+    size_t am, kpm;
+    fused_masks_count(m, in, &am, &kpm);
+    attn_status st = attn_workspace_add(total, "attention mask", am, 1);
+    return st ? st : attn_workspace_add(total, "key padding mask", kpm, 1);
+}
+
+/* The masks as the fused kernels take them, converted into ws's pieces
+ * (counted by fused_masks_need). */
+static void fused_masks_make(fused_masks *f, const attn_mha *m, const attn_mha_inputs *in,
+                             attn_workspace *ws)
+{
+    memset(f, 0, sizeof *f);
+    if (odd_masks(m, in)) return;
+    size_t am, kpm;
+    fused_masks_count(m, in, &am, &kpm);
+    f->am = in->attn_mask, f->kpm = in->key_padding_mask;
+    if (am) {
+        float *own = attn_workspace_take(ws, am, 1);
+        for (size_t i = 0; i < am; i++) own[i] = mask_value(in->attn_mask[i], ATTN_MASK_BOOL);
+        f->am = own;
+    }
+    if (kpm) {
+        float *own = attn_workspace_take(ws, kpm, 1);
+        for (size_t i = 0; i < kpm; i++) own[i] = mask_value(in->key_padding_mask[i], ATTN_MASK_BOOL);
+        f->kpm = own;
+    }
 }
 
 /* Batch n, all heads (or head h alone when `one`, with the explicit mask). */
@@ -277,18 +288,31 @@ static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
     return st;
 }
 
+/* The backward of whole_forward; its scratch (the masks, dconcat, dqp, dkp,
+ * dvp) from ws. */
 static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
                                   const float *d_out, const attn_mha_inputs *in,
-                                  const attn_mha_cache *cache, const fused_masks *f)
+                                  const attn_mha_cache *cache, attn_workspace *ws)
 {
     const attn_mha_config *c = &m->cfg;
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
-    const size_t nq = N * L * m->hq, nk = N * S * m->hq, nv = N * S * m->hv, nc = N * L * m->hv;
-    if (!reserve(&m->scratch, &m->cap_scratch, nc + nq + nk + nv))
-        return attn_error(ATTN_E_NOMEM, "cannot allocate attention gradients");
-    float *dconcat = m->scratch, *dqp = dconcat + nc, *dkp = dqp + nq, *dvp = dkp + nk;
-    memset(m->scratch, 0, (nc + nq + nk + nv) * sizeof(float));
-    attn_status st = attn_linear_backward(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
+    /* check_inputs bounded N, L and S by 2^24: N·L and N·S fit */
+    size_t total = 0;
+    attn_status st = fused_masks_need(&total, m, in);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hv);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
+    if (!st) st = attn_workspace_reserve(ws, total);
+    if (st) return st;
+    fused_masks fm;
+    fused_masks_make(&fm, m, in, ws);
+    const fused_masks *f = &fm;
+    float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp = attn_workspace_take(ws, N * L, m->hq);
+    float *dkp = attn_workspace_take(ws, N * S, m->hq), *dvp = attn_workspace_take(ws, N * S, m->hv);
+    memset(dconcat, 0, N * L * m->hv * sizeof(float)), memset(dqp, 0, N * L * m->hq * sizeof(float));
+    memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
+    st = attn_linear_backward(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
                                           d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
                                           c->out_dim);
     attn_flash_desc d = whole_desc(m, in, f);
@@ -360,6 +384,95 @@ static attn_status trace2(const attn_op_ctx *ctx, const char *prefix, const char
     return attn_trace_record(ctx->trace, prefix, name, data, 2, shape, ra, ca);
 }
 
+/* The fused kernels on all batches at once (whole_batch): the projections,
+ * concat and lse in the cache when one is given, else in the scratch ws. */
+static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs *in,
+                                 attn_mha_cache *cache, attn_workspace *ws)
+{
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, H = m->cfg.num_heads;
+    /* check_inputs bounded N, L and S by 2^24 and N·H·L·S by 1e15 */
+    const size_t NL = N * L, NS = N * S;
+    attn_workspace *at = cache ? &cache->ws : ws;
+    size_t scratch = 0, keep = 0, *tot = cache ? &keep : &scratch;
+    attn_status st = fused_masks_need(&scratch, m, in);
+    if (!st) st = attn_workspace_add(tot, "attention projections", NL, m->hq);
+    if (!st) st = attn_workspace_add(tot, "attention projections", NS, m->hq);
+    if (!st) st = attn_workspace_add(tot, "attention projections", NS, m->hv);
+    if (!st) st = attn_workspace_add(tot, "attention projections", NL, m->hv);
+    if (!st && cache) st = attn_workspace_add(&keep, "attention cache", N * H, L);
+    if (!st) st = attn_workspace_reserve(ws, scratch);
+    if (!st && cache) st = attn_workspace_reserve(&cache->ws, keep);
+    if (st) return st;
+    fused_masks fm;
+    fused_masks_make(&fm, m, in, ws);
+    float *qp = attn_workspace_take(at, NL, m->hq), *kp = attn_workspace_take(at, NS, m->hq);
+    float *vp = attn_workspace_take(at, NS, m->hv), *concat = attn_workspace_take(at, NL, m->hv);
+    float *lse = cache ? attn_workspace_take(at, N * H, L) : NULL;
+    if (cache) {
+        cache->qp = qp, cache->kp = kp, cache->vp = vp, cache->concat = concat, cache->lse = lse;
+        cache->probs = NULL;
+        cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S;
+        cache->fused = 1;
+    }
+    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out);
+}
+
+/* The per-batch forward's buffers: scratch pieces from ws, what the
+ * backward needs from the cache's block. */
+typedef struct fwd_bufs {
+    float *qp, *kp, *vp, *concat;          /* of batch 0 (no cache) or all (cache) */
+    float *qh, *kh, *vh, *oh, *wh, *mask; /* one head (reference path) */
+} fwd_bufs;
+
+static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs *in,
+                                attn_mha_cache *cache, attn_workspace *ws, int fused,
+                                fused_masks *fm)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S2 = attn_mha_kv_len(m, in->src_len);
+    const size_t H = c->num_heads, dk = c->head_dim, dv = c->v_head_dim;
+    /* check_inputs bounded N, L and S by 2^24 and N·H·L·S by 1e15 */
+    const size_t rl = cache ? N * L : L, rs = cache ? N * S2 : S2; /* rows kept */
+    memset(b, 0, sizeof *b);
+    size_t scratch = 0, keep = 0, *tot = cache ? &keep : &scratch;
+    attn_status st = fused ? fused_masks_need(&scratch, m, in) : ATTN_OK;
+    if (!st && !fused) {
+        st = attn_workspace_add(&scratch, "attention heads", L, dk);
+        if (!st) st = attn_workspace_add(&scratch, "attention heads", S2, dk);
+        if (!st) st = attn_workspace_add(&scratch, "attention heads", S2, dv);
+        if (!st) st = attn_workspace_add(&scratch, "attention heads", L, dv);
+        if (!st) st = attn_workspace_add(&scratch, "attention heads", L, S2);
+    }
+    if (!st && (!fused || odd_masks(m, in))) st = attn_workspace_add(&scratch, "attention mask", L, S2);
+    if (!st) st = attn_workspace_add(tot, "attention projections", rl, m->hq);
+    if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hq);
+    if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hv);
+    if (!st) st = attn_workspace_add(tot, "attention projections", rl, m->hv);
+    if (!st && cache) st = attn_workspace_add(&keep, "attention cache", N * H * L, fused ? 1 : S2);
+    if (!st) st = attn_workspace_reserve(ws, scratch);
+    if (!st && cache) st = attn_workspace_reserve(&cache->ws, keep);
+    if (st) return st;
+    memset(fm, 0, sizeof *fm);
+    if (fused) fused_masks_make(fm, m, in, ws);
+    if (!fused) {
+        b->qh = attn_workspace_take(ws, L, dk), b->kh = attn_workspace_take(ws, S2, dk);
+        b->vh = attn_workspace_take(ws, S2, dv), b->oh = attn_workspace_take(ws, L, dv);
+        b->wh = attn_workspace_take(ws, L, S2);
+    }
+    if (!fused || odd_masks(m, in)) b->mask = attn_workspace_take(ws, L, S2);
+    attn_workspace *at = cache ? &cache->ws : ws;
+    b->qp = attn_workspace_take(at, rl, m->hq), b->kp = attn_workspace_take(at, rs, m->hq);
+    b->vp = attn_workspace_take(at, rs, m->hv), b->concat = attn_workspace_take(at, rl, m->hv);
+    if (cache) {
+        float *extra = attn_workspace_take(at, N * H * L, fused ? 1 : S2);
+        cache->qp = b->qp, cache->kp = b->kp, cache->vp = b->vp, cache->concat = b->concat;
+        cache->lse = fused ? extra : NULL, cache->probs = fused ? NULL : extra;
+        cache->batch = N, cache->tgt_len = L, cache->src_len = in->src_len, cache->kv_len = S2;
+        cache->fused = fused;
+    }
+    return ATTN_OK;
+}
+
 attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int average_weights,
                              const attn_mha_inputs *in, attn_mha_cache *cache,
                              const attn_op_ctx *ctx)
@@ -373,76 +486,23 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
     const int tracing = ctx && ctx->trace;
     /* The fused kernels unless every intermediate or the weights are wanted. */
     const int fused = !tracing && !weights;
-
-    if (fused && whole_batch(m, in)) {
-        fused_masks fm;
-        float *own = NULL, *qp, *lse = NULL;
-        st = fused_masks_make(&fm, m, in);
-        const size_t nq = N * L * m->hq, nk = N * S * m->hq, nv = N * S * m->hv;
-        if (!st && cache) {
-            if (!reserve(&cache->qp, &cache->cap_qp, nq) ||
-                !reserve(&cache->kp, &cache->cap_kp, nk) ||
-                !reserve(&cache->vp, &cache->cap_vp, nv) ||
-                !reserve(&cache->lse, &cache->cap_lse, N * H * L) ||
-                !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv))
-                st = attn_error(ATTN_E_NOMEM, "cannot allocate the attention cache");
-            cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S2;
-            cache->fused = 1;
-        } else if (!st && !(own = malloc((nq + nk + nv + N * L * m->hv) * sizeof(float)))) {
-            st = attn_error(ATTN_E_NOMEM, "cannot allocate attention buffers");
-        }
-        if (!st) {
-            if (cache) qp = cache->qp, lse = cache->lse;
-            else qp = own;
-            float *kp = cache ? cache->kp : qp + nq, *vp = cache ? cache->vp : kp + nk;
-            float *concat = cache ? cache->concat : vp + nv;
-            st = whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out);
-        }
-        free(own);
-        fused_masks_free(&fm);
-        return st;
-    }
+    attn_workspace *ws = scratch_of(m, in);
+    if (fused && whole_batch(m, in)) return forward_whole(m, out, in, cache, ws);
 
     /* ctx->prefix and a dot before every name, when set */
     char pre[128] = "";
     if (tracing && ctx->prefix && *ctx->prefix) snprintf(pre, sizeof pre, "%s.", ctx->prefix);
-    /* Per-batch scratch, or the cache's storage for all batches. */
-    float *qp = NULL, *kp = NULL, *vp = NULL, *concat = NULL;
-    float *qh = NULL, *kh = NULL, *vh = NULL, *oh = NULL, *wh = NULL, *mask = NULL;
-    if (!fused) {
-        qh = malloc(L * dk * sizeof(float)), kh = malloc(S2 * dk * sizeof(float));
-        vh = malloc(S2 * dv * sizeof(float)), oh = malloc(L * dv * sizeof(float));
-        wh = malloc(L * S2 * sizeof(float));
-    }
-    if (!fused || odd_masks(m, in)) mask = malloc(L * S2 * sizeof(float));
+    fwd_bufs b;
     fused_masks fm;
-    memset(&fm, 0, sizeof fm);
-    if (fused) st = fused_masks_make(&fm, m, in);
-    float *own = NULL;
-    if (cache) {
-        if (!st && (!reserve(&cache->qp, &cache->cap_qp, N * L * m->hq) ||
-                    !reserve(&cache->kp, &cache->cap_kp, N * S2 * m->hq) ||
-                    !reserve(&cache->vp, &cache->cap_vp, N * S2 * m->hv) ||
-                    (fused ? !reserve(&cache->lse, &cache->cap_lse, N * H * L)
-                           : !reserve(&cache->probs, &cache->cap_probs, N * H * L * S2)) ||
-                    !reserve(&cache->concat, &cache->cap_concat, N * L * m->hv)))
-            st = attn_error(ATTN_E_NOMEM, "cannot allocate the attention cache");
-        cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S2;
-        cache->fused = fused;
-    } else {
-        own = malloc((L * m->hq + S2 * m->hq + S2 * m->hv + L * m->hv) * sizeof(float));
-    }
-    if (!st && ((!fused && (!qh || !kh || !vh || !oh || !wh)) ||
-                ((!fused || odd_masks(m, in)) && !mask) || (!cache && !own)))
-        st = attn_error(ATTN_E_NOMEM, "cannot allocate attention buffers");
-    if (!st && weights) memset(weights, 0, N * (average_weights ? 1 : H) * L * S2 * sizeof(float));
+    if ((st = forward_bufs(&b, m, in, cache, ws, fused, &fm))) return st;
+    float *qh = b.qh, *kh = b.kh, *vh = b.vh, *oh = b.oh, *wh = b.wh, *mask = b.mask;
+    if (weights) memset(weights, 0, N * (average_weights ? 1 : H) * L * S2 * sizeof(float));
 
     for (size_t n = 0; !st && n < N; n++) {
+        float *qp = b.qp, *kp = b.kp, *vp = b.vp, *concat = b.concat;
         if (cache) {
-            qp = cache->qp + n * L * m->hq, kp = cache->kp + n * S2 * m->hq;
-            vp = cache->vp + n * S2 * m->hv, concat = cache->concat + n * L * m->hv;
-        } else {
-            qp = own, kp = qp + L * m->hq, vp = kp + S2 * m->hq, concat = vp + S2 * m->hv;
+            qp += n * L * m->hq, kp += n * S2 * m->hq;
+            vp += n * S2 * m->hv, concat += n * L * m->hv;
         }
         if ((st = project(m, in, n, qp, kp, vp))) break;
         if (fused) {
@@ -493,8 +553,6 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
             if (!st) st = trace2(ctx, lp, "output", on, L, c->out_dim, "query", "out_dim");
         }
     }
-    free(qh), free(kh), free(vh), free(oh), free(wh), free(mask), free(own);
-    fused_masks_free(&fm);
     return st;
 }
 
@@ -514,27 +572,25 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
                           "not N=%zu L=%zu S=%zu",
                           cache->batch, cache->tgt_len, cache->src_len, N, L, S);
     const int fused = cache->fused;
-    if (fused && whole_batch(m, in)) {
-        fused_masks fm;
-        st = fused_masks_make(&fm, m, in);
-        if (!st) st = whole_backward(m, d_query, d_key, d_value, d_out, in, cache, &fm);
-        fused_masks_free(&fm);
-        return st;
-    }
-    float *dconcat = malloc(L * m->hv * sizeof(float));
-    float *dqp = malloc(L * m->hq * sizeof(float)), *dkp = malloc(S2 * m->hq * sizeof(float));
-    float *dvp = malloc(S2 * m->hv * sizeof(float));
-    float *qh = malloc(L * dk * sizeof(float)), *kh = malloc(S2 * dk * sizeof(float));
-    float *vh = malloc(S2 * dv * sizeof(float)), *doh = malloc(L * dv * sizeof(float));
-    float *dqh = malloc(L * dk * sizeof(float)), *dkh = malloc(S2 * dk * sizeof(float));
-    float *dvh = malloc(S2 * dv * sizeof(float));
-    float *mask = fused && odd_masks(m, in) ? malloc(L * S2 * sizeof(float)) : NULL;
+    attn_workspace *ws = scratch_of(m, in);
+    if (fused && whole_batch(m, in)) return whole_backward(m, d_query, d_key, d_value, d_out, in, cache, ws);
+    const int odd = fused && odd_masks(m, in);
+    size_t total = 0;
+    const size_t rows[11] = {L, L, S2, S2, L, S2, S2, L, L, S2, S2};
+    const size_t cols[11] = {m->hv, m->hq, m->hq, m->hv, dk, dk, dv, dv, dk, dk, dv};
+    float *buf[11];
+    st = fused ? fused_masks_need(&total, m, in) : ATTN_OK;
+    for (size_t i = 0; !st && i < 11; i++) st = attn_workspace_add(&total, "attention gradients", rows[i], cols[i]);
+    if (!st && odd) st = attn_workspace_add(&total, "attention mask", L, S2);
+    if (!st) st = attn_workspace_reserve(ws, total);
+    if (st) return st;
     fused_masks fm;
     memset(&fm, 0, sizeof fm);
-    if (!dconcat || !dqp || !dkp || !dvp || !qh || !kh || !vh || !doh || !dqh || !dkh || !dvh ||
-        (fused && odd_masks(m, in) && !mask))
-        st = attn_error(ATTN_E_NOMEM, "cannot allocate attention gradients");
-    if (!st && fused) st = fused_masks_make(&fm, m, in);
+    if (fused) fused_masks_make(&fm, m, in, ws);
+    for (size_t i = 0; i < 11; i++) buf[i] = attn_workspace_take(ws, rows[i], cols[i]);
+    float *dconcat = buf[0], *dqp = buf[1], *dkp = buf[2], *dvp = buf[3], *qh = buf[4], *kh = buf[5];
+    float *vh = buf[6], *doh = buf[7], *dqh = buf[8], *dkh = buf[9], *dvh = buf[10];
+    float *mask = odd ? attn_workspace_take(ws, L, S2) : NULL;
     float *gbin = mha_grad_part(m, m->o_bin);
     for (size_t n = 0; !st && n < N; n++) {
         const float *qp = cache->qp + n * L * m->hq, *kp = cache->kp + n * S2 * m->hq;
@@ -584,8 +640,5 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
                                       in->value + n * S * c->vdim, mha_part(m, m->o_wv), S, c->vdim,
                                       m->hv);
     }
-    free(dconcat), free(dqp), free(dkp), free(dvp), free(qh), free(kh), free(vh), free(doh);
-    free(dqh), free(dkh), free(dvh), free(mask);
-    fused_masks_free(&fm);
     return st;
 }

@@ -24,14 +24,13 @@ struct attn_mha {
     size_t n_table;
     /* offsets of each part in the flat arrays; SIZE_MAX when absent */
     size_t o_wq, o_wk, o_wv, o_bin, o_wo, o_bo, o_bk, o_bv;
-    float *scratch; /* the backward's gradient buffers, kept between calls */
-    size_t cap_scratch;
+    attn_workspace ws; /* scratch of calls whose inputs bring no workspace */
 };
 
 struct attn_mha_cache {
     size_t batch, tgt_len, kv_len, src_len;
-    float *qp, *kp, *vp, *probs, *concat, *lse;
-    size_t cap_qp, cap_kp, cap_vp, cap_probs, cap_concat, cap_lse;
+    float *qp, *kp, *vp, *probs, *concat, *lse; /* pieces of ws */
+    attn_workspace ws; /* one block, grown to the largest forward and kept */
     int fused; /* the forward ran the fused kernels: lse (N, H, L) instead of probs */
 };
 

@@ -115,7 +115,7 @@ void attn_mha_free(attn_mha *m)
 {
     if (!m) return;
     attn_arena_free(m->arena);
-    free(m->scratch);
+    attn_workspace_free(&m->ws);
     free(m);
 }
 
@@ -199,7 +199,7 @@ attn_status attn_mha_cache_create(attn_mha_cache **cache)
 void attn_mha_cache_free(attn_mha_cache *c)
 {
     if (!c) return;
-    free(c->qp), free(c->kp), free(c->vp), free(c->probs), free(c->concat), free(c->lse);
+    attn_workspace_free(&c->ws);
     free(c);
 }
 

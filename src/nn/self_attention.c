@@ -68,6 +68,27 @@ static attn_status key_labels(attn_trace *t, const attn_embeddings *x, const att
     return st;
 }
 
+attn_status attn_mha_trace_setup(attn_trace *trace, attn_mha *m, const attn_embeddings *x)
+{
+    if (!trace || !m || !x || !x->data || !x->n_tokens)
+        return attn_error(ATTN_E_INVALID, "attn_mha_trace_setup: NULL or empty argument");
+    const attn_mha_config *c = attn_mha_get_config(m);
+    const size_t t = x->n_tokens;
+    const char *const *tok = (const char *const *)x->tokens;
+    size_t shape[2] = {t, x->n_dims};
+    attn_status st = attn_trace_set_labels(trace, "token", t, tok);
+    if (!st) st = attn_trace_set_labels(trace, "query", t, tok);
+    if (!st) st = key_labels(trace, x, c);
+    if (!st) st = attn_trace_set_labels(trace, "dim", x->n_dims, (const char *const *)x->dims);
+    if (!st) st = attn_mha_record_params(m, trace);
+    if (!st) st = numbered_labels(trace, "head_dim", "d", c->head_dim, 0);
+    if (!st) st = numbered_labels(trace, "value_dim", "v", c->v_head_dim, 0);
+    if (!st) st = numbered_labels(trace, "concat_dim", "v", c->num_heads * c->v_head_dim, c->v_head_dim);
+    if (!st) st = numbered_labels(trace, "out_dim", "o", c->out_dim, 0);
+    if (!st) st = attn_trace_record(trace, NULL, "embeddings", x->data, 2, shape, "token", "dim");
+    return st;
+}
+
 attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddings *x,
                                     const attn_sdpa_params *params, attn_trace *trace)
 {
@@ -80,22 +101,8 @@ attn_status attn_mha_self_attention(float *out, attn_mha *m, const attn_embeddin
                           "%zu (kdim %zu, vdim %zu)",
                           x->n_dims, c->embed_dim, c->kdim, c->vdim);
     const size_t t = x->n_tokens;
-    attn_status st = ATTN_OK;
-    if (trace) {
-        const char *const *tok = (const char *const *)x->tokens;
-        size_t shape[2] = {t, x->n_dims};
-        st = attn_trace_set_labels(trace, "token", t, tok);
-        if (!st) st = attn_trace_set_labels(trace, "query", t, tok);
-        if (!st) st = key_labels(trace, x, c);
-        if (!st) st = attn_trace_set_labels(trace, "dim", x->n_dims, (const char *const *)x->dims);
-        if (!st) st = attn_mha_record_params(m, trace);
-        if (!st) st = numbered_labels(trace, "head_dim", "d", c->head_dim, 0);
-        if (!st) st = numbered_labels(trace, "value_dim", "v", c->v_head_dim, 0);
-        if (!st) st = numbered_labels(trace, "concat_dim", "v", c->num_heads * c->v_head_dim, c->v_head_dim);
-        if (!st) st = numbered_labels(trace, "out_dim", "o", c->out_dim, 0);
-        if (!st) st = attn_trace_record(trace, NULL, "embeddings", x->data, 2, shape, "token", "dim");
-        if (st) return st;
-    }
+    attn_status st = trace ? attn_mha_trace_setup(trace, m, x) : ATTN_OK;
+    if (st) return st;
     float *o = out;
     if (!o && !(o = malloc(t * c->out_dim * sizeof(float))))
         return attn_error(ATTN_E_NOMEM, "cannot allocate %zu x %zu outputs", t, c->out_dim);

@@ -29,6 +29,7 @@ attn_gpt *attn_trainer_model(attn_trainer *t) { return t ? t->g : NULL; }
 void attn_trainer_free(attn_trainer *t)
 {
     if (!t) return;
+    if (t->has_dist && t->dist.release) t->dist.release(t->dist.user);
     attn_adamw_free(t->opt);
     attn_gpt_free(t->g);
     attn_tokenizer_free(t->tok);
@@ -53,6 +54,12 @@ static void dist_rows(const attn_trainer *t, size_t b, size_t *lo, size_t *hi)
 {
     const size_t K = t->has_dist ? (size_t)t->dist.ranks : 1, r = t->has_dist ? (size_t)t->dist.rank : 0;
     *lo = b * r / K, *hi = b * (r + 1) / K;
+}
+
+static attn_status grads_ready(void *user, size_t first, size_t n)
+{
+    attn_trainer *t = user;
+    return t->dist.grads_ready(t->dist.user, attn_gpt_params(t->g) + first, n);
 }
 
 static attn_status dist_sum(attn_trainer *t, double *v, size_t n)
@@ -263,7 +270,12 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
             double l = 0.0;
             st = attn_sample_batch(t->x, t->y, t->tokens, t->n_train, B, T, &t->info.rng);
             if (!st) st = attn_gpt_forward(t->g, t->x + lo * T, t->y + lo * T, hi - lo, T, &l, NULL);
+            /* the last micro-batch's backward hands each layer's final
+             * gradients to the sum as it leaves the layer */
+            const int hook = t->has_dist && t->dist.grads_ready && a + 1 == c->accum;
+            if (hook) attn_gpt_set_backward_hook(t->g, grads_ready, t);
             if (!st) st = attn_gpt_backward(t->g, 1.0f / (float)(c->accum * K));
+            if (hook) attn_gpt_set_backward_hook(t->g, NULL, NULL);
             loss += l / (double)(c->accum * K);
         }
         if (!st && t->has_dist) st = t->dist.sum_grads(t->dist.user, params, n_params);

@@ -24,6 +24,13 @@ uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site)
     return mix64(mix64(mix64(seed ^ 0x9E3779B97F4A7C15ull) + step) + site * 0xD1B54A32D192ED03ull);
 }
 
+/* KEEP_BODY hashes key + i·G: element first + i of key is element i of
+ * key + first·G (mod 2^64). */
+uint64_t attn_dropout_key_at(uint64_t key, size_t first)
+{
+    return key + (uint64_t)first * 0x9E3779B97F4A7C15ull;
+}
+
 /* Elements whose 32-bit hash is below this are dropped (probability p). */
 static uint32_t threshold(float p) { return (uint32_t)floor((double)p * 4294967296.0); }
 

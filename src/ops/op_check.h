@@ -4,14 +4,13 @@
 
 #include <stdint.h>
 #include "attn/status.h"
+#include "attn/tensor.h"
 
-/* a * b without overflow of size_t nor of its byte count as floats. */
+/* a * b without overflow of size_t nor of its byte count as floats: the
+ * core's one checked product (attn/tensor.h). */
 static inline attn_status attn_mul_sizes(const char *op, size_t a, size_t b, size_t *out)
 {
-    if (a && b > SIZE_MAX / sizeof(float) / a)
-        return attn_error(ATTN_E_NOMEM, "%s: %zu x %zu elements overflow size_t", op, a, b);
-    *out = a * b;
-    return ATTN_OK;
+    return attn_size_mul(op, a, b, out);
 }
 
 /* Every size > 0 and every product of two of them representable. */

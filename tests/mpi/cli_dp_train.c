@@ -5,14 +5,7 @@
  * sums differs), the same bits twice with a fixed K, a resume with another
  * K, and one-line errors for a batch that does not divide and for ranks
  * that disagree on the data. */
-#include "test_support.h"
-
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "attn/safetensors.h"
+#include "dp_support.h"
 
 #define RUN "--layers 2 --heads 2 --width 16 --context 16 --batch 4 --iters 8 --eval-every 4 " \
             "--eval-iters 2 --warmup 2 --lr 3e-3"
@@ -25,8 +18,6 @@
 #define WEIGHT_TOL 1e-6
 
 static const char *data_path;
-
-static const char *mpiexec(void) { return ATTN_MPIEXEC; }
 
 static int setup(void **state)
 {
@@ -52,58 +43,14 @@ static run_result train(int K, const char *dir, const char *extra)
                    attn_bin(), data_path, test_tmpdir(), dir, test_tmpdir(), dir, extra ? extra : "");
 }
 
-/* Every "train_loss" and "val_loss" number of a JSON log, in order. */
-static size_t log_losses(const char *dir, double *v, size_t cap)
-{
-    run_result r = run_cmd("grep -o '\"\\(train\\|val\\)_loss\": [-0-9.e+]*' '%s/%s.log' | sed 's/.*: //'",
-                           test_tmpdir(), dir);
-    assert_int_equal(r.status, 0);
-    size_t n = 0;
-    for (char *p = r.out; *p && n < cap; n++) {
-        char *end;
-        v[n] = strtod(p, &end);
-        if (end == p) break;
-        p = end + (*end == '\n');
-    }
-    run_result_free(&r);
-    return n;
-}
-
-/* Largest |a - b| over every tensor of the two checkpoints' models. */
-static double weight_diff(const char *a, const char *b)
-{
-    char pa[1024], pb[1024];
-    snprintf(pa, sizeof pa, "%s/%s/model.safetensors", test_tmpdir(), a);
-    snprintf(pb, sizeof pb, "%s/%s/model.safetensors", test_tmpdir(), b);
-    attn_safetensors *sa = NULL, *sb = NULL;
-    assert_int_equal(attn_safetensors_open(&sa, pa), ATTN_OK);
-    assert_int_equal(attn_safetensors_open(&sb, pb), ATTN_OK);
-    double worst = 0.0;
-    for (size_t i = 0; i < attn_safetensors_count(sa); i++) {
-        attn_st_info info;
-        assert_int_equal(attn_safetensors_info_at(sa, i, &info), ATTN_OK);
-        attn_tensor x = fixture_tensor(sa, pa, info.name), y = fixture_tensor(sb, pb, info.name);
-        assert_int_equal(x.numel, y.numel);
-        double d = max_abs_diff_f32(x.data, y.data, x.numel);
-        worst = d > worst ? d : worst;
-        attn_tensor_free(&x), attn_tensor_free(&y);
-    }
-    attn_safetensors_close(sa), attn_safetensors_close(sb);
-    return worst;
-}
-
-static void expect_ok(run_result *r)
-{
-    if (r->status != 0) fail_msg("exit %d: %s", r->status, r->err);
-    run_result_free(r);
-}
+static double weight_diff(const char *a, const char *b) { return weight_diff_of(a, b, "model.safetensors"); }
 
 static void test_ranks_match_one_process(void **state)
 {
     (void)state;
     run_result r = train(0, "one", NULL);
     expect_ok(&r);
-    double ref[64], got[64];
+    double ref[64];
     const size_t n = log_losses("one", ref, 64);
     assert_int_equal(n, 8 + 2); /* 8 steps, 2 evaluations */
     static const int ranks[] = {1, 2, 4};
@@ -111,14 +58,9 @@ static void test_ranks_match_one_process(void **state)
         char dir[32];
         snprintf(dir, sizeof dir, "np%d", ranks[k]);
         r = train(ranks[k], dir, NULL);
-        if (ranks[k] == 2) {
-            assert_non_null(strstr(r.out, "data parallel: 2 ranks"));
-            assert_int_equal(count_lines(r.out), count_lines(strstr(r.out, "attn train:")));
-        }
+        if (ranks[k] == 2) expect_rank0_alone(&r, "attn train:");
         expect_ok(&r);
-        assert_int_equal(log_losses(dir, got, 64), n);
-        double worst = 0.0;
-        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
+        const double worst = loss_diff(dir, ref, n);
         const double w = weight_diff(dir, "one");
         printf("K=%d: largest loss difference %.3g, weight difference %.3g\n", ranks[k], worst, w);
         assert_true(worst <= LOSS_TOL);
