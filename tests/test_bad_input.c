@@ -126,6 +126,8 @@ static const bad_case cases[] = {
     {"mha --weights @/w.safetensors --query @/q.safetensors --key @/q3.safetensors --value @/q3.safetensors --out @/o.safetensors", 2, "expected key to be 2-D too", "@/o.safetensors", 0},
     {"mha --weights @/w.safetensors --query @/q1.safetensors --key @/q1.safetensors --value @/q2b.safetensors --out @/o.safetensors", 2, "must share N = 1 and S", "@/o.safetensors", 0},
     {"mha --weights @/w.safetensors --query @/st_64g.safetensors --out @/o.safetensors", 2, "found 1024", "@/o.safetensors", 0},
+    /* 8192 tokens: attention weights of 512 MB under 120 MB (OpenBLAS's pool once spun here after the message) */
+    {"mha --weights @/w.safetensors --query @/q8k.safetensors --out @/o.safetensors", 1, "cannot allocate", "@/o.safetensors", 120000},
     /* train: the text and its options */
     {"train --out @/ck", 2, "missing --data", "@/ck", 0},
     {"train --data @/missing.txt --out @/ck", 2, "missing.txt: cannot open", NULL, 0},
@@ -171,6 +173,11 @@ static const bad_case cases[] = {
     {"explain --model @/gpt", 2, "--model needs --text TEXT", NULL, 0},
     {"classify --model @/missing-ck --text a", 2, "missing-ck", NULL, 0},
     {"classify --model @/gpt --text a", 2, "not a classifier checkpoint", NULL, 0},
+    {"classify --model @/cls --text cat --html @/cls/best.safetensors", 2, "the output is the same file as the input", NULL, 0},
+    {"classify --model @/cls --text cat --xlsx @/cls/config.json", 2, "the output is the same file as the input", NULL, 0},
+    {"classify --model @/cls --text cat --html @/cls/.steps/current/vocab.json", 2, "the output is the same file as the input", NULL, 0},
+    {"classify --model @/cls --text cat --svg @/cls/model.safetensors", 2, "exists and is not a directory", NULL, 0},
+    {"classify --model @/cls --text cat --html @/nodir/c.html", 2, "does not exist", "@/nodir", 0},
     /* data wordnet */
     {"data", 2, "missing the data set name", NULL, 0},
     {"data imagenet --out @/wn", 2, "unknown data set 'imagenet'", "@/wn", 0},
@@ -318,6 +325,7 @@ static void setup_safetensors(void)
     fclose(f);
     /* A 64 GiB tensor: a sparse file, refused from its header (E = 1024). */
     write_sparse_safetensors(at("st_64g.safetensors"), "F32", "[1,16777216,1024]", (size_t)1 << 36);
+    write_sparse_safetensors(at("q8k.safetensors"), "F32", "[8192,4]", (size_t)8192 * 4 * 4);
 }
 
 static void setup_models(void)
@@ -341,6 +349,11 @@ static void setup_models(void)
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' train --data '%s' --out '%s' --iters 1 --layers 1 --heads 1 "
              "--width 8 --context 8 --batch 2 --eval-iters 1", attn_bin(), at("text.txt"), at("gpt"));
+    run_ok(cmd);
+    /* A tiny trained classifier (its files are the inputs of classify). */
+    snprintf(cmd, sizeof cmd, "'%s' train --task classify --data '%s' --out '%s' --iters 2 --layers 1 "
+             "--heads 1 --width 8 --context 6 --batch 8 --min-count 1 --no-baselines",
+             attn_bin(), write_tiny_labelled(), at("cls"));
     run_ok(cmd);
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && cp -r '%s' '%s' && echo '[1' > '%s/config.json' && "
              "sed -i --follow-symlinks 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
@@ -429,7 +442,9 @@ static void test_catalogue(void **state)
         expand(msg, sizeof msg, c->msg);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        run_result r = c->limit_kb ? run_cmd("ulimit -v %ld; exec '%s' %s", c->limit_kb, attn_bin(), args)
+        /* under a memory limit, a hang is a failure too (status 137) */
+        run_result r = c->limit_kb ? run_cmd("ulimit -v %ld; exec timeout -s KILL 120 '%s' %s", c->limit_kb,
+                                             attn_bin(), args)
                                    : run_cmd("'%s' %s", attn_bin(), args);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

@@ -15,15 +15,22 @@
  *     under a memory limit smaller than the conversion, a wrong query is
  *     still refused for what it is (skipped under AddressSanitizer, which
  *     cannot run under a small address-space limit).
+ *   - `explain --json` writes its document as it goes: the peak memory of
+ *     400 tokens stays far below what the whole document as a tree took.
  */
+#define _DEFAULT_SOURCE /* wait4 */
 #include "test_support.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "attn/attn.h"
 #include "attn/mha.h"
@@ -284,12 +291,69 @@ static void test_mha_header_first(void **state)
     unlink(q);
 }
 
+/* ---- --json is written as it goes (defect 6) ------------------------------------ */
+
+/* Runs attn with args (no shell), stdout to out; its exit status, and its
+ * peak resident memory in KiB from wait4. */
+static int run_measured(const char *const *args, const char *out, long *max_rss_kb)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = fopen(out, "wb");
+        if (!f || dup2(fileno(f), 1) < 0) _exit(126);
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    int status = 0;
+    struct rusage ru;
+    assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+    *max_rss_kb = ru.ru_maxrss;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_json_streams(void **state)
+{
+    (void)state;
+    if (ATTN_TEST_UNDER_ASAN) skip(); /* its shadow memory is in the figure */
+    /* 400 tokens: scores, scaled scores and attention of 400 x 400. As one
+     * cJSON tree before the first byte the document took about 55 MB of
+     * memory; written as it goes, the trace's 2 MB and the program. */
+    enum { T = 400 };
+    const char *csv = tmp("t400.csv");
+    FILE *f = fopen(csv, "wb");
+    assert_non_null(f);
+    fputs("token,a,b,c,d\n", f);
+    for (int i = 0; i < T; i++)
+        fprintf(f, "t%d,%g,%g,%g,%g\n", i, sin(i), cos(i), sin(0.3 * i), cos(0.7 * i));
+    fclose(f);
+    const char *out = tmp("t400.json");
+    const char *args[] = {attn_bin(), "explain", "--embeddings", csv, "--json", NULL};
+    long rss = 0;
+    assert_int_equal(run_measured(args, out, &rss), 0);
+    print_message("explain --json of %d tokens: peak RSS %ld KiB\n", T, rss);
+    if (rss > 36 * 1024) fail_msg("explain --json of %d tokens took %ld KiB: not streamed?", T, rss);
+    /* and the document is whole */
+    size_t n = 0;
+    char *doc = NULL;
+    assert_int_equal(attn_read_file(out, (size_t)1 << 30, 0, &doc, &n), ATTN_OK);
+    cJSON *root = cJSON_ParseWithLength(doc, n);
+    free(doc);
+    assert_non_null(root);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "tokens")), T);
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(root, "attention");
+    assert_int_equal(cJSON_GetArraySize(att), T);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(att, T - 1)), T);
+    cJSON_Delete(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wordnet_bounded_lines), cmocka_unit_test(test_csv_limits),
         cmocka_unit_test(test_csv_utf8_and_controls), cmocka_unit_test(test_overflow_and_nan),
         cmocka_unit_test(test_config_too_large),      cmocka_unit_test(test_mha_header_first),
+        cmocka_unit_test(test_json_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

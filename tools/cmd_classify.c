@@ -191,6 +191,25 @@ static attn_status classify_one(const job *j, const char *text, int show_text)
     return st;
 }
 
+/* The model's files are inputs: a file export onto one of them (through a
+ * link, too) is refused before any work. */
+static attn_status check_not_model(const cli_export_opts *exp, const char *dir)
+{
+    static const char *const names[] = {"config.json", "vocab.json", "model.safetensors",
+                                        "best.safetensors", "optim.safetensors"};
+    enum { N = sizeof names / sizeof *names };
+    char *paths[N] = {0};
+    attn_status st = ATTN_OK;
+    for (size_t i = 0; !st && i < N; i++) {
+        size_t n = strlen(dir) + strlen(names[i]) + 2;
+        if (!(paths[i] = malloc(n))) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        else snprintf(paths[i], n, "%s/%s", dir, names[i]);
+    }
+    if (!st) st = cli_export_check_inputs(exp, (const char *const *)paths, N);
+    for (size_t i = 0; i < N; i++) free(paths[i]);
+    return st;
+}
+
 int cmd_classify(int argc, char **argv)
 {
     enum { O_MODEL = 8000, O_TEXT, O_TOP, O_EXPLAIN, O_COLOR, O_PRECISION, O_JSON };
@@ -240,6 +259,7 @@ int cmd_classify(int argc, char **argv)
     if (cli_export_any(&exp) && !text)
         return cli_usage_error("classify", usage, "--html, --svg, --csv and --xlsx need --text");
     attn_status st = cli_export_check(&exp);
+    if (!st) st = check_not_model(&exp, dir);
     if (st) return cli_fail("classify", st);
     attn_cls_info info;
     attn_tokenizer *tok = NULL;

@@ -1,4 +1,12 @@
-/* json.c - walkthrough traces as JSON documents (cJSON). */
+/* json.c - walkthrough traces as JSON documents, written as they go.
+ *
+ * The document is streamed to the file: memory stays that of the trace, not
+ * of a tree of every number (4,096 tokens: 5 matrices of 4096² per trace,
+ * about 4.6 GB as a cJSON tree). The layout is cJSON_Print's, byte for byte
+ * (an object's members on their own lines, indented by tabs; arrays on one
+ * line, ", " between elements), and cJSON prints each number and string, so
+ * the output is what the tree gave. Everything is checked before the first
+ * byte; a failed write is reported at the end. */
 #include "attn/explain.h"
 
 #include <cjson/cJSON.h>
@@ -6,46 +14,126 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_DEPTH 8
+
+typedef struct jw {
+    FILE *f;
+    cJSON *num;               /* one number node, reused for every number */
+    int depth;                /* open objects and arrays */
+    int items[MAX_DEPTH + 1]; /* members or elements so far, per level */
+    int nomem;                /* a string could not be printed */
+} jw;
+
+static void tabs(jw *w, int n)
+{
+    for (int i = 0; i < n; i++) putc('\t', w->f);
+}
+
+/* A string, escaped by cJSON. */
+static void quoted(jw *w, const char *s)
+{
+    cJSON item = {0};
+    item.type = cJSON_String | cJSON_IsReference, item.valuestring = (char *)(s ? s : "");
+    char *p = cJSON_PrintUnformatted(&item);
+    if (p) fputs(p, w->f);
+    else w->nomem = 1;
+    free(p);
+}
+
+/* Before a member of an object (key: its name) or an element of an array
+ * (key NULL). */
+static void next_item(jw *w, const char *key)
+{
+    int *n = &w->items[w->depth];
+    if (key) {
+        fputs(*n ? ",\n" : "", w->f);
+        tabs(w, w->depth);
+        quoted(w, key);
+        fputs(":\t", w->f);
+    } else if (*n) {
+        fputs(", ", w->f);
+    }
+    (*n)++;
+}
+
+static void open_object(jw *w, const char *key)
+{
+    next_item(w, key);
+    fputs("{\n", w->f);
+    w->items[++w->depth] = 0;
+}
+
+static void open_array(jw *w, const char *key)
+{
+    next_item(w, key);
+    putc('[', w->f);
+    w->items[++w->depth] = 0;
+}
+
+static void close_object(jw *w)
+{
+    if (w->items[w->depth]) putc('\n', w->f);
+    tabs(w, w->depth - 1);
+    putc('}', w->f);
+    w->depth--;
+}
+
+static void close_array(jw *w)
+{
+    putc(']', w->f);
+    w->depth--;
+}
+
+static void string(jw *w, const char *key, const char *s)
+{
+    next_item(w, key);
+    quoted(w, s);
+}
+
 /* A float as the shortest decimal that reads back as the same float, so the
  * JSON shows 0.25 and 0.333333343, not 0.33333334326744080. Non-finite values
  * (which JSON lacks) become null. */
-static cJSON *number(float v)
+static void number(jw *w, float v)
 {
-    if (!isfinite(v)) return cJSON_CreateNull();
+    next_item(w, NULL);
+    if (!isfinite(v)) {
+        fputs("null", w->f);
+        return;
+    }
     char buf[32];
     for (int digits = 6; digits <= 9; digits++) {
         snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
         if ((float)strtod(buf, NULL) == v) break;
     }
-    return cJSON_CreateNumber(strtod(buf, NULL));
+    cJSON_SetNumberValue(w->num, strtod(buf, NULL));
+    if (cJSON_PrintPreallocated(w->num, buf, (int)sizeof buf, 0)) fputs(buf, w->f);
+    else w->nomem = 1;
 }
 
-static cJSON *matrix(const attn_tensor *t)
+/* A matrix (rows, cols) as an array of rows; anything else as []. */
+static void matrix(jw *w, const char *key, const attn_tensor *t)
 {
-    cJSON *rows = cJSON_CreateArray();
-    if (!rows || !t || t->ndim != 2) return rows;
-    for (size_t i = 0; i < t->shape[0]; i++) {
-        cJSON *row = cJSON_CreateArray();
-        if (!row) break;
-        cJSON_AddItemToArray(rows, row);
-        for (size_t j = 0; j < t->shape[1]; j++)
-            cJSON_AddItemToArray(row, number(t->data[i * t->shape[1] + j]));
+    open_array(w, key);
+    for (size_t i = 0; t && t->ndim == 2 && i < t->shape[0]; i++) {
+        open_array(w, NULL);
+        for (size_t j = 0; j < t->shape[1]; j++) number(w, t->data[i * t->shape[1] + j]);
+        close_array(w);
     }
-    return rows;
+    close_array(w);
 }
 
-static cJSON *vector(const float *v, size_t n)
+static void vector(jw *w, const char *key, const float *v, size_t n)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, number(v[i]));
-    return a;
+    open_array(w, key);
+    for (size_t i = 0; i < n; i++) number(w, v[i]);
+    close_array(w);
 }
 
-static cJSON *strings(const char *const *s, size_t n)
+static void strings(jw *w, const char *key, const char *const *s, size_t n)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(s[i]));
-    return a;
+    open_array(w, key);
+    for (size_t i = 0; i < n; i++) string(w, NULL, s[i]);
+    close_array(w);
 }
 
 static const char *const step_keys[] = {"embeddings", "scores", "scaled", "attention", "output"};
@@ -60,34 +148,43 @@ static attn_status check_trace(const attn_trace *t)
     return ATTN_OK;
 }
 
-/* Adds text, tokens and every step of one trace to `obj`. */
-static void add_walkthrough(cJSON *obj, const attn_trace *t, const char *text)
+/* Text, tokens and every step of one trace, as members of the open object. */
+static void walkthrough(jw *w, const attn_trace *t, const char *text)
 {
     size_t n = 0;
     const char *const *tokens = attn_trace_labels(t, "token", &n);
-    cJSON_AddItemToObject(obj, "text", cJSON_CreateString(text ? text : ""));
-    cJSON_AddItemToObject(obj, "tokens", strings(tokens, n));
+    string(w, "text", text ? text : "");
+    strings(w, "tokens", tokens, n);
     for (size_t i = 0; i < sizeof step_keys / sizeof *step_keys; i++)
-        cJSON_AddItemToObject(obj, step_keys[i], matrix(attn_trace_get(t, step_keys[i])));
+        matrix(w, step_keys[i], attn_trace_get(t, step_keys[i]));
 }
 
-static cJSON *dims_of(const attn_trace *t)
+static void dims(jw *w, const attn_trace *t)
 {
     size_t n = 0;
-    const char *const *dims = attn_trace_labels(t, "dim", &n);
-    return strings(dims, n);
+    const char *const *d = attn_trace_labels(t, "dim", &n);
+    strings(w, "dims", d, n);
 }
 
-/* Prints and frees `root`. cJSON reports allocation failure as NULL
- * anywhere in the tree; the print then fails as a whole, caught here. */
-static attn_status emit(FILE *f, cJSON *root)
+/* Starts the document: its root object open. */
+static attn_status begin(jw *w, FILE *f)
 {
-    char *s = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!s) return attn_error(ATTN_E_NOMEM, "cannot build the JSON document");
-    int bad = fputs(s, f) < 0 || fputc('\n', f) == EOF;
-    free(s);
-    return bad ? attn_error(ATTN_E_IO, "cannot write the JSON document") : ATTN_OK;
+    memset(w, 0, sizeof *w);
+    w->f = f;
+    if (!(w->num = cJSON_CreateNumber(0))) return attn_error(ATTN_E_NOMEM, "cannot build the JSON document");
+    fputs("{\n", f);
+    w->depth = 1;
+    return ATTN_OK;
+}
+
+/* Closes the root object and the line; reports what went wrong on the way. */
+static attn_status end(jw *w)
+{
+    close_object(w);
+    putc('\n', w->f);
+    cJSON_Delete(w->num);
+    if (w->nomem) return attn_error(ATTN_E_NOMEM, "cannot print the JSON document");
+    return ferror(w->f) ? attn_error(ATTN_E_IO, "cannot write the JSON document") : ATTN_OK;
 }
 
 attn_status attn_json_walkthroughs(FILE *f, const attn_trace *const *traces,
@@ -98,18 +195,42 @@ attn_status attn_json_walkthroughs(FILE *f, const attn_trace *const *traces,
         attn_status st = check_trace(traces[i]);
         if (st) return st;
     }
-    cJSON *root = cJSON_CreateObject();
-    if (root) {
-        cJSON_AddItemToObject(root, "dims", dims_of(traces[0]));
-        cJSON *list = cJSON_AddArrayToObject(root, "sentences");
-        for (size_t i = 0; list && i < n; i++) {
-            cJSON *s = cJSON_CreateObject();
-            if (!s) break;
-            cJSON_AddItemToArray(list, s);
-            add_walkthrough(s, traces[i], texts ? texts[i] : NULL);
-        }
+    jw w;
+    attn_status st = begin(&w, f);
+    if (st) return st;
+    dims(&w, traces[0]);
+    open_array(&w, "sentences");
+    for (size_t i = 0; i < n; i++) {
+        open_object(&w, NULL);
+        walkthrough(&w, traces[i], texts ? texts[i] : NULL);
+        close_object(&w);
     }
-    return emit(f, root);
+    close_array(&w);
+    return end(&w);
+}
+
+/* Tokens present in both, in the first input's order, each once. */
+static void shared_tokens(jw *w, const attn_trace *a, const attn_trace *b)
+{
+    size_t na = 0, nb = 0;
+    const char *const *ta = attn_trace_labels(a, "token", &na);
+    const char *const *tb = attn_trace_labels(b, "token", &nb);
+    const attn_tensor *oa = attn_trace_get(a, "output");
+    const attn_tensor *ob = attn_trace_get(b, "output");
+    open_array(w, "shared_tokens");
+    for (size_t i = 0; i < na; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++) seen = strcmp(ta[k], ta[i]) == 0;
+        size_t j = 0;
+        while (j < nb && strcmp(tb[j], ta[i]) != 0) j++;
+        if (seen || j == nb) continue;
+        open_object(w, NULL);
+        string(w, "token", ta[i]);
+        vector(w, "output", oa->data + i * oa->shape[1], oa->shape[1]);
+        vector(w, "compare_output", ob->data + j * ob->shape[1], ob->shape[1]);
+        close_object(w);
+    }
+    close_array(w);
 }
 
 attn_status attn_json_walkthrough(FILE *f, const attn_trace *trace, const char *text,
@@ -118,38 +239,18 @@ attn_status attn_json_walkthrough(FILE *f, const attn_trace *trace, const char *
     if (!f || !trace) return attn_error(ATTN_E_INVALID, "attn_json_walkthrough: no trace");
     attn_status st = check_trace(trace);
     if (!st && compare) st = check_trace(compare);
+    jw w;
+    if (!st) st = begin(&w, f);
     if (st) return st;
-    cJSON *root = cJSON_CreateObject();
-    if (!root) return emit(f, root);
-    cJSON_AddItemToObject(root, "dims", dims_of(trace));
-    add_walkthrough(root, trace, text);
+    dims(&w, trace);
+    walkthrough(&w, trace, text);
     if (compare) {
-        cJSON *c = cJSON_CreateObject();
-        cJSON_AddItemToObject(root, "compare", c);
-        if (c) add_walkthrough(c, compare, compare_text);
-        /* Tokens present in both, in the first input's order, each once. */
-        cJSON *shared = cJSON_AddArrayToObject(root, "shared_tokens");
-        size_t na = 0, nb = 0;
-        const char *const *ta = attn_trace_labels(trace, "token", &na);
-        const char *const *tb = attn_trace_labels(compare, "token", &nb);
-        const attn_tensor *oa = attn_trace_get(trace, "output");
-        const attn_tensor *ob = attn_trace_get(compare, "output");
-        for (size_t i = 0; shared && i < na; i++) {
-            int seen = 0;
-            for (size_t k = 0; k < i && !seen; k++) seen = strcmp(ta[k], ta[i]) == 0;
-            size_t j = 0;
-            while (j < nb && strcmp(tb[j], ta[i]) != 0) j++;
-            if (seen || j == nb) continue;
-            cJSON *item = cJSON_CreateObject();
-            if (!item) break;
-            cJSON_AddItemToArray(shared, item);
-            cJSON_AddItemToObject(item, "token", cJSON_CreateString(ta[i]));
-            cJSON_AddItemToObject(item, "output", vector(oa->data + i * oa->shape[1], oa->shape[1]));
-            cJSON_AddItemToObject(item, "compare_output",
-                                  vector(ob->data + j * ob->shape[1], ob->shape[1]));
-        }
+        open_object(&w, "compare");
+        walkthrough(&w, compare, compare_text);
+        close_object(&w);
+        shared_tokens(&w, trace, compare);
     }
-    return emit(f, root);
+    return end(&w);
 }
 
 attn_status attn_json_mha_walkthrough(FILE *f, const attn_trace *trace, const char *text,
@@ -169,26 +270,26 @@ attn_status attn_json_mha_walkthrough(FILE *f, const attn_trace *trace, const ch
             if (!attn_trace_get(trace, name))
                 return attn_error(ATTN_E_NOTFOUND, "trace has no '%s' entry", name);
         }
-    cJSON *root = cJSON_CreateObject();
-    if (root) {
-        size_t n = 0;
-        const char *const *tokens = attn_trace_labels(trace, "token", &n);
-        cJSON_AddItemToObject(root, "dims", dims_of(trace));
-        cJSON_AddItemToObject(root, "text", cJSON_CreateString(text ? text : ""));
-        cJSON_AddItemToObject(root, "tokens", strings(tokens, n));
-        cJSON_AddItemToObject(root, "embeddings", matrix(attn_trace_get(trace, "embeddings")));
-        cJSON *heads = cJSON_AddArrayToObject(root, "heads");
-        for (size_t h = 0; heads && h < num_heads; h++) {
-            cJSON *o = cJSON_CreateObject();
-            if (!o) break;
-            cJSON_AddItemToArray(heads, o);
-            for (size_t i = 0; i < sizeof head_keys / sizeof *head_keys; i++) {
-                snprintf(name, sizeof name, "head%zu.%s", h, head_keys[i]);
-                cJSON_AddItemToObject(o, head_keys[i], matrix(attn_trace_get(trace, name)));
-            }
+    jw w;
+    attn_status st = begin(&w, f);
+    if (st) return st;
+    size_t n = 0;
+    const char *const *tokens = attn_trace_labels(trace, "token", &n);
+    dims(&w, trace);
+    string(&w, "text", text ? text : "");
+    strings(&w, "tokens", tokens, n);
+    matrix(&w, "embeddings", attn_trace_get(trace, "embeddings"));
+    open_array(&w, "heads");
+    for (size_t h = 0; h < num_heads; h++) {
+        open_object(&w, NULL);
+        for (size_t i = 0; i < sizeof head_keys / sizeof *head_keys; i++) {
+            snprintf(name, sizeof name, "head%zu.%s", h, head_keys[i]);
+            matrix(&w, head_keys[i], attn_trace_get(trace, name));
         }
-        cJSON_AddItemToObject(root, "concat", matrix(attn_trace_get(trace, "concat")));
-        cJSON_AddItemToObject(root, "output", matrix(attn_trace_get(trace, "output")));
+        close_object(&w);
     }
-    return emit(f, root);
+    close_array(&w);
+    matrix(&w, "concat", attn_trace_get(trace, "concat"));
+    matrix(&w, "output", attn_trace_get(trace, "output"));
+    return end(&w);
 }
