@@ -76,9 +76,10 @@ attn_status attn_bench_matmul(attn_bench_gemm *b);
 double attn_bench_now(void);
 double attn_bench_median(double *t, int n);
 
-/* Read bandwidth of memory in GB/s (1e9 bytes): the median over `runs` of a
- * streaming read of a fresh `bytes` buffer (size it well beyond the caches)
- * split among attn_threads() threads, after one warm-up read. */
+/* Read bandwidth of memory in GB/s (1e9 bytes): the fastest of `runs`
+ * streaming reads of a fresh `bytes` buffer (size it well beyond the caches)
+ * split among attn_threads() threads, after one warm-up read (the fastest,
+ * as STREAM reports: on a shared machine slower runs measure the neighbours). */
 attn_status attn_bench_read_bandwidth(size_t bytes, int runs, double *gb_s);
 
 /* Generation speed of a GPT (attn/gpt.h) with the KV cache: the prefill of a
