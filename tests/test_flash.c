@@ -513,6 +513,32 @@ static void test_workspace_bound(void **state)
     attn_set_threads(saved);
 }
 
+/* Attention over all keys equals the merge of attention over two disjoint
+ * key ranges (what ring attention does between ranks): one head, L = 5
+ * queries, keys [0, 3) and [3, 7); the running result starts empty (lse
+ * -inf) so the first merge copies. */
+static void test_merge_partials(void **state)
+{
+    (void)state;
+    enum { L = 5, S = 7, S1 = 3, D = 4 };
+    float q[L * D], k[S * D], v[S * D];
+    for (size_t i = 0; i < L * D; i++) q[i] = sinf(0.7f * (float)i + 0.3f);
+    for (size_t i = 0; i < S * D; i++) k[i] = cosf(1.3f * (float)i), v[i] = sinf(0.9f * (float)i - 1.f);
+    attn_sdpa_params p = attn_sdpa_defaults();
+    float full[L * D], lse_full[L], part[L * D], lse_part[L], out[L * D], lse[L];
+    assert_int_equal(attn_sdpa_flash_forward(full, lse_full, q, k, v, L, S, D, D, &p), ATTN_OK);
+    for (size_t i = 0; i < L; i++) lse[i] = -INFINITY;
+    memset(out, 0, sizeof out);
+    assert_int_equal(attn_sdpa_flash_forward(part, lse_part, q, k, v, L, S1, D, D, &p), ATTN_OK);
+    attn_attention_merge(out, lse, part, lse_part, 1, L, 0, L, D);
+    assert_memory_equal(out, part, sizeof part);
+    assert_int_equal(attn_sdpa_flash_forward(part, lse_part, q, k + S1 * D, v + S1 * D, L, S - S1,
+                                             D, D, &p), ATTN_OK);
+    attn_attention_merge(out, lse, part, lse_part, 1, L, 0, L, D);
+    for (size_t i = 0; i < L * D; i++) assert_float_equal(out[i], full[i], 1e-6);
+    for (size_t i = 0; i < L; i++) assert_float_equal(lse[i], lse_full[i], 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,7 +548,7 @@ int main(void)
         cmocka_unit_test(test_large_values), cmocka_unit_test(test_long),
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
-        cmocka_unit_test(test_workspace_bound),
+        cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_merge_partials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

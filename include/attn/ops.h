@@ -247,6 +247,13 @@ attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v
                                      size_t l, size_t s, size_t d_k, size_t d_v,
                                      const attn_sdpa_params *params);
 
+/* Merges a partial attention result over other keys into a running one:
+ * out_p (bh, ql, d_v) and lse_p (bh, ql), contiguous, into rows
+ * [row0, row0 + ql) of out (bh, n, d_v) and lse (bh, n). A row whose lse is
+ * -inf (no key seen yet) takes the partial as it is. */
+void attn_attention_merge(float *out, float *lse, const float *out_p, const float *lse_p,
+                          size_t bh, size_t n, size_t row0, size_t ql, size_t dv);
+
 /* ---- GEMM kernels (for benchmarks and tests) ------------------------------
  * c (M, N) = a (M, K) · b, b (K, N) when !trans_b else (N, K), through the
  * built-in blocked SIMD kernel or (when available) CBLAS. attn_matmul_forward

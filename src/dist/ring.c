@@ -189,32 +189,6 @@ static int pair_at(const ring *g, const piece *src, int qi, int ki, attn_flash_d
     return 1;
 }
 
-/* Merges a partial (out_p (bh, ql, d_v) contiguous, lse_p (bh, ql)) into
- * rows [row0, row0 + ql) of the running out, lse (bh, n, ·). */
-static void merge(float *out, float *lse, const float *out_p, const float *lse_p, size_t bh,
-                  size_t n, size_t row0, size_t ql, size_t dv)
-{
-    for (size_t h = 0; h < bh; h++)
-        for (size_t i = 0; i < ql; i++) {
-            const double b = lse_p[h * ql + i];
-            float *o = out + (h * n + row0 + i) * dv;
-            float *l = lse + h * n + row0 + i;
-            const float *op = out_p + (h * ql + i) * dv;
-            if (b == -INFINITY) continue;
-            const double a = *l;
-            if (a == -INFINITY) {
-                memcpy(o, op, dv * sizeof *o);
-                *l = (float)b;
-                continue;
-            }
-            const double m = a > b ? a : b;
-            const double s = m + log(exp(a - m) + exp(b - m));
-            const double wa = exp(a - s), wb = exp(b - s);
-            for (size_t c = 0; c < dv; c++) o[c] = (float)(wa * o[c] + wb * op[c]);
-            *l = (float)s;
-        }
-}
-
 /* Posts the transfer of block `cur` (piece of rank src) to next and the
  * receive of the following one from prev. */
 static attn_status post_ring(ring *g, MPI_Request req[2], const float *cur, float *nxt,
@@ -257,7 +231,7 @@ static attn_status forward_block(ring *g, float *out, float *lse, const float *q
             attn_status st = attn_flash_forward(g->part, g->lsep, q + qo * d->d_k, kb + ko * d->d_k,
                                                 vb + ko * d->d_v, &f);
             if (st) return st;
-            merge(out, lse, g->part, g->lsep, g->bh, g->me.n, qo, f.l, d->d_v);
+            attn_attention_merge(out, lse, g->part, g->lsep, g->bh, g->me.n, qo, f.l, d->d_v);
         }
     return ATTN_OK;
 }
