@@ -88,10 +88,7 @@ static void html_text(sink *o, const char *s)
 static void json_float(sink *o, float v)
 {
     char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
-    }
+    export_shortest_float(buf, v);
     put(o, buf);
 }
 

@@ -194,3 +194,11 @@ attn_status attn_trace_check_output(const attn_trace *t, const char *what)
     }
     return ATTN_OK;
 }
+
+void export_shortest_float(char *buf, float v)
+{
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, 32, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+}

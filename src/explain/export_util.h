@@ -10,6 +10,11 @@
 #include "attn/fileio.h"
 #include "attn/tensor.h"
 
+/* buf (>= 32 bytes) = the shortest decimal (6 to 9 significant digits) that
+ * reads back as the same float, so 0.25 and 0.333333343 are shown rather
+ * than 17 digits; v must be finite. */
+void export_shortest_float(char *buf, float v);
+
 /* A directory of outputs written all-or-nothing. */
 typedef struct export_dir {
     char *dir;

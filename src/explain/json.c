@@ -8,6 +8,7 @@
  * the output is what the tree gave. Everything is checked before the first
  * byte; a failed write is reported at the end. */
 #include "attn/explain.h"
+#include "export_util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -101,10 +102,7 @@ static void number(jw *w, float v)
         return;
     }
     char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
-    }
+    export_shortest_float(buf, v);
     cJSON_SetNumberValue(w->num, strtod(buf, NULL));
     if (cJSON_PrintPreallocated(w->num, buf, (int)sizeof buf, 0)) fputs(buf, w->f);
     else w->nomem = 1;

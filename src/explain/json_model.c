@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export_util.h"
 #include "model_view.h"
 
 /* The shortest decimal that reads back as the same float; null when not finite. */
@@ -22,10 +23,7 @@ static void number(FILE *f, float v)
         return;
     }
     char buf[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
-        if ((float)strtod(buf, NULL) == v) break;
-    }
+    export_shortest_float(buf, v);
     fputs(buf, f);
 }
 
