@@ -88,7 +88,11 @@ app.append(head, text, h('div', {class: 'layout'}, grid, detail));
 if ('IntersectionObserver' in window) {
   const io = new IntersectionObserver((es) => es.forEach((e) => { if (e.isIntersecting) { drawThumb(e.target); io.unobserve(e.target); } }),
     {rootMargin: '200px'});
-  canvases.forEach((c) => io.observe(c));
+  /* The first screen is drawn at once (an observer's first callback may
+   * come late, e.g. in a headless browser that saves the page); the rest
+   * when it scrolls near. */
+  const near = (c) => { const r = c.getBoundingClientRect(); return r.top < innerHeight + 200 && r.bottom > -200; };
+  canvases.forEach((c) => (near(c) ? drawThumb(c) : io.observe(c)));
 } else canvases.forEach(drawThumb);
 
 let current = null; /* the open map: [layer index, head index] */
