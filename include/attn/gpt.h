@@ -44,6 +44,8 @@ typedef struct attn_gpt_config {
 /* One-line errors for nonsense: zero sizes, width not divisible by heads,
  * sizes so large that buffers would overflow. */
 attn_status attn_gpt_config_check(const attn_gpt_config *c);
+/* 4 layers, 4 heads, width 128, context 64, no bias (attn/train.h's defaults). */
+attn_gpt_config attn_gpt_defaults(void);
 /* Number of parameters the configuration gives (tied head counted once). */
 size_t attn_gpt_config_params(const attn_gpt_config *c);
 
