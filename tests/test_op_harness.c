@@ -576,6 +576,9 @@ static const op_case CASES[] = {
     {&OP_GEMM, {129, 67, 131}, G_ACC | G_BUILTIN, 1, 1},
     {&OP_GEMM, {129, 67, 131}, G_TA | G_TB | G_ACC | G_CBLAS, 1, 1},
     {&OP_GEMM, {13, 11, 9}, G_DIRECT, 1, 0},
+    /* the 6 × 64 AVX-512 tiles: partial rows and 1-3 vectors, two k panels */
+    {&OP_GEMM, {50, 300, 48}, G_BUILTIN, 1, 1},
+    {&OP_GEMM, {50, 300, 83}, G_TA | G_TB | G_ACC | G_BUILTIN, 1, 1},
     {&OP_GEMM, {13, 11, 9}, G_DIRECT | G_TB, 1, 0},
     {&OP_GEMM, {13, 11, 9}, G_DIRECT | G_TB | G_CBLAS, 1, 0},
     /* softmax, d = {rows, cols} */

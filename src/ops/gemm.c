@@ -13,13 +13,14 @@
  * Built-in: B is packed panel by panel (KC × NC, zero padded to a multiple of
  * 16 columns; a row-major B whose width is a multiple of 16 is used in place)
  * and multiplied by row blocks of A with the register-blocked micro-kernel of
- * flash_tmpl.h. */
+ * flash_tmpl.h (gemm_avx512.c's 6 × 64 tiles with AVX-512). */
 #include "attn/ops.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "flash_kern.h"
+#include "gemm_kern.h"
 #include "op_check.h"
 
 #ifdef ATTN_HAVE_OPENMP
@@ -33,15 +34,16 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 
 #define KC 256
 #define NC 512
-#define MB_MAX 64
+#define MB_MAX 48
 
 /* Multiply-adds below which one thread does the whole product. */
 #define GEMM_PAR_WORK ((double)(1 << 20))
 
 static size_t up16(size_t x) { return (x + 15) & ~(size_t)15; }
 
-/* Rows per block: a function of the shape only (never of the thread count). */
-static size_t row_block(size_t m) { return m >= 512 ? 64 : m >= 128 ? 32 : 16; }
+/* Rows per block: a function of the shape only (never of the thread count),
+ * a multiple of the AVX-512 kernel's 6 rows. */
+static size_t row_block(size_t m) { return m >= 512 ? 48 : m >= 128 ? 24 : 12; }
 
 static int par_ok(size_t m, size_t k, size_t n, size_t blocks)
 {
@@ -106,6 +108,7 @@ static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t
                                 size_t n, int ta, int tb, int acc)
 {
     const fk_table *K = attn_fk_table(attn_simd_level());
+    const attn_gemm_tile_fn tile = attn_gemm_tile_kernel(attn_simd_level());
     const size_t ars = ta ? 1 : k, ats = ta ? m : 1;
     /* A row-major B whose width is a multiple of 16 needs no packing. */
     const int direct = !tb && n % 16 == 0;
@@ -157,10 +160,12 @@ static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t
                 const size_t r0 = blk * mb, rows = m - r0 < mb ? m - r0 : mb;
                 const float *ar = a + r0 * ars + k0 * ats;
                 float *cr = c + r0 * n + n0;
-                if (nmain) K->gemm(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, NULL, add);
+                if (nmain && tile) tile(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, add);
+                else if (nmain) K->gemm(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, NULL, add);
                 if (nmain < nw) { /* the last, partial group of 16 columns */
                     float tt[MB_MAX * 16];
-                    K->gemm(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, NULL, 0);
+                    if (tile) tile(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, 0);
+                    else K->gemm(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, NULL, 0);
                     for (size_t r = 0; r < rows; r++)
                         for (size_t j = nmain; j < nw; j++)
                             cr[r * n + j] = add ? cr[r * n + j] + tt[r * 16 + j - nmain]
