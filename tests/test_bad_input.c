@@ -178,6 +178,10 @@ static const bad_case cases[] = {
     {"classify --model @/cls --text cat --html @/cls/.steps/current/vocab.json", 2, "the output is the same file as the input", NULL, 0},
     {"classify --model @/cls --text cat --svg @/cls/model.safetensors", 2, "exists and is not a directory", NULL, 0},
     {"classify --model @/cls --text cat --html @/nodir/c.html", 2, "does not exist", "@/nodir", 0},
+    /* what is read is bounded before it is allocated */
+    {"classify --model @/cls < @/longline.txt", 2, "stdin:1: a line longer than 1048576 bytes", NULL, 0},
+    {"tokenize --gpt2 @/bpe < /dev/zero", 2, "stdin: more than the limit of 268435456 bytes", NULL, 0},
+    {"generate --model @/gpt_bigvocab --tokens 2", 2, "vocab.json: 73400320 bytes, more than the limit of 67108864", NULL, 0},
     /* data wordnet */
     {"data", 2, "missing the data set name", NULL, 0},
     {"data imagenet --out @/wn", 2, "unknown data set 'imagenet'", "@/wn", 0},
@@ -359,6 +363,12 @@ static void setup_models(void)
              "sed -i --follow-symlinks 's/\"layers\":[^,]*/\"layers\": 4096/; s/\"width\":[^,]*/\"width\": 65536/' "
              "'%s/config.json'", at("gpt"), at("gpt_notjson"), at("gpt"), at("gpt_huge"),
              at("gpt_notjson"), at("gpt_huge"));
+    run_ok(cmd);
+    /* a vocabulary past its 64 MiB bound, a GPT-2 tokenizer, a 2 MiB line */
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && truncate -s 70M '%s/vocab.json' && "
+             "'%s' tokenize --train '%s' --vocab-size 260 --out '%s' >/dev/null && "
+             "head -c 2097152 /dev/zero | tr '\\0' a > '%s'", at("gpt"), at("gpt_bigvocab"),
+             at("gpt_bigvocab"), attn_bin(), at("text.txt"), at("bpe"), at("longline.txt"));
     run_ok(cmd);
     /* a GPT-2 folder without its tokenizer files */
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/hf/f32/config.json' '%s/hf/f32/model.safetensors' '%s'/",

@@ -7,6 +7,7 @@
 
 #include "attn/classify.h"
 #include "attn/explain.h"
+#include "attn/fileio.h"
 #include "attn/selfattn.h"
 #include "cli.h"
 #include "cmd_classify.h"
@@ -21,7 +22,8 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --model DIR          a checkpoint directory (required)\n"
-    "  --text TEXT          the text to classify (default: each line of stdin)\n"
+    "  --text TEXT          the text to classify (default: each line of stdin,\n"
+    "                       at most 1 MiB a line)\n"
     "  --top N              how many classes to print (3)\n"
     "  --json               one JSON object per text: text, words, unknown (words\n"
     "                       not in the model's vocabulary) and the top classes\n"
@@ -32,6 +34,9 @@ static const char usage[] =
     "  --precision N        digits after the decimal point, 0..9 (3)\n"
     "  With --text, the last layer's attention as files (every head, every step):\n" CLI_EXPORT_USAGE
     "  -h, --help           show this help\n";
+
+/* A text is a sentence or a paragraph; a longer line is not one. */
+#define LINE_LIMIT ((size_t)1 << 20)
 
 typedef struct job {
     attn_encoder *e;
@@ -272,11 +277,12 @@ int cmd_classify(int argc, char **argv)
         st = classify_one(&j, text, 0);
     } else if (!st) {
         char *line = NULL;
-        size_t cap = 0;
-        ssize_t got;
-        int first = 1;
-        while (!st && (got = getline(&line, &cap, stdin)) >= 0) {
-            while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
+        size_t cap = 0, got = 0;
+        int first = 1, eof = 0;
+        for (size_t no = 1; !st; no++) {
+            st = attn_read_line(stdin, "stdin", no, LINE_LIMIT, &line, &cap, &got, &eof);
+            if (st || eof) break;
+            while (got > 0 && line[got - 1] == '\r') line[--got] = 0;
             if (!got) continue;
             if (!first && !j.json) printf("\n");
             first = 0;

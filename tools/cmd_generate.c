@@ -74,6 +74,31 @@ attn_status gpt_cli_load_model(const char *dir, attn_gpt **g, attn_tokenizer **t
     return *hf ? load_hf(dir, g, tok) : attn_checkpoint_load(dir, 1, &info, g, tok);
 }
 
+/* The prompt's token ids (malloc'd); without a prompt a newline when the
+ * vocabulary has one, else token 0, and *prompt becomes NULL (nothing to echo). */
+static attn_status encode_prompt(const attn_gpt *g, const attn_tokenizer *tok, int hf,
+                                 const char **prompt, uint32_t **ids, size_t *n)
+{
+    attn_status st = ATTN_OK;
+    if (*prompt && (*prompt)[0]) {
+        st = attn_tokenizer_encode(tok, *prompt, strlen(*prompt), "prompt", ids, n);
+        /* GPT-2's positions end at n_positions; attn's own models restart
+         * their window instead (attn_gpt_generate). */
+        if (!st && hf && *n > attn_gpt_get_config(g)->context)
+            st = attn_error(ATTN_E_INVALID, "prompt: %zu tokens, but the model has %zu positions (n_positions)",
+                            *n, attn_gpt_get_config(g)->context);
+    } else { /* a newline when the vocabulary has one, else token 0 */
+        if (attn_tokenizer_encode(tok, "\n", 1, "prompt", ids, n)) {
+            attn_clear_error();
+            free(*ids);
+            *ids = calloc(1, sizeof **ids), *n = 1;
+            if (!*ids) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        }
+        *prompt = NULL;
+    }
+    return st;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     enum { O_MODEL = 5000, O_PROMPT, O_TOKENS, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_NO_CACHE, O_STATS };
@@ -134,22 +159,7 @@ int cmd_generate(int argc, char **argv)
     attn_status st = gpt_cli_load_model(dir, &g, &tok, &hf);
     uint32_t *ids = NULL;
     size_t n = 0;
-    if (!st && prompt && prompt[0]) {
-        st = attn_tokenizer_encode(tok, prompt, strlen(prompt), "prompt", &ids, &n);
-        /* GPT-2's positions end at n_positions; attn's own models restart
-         * their window instead (attn_gpt_generate). */
-        if (!st && hf && n > attn_gpt_get_config(g)->context)
-            st = attn_error(ATTN_E_INVALID, "prompt: %zu tokens, but the model has %zu positions (n_positions)",
-                            n, attn_gpt_get_config(g)->context);
-    } else if (!st) { /* a newline when the vocabulary has one, else token 0 */
-        if (attn_tokenizer_encode(tok, "\n", 1, "prompt", &ids, &n)) {
-            attn_clear_error();
-            free(ids);
-            ids = calloc(1, sizeof *ids), n = 1;
-            if (!ids) st = attn_error(ATTN_E_NOMEM, "out of memory");
-        }
-        prompt = NULL;
-    }
+    if (!st) st = encode_prompt(g, tok, hf, &prompt, &ids, &n);
     if (st) {
         free(ids);
         attn_gpt_free(g);

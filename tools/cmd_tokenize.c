@@ -24,7 +24,8 @@ static const char usage[] =
     "Face's vocab.json and merges.txt). Reads stdin and prints its token ids,\n"
     "separated by single spaces, with one final newline; --decode reads ids\n"
     "(separated by any white space) and prints exactly the bytes they stand for.\n"
-    "Any bytes encode; decode(encode(x)) is x.\n"
+    "Any bytes encode; decode(encode(x)) is x. stdin is read whole first, at most\n"
+    "256 MiB.\n"
     "--train learns a byte-level BPE of V tokens with the same pre-tokenizer on a\n"
     "text and writes DIR/encoder.json and DIR/vocab.bpe; 'attn train --tokenizer\n"
     "DIR' then trains a GPT on its tokens.\n"
@@ -40,33 +41,9 @@ static const char usage[] =
     "  --out DIR         where --train writes (created if needed)\n"
     "  -h, --help        show this help\n";
 
-/* All of stdin (binary). */
-static attn_status read_stdin(char **out, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) return attn_error(ATTN_E_NOMEM, "out of memory");
-    for (;;) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                return attn_error(ATTN_E_NOMEM, "stdin: too large to read");
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, stdin);
-        n += got;
-        if (!got) break;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return attn_error(ATTN_E_IO, "stdin: read error: %s", strerror(errno));
-    }
-    buf[n] = 0;
-    *out = buf, *len = n;
-    return ATTN_OK;
-}
+/* stdin is read whole before anything is written (no partial output), so it
+ * is bounded: 256 MiB of text is about 60 M GPT-2 tokens. */
+#define STDIN_LIMIT ((size_t)256 << 20)
 
 /* Whitespace-separated decimal ids. */
 static attn_status parse_ids(const char *s, size_t len, uint32_t **ids, size_t *n)
@@ -101,7 +78,7 @@ static int run_codec(const char *dir, int decode, int special)
     size_t len = 0, n = 0, out_len = 0;
     attn_status st = attn_bpe_tokenizer_load(&tok, dir);
     if (!st && special) st = attn_bpe_set_special(tok, 1);
-    if (!st) st = read_stdin(&in, &len);
+    if (!st) st = attn_read_stream(stdin, "stdin", STDIN_LIMIT, 0, &in, &len);
     if (!st && decode) {
         st = parse_ids(in, len, &ids, &n);
         if (!st) st = attn_tokenizer_decode(tok, ids, n, "stdin", &out, &out_len);

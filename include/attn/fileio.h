@@ -45,6 +45,19 @@ attn_status attn_read_text_file(const char *path, size_t max_bytes, char **out, 
 attn_status attn_read_file(const char *path, size_t max_bytes, unsigned flags, char **out,
                            size_t *len);
 
+/* attn_read_file for an open stream (stdin, a pipe), named `name` in
+ * messages: read in chunks, refused as soon as it passes max_bytes. */
+attn_status attn_read_stream(FILE *f, const char *name, size_t max_bytes, unsigned flags, char **out,
+                             size_t *len);
+
+/* One line of f (line_no counts from 1 for messages) without its '\n' into
+ * *buf (grown as needed, *cap its size; NUL-terminated), its length in *len.
+ * A line longer than max_bytes is refused (ATTN_E_FORMAT, naming name:line)
+ * before it is read whole; a failed allocation or read is an error, never a
+ * quiet end. *eof is set, with ATTN_OK, when f is at its end. */
+attn_status attn_read_line(FILE *f, const char *name, size_t line_no, size_t max_bytes, char **buf,
+                           size_t *cap, size_t *len, int *eof);
+
 /* ATTN_E_INVALID, naming both, if `out` is an existing regular file that is
  * also one of inputs[0..n) (NULL entries skipped). Compared by device and
  * inode, so another spelling, a symbolic or a hard link counts as the same. */

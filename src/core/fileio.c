@@ -262,6 +262,58 @@ static void line_col(const char *buf, size_t at, size_t *line, size_t *col)
     *line = l, *col = c;
 }
 
+/* The body of attn_read_file and attn_read_stream: f is open; its size is
+ * known in advance when known_size is not SIZE_MAX. */
+static attn_status read_open_stream(FILE *f, const char *name, size_t known_size, size_t max_bytes,
+                                    unsigned flags, char **out, size_t *len)
+{
+    size_t cap = known_size != SIZE_MAX ? known_size + 1 : (size_t)1 << 16, n = 0;
+    if (cap > max_bytes + 2) cap = max_bytes + 2;
+    char *buf = malloc(cap);
+    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", name);
+    while (!st) {
+        if (n + 1 >= cap) { /* a stream, or a file that grew: bounded growth */
+            if (n >= max_bytes) {
+                st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", name, max_bytes);
+                break;
+            }
+            size_t ncap = cap > max_bytes / 2 ? max_bytes + 2 : cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                st = attn_error(ATTN_E_NOMEM, "%s: out of memory after %zu bytes", name, n);
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        if ((flags & ATTN_READ_TEXT) && got) {
+            const char *z = memchr(buf + n, 0, got);
+            if (z) { /* /dev/zero or a binary file: refuse at once */
+                size_t line, col;
+                line_col(buf, (size_t)(z - buf), &line, &col);
+                st = attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: unexpected NUL byte (expected text)",
+                                name, line, col);
+                break;
+            }
+        }
+        n += got;
+        if (!got) {
+            if (ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", name, strerror(errno));
+            break;
+        }
+    }
+    if (!st && n > max_bytes)
+        st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", name, max_bytes);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return ATTN_OK;
+}
+
 attn_status attn_read_file(const char *path, size_t max_bytes, unsigned flags, char **out,
                            size_t *len)
 {
@@ -281,50 +333,52 @@ attn_status attn_read_file(const char *path, size_t max_bytes, unsigned flags, c
         return attn_error(ATTN_E_FORMAT, "%s: %jd bytes, more than the limit of %zu", path,
                           (intmax_t)sb.st_size, max_bytes);
     }
-    size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : (size_t)1 << 16, n = 0;
-    char *buf = malloc(cap);
-    attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-    while (!st) {
-        if (n + 1 >= cap) { /* a stream, or a file that grew: bounded growth */
-            if (n >= max_bytes) {
-                st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", path, max_bytes);
-                break;
-            }
-            size_t ncap = cap > max_bytes / 2 ? max_bytes + 2 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: out of memory after %zu bytes", path, n);
-                break;
-            }
-            buf = nb, cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        if ((flags & ATTN_READ_TEXT) && got) {
-            const char *z = memchr(buf + n, 0, got);
-            if (z) { /* /dev/zero or a binary file: refuse at once */
-                size_t line, col;
-                line_col(buf, (size_t)(z - buf), &line, &col);
-                st = attn_error(ATTN_E_FORMAT, "%s:%zu:%zu: unexpected NUL byte (expected text)",
-                                path, line, col);
-                break;
-            }
-        }
-        n += got;
-        if (!got) {
-            if (ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
-    }
+    attn_status st = read_open_stream(f, path, S_ISREG(sb.st_mode) ? (size_t)sb.st_size : SIZE_MAX,
+                                      max_bytes, flags, out, len);
     fclose(f);
-    if (!st && n > max_bytes)
-        st = attn_error(ATTN_E_FORMAT, "%s: more than the limit of %zu bytes", path, max_bytes);
-    if (st) {
-        free(buf);
-        return st;
+    return st;
+}
+
+attn_status attn_read_stream(FILE *f, const char *name, size_t max_bytes, unsigned flags, char **out,
+                             size_t *len)
+{
+    if (!f || !name || !out) return attn_error(ATTN_E_INVALID, "attn_read_stream: NULL argument");
+    *out = NULL;
+    if (len) *len = 0;
+    return read_open_stream(f, name, SIZE_MAX, max_bytes, flags, out, len);
+}
+
+attn_status attn_read_line(FILE *f, const char *name, size_t line_no, size_t max_bytes, char **buf,
+                           size_t *cap, size_t *len, int *eof)
+{
+    if (!f || !name || !buf || !cap || !len || !eof)
+        return attn_error(ATTN_E_INVALID, "attn_read_line: NULL argument");
+    size_t n = 0;
+    int ch = EOF;
+    *len = 0, *eof = 0;
+    while ((ch = getc(f)) != EOF && ch != '\n') {
+        if (n >= max_bytes)
+            return attn_error(ATTN_E_FORMAT, "%s:%zu: a line longer than %zu bytes", name, line_no, max_bytes);
+        if (n + 2 > *cap) { /* room for this byte and the NUL */
+            size_t ncap = *cap < 128 ? 128 : *cap > max_bytes / 2 ? max_bytes + 2 : *cap * 2;
+            char *nb = realloc(*buf, ncap);
+            if (!nb) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", name, line_no);
+            *buf = nb, *cap = ncap;
+        }
+        (*buf)[n++] = (char)ch;
     }
-    buf[n] = 0;
-    *out = buf;
-    if (len) *len = n;
+    if (ch == EOF && ferror(f)) return attn_error(ATTN_E_IO, "%s: read error: %s", name, strerror(errno));
+    if (ch == EOF && n == 0) {
+        *eof = 1;
+        return ATTN_OK;
+    }
+    if (!*buf) { /* an empty line before anything was allocated */
+        *buf = malloc(1);
+        if (!*buf) return attn_error(ATTN_E_NOMEM, "%s:%zu: out of memory", name, line_no);
+        *cap = 1;
+    }
+    (*buf)[n] = 0;
+    *len = n;
     return ATTN_OK;
 }
 

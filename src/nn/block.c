@@ -188,12 +188,23 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
             memcpy(kc + (kv->past + i) * d, row + C + h * d, d * sizeof(float));
             memcpy(vc + (kv->past + i) * d, row + 2 * C + h * d, d * sizeof(float));
         }
-        st = attn_sdpa_forward(kv->o, NULL, kv->q, kc, vc, n, S, d, d, &p, NULL);
+        /* With a trace, each head records what the full forward's do
+         * ("head<h>.q", ".k", ".v" and the op's entries): the new rows'
+         * queries over all S cached keys. */
+        attn_op_ctx sub;
+        char name[160], head[32];
+        snprintf(head, sizeof head, "head%zu", h);
+        const attn_op_ctx *hctx = nn_sub_ctx(&sub, name, sizeof name, ctx, head);
+        st = attn_op_record(hctx, "q", kv->q, n, d, "query", "head_dim");
+        if (!st) st = attn_op_record(hctx, "k", kc, S, d, "key", "head_dim");
+        if (!st) st = attn_op_record(hctx, "v", vc, S, d, "key", "value_dim");
+        if (!st) st = attn_sdpa_forward(kv->o, NULL, kv->q, kc, vc, n, S, d, d, &p, hctx);
         for (size_t i = 0; !st && i < n; i++)
             memcpy(kv->concat + i * C + h * d, kv->o + i * d, d * sizeof(float));
     }
     if (!st) st = attn_op_record(ctx, "concat", kv->concat, n, C, "token", "dim");
     if (!st) st = attn_linear_forward(out, kv->concat, k->out_w, k->out_b, n, C, C);
+    if (!st) st = attn_op_record(ctx, "output", out, n, C, "query", "out_dim");
     return st;
 }
 

@@ -263,6 +263,25 @@ static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
     return d;
 }
 
+/* The fused backward's workspace for this call's descriptors (whole: all
+ * batches at once; else one batch, one head at a time with odd masks), in
+ * floats: a piece of the layer's workspace, so the kernel allocates nothing.
+ * The size depends on the shapes and the thread count, not on the masks. */
+static size_t flash_bwd_floats(const attn_mha *m, const attn_mha_inputs *in, int whole)
+{
+    fused_masks none;
+    memset(&none, 0, sizeof none);
+    const attn_flash_desc d = whole ? whole_desc(m, in, &none)
+                                    : fused_desc(m, in, 0, &none, odd_masks(m, in), NULL);
+    return attn_flash_backward_workspace(&d) / sizeof(float);
+}
+
+/* Gives d the workspace piece w of n floats (NULL: none). */
+static void flash_use(attn_flash_desc *d, float *w, size_t n)
+{
+    d->workspace = w, d->workspace_bytes = w ? n * sizeof(float) : 0;
+}
+
 /* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out. */
 static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  const fused_masks *f, float *qp, float *kp, float *vp,
@@ -303,6 +322,8 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
+    const size_t nfw = flash_bwd_floats(m, in, 1);
+    if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
     fused_masks fm;
@@ -310,12 +331,14 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     const fused_masks *f = &fm;
     float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp = attn_workspace_take(ws, N * L, m->hq);
     float *dkp = attn_workspace_take(ws, N * S, m->hq), *dvp = attn_workspace_take(ws, N * S, m->hv);
+    float *fw = attn_workspace_take(ws, nfw, 1);
     memset(dconcat, 0, N * L * m->hv * sizeof(float)), memset(dqp, 0, N * L * m->hq * sizeof(float));
     memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
     st = attn_linear_backward(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
                                           d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
                                           c->out_dim);
     attn_flash_desc d = whole_desc(m, in, f);
+    flash_use(&d, fw, nfw);
     if (!st)
         st = attn_flash_backward(dqp, dkp, dvp, dconcat, cache->qp, cache->kp, cache->vp,
                                  cache->concat, cache->lse, &d);
@@ -357,11 +380,12 @@ static attn_status fused_backward(const attn_mha *m, const attn_mha_inputs *in, 
                                   const fused_masks *f, float *dqp, float *dkp, float *dvp,
                                   const float *dconcat, const float *qp, const float *kp,
                                   const float *vp, const float *concat, const float *lse,
-                                  float *mask)
+                                  float *mask, float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     if (!odd_masks(m, in)) {
         attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        flash_use(&d, fw, nfw);
         return attn_flash_backward(dqp, dkp, dvp, dconcat, qp, kp, vp, concat, lse, &d);
     }
     attn_status st = ATTN_OK;
@@ -369,6 +393,7 @@ static attn_status fused_backward(const attn_mha *m, const attn_mha_inputs *in, 
     for (size_t h = 0; !st && h < c->num_heads; h++) {
         build_mask(mask, m, in, n, h);
         attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        flash_use(&d, fw, nfw);
         st = attn_flash_backward(dqp + h * dk, dkp + h * dk, dvp + h * dv, dconcat + h * dv,
                                  qp + h * dk, kp + h * dk, vp + h * dv, concat + h * dv,
                                  lse + h * in->tgt_len, &d);
@@ -582,6 +607,8 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     st = fused ? fused_masks_need(&total, m, in) : ATTN_OK;
     for (size_t i = 0; !st && i < 11; i++) st = attn_workspace_add(&total, "attention gradients", rows[i], cols[i]);
     if (!st && odd) st = attn_workspace_add(&total, "attention mask", L, S2);
+    const size_t nfw = fused ? flash_bwd_floats(m, in, 0) : 0;
+    if (!st && nfw) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
     fused_masks fm;
@@ -591,6 +618,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     float *dconcat = buf[0], *dqp = buf[1], *dkp = buf[2], *dvp = buf[3], *qh = buf[4], *kh = buf[5];
     float *vh = buf[6], *doh = buf[7], *dqh = buf[8], *dkh = buf[9], *dvh = buf[10];
     float *mask = odd ? attn_workspace_take(ws, L, S2) : NULL;
+    float *fw = nfw ? attn_workspace_take(ws, nfw, 1) : NULL;
     float *gbin = mha_grad_part(m, m->o_bin);
     for (size_t n = 0; !st && n < N; n++) {
         const float *qp = cache->qp + n * L * m->hq, *kp = cache->kp + n * S2 * m->hq;
@@ -604,7 +632,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
         memset(dvp, 0, S2 * m->hv * sizeof(float));
         if (!st && fused)
             st = fused_backward(m, in, n, &fm, dqp, dkp, dvp, dconcat, qp, kp, vp, concat,
-                                cache->lse + n * H * L, mask);
+                                cache->lse + n * H * L, mask, fw, nfw);
         for (size_t h = 0; !st && !fused && h < H; h++) {
             gather(qh, qp, L, m->hq, h * dk, dk);
             gather(kh, kp, S2, m->hq, h * dk, dk);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/fileio.h"
 #include "attn/tokenizer.h"
 #include "utf8.h"
 
@@ -72,33 +73,12 @@ attn_status attn_tokenizer_load(attn_tokenizer **out, const char *path)
 {
     if (!out || !path) return attn_error(ATTN_E_INVALID, "attn_tokenizer_load: NULL");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return attn_error(ATTN_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* A vocabulary of a million tokens is a few MB: bound what is read. */
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    attn_status st = ATTN_OK;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            if (cap > ((size_t)64 << 20)) {
-                st = attn_error(ATTN_E_FORMAT, "%s: larger than 64 MB", path);
-                break;
-            }
-            char *nb = realloc(buf, cap = cap ? 2 * cap : 8192);
-            if (!nb) {
-                st = attn_error(ATTN_E_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
-    }
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "%s: read error", path);
-    fclose(f);
+    size_t len = 0;
+    attn_status st = attn_read_file(path, (size_t)64 << 20, 0, &buf, &len);
     cJSON *root = NULL;
     if (!st) {
-        buf[len] = 0;
         root = cJSON_ParseWithLength(buf, len);
         if (!cJSON_IsObject(root)) st = attn_error(ATTN_E_FORMAT, "%s: not a JSON object", path);
     }
