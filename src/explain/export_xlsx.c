@@ -177,23 +177,26 @@ static block softmax_blocks(sheet *s, const attn_mats *M, const block *bm_in, co
     block bat = xl_place_mat(s, masked ? "Attention: Exp ÷ row sum (0 if 0)"
                                     : "Attention: Exp ÷ row sum", &att);
     for (size_t i = 0; i < L && !x->st; i++) {
-        double mxv = -HUGE_VAL, sum = 0;
+        double mxv = -HUGE_VAL, amax = 0;
         for (size_t j = 0; j < S; j++) {
             int allowed = !masked || !isinf(mk.t->data[i * S + j]);
             double v = xl_at(&sd, i, j) + (masked && allowed ? xl_at(&mk, i, j) : 0);
             if (allowed && v > mxv) mxv = v;
+            if (xl_at(&att, i, j) > amax) amax = xl_at(&att, i, j);
         }
         if (mxv == -HUGE_VAL) mxv = 0; /* MAX of a row of text is 0 */
+        /* Exp and Row sum are read off the traced attention, not recomputed:
+         * the row's largest weight is EXP(0) / sum, so the sum is its
+         * reciprocal and each Exp is a weight over it (a row that attends to
+         * nothing has weights, Exp and sum 0). */
+        const double sum = amax > 0 ? 1.0 / amax : 0;
         xl_fclear(x);
         xl_fcat(x, "=MAX(");
         xl_frow(x, s, &bm, i);
         xl_fcat(x, ")");
         xl_formula(s, brm.r + 2 + i, brm.c + 1, mxv, NULL);
         for (size_t j = 0; j < S; j++) {
-            int allowed = !masked || !isinf(mk.t->data[i * S + j]);
-            double v = xl_at(&sd, i, j) + (masked && allowed ? xl_at(&mk, i, j) : 0);
-            double e = allowed ? exp(v - mxv) : 0;
-            sum += e;
+            double e = amax > 0 ? xl_at(&att, i, j) / amax : 0;
             xl_fclear(x);
             if (masked) {
                 xl_fcat(x, "=IF(");
