@@ -69,6 +69,12 @@ attn_status attn_linear_forward(float *y, const float *x, const float *w, const 
 attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const float *d_y,
                                  const float *x, const float *w, size_t rows, size_t in,
                                  size_t out);
+/* The same with d_x = d_y · w written instead of added, so that the caller
+ * need not zero d_x first: the same bits as attn_linear_backward on a zeroed
+ * d_x (through one GEMM that stores instead of loading zeros). */
+attn_status attn_linear_backward_set(float *d_x, float *d_w, float *d_bias, const float *d_y,
+                                     const float *x, const float *w, size_t rows, size_t in,
+                                     size_t out);
 
 /* ---- softmax ----------------------------------------------------------- */
 

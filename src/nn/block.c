@@ -212,7 +212,9 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     p.scratch = kv->scratch;
     attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
-    const int done = !st && n == 1 && !(ctx && ctx->trace) && heads_one_query(kv, &p, C);
+    /* A trace records each head in order on this thread: the serial loop. */
+    const int traced = ctx && ctx->trace;
+    const int done = !st && n == 1 && !traced && heads_one_query(kv, &p, C);
     for (size_t h = 0; !st && !done && h < H; h++) {
         float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
         for (size_t i = 0; i < n; i++) {
@@ -260,16 +262,14 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
         st = attn_dropout_backward(d_tmp, d_res, R * C, k->drop_p, k->key_mlp);
         d_mlp = d_tmp;
     }
-    memset(d_big1, 0, R * 4 * C * sizeof(float));
+    /* the _set ops write their input gradients: no zeroing passes */
     if (!st)
-        st = attn_linear_backward(d_big1, k->g_proj_w, k->g_proj_b, d_mlp, k->act, k->proj_w, R,
-                                  4 * C, C);
-    memset(d_big2, 0, R * 4 * C * sizeof(float));
-    if (!st) st = attn_gelu_backward(d_big2, d_big1, k->fc, R * 4 * C);
-    memset(d_tmp, 0, R * C * sizeof(float));
+        st = attn_linear_backward_set(d_big1, k->g_proj_w, k->g_proj_b, d_mlp, k->act, k->proj_w,
+                                      R, 4 * C, C);
+    if (!st) st = attn_gelu_backward_set(d_big2, d_big1, k->fc, R * 4 * C);
     if (!st)
-        st = attn_linear_backward(d_tmp, k->g_fc_w, k->g_fc_b, d_big2, k->ln2, k->fc_w, R, C,
-                                  4 * C);
+        st = attn_linear_backward_set(d_tmp, k->g_fc_w, k->g_fc_b, d_big2, k->ln2, k->fc_w, R, C,
+                                      4 * C);
     if (!st)
         st = attn_layernorm_backward(d_res, k->g_ln2_w, k->g_ln2_b, d_tmp, k->mid, k->ln2_w,
                                      k->ln2_mean, k->ln2_rstd, R, C);
