@@ -175,9 +175,10 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
  * slices of the one qkv row, so each head appends its key and value and
  * writes its output straight into concat; the heads are independent, each
  * computed by the same serial op whichever thread runs it (so the threads
- * change no bit). The shared scratch arena is not theirs: an op that needs
- * a workspace allocates its own. 0 if a head failed: the caller then runs the
- * serial loop, which reports the error on this thread. */
+ * change no bit). Untraced only (a trace records each head in turn). The
+ * shared scratch arena is not theirs: an op that needs a workspace allocates
+ * its own. 0 if a head failed: the caller then runs the serial loop, which
+ * reports the error on this thread. */
 static int heads_one_query(const nn_kv_view *kv, const attn_sdpa_params *params, size_t C)
 {
     const size_t H = kv->heads, d = C / H, S = kv->past + 1;
