@@ -9,7 +9,8 @@
  * attn_sdpa_backward_scratch_bytes, the fused one (attn_flash_backward) with
  * a workspace of attn_flash_backward_workspace (one head: the split mode;
  * four: per head), filled with NaN first so that no value is read before it
- * is written, and the MHA layer's backward once its workspace has grown. */
+ * is written, and the MHA layer's forward and backward once its workspace
+ * has grown. */
 #include "test_support.h"
 
 #include <math.h>
@@ -165,8 +166,8 @@ static void test_flash_backward_workspace(void **state)
     flash_case(4);
 }
 
-/* The layer's backward (fused path, all batches at once and per batch with a
- * key padding mask) allocates nothing once its workspace has grown. */
+/* The layer's forward and backward (fused path, all batches at once and per
+ * batch with a key padding mask) allocate nothing once the workspace has grown. */
 static void mha_case(int kpm)
 {
     const size_t E = 16, H = 4, N = 2, L = 9;
@@ -186,11 +187,11 @@ static void mha_case(int kpm)
     if (kpm) in.key_padding_mask = mask, in.key_padding_kind = ATTN_MASK_BOOL;
     size_t before = 0;
     for (int round = 0; round < 2; round++) {
-        assert_int_equal(attn_mha_forward(m, out, NULL, 0, &in, cache, NULL), ATTN_OK);
         before = n_allocs;
+        assert_int_equal(attn_mha_forward(m, out, NULL, 0, &in, cache, NULL), ATTN_OK);
         assert_int_equal(attn_mha_backward(m, dx, dx, dx, g, &in, cache), ATTN_OK);
     }
-    assert_int_equal(n_allocs, before); /* the second backward */
+    assert_int_equal(n_allocs, before); /* the second forward and backward */
     float sum = 0;
     for (size_t i = 0; i < N * L * E; i++) sum += fabsf(dx[i]);
     assert_true(sum > 0);

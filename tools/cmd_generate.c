@@ -56,10 +56,25 @@ static int on_token(uint32_t id, void *user)
     return ferror(stdout) ? 1 : 0;
 }
 
-/* A GPT-2 folder: the weights and the tokenizer files beside them. */
+/* 1 if dir holds a file called name. */
+static int has_file(const char *dir, const char *name)
+{
+    char path[4096];
+    return (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+           access(path, F_OK) == 0;
+}
+
+/* A GPT-2 folder: the weights and the tokenizer files beside them. A folder
+ * of weights alone is told which files it lacks and where they come from. */
 static attn_status load_hf(const char *dir, attn_gpt **g, attn_tokenizer **tok)
 {
     attn_status st = attn_gpt_hf_load(g, dir, 1);
+    if (!st && !has_file(dir, "encoder.json") && !has_file(dir, "vocab.json"))
+        st = attn_error(ATTN_E_IO,
+                        "%s: no tokenizer beside the weights: expected GPT-2's tokenizer files "
+                        "encoder.json and vocab.bpe (or vocab.json and merges.txt): GPT-2's own, or "
+                        "those 'attn tokenize --train' writes (as for 'attn train --tokenizer')",
+                        dir);
     if (!st) st = attn_bpe_tokenizer_load(tok, dir);
     if (!st && attn_tokenizer_vocab_size(*tok) > attn_gpt_get_config(*g)->vocab_size)
         st = attn_error(ATTN_E_FORMAT, "%s: the tokenizer has %zu tokens, the model only %zu (vocab_size)",

@@ -167,6 +167,37 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
     return st ? st : block_rest(k, next, scratch, R, C, ctx);
 }
 
+/* Keys (of heads × S × d cached floats) from which a lone query's heads run
+ * on the threads: below, a parallel region costs more than the heads. */
+#define KV_PAR_WORK ((size_t)1 << 16)
+
+/* A generated token's step (n = 1): its query, key and value of head h are
+ * slices of the one qkv row, so each head appends its key and value and
+ * writes its output straight into concat; the heads are independent, each
+ * computed by the same serial op whichever thread runs it (so the threads
+ * change no bit). The shared scratch arena is not theirs: an op that needs
+ * a workspace allocates its own. 0 if a head failed: the caller then runs the
+ * serial loop, which reports the error on this thread. */
+static int heads_one_query(const nn_kv_view *kv, const attn_sdpa_params *params, size_t C)
+{
+    const size_t H = kv->heads, d = C / H, S = kv->past + 1;
+    attn_sdpa_params own = *params;
+    own.scratch = NULL;
+    const attn_sdpa_params *p = &own;
+    int failed = 0;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic) reduction(| : failed) if (H * S * d >= KV_PAR_WORK)
+#endif
+    for (size_t h = 0; h < H; h++) {
+        float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
+        memcpy(kc + kv->past * d, kv->qkv + C + h * d, d * sizeof(float));
+        memcpy(vc + kv->past * d, kv->qkv + 2 * C + h * d, d * sizeof(float));
+        failed |= attn_sdpa_forward(kv->concat + h * d, NULL, kv->qkv + h * d, kc, vc, 1, S, d, d,
+                                    p, NULL) != ATTN_OK;
+    }
+    return !failed;
+}
+
 /* The attention of the n new rows of k->ln1 over the cache: their keys and
  * values appended at kv->past, each head's n queries against its S = past + n
  * cached keys, bottom-right aligned (query i sees keys j <= i + past), then
@@ -180,7 +211,10 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     p.scratch = kv->scratch;
     attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
-    for (size_t h = 0; !st && h < H; h++) {
+    /* A trace records each head in order on this thread: the serial loop. */
+    const int traced = ctx && ctx->trace;
+    const int done = !st && n == 1 && !traced && heads_one_query(kv, &p, C);
+    for (size_t h = 0; !st && !done && h < H; h++) {
         float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
         for (size_t i = 0; i < n; i++) {
             const float *row = kv->qkv + i * 3 * C;

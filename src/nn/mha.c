@@ -263,17 +263,19 @@ static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
     return d;
 }
 
-/* The fused backward's workspace for this call's descriptors (whole: all
- * batches at once; else one batch, one head at a time with odd masks), in
- * floats: a piece of the layer's workspace, so the kernel allocates nothing.
- * The size depends on the shapes and the thread count, not on the masks. */
-static size_t flash_bwd_floats(const attn_mha *m, const attn_mha_inputs *in, int whole)
+/* The fused kernel's workspace (the backward's when `backward`) for this
+ * call's descriptors (whole: all batches at once; else one batch, one head at
+ * a time with odd masks), in floats: a piece of the layer's workspace, so the
+ * kernel allocates nothing. The size depends on the shapes and the thread
+ * count, not on the masks. */
+static size_t flash_floats(const attn_mha *m, const attn_mha_inputs *in, int whole, int backward)
 {
     fused_masks none;
     memset(&none, 0, sizeof none);
     const attn_flash_desc d = whole ? whole_desc(m, in, &none)
                                     : fused_desc(m, in, 0, &none, odd_masks(m, in), NULL);
-    return attn_flash_backward_workspace(&d) / sizeof(float);
+    return (backward ? attn_flash_backward_workspace(&d) : attn_flash_forward_workspace(&d)) /
+           sizeof(float);
 }
 
 /* Gives d the workspace piece w of n floats (NULL: none). */
@@ -282,10 +284,11 @@ static void flash_use(attn_flash_desc *d, float *w, size_t n)
     d->workspace = w, d->workspace_bytes = w ? n * sizeof(float) : 0;
 }
 
-/* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out. */
+/* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out; the
+ * kernel's workspace fw (nfw floats). */
 static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  const fused_masks *f, float *qp, float *kp, float *vp,
-                                 float *concat, float *lse, float *out)
+                                 float *concat, float *lse, float *out, float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
@@ -300,6 +303,7 @@ static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  N * S, c->vdim, m->hv);
     if (st) return st;
     attn_flash_desc d = whole_desc(m, in, f);
+    flash_use(&d, fw, nfw);
     st = attn_flash_forward(concat, lse, qp, kp, vp, &d);
     if (!st)
         st = attn_linear_forward(out, concat, mha_part(m, m->o_wo), mha_part(m, m->o_bo), N * L, m->hv,
@@ -322,7 +326,7 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
-    const size_t nfw = flash_bwd_floats(m, in, 1);
+    const size_t nfw = flash_floats(m, in, 1, 1);
     if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
@@ -355,20 +359,24 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     return st;
 }
 
-/* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL. */
+/* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL;
+ * the kernel's workspace fw (nfw floats). */
 static attn_status fused_forward(const attn_mha *m, const attn_mha_inputs *in, size_t n,
                                  const fused_masks *f, const float *qp, const float *kp,
-                                 const float *vp, float *concat, float *lse, float *mask)
+                                 const float *vp, float *concat, float *lse, float *mask,
+                                 float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     if (!odd_masks(m, in)) {
         attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        flash_use(&d, fw, nfw);
         return attn_flash_forward(concat, lse, qp, kp, vp, &d);
     }
     attn_status st = ATTN_OK;
     for (size_t h = 0; !st && h < c->num_heads; h++) {
         build_mask(mask, m, in, n, h);
         attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        flash_use(&d, fw, nfw);
         st = attn_flash_forward(concat + h * c->v_head_dim, lse ? lse + h * in->tgt_len : NULL,
                                 qp + h * c->head_dim, kp + h * c->head_dim,
                                 vp + h * c->v_head_dim, &d);
@@ -425,11 +433,14 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
     if (!st) st = attn_workspace_add(tot, "attention projections", NS, m->hv);
     if (!st) st = attn_workspace_add(tot, "attention projections", NL, m->hv);
     if (!st && cache) st = attn_workspace_add(&keep, "attention cache", N * H, L);
+    const size_t nfw = flash_floats(m, in, 1, 0);
+    if (!st) st = attn_workspace_add(&scratch, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, scratch);
     if (!st && cache) st = attn_workspace_reserve(&cache->ws, keep);
     if (st) return st;
     fused_masks fm;
     fused_masks_make(&fm, m, in, ws);
+    float *fw = attn_workspace_take(ws, nfw, 1);
     float *qp = attn_workspace_take(at, NL, m->hq), *kp = attn_workspace_take(at, NS, m->hq);
     float *vp = attn_workspace_take(at, NS, m->hv), *concat = attn_workspace_take(at, NL, m->hv);
     float *lse = cache ? attn_workspace_take(at, N * H, L) : NULL;
@@ -439,7 +450,7 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
         cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S;
         cache->fused = 1;
     }
-    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out);
+    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out, fw, nfw);
 }
 
 /* The per-batch forward's buffers: scratch pieces from ws, what the
@@ -447,6 +458,8 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
 typedef struct fwd_bufs {
     float *qp, *kp, *vp, *concat;          /* of batch 0 (no cache) or all (cache) */
     float *qh, *kh, *vh, *oh, *wh, *mask; /* one head (reference path) */
+    float *fw;                            /* the fused kernel's workspace */
+    size_t nfw;                           /* its floats */
 } fwd_bufs;
 
 static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs *in,
@@ -469,6 +482,8 @@ static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs 
         if (!st) st = attn_workspace_add(&scratch, "attention heads", L, S2);
     }
     if (!st && (!fused || odd_masks(m, in))) st = attn_workspace_add(&scratch, "attention mask", L, S2);
+    b->nfw = fused ? flash_floats(m, in, 0, 0) : 0;
+    if (!st && b->nfw) st = attn_workspace_add(&scratch, "attention workspace", b->nfw, 1);
     if (!st) st = attn_workspace_add(tot, "attention projections", rl, m->hq);
     if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hq);
     if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hv);
@@ -485,6 +500,7 @@ static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs 
         b->wh = attn_workspace_take(ws, L, S2);
     }
     if (!fused || odd_masks(m, in)) b->mask = attn_workspace_take(ws, L, S2);
+    if (b->nfw) b->fw = attn_workspace_take(ws, b->nfw, 1);
     attn_workspace *at = cache ? &cache->ws : ws;
     b->qp = attn_workspace_take(at, rl, m->hq), b->kp = attn_workspace_take(at, rs, m->hq);
     b->vp = attn_workspace_take(at, rs, m->hv), b->concat = attn_workspace_take(at, rl, m->hv);
@@ -532,7 +548,7 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
         if ((st = project(m, in, n, qp, kp, vp))) break;
         if (fused) {
             st = fused_forward(m, in, n, &fm, qp, kp, vp, concat,
-                               cache ? cache->lse + n * H * L : NULL, mask);
+                               cache ? cache->lse + n * H * L : NULL, mask, b.fw, b.nfw);
             if (!st)
                 st = attn_linear_forward(out + n * L * c->out_dim, concat, mha_part(m, m->o_wo),
                                          mha_part(m, m->o_bo), L, m->hv, c->out_dim);
@@ -607,7 +623,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     st = fused ? fused_masks_need(&total, m, in) : ATTN_OK;
     for (size_t i = 0; !st && i < 11; i++) st = attn_workspace_add(&total, "attention gradients", rows[i], cols[i]);
     if (!st && odd) st = attn_workspace_add(&total, "attention mask", L, S2);
-    const size_t nfw = fused ? flash_bwd_floats(m, in, 0) : 0;
+    const size_t nfw = fused ? flash_floats(m, in, 0, 1) : 0;
     if (!st && nfw) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
