@@ -82,6 +82,35 @@ static void test_json_with_torch(void **state)
     cJSON_Delete(root);
 }
 
+/* An installed attn (bin/attn) finds the script in share/attn beside its
+ * bin/ (here a stand-in that prints fixed figures, so that nothing but the
+ * lookup is tested), before the source tree's. */
+static void test_installed_script(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/python3", X_OK)) skip();
+    char root[1024], path[1100];
+    tmp_dir(root, "installed");
+    run_result r = run_cmd("mkdir -p '%s/bin' '%s/share/attn' && cp '%s' '%s/bin/attn'", root, root,
+                           attn_bin(), root);
+    assert_int_equal(r.status, 0);
+    run_result_free(&r);
+    static const char script[] =
+        "print('{\"prefill_s\": 1, \"decode_s\": 1, \"logits_head\": [], \"version\": "
+        "\"installed\", \"threads\": 1, \"argmax_prefill\": 0}')\n";
+    snprintf(path, sizeof path, "%s/share/attn/generate_torch.py", root);
+    write_bytes(path, script, sizeof script - 1);
+    r = run_cmd("'%s/bin/attn' bench generate --config tiny --reps 1 --bandwidth-mib 4 --json", root);
+    assert_int_equal(r.status, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    assert_non_null(j);
+    assert_string_equal(obj(obj(j, "torch"), "version")->valuestring, "installed");
+    /* no logits from the stand-in: no difference to print (JSON has no inf) */
+    assert_true(cJSON_IsNull(obj(obj(j, "torch"), "logits_max_abs_diff")));
+    cJSON_Delete(j);
+    run_result_free(&r);
+}
+
 static void test_help_and_bad_option(void **state)
 {
     (void)state;
@@ -98,6 +127,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_without_torch),
         cmocka_unit_test(test_json_with_torch),
+        cmocka_unit_test(test_installed_script),
         cmocka_unit_test(test_help_and_bad_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * encoder's pooled attention are recorded, and they equal an independent
  * computation in double from the same weights (written here from the
  * models' definitions, not with the library's ops). A run without a trace
- * keeps nothing and gives the same logits. */
+ * keeps nothing and gives the same logits. The KV-cache path traced step by
+ * step records the new rows of the full forward's maps and states. */
 #include "test_support.h"
 
 #include <math.h>
@@ -355,10 +356,100 @@ static void encoder_layer_trace(void **state)
     attn_encoder_free(e);
 }
 
+/* Rows [r0, r0 + rows) and columns [0, cols) of the full run's entry `name`
+ * (its shape (R, C)) equal the step's entry of shape (rows, cols). */
+static void rows_match(const attn_trace *full, const attn_trace *step, const char *name,
+                       size_t r0, size_t rows, size_t cols, float tol)
+{
+    const attn_tensor *f = attn_trace_get(full, name);
+    if (!f) fail_msg("the full run has no entry %s", name);
+    const attn_tensor *s = entry(step, name, rows, cols);
+    assert_true(f->ndim == 2 && r0 + rows <= f->shape[0] && cols <= f->shape[1]);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) {
+            const float a = f->data[(r0 + i) * f->shape[1] + j], b = s->data[i * cols + j];
+            if (!(fabsf(a - b) <= tol))
+                fail_msg("%s (%zu, %zu): cached step %.9g, full forward %.9g", name, i, j, b, a);
+        }
+}
+
+/* The KV-cache path with a trace (a prefill of 3 tokens, then one token at a
+ * time) records, for every layer and head, the new rows of the full
+ * forward's maps over the keys cached so far, and the same hidden states. */
+static void decoder_kv_trace(void **state)
+{
+    (void)state;
+    enum { V = 11, T = 7, L = 3, H = 2, C = 12, PREFILL = 3 };
+    attn_gpt_config c = {V, T, L, H, C, 1};
+    attn_gpt *g = NULL;
+    attn_gpt_kv *kv = NULL;
+    assert_int_equal(attn_gpt_create(&g, &c, 1), ATTN_OK);
+    assert_int_equal(attn_gpt_init(g, 7), ATTN_OK);
+    perturb(attn_gpt_params(g), attn_gpt_param_count(g), 13);
+    uint32_t ids[T];
+    random_ids(ids, T, V, 21);
+    attn_trace *full = NULL;
+    assert_int_equal(attn_trace_create(&full), ATTN_OK);
+    attn_op_ctx fctx = {full, NULL};
+    assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, T, NULL, &fctx), ATTN_OK);
+    float want[V];
+    memcpy(want, attn_gpt_logits(g) + (T - 1) * V, sizeof want);
+    assert_int_equal(attn_gpt_kv_create(&kv, g), ATTN_OK);
+    float logits[V];
+    size_t steps = 0, maps = 0;
+    for (size_t past = 0; past < T; steps++) {
+        const size_t n = past ? 1 : PREFILL, S = past + n;
+        attn_trace *tr = NULL;
+        assert_int_equal(attn_trace_create(&tr), ATTN_OK);
+        attn_op_ctx ctx = {tr, "step"};
+        attn_op_ctx plain = {tr, NULL};
+        assert_int_equal(attn_gpt_kv_step_traced(g, kv, ids + past, n, logits, past ? &plain : &ctx),
+                         ATTN_OK);
+        if (!past) { /* a prefix goes in front of every name; then again without one */
+            entry(tr, "step.layer0.head1.attention", n, S);
+            assert_null(attn_trace_get(tr, "layer0.resid"));
+            attn_trace_free(tr);
+            assert_int_equal(attn_trace_create(&tr), ATTN_OK);
+            attn_gpt_kv_reset(kv);
+            assert_int_equal(attn_gpt_kv_step_traced(g, kv, ids, n, logits, &plain), ATTN_OK);
+        }
+        rows_match(full, tr, "embed", past, n, C, 1e-6f);
+        char name[64];
+        for (size_t l = 0; l < L; l++) {
+            for (size_t h = 0; h < H; h++) {
+                snprintf(name, sizeof name, "layer%zu.head%zu.attention", l, h);
+                rows_match(full, tr, name, past, n, S, 2e-5f);
+                maps++;
+                snprintf(name, sizeof name, "layer%zu.head%zu.k", l, h);
+                rows_match(full, tr, name, 0, S, C / H, 1e-4f);
+                snprintf(name, sizeof name, "layer%zu.head%zu.q", l, h);
+                rows_match(full, tr, name, past, n, C / H, 1e-4f);
+            }
+            snprintf(name, sizeof name, "layer%zu.output", l);
+            rows_match(full, tr, name, past, n, C, 1e-4f);
+            snprintf(name, sizeof name, "layer%zu.resid", l);
+            rows_match(full, tr, name, past, n, C, 1e-4f);
+        }
+        attn_trace_free(tr);
+        past = S;
+    }
+    assert_int_equal(steps, T - PREFILL + 1);
+    assert_int_equal(maps, steps * L * H);
+    for (size_t i = 0; i < V; i++) assert_true(fabsf(logits[i] - want[i]) < 1e-4f);
+    /* The full maps are causal: what the steps never saw is zero there. */
+    const attn_tensor *a = entry(full, "layer2.head1.attention", T, T);
+    for (size_t i = 0; i < T; i++)
+        for (size_t j = i + 1; j < T; j++) assert_true(a->data[i * T + j] == 0.0f);
+    attn_gpt_kv_free(kv);
+    attn_trace_free(full);
+    attn_gpt_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decoder_trace),
+        cmocka_unit_test(decoder_kv_trace),
         cmocka_unit_test(encoder_trace),
         cmocka_unit_test(encoder_layer_trace),
     };

@@ -141,7 +141,7 @@ static attn_status mmnt_bwd(op_env *e, const float *dy, float *const *g)
     return attn_matmul_nt_backward(g[0], g[1], dy, e->in[0], e->in[1], MKN(e));
 }
 
-enum { LIN_BIAS = 1 };
+enum { LIN_BIAS = 1, LIN_SET = 2 };
 static void setup_linear(op_env *e)
 {
     const size_t rows = e->c->d[0], in = e->c->d[1], out = e->c->d[2];
@@ -163,10 +163,15 @@ static attn_status linear_ref(op_env *e, float *o)
         for (size_t j = 0; j < e->c->d[2]; j++) o[i * e->c->d[2] + j] += b[j];
     return st;
 }
+/* LIN_SET: attn_linear_backward_set writes d_x into NaN (test_nan_buffer:
+ * every element must be written), added to the prefilled gradient after. */
 static attn_status linear_bwd(op_env *e, const float *dy, float *const *g)
 {
-    return attn_linear_backward(g[0], g[1], (e->c->var & LIN_BIAS) ? g[2] : NULL, dy, e->in[0],
-                                e->in[1], MKN(e));
+    float *db = (e->c->var & LIN_BIAS) ? g[2] : NULL, *t = test_nan_buffer(e->in_n[0]);
+    if (!(e->c->var & LIN_SET))
+        return free(t), attn_linear_backward(g[0], g[1], db, dy, e->in[0], e->in[1], MKN(e));
+    attn_status st = attn_linear_backward_set(t, g[1], db, dy, e->in[0], e->in[1], MKN(e));
+    return test_add_free(g[0], t, e->in_n[0]), st;
 }
 
 /* gemm: op(a) · op(b) (+ c0), through attn_gemm with a kernel choice, or
@@ -418,7 +423,10 @@ static attn_status gelu_fwd(op_env *e, float *o) { return attn_gelu_forward(o, e
 static attn_status gelu_ref(op_env *e, float *o) { return attn_gelu_ref(o, e->in[0], e->c->d[0]); }
 static attn_status gelu_bwd(op_env *e, const float *dy, float *const *g)
 {
-    return attn_gelu_backward(g[0], dy, e->in[0], e->c->d[0]);
+    if (!e->c->var) return attn_gelu_backward(g[0], dy, e->in[0], e->c->d[0]);
+    float *t = test_nan_buffer(e->c->d[0]); /* var 1: attn_gelu_backward_set, as LIN_SET */
+    attn_status st = attn_gelu_backward_set(t, dy, e->in[0], e->c->d[0]);
+    return test_add_free(g[0], t, e->c->d[0]), st;
 }
 
 #define DROP_KEY 0x5eedULL
@@ -554,80 +562,7 @@ static const op_def OP_EMBEDDING = {"embedding", setup_embedding, NULL, emb_fwd,
 static const op_def OP_CE = {"crossentropy", setup_ce, NULL, ce_fwd, ce_ref, ce_bwd, NULL, TOL_DEFAULT};
 
 /* ---- the cases ----------------------------------------------------------------------- */
-static const op_case CASES[] = {
-    /* matmul family, d = {m, k, n}; big: m·k·n >= 2^20 (threads, blocked kernel) */
-    {&OP_MATMUL, {1, 1, 1}, 0, 1, 0},
-    {&OP_MATMUL, {3, 5, 7}, 0, 1, 0},
-    {&OP_MATMUL, {17, 33, 9}, 0, 1, 0},
-    {&OP_MATMUL, {129, 67, 131}, 0, 1, 1},
-    {&OP_MATMUL_NT, {1, 3, 1}, 0, 1, 0},
-    {&OP_MATMUL_NT, {4, 19, 5}, 0, 1, 0},
-    {&OP_MATMUL_NT, {1, 37, 23}, 0, 1, 0}, /* one row: the small path's row kernel */
-    {&OP_MATMUL_NT, {131, 67, 129}, 0, 1, 1},
-    {&OP_LINEAR, {5, 7, 3}, 0, 1, 0},
-    {&OP_LINEAR, {5, 7, 3}, LIN_BIAS, 1, 0},
-    {&OP_LINEAR, {1, 17, 33}, LIN_BIAS, 1, 0},
-    {&OP_LINEAR, {130, 67, 129}, LIN_BIAS, 1, 1},
-    {&OP_GEMM, {7, 9, 5}, 0, 1, 0},
-    {&OP_GEMM, {7, 9, 5}, G_TA, 1, 0},
-    {&OP_GEMM, {7, 9, 5}, G_TB | G_ACC, 1, 0},
-    {&OP_GEMM, {33, 17, 19}, G_TA | G_TB | G_ACC | G_BUILTIN, 1, 0},
-    {&OP_GEMM, {33, 17, 19}, G_TB | G_CBLAS, 1, 0},
-    {&OP_GEMM, {129, 67, 131}, G_ACC | G_BUILTIN, 1, 1},
-    {&OP_GEMM, {129, 67, 131}, G_TA | G_TB | G_ACC | G_CBLAS, 1, 1},
-    {&OP_GEMM, {13, 11, 9}, G_DIRECT, 1, 0},
-    {&OP_GEMM, {13, 11, 9}, G_DIRECT | G_TB, 1, 0},
-    {&OP_GEMM, {13, 11, 9}, G_DIRECT | G_TB | G_CBLAS, 1, 0},
-    /* softmax, d = {rows, cols} */
-    {&OP_SOFTMAX, {1, 1}, 0, 3, 0},
-    {&OP_SOFTMAX, {3, 17}, 0, 3, 0},
-    {&OP_SOFTMAX, {5, 33}, SM_INF, 3, 0},
-    {&OP_SOFTMAX, {129, 131}, 0, 3, 1},
-    /* attention, d = {L, S, d_k, d_v} */
-    {&OP_SDPA, {1, 1, 1, 1}, 0, 1, 0},
-    {&OP_SDPA, {5, 7, 3, 4}, 0, 1, 0},
-    {&OP_SDPA, {5, 7, 3, 4}, A_NOWEIGHTS, 1, 0},
-    {&OP_SDPA, {6, 9, 17, 5}, A_NOSCALE | A_BOOL, 0.5f, 0},
-    {&OP_SDPA, {6, 9, 17, 5}, A_CUSTOM | A_TEMP | A_ADD | A_NOWEIGHTS, 1, 0},
-    {&OP_SDPA, {7, 5, 4, 3}, A_TOPLEFT | A_BOOL, 1, 0},
-    {&OP_SDPA, {4, 9, 5, 6}, A_BOTRIGHT | A_TEMP, 1, 0},
-    {&OP_SDPA, {4, 9, 5, 6}, A_BOTRIGHT | A_ADD | A_NOWEIGHTS, 1, 0},
-    {&OP_SDPA_FLASH, {1, 1, 1, 1}, 0, 1, 0},
-    {&OP_SDPA_FLASH, {5, 7, 3, 4}, A_TEMP, 1, 0},
-    {&OP_SDPA_FLASH, {9, 6, 17, 5}, A_CUSTOM | A_BOOL | A_TOPLEFT, 1, 0},
-    {&OP_SDPA_FLASH, {4, 9, 5, 6}, A_NOSCALE | A_ADD | A_BOTRIGHT, 0.5f, 0},
-    /* flash over heads, d = {batch, heads, L, S, d_k, d_v}; big: nh·L·S·(dk+dv) >= 2^18 */
-    {&OP_FLASH, {1, 1, 3, 5, 2, 3}, 0, 1, 0},
-    {&OP_FLASH, {2, 3, 5, 7, 9, 4}, F_TOPLEFT, 1, 0},
-    {&OP_FLASH, {2, 2, 6, 4, 3, 5}, F_BOTRIGHT | F_KEYMASK, 1, 0},
-    {&OP_FLASH, {2, 3, 37, 45, 33, 31}, F_KEYMASK | F_TOPLEFT, 1, 1},
-    /* layer norm, d = {rows, dim}; big: rows·dim >= 2^15 */
-    {&OP_LAYERNORM, {1, 1}, 0, 2, 0},
-    {&OP_LAYERNORM, {5, 7}, 0, 2, 0},
-    {&OP_LAYERNORM, {3, 33}, LN_NOBIAS, 2, 0},
-    {&OP_LAYERNORM, {4, 17}, LN_NOSAVE, 2, 0},
-    {&OP_LAYERNORM, {129, 257}, 0, 2, 1},
-    /* GELU and dropout, d = {n}; big: n >= 2^17 */
-    {&OP_GELU, {1}, 0, 4, 0},
-    {&OP_GELU, {41}, 0, 4, 0},
-    {&OP_GELU, {131075}, 0, 4, 1},
-    {&OP_DROPOUT, {1}, 0, 1, 0},
-    {&OP_DROPOUT, {37}, 0, 1, 0},
-    {&OP_DROPOUT, {37}, 30, 1, 0},
-    {&OP_DROPOUT, {131075}, 90, 1, 1},
-    /* embedding, d = {n, dim, vocab}; big: n·dim >= 2^16 */
-    {&OP_EMBEDDING, {1, 1, 1}, 0, 1, 0},
-    {&OP_EMBEDDING, {6, 3, 5}, 0, 1, 0},
-    {&OP_EMBEDDING, {7, 5, 4}, 1, 1, 0},
-    {&OP_EMBEDDING, {257, 259, 11}, 1, 1, 1},
-    /* cross-entropy, d = {rows, vocab}; big: rows·vocab >= 2^14 */
-    {&OP_CE, {1, 1}, 0, 3, 0},
-    {&OP_CE, {3, 7}, 0, 3, 0},
-    {&OP_CE, {5, 33}, 0, 3, 0},
-    {&OP_CE, {4, 9}, 10, 3, 0},
-    {&OP_CE, {67, 259}, 0, 3, 1},
-    {&OP_CE, {67, 259}, 20, 3, 1},
-};
+#include "op_harness_cases.h"
 
 /* ---- the harness ---------------------------------------------------------------------- */
 typedef struct fd_grad { /* the sampled elements of one input, their gradients */

@@ -22,6 +22,11 @@
 #ifndef ATTN_BENCH_DIR
 #define ATTN_BENCH_DIR "bench"
 #endif
+/* Where `cmake --install` puts the script, relative to the binary's folder. */
+#ifndef ATTN_BIN_TO_SHARE
+#define ATTN_BIN_TO_SHARE "../share/attn"
+#endif
+#define TORCH_SCRIPT "generate_torch.py"
 
 static const char usage[] =
     "usage: attn bench generate [--config gpt2|tiny] [--prompt N] [--decode N] [--reps R]\n"
@@ -52,7 +57,9 @@ static const char usage[] =
     "  --threads T       threads of both (default: OpenMP's)\n"
     "  --no-torch        skip PyTorch\n"
     "  --python PATH     the Python with PyTorch (default /usr/bin/python3)\n"
-    "  --torch-script F  default " ATTN_BENCH_DIR "/generate_torch.py\n"
+    "  --torch-script F  PyTorch's side (default: " ATTN_BIN_TO_SHARE "/" TORCH_SCRIPT "\n"
+    "                    beside the attn binary, as installed, else the source\n"
+    "                    tree's bench/" TORCH_SCRIPT ")\n"
     "  --bandwidth-mib M size of the bandwidth buffer in MiB\n"
     "  --seed S          weights' seed (default 1337)\n"
     "  --json            one JSON object instead of a table\n"
@@ -66,6 +73,7 @@ typedef struct gen_opts {
     const char *name, *python, *script;
     int prompt, decode, reps, threads, torch, bw_mib, json;
     int seed;
+    char found[4096]; /* the default script, once found */
 } gen_opts;
 
 /* PyTorch's figures (ok = 0: not run; why says so). */
@@ -75,6 +83,8 @@ typedef struct torch_res {
     double prefill_s, decode_s, max_diff;
     int same_argmax;
 } torch_res;
+
+static int find_script(gen_opts *o);
 
 static int parse(int argc, char **argv, gen_opts *o)
 {
@@ -89,7 +99,7 @@ static int parse(int argc, char **argv, gen_opts *o)
     int opt, tiny = 0;
     o->prompt = o->decode = o->bw_mib = -1;
     o->reps = 3, o->torch = 1, o->seed = 1337;
-    o->python = "/usr/bin/python3", o->script = ATTN_BENCH_DIR "/generate_torch.py";
+    o->python = "/usr/bin/python3", o->script = NULL;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -124,7 +134,37 @@ static int parse(int argc, char **argv, gen_opts *o)
     if ((size_t)o->prompt + (size_t)o->decode > o->cfg.context)
         return cli_usage_error(cmd, usage, "--prompt %d + --decode %d exceed the context of %zu",
                                o->prompt, o->decode, o->cfg.context);
-    return 0;
+    return o->torch && !o->script ? find_script(o) : 0;
+}
+
+/* 1 if dir/TORCH_SCRIPT is readable; its path in out. */
+static int script_in(char *out, size_t n, const char *dir)
+{
+    return (size_t)snprintf(out, n, "%s/%s", dir, TORCH_SCRIPT) < n && access(out, R_OK) == 0;
+}
+
+/* The PyTorch script when --torch-script is not given: installed with the
+ * binary (share/attn beside its bin/), else in the source tree it was built
+ * from; a usage error (status 2) naming both when neither holds it. */
+static int find_script(gen_opts *o)
+{
+    char exe[4096], where[4096];
+    const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) *slash = '\0';
+    if (slash && (size_t)snprintf(where, sizeof where, "%s/%s", exe, ATTN_BIN_TO_SHARE) < sizeof where &&
+        script_in(o->found, sizeof o->found, where)) {
+        o->script = o->found;
+        return 0;
+    }
+    if (script_in(o->found, sizeof o->found, ATTN_BENCH_DIR)) {
+        o->script = o->found;
+        return 0;
+    }
+    return cli_usage_error("bench generate", usage,
+                           "cannot find PyTorch's side, " TORCH_SCRIPT ", in %s/%s nor in %s: "
+                           "pass --torch-script FILE (or --no-torch)",
+                           slash ? exe : "the binary's folder", ATTN_BIN_TO_SHARE, ATTN_BENCH_DIR);
 }
 
 /* s in single quotes for the shell (a ' becomes '\''); 0 if it does not fit. */
@@ -241,10 +281,12 @@ static void print_json(const gen_opts *o, const gen_figs *f, const attn_bench_ge
            f->a_dec / f->limit);
     if (t->ok) {
         const double tp = o->prompt / t->prefill_s, td = o->decode / t->decode_s;
+        char diff[32] = "null"; /* JSON has no infinity: logits missing from PyTorch's side */
+        if (isfinite(t->max_diff)) snprintf(diff, sizeof diff, "%.3g", t->max_diff);
         printf(" \"torch\": {\"version\": \"%s\", \"threads\": %d, \"prefill_tok_s\": %.3f, "
                "\"decode_tok_s\": %.3f, \"decode_limit_fraction\": %.4f, "
-               "\"logits_max_abs_diff\": %.3g, \"same_argmax\": %s},\n",
-               t->version, t->threads, tp, td, td / f->limit, t->max_diff,
+               "\"logits_max_abs_diff\": %s, \"same_argmax\": %s},\n",
+               t->version, t->threads, tp, td, td / f->limit, diff,
                t->same_argmax ? "true" : "false");
         printf(" \"attn_over_torch\": {\"prefill\": %.3f, \"decode\": %.3f},\n", f->a_pre / tp,
                f->a_dec / td);

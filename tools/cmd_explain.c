@@ -168,6 +168,77 @@ static int explain_model_main(explain_model_args *ma, const cli_attention_opts *
     return explain_model(ma, o);
 }
 
+/* The walkthrough of self-attention on the embeddings of path_a (and the
+ * comparison with path_b's), as text, JSON or exported files. The exit status. */
+static int explain_walkthrough(const char *path_a, const char *path_b, const cli_attention_opts *o,
+                               const cli_export_opts *ex)
+{
+    int rc = CLI_OK;
+    attn_embeddings a = {0}, b = {0};
+    attn_trace *ta = NULL, *tb = NULL;
+    char *text_a = NULL, *text_b = NULL;
+    /* Everything is read and computed before anything is printed, so that bad
+     * input leaves stdout empty. */
+    attn_status st = attn_embeddings_read_csv(&a, path_a);
+    if (!st && path_b) st = attn_embeddings_read_csv(&b, path_b);
+    if (!st && path_b) st = same_dims(&a, path_a, &b, path_b);
+    if (!st) st = attn_trace_create(&ta);
+    if (!st) st = attn_self_attention(NULL, &a, &o->sdpa, ta);
+    if (!st) st = attn_trace_check_output(ta, path_a);
+    if (!st && path_b) st = attn_trace_create(&tb);
+    if (!st && path_b) st = attn_self_attention(NULL, &b, &o->sdpa, tb);
+    if (!st && path_b) st = attn_trace_check_output(tb, path_b);
+    if (!st && (!(text_a = join_tokens(&a)) || (path_b && !(text_b = join_tokens(&b)))))
+        st = attn_error(ATTN_E_NOMEM, "out of memory");
+    if (st) {
+        rc = cli_fail("explain", st);
+        goto done;
+    }
+
+    if (cli_export_any(ex)) {
+        const attn_trace *tt[2] = {ta, tb};
+        const char *cap[2] = {path_a, path_b};
+        attn_doc doc = {"attn explain", tb ? 2 : 1, tt, cap, 0};
+        st = cli_export_run(ex, &doc);
+        if (!st && o->json) st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
+    } else if (o->json) {
+        st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
+    } else {
+        char scale[128];
+        cli_describe_scale(scale, sizeof scale, &o->sdpa, a.n_dims);
+        printf("attn explain: self-attention on %s (%zu tokens, d = %zu; Q = K = V = X, %s)\n\n",
+               path_a, a.n_tokens, a.n_dims, scale);
+        st = attn_text_walkthrough(stdout, ta, &o->text);
+        if (!st && tb) {
+            printf("\n== Compared with %s (%zu tokens) ==\n\n", path_b, b.n_tokens);
+            st = attn_text_walkthrough(stdout, tb, &o->text);
+            const attn_trace *pair[2] = {ta, tb};
+            const char *captions[2] = {path_a, path_b};
+            int shared = 0;
+            for (size_t i = 0; !st && i < a.n_tokens; i++) {
+                if (attn_embeddings_find(&a, a.tokens[i]) != (long)i) continue; /* once each */
+                if (attn_embeddings_find(&b, a.tokens[i]) < 0) continue;
+                char shown[256];
+                attn_text_escape(shown, sizeof shown, a.tokens[i]);
+                printf("\n== \"%s\" in both ==\n\n", shown);
+                st = attn_text_token_comparison(stdout, a.tokens[i], pair, captions, 2, &o->text);
+                shared = 1;
+            }
+            if (!st && !shared) printf("\nNo token appears in both inputs.\n");
+        }
+    }
+    if (st) rc = cli_fail("explain", st);
+    else rc = cli_finish_stdout("explain");
+done:
+    free(text_a);
+    free(text_b);
+    attn_trace_free(ta);
+    attn_trace_free(tb);
+    attn_embeddings_free(&a);
+    attn_embeddings_free(&b);
+    return rc;
+}
+
 int cmd_explain(int argc, char **argv)
 {
     enum { OPT_EMBEDDINGS = 2000, OPT_COMPARE, OPT_WEIGHTS, OPT_HEADS, OPT_MODEL, OPT_TEXT,
@@ -234,69 +305,5 @@ int cmd_explain(int argc, char **argv)
     if (!pre) pre = cli_export_check_inputs(&ex, inputs, 3);
     if (pre) return cli_fail("explain", pre);
     if (path_w) return explain_layer(path_a, path_w, (size_t)heads, &o, &ex);
-
-    int rc = CLI_OK;
-    attn_embeddings a = {0}, b = {0};
-    attn_trace *ta = NULL, *tb = NULL;
-    char *text_a = NULL, *text_b = NULL;
-    /* Everything is read and computed before anything is printed, so that bad
-     * input leaves stdout empty. */
-    attn_status st = attn_embeddings_read_csv(&a, path_a);
-    if (!st && path_b) st = attn_embeddings_read_csv(&b, path_b);
-    if (!st && path_b) st = same_dims(&a, path_a, &b, path_b);
-    if (!st) st = attn_trace_create(&ta);
-    if (!st) st = attn_self_attention(NULL, &a, &o.sdpa, ta);
-    if (!st) st = attn_trace_check_output(ta, path_a);
-    if (!st && path_b) st = attn_trace_create(&tb);
-    if (!st && path_b) st = attn_self_attention(NULL, &b, &o.sdpa, tb);
-    if (!st && path_b) st = attn_trace_check_output(tb, path_b);
-    if (!st && (!(text_a = join_tokens(&a)) || (path_b && !(text_b = join_tokens(&b)))))
-        st = attn_error(ATTN_E_NOMEM, "out of memory");
-    if (st) {
-        rc = cli_fail("explain", st);
-        goto done;
-    }
-
-    if (cli_export_any(&ex)) {
-        const attn_trace *tt[2] = {ta, tb};
-        const char *cap[2] = {path_a, path_b};
-        attn_doc doc = {"attn explain", tb ? 2 : 1, tt, cap, 0};
-        st = cli_export_run(&ex, &doc);
-        if (!st && o.json) st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
-    } else if (o.json) {
-        st = attn_json_walkthrough(stdout, ta, text_a, tb, text_b);
-    } else {
-        char scale[128];
-        cli_describe_scale(scale, sizeof scale, &o.sdpa, a.n_dims);
-        printf("attn explain: self-attention on %s (%zu tokens, d = %zu; Q = K = V = X, %s)\n\n",
-               path_a, a.n_tokens, a.n_dims, scale);
-        st = attn_text_walkthrough(stdout, ta, &o.text);
-        if (!st && tb) {
-            printf("\n== Compared with %s (%zu tokens) ==\n\n", path_b, b.n_tokens);
-            st = attn_text_walkthrough(stdout, tb, &o.text);
-            const attn_trace *pair[2] = {ta, tb};
-            const char *captions[2] = {path_a, path_b};
-            int shared = 0;
-            for (size_t i = 0; !st && i < a.n_tokens; i++) {
-                if (attn_embeddings_find(&a, a.tokens[i]) != (long)i) continue; /* once each */
-                if (attn_embeddings_find(&b, a.tokens[i]) < 0) continue;
-                char shown[256];
-                attn_text_escape(shown, sizeof shown, a.tokens[i]);
-                printf("\n== \"%s\" in both ==\n\n", shown);
-                st = attn_text_token_comparison(stdout, a.tokens[i], pair, captions, 2, &o.text);
-                shared = 1;
-            }
-            if (!st && !shared) printf("\nNo token appears in both inputs.\n");
-        }
-    }
-    if (st) rc = cli_fail("explain", st);
-    else rc = cli_finish_stdout("explain");
-done:
-    free(text_a);
-    free(text_b);
-    attn_trace_free(ta);
-    attn_trace_free(tb);
-    attn_embeddings_free(&a);
-    attn_embeddings_free(&b);
-    return rc;
+    return explain_walkthrough(path_a, path_b, &o, &ex);
 }

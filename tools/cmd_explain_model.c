@@ -27,15 +27,18 @@ static void run_free(run *r)
     attn_trace_free(r->trace);
 }
 
+/* hf: a Hugging Face folder, whose limit is config.json's n_positions; an
+ * attn checkpoint's is the context it was trained with. */
 static attn_status run_text(attn_gpt *g, const attn_tokenizer *tok, const char *text,
-                            const char *what, run *r)
+                            const char *what, int hf, run *r)
 {
     const attn_gpt_config *c = attn_gpt_get_config(g);
     attn_status st = attn_tokenizer_encode(tok, text, strlen(text), what, &r->ids, &r->n);
     if (!st && r->n == 0) st = attn_error(ATTN_E_INVALID, "%s: no tokens (expected a non-empty text)", what);
     if (!st && r->n > c->context)
-        st = attn_error(ATTN_E_INVALID, "%s: %zu tokens, but the model has %zu positions (n_positions)",
-                        what, r->n, c->context);
+        st = attn_error(ATTN_E_INVALID, "%s: %zu tokens, but the model has %zu positions (%s)", what,
+                        r->n, c->context,
+                        hf ? "n_positions in config.json" : "its context: attn train --context");
     if (!st) st = attn_tokenizer_labels(tok, r->ids, r->n, &r->labels);
     if (!st) st = attn_trace_create(&r->trace);
     if (!st) st = attn_gpt_trace_text(g, r->ids, r->n, (const char *const *)r->labels, r->trace);
@@ -104,8 +107,8 @@ int explain_model(const explain_model_args *a, const cli_attention_opts *o)
     /* Everything is computed before anything is written. */
     attn_status st = gpt_cli_load_model(a->dir, &g, &tok, &hf);
     if (!st) st = check_filters(a, attn_gpt_get_config(g));
-    if (!st) st = run_text(g, tok, a->text, "--text", &ra);
-    if (!st && a->compare) st = run_text(g, tok, a->compare, "--compare-text", &rb);
+    if (!st) st = run_text(g, tok, a->text, "--text", hf, &ra);
+    if (!st && a->compare) st = run_text(g, tok, a->compare, "--compare-text", hf, &rb);
     const size_t layers = g ? attn_gpt_get_config(g)->layers : 0;
     if (!st && a->compare) st = attn_gpt_compare_hidden(ra.trace, rb.trace, layers);
     int rc;

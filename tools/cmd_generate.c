@@ -56,10 +56,25 @@ static int on_token(uint32_t id, void *user)
     return ferror(stdout) ? 1 : 0;
 }
 
-/* A GPT-2 folder: the weights and the tokenizer files beside them. */
+/* 1 if dir holds a file called name. */
+static int has_file(const char *dir, const char *name)
+{
+    char path[4096];
+    return (size_t)snprintf(path, sizeof path, "%s/%s", dir, name) < sizeof path &&
+           access(path, F_OK) == 0;
+}
+
+/* A GPT-2 folder: the weights and the tokenizer files beside them. A folder
+ * of weights alone is told which files it lacks and where they come from. */
 static attn_status load_hf(const char *dir, attn_gpt **g, attn_tokenizer **tok)
 {
     attn_status st = attn_gpt_hf_load(g, dir, 1);
+    if (!st && !has_file(dir, "encoder.json") && !has_file(dir, "vocab.json"))
+        st = attn_error(ATTN_E_IO,
+                        "%s: no tokenizer beside the weights: expected GPT-2's tokenizer files "
+                        "encoder.json and vocab.bpe (or vocab.json and merges.txt): GPT-2's own, or "
+                        "those 'attn tokenize --train' writes (as for 'attn train --tokenizer')",
+                        dir);
     if (!st) st = attn_bpe_tokenizer_load(tok, dir);
     if (!st && attn_tokenizer_vocab_size(*tok) > attn_gpt_get_config(*g)->vocab_size)
         st = attn_error(ATTN_E_FORMAT, "%s: the tokenizer has %zu tokens, the model only %zu (vocab_size)",
@@ -72,6 +87,31 @@ attn_status gpt_cli_load_model(const char *dir, attn_gpt **g, attn_tokenizer **t
     attn_checkpoint info;
     *hf = attn_gpt_hf_is_dir(dir);
     return *hf ? load_hf(dir, g, tok) : attn_checkpoint_load(dir, 1, &info, g, tok);
+}
+
+/* The prompt's token ids (malloc'd); without a prompt a newline when the
+ * vocabulary has one, else token 0, and *prompt becomes NULL (nothing to echo). */
+static attn_status encode_prompt(const attn_gpt *g, const attn_tokenizer *tok, int hf,
+                                 const char **prompt, uint32_t **ids, size_t *n)
+{
+    attn_status st = ATTN_OK;
+    if (*prompt && (*prompt)[0]) {
+        st = attn_tokenizer_encode(tok, *prompt, strlen(*prompt), "prompt", ids, n);
+        /* GPT-2's positions end at n_positions; attn's own models restart
+         * their window instead (attn_gpt_generate). */
+        if (!st && hf && *n > attn_gpt_get_config(g)->context)
+            st = attn_error(ATTN_E_INVALID, "prompt: %zu tokens, but the model has %zu positions (n_positions)",
+                            *n, attn_gpt_get_config(g)->context);
+    } else { /* a newline when the vocabulary has one, else token 0 */
+        if (attn_tokenizer_encode(tok, "\n", 1, "prompt", ids, n)) {
+            attn_clear_error();
+            free(*ids);
+            *ids = calloc(1, sizeof **ids), *n = 1;
+            if (!*ids) st = attn_error(ATTN_E_NOMEM, "out of memory");
+        }
+        *prompt = NULL;
+    }
+    return st;
 }
 
 int cmd_generate(int argc, char **argv)
@@ -134,22 +174,7 @@ int cmd_generate(int argc, char **argv)
     attn_status st = gpt_cli_load_model(dir, &g, &tok, &hf);
     uint32_t *ids = NULL;
     size_t n = 0;
-    if (!st && prompt && prompt[0]) {
-        st = attn_tokenizer_encode(tok, prompt, strlen(prompt), "prompt", &ids, &n);
-        /* GPT-2's positions end at n_positions; attn's own models restart
-         * their window instead (attn_gpt_generate). */
-        if (!st && hf && n > attn_gpt_get_config(g)->context)
-            st = attn_error(ATTN_E_INVALID, "prompt: %zu tokens, but the model has %zu positions (n_positions)",
-                            n, attn_gpt_get_config(g)->context);
-    } else if (!st) { /* a newline when the vocabulary has one, else token 0 */
-        if (attn_tokenizer_encode(tok, "\n", 1, "prompt", &ids, &n)) {
-            attn_clear_error();
-            free(ids);
-            ids = calloc(1, sizeof *ids), n = 1;
-            if (!ids) st = attn_error(ATTN_E_NOMEM, "out of memory");
-        }
-        prompt = NULL;
-    }
+    if (!st) st = encode_prompt(g, tok, hf, &prompt, &ids, &n);
     if (st) {
         free(ids);
         attn_gpt_free(g);

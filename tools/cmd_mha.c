@@ -216,6 +216,34 @@ static attn_status check_inputs(const attn_mha_config *cfg, const char *pw, cons
     return st;
 }
 
+/* Reads the query (and key, value, masks) files and checks them against the
+ * layer's configuration, filling in (the masks) and *unbatched. */
+static attn_status read_inputs(const char *pw, const char *pq, const char *pk, const char *pv,
+                               const char *pm, const char *pp, const attn_mha_config *cfg,
+                               input *q, input *k, input *v, input *mask, input *kpm,
+                               int *unbatched, attn_mha_inputs *in)
+{
+    attn_status st = ATTN_OK;
+    /* Every dtype and shape from the headers first: a wrong file costs no
+     * conversion (data = 0); then the values (data = 1). */
+    for (int data = 0; data < 2 && !st; data++) {
+        if (!st) st = read_single(pq, q, data, 0);
+        if (!st) st = as_batched(pq, "query", q, unbatched, -1);
+        if (!st && q->t.shape[2] != cfg->embed_dim)
+            st = attn_error(ATTN_E_FORMAT, "%s: expected embedding dimension %zu (from %s), found %zu",
+                            pq, cfg->embed_dim, pw, q->t.shape[2]);
+        if (!st && pk) st = read_single(pk, k, data, 0);
+        if (!st && pk) st = as_batched(pk, "key", k, NULL, *unbatched);
+        if (!st && pv) st = read_single(pv, v, data, 0);
+        if (!st && pv) st = as_batched(pv, "value", v, NULL, *unbatched);
+        if (!st && pm) st = read_single(pm, mask, data, 1);
+        if (!st && pp) st = read_single(pp, kpm, data, 1);
+        if (!st) st = check_inputs(cfg, pw, q, pq, pk ? k : NULL, pk, pv ? v : NULL, pv,
+                                   pm ? mask : NULL, pm, pp ? kpm : NULL, pp, *unbatched, in);
+    }
+    return st;
+}
+
 int cmd_mha(int argc, char **argv)
 {
     enum { O_WEIGHTS = 3000, O_HEADS, O_QUERY, O_KEY, O_VALUE, O_MASK, O_KPM, O_CAUSAL, O_ZERO, O_OUT };
@@ -276,23 +304,7 @@ int cmd_mha(int argc, char **argv)
     if (!st) st = attn_mha_load_safetensors(m, w, NULL);
     if (!st) cfg = *attn_mha_get_config(m);
     if (!st) st = check_weights(m, pw);
-    /* Every dtype and shape from the headers first: a wrong file costs no
-     * conversion (data = 0); then the values (data = 1). */
-    for (int data = 0; data < 2 && !st; data++) {
-        if (!st) st = read_single(pq, &q, data, 0);
-        if (!st) st = as_batched(pq, "query", &q, &unbatched, -1);
-        if (!st && q.t.shape[2] != cfg.embed_dim)
-            st = attn_error(ATTN_E_FORMAT, "%s: expected embedding dimension %zu (from %s), found %zu",
-                            pq, cfg.embed_dim, pw, q.t.shape[2]);
-        if (!st && pk) st = read_single(pk, &k, data, 0);
-        if (!st && pk) st = as_batched(pk, "key", &k, NULL, unbatched);
-        if (!st && pv) st = read_single(pv, &v, data, 0);
-        if (!st && pv) st = as_batched(pv, "value", &v, NULL, unbatched);
-        if (!st && pm) st = read_single(pm, &mask, data, 1);
-        if (!st && pp) st = read_single(pp, &kpm, data, 1);
-        if (!st) st = check_inputs(&cfg, pw, &q, pq, pk ? &k : NULL, pk, pv ? &v : NULL, pv,
-                                   pm ? &mask : NULL, pm, pp ? &kpm : NULL, pp, unbatched, &in);
-    }
+    if (!st) st = read_inputs(pw, pq, pk, pv, pm, pp, &cfg, &q, &k, &v, &mask, &kpm, &unbatched, &in);
     const attn_tensor *kt = pk ? &k.t : &q.t, *vt = pv ? &v.t : &q.t;
     const size_t N = q.t.shape[0], L = q.t.shape[1], S = kt->shape[1], H = cfg.num_heads;
     const size_t S2 = attn_mha_kv_len(m, S);

@@ -84,7 +84,33 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
-int cmd_train(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct train_args {
+    attn_gpt_config mc;
+    attn_train_config tc;
+    const char *data, *config, *out, *resume, *json_log, *tokenizer, *init;
+    size_t log_every, stop_at, iters;
+    int force, log_curves;
+} train_args;
+
+/* --task picks the trainer: -1 to go on with this one, else the exit status. */
+static int train_pick_task(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *task = NULL;
+        if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
+        else if (!strncmp(argv[i], "--task=", 7)) task = argv[i] + 7;
+        if (task && !strcmp(task, "classify")) return cmd_train_classify(argc, argv);
+        if (task && strcmp(task, "lm"))
+            return cli_usage_error("train", usage, "--task: expected lm or classify, found '%s'", task);
+    }
+    return -1;
+}
+
+/* Parses the flags into a, the hyperparameters settled from the defaults,
+ * --config, the checkpoint being resumed and the flags. -1 when the run
+ * goes on, else the exit status (--help, a usage error). */
+static int train_parse(int argc, char **argv, train_args *a)
 {
     static const struct option fixed[] = {
         {"data", required_argument, 0, O_DATA}, {"config", required_argument, 0, O_CONFIG},
@@ -100,26 +126,13 @@ int cmd_train(int argc, char **argv)
     size_t n_fixed = sizeof fixed / sizeof *fixed;
     memcpy(longopts, fixed, sizeof fixed);
     cli_hp_longopts(h, longopts, n_fixed, sizeof longopts / sizeof *longopts, names);
-    attn_gpt_config mc;
-    attn_train_config tc;
-    memset(&mc, 0, sizeof mc), memset(&tc, 0, sizeof tc);
-    void *const parts[2] = {&mc, &tc};
+    memset(a, 0, sizeof *a);
+    void *const parts[2] = {&a->mc, &a->tc};
     attn_hparams_defaults(h, parts);
     /* Flags are applied after --config: remember them. */
     cli_hp_flag flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *config = NULL, *out = NULL, *resume = NULL, *json_log = NULL,
-               *tokenizer = NULL, *init = NULL;
-    size_t log_every = 10, stop_at = 0, iters = 0;
-    int force = 0, log_curves = 0;
-    for (int i = 1; i < argc; i++) { /* --task picks the trainer */
-        const char *task = NULL;
-        if (!strcmp(argv[i], "--task") && i + 1 < argc) task = argv[i + 1];
-        else if (!strncmp(argv[i], "--task=", 7)) task = argv[i] + 7;
-        if (task && !strcmp(task, "classify")) return cmd_train_classify(argc, argv);
-        if (task && strcmp(task, "lm"))
-            return cli_usage_error("train", usage, "--task: expected lm or classify, found '%s'", task);
-    }
+    a->log_every = 10;
     int c;
     opterr = 0;
     optind = 1;
@@ -129,21 +142,21 @@ int cmd_train(int argc, char **argv)
             fputs(usage, stdout), cli_hp_help(stdout, h), fputs(usage_tail, stdout);
             return cli_finish_stdout("train");
         case O_TASK: break;
-        case O_FORCE: force = 1; break;
-        case O_LOG_CURVES: log_curves = 1; break;
-        case O_DATA: data = optarg; break;
-        case O_CONFIG: config = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_RESUME: resume = optarg; break;
-        case O_TOKENIZER: tokenizer = optarg; break;
-        case O_INIT: init = optarg; break;
-        case O_JSON_LOG: json_log = optarg; break;
+        case O_FORCE: a->force = 1; break;
+        case O_LOG_CURVES: a->log_curves = 1; break;
+        case O_DATA: a->data = optarg; break;
+        case O_CONFIG: a->config = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_TOKENIZER: a->tokenizer = optarg; break;
+        case O_INIT: a->init = optarg; break;
+        case O_JSON_LOG: a->json_log = optarg; break;
         case O_LOG_EVERY:
-            if (parse_size(optarg, &log_every) || !log_every)
+            if (parse_size(optarg, &a->log_every) || !a->log_every)
                 return cli_usage_error("train", usage, "--log-every: expected an integer > 0, found '%s'", optarg);
             break;
         case O_STOP_AT:
-            if (parse_size(optarg, &stop_at) || !stop_at)
+            if (parse_size(optarg, &a->stop_at) || !a->stop_at)
                 return cli_usage_error("train", usage, "--stop-at: expected an integer > 0, found '%s'", optarg);
             break;
         default:
@@ -154,70 +167,87 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("train", usage, "unexpected argument '%s'", argv[optind]);
-    if (!data) return cli_usage_error("train", usage, "missing --data FILE");
-    if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
-    if (!out) out = resume;
-    if (resume && (tokenizer || init))
+    if (!a->data) return cli_usage_error("train", usage, "missing --data FILE");
+    if (!a->out && !a->resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
+    if (!a->out) a->out = a->resume;
+    if (a->resume && (a->tokenizer || a->init))
         return cli_usage_error("train", usage, "--%s cannot be changed when resuming (the checkpoint holds it)",
-                               tokenizer ? "tokenizer" : "init");
-    if (init && tokenizer) return cli_usage_error("train", usage, "--init takes the tokenizer files from its folder");
+                               a->tokenizer ? "tokenizer" : "init");
+    if (a->init && a->tokenizer) return cli_usage_error("train", usage, "--init takes the tokenizer files from its folder");
     /* The log must not overwrite an input (compared by device and inode). */
-    const char *inputs[2] = {data, config};
-    attn_status st = attn_check_not_input(json_log, inputs, 2);
+    const char *inputs[2] = {a->data, a->config};
+    attn_status st = attn_check_not_input(a->json_log, inputs, 2);
     if (st) return cli_fail("train", st);
-    int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, resume, config, &iters_given);
+    int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, a->resume, a->config, &iters_given);
     if (rc) return rc;
-    if (iters_given) iters = tc.iters;
-    char *text = NULL;
-    size_t len = 0;
-    if (init) { /* the sizes are the folder's */
+    if (iters_given) a->iters = a->tc.iters;
+    return -1;
+}
+
+/* Checks the configuration and the output directory, reads the text and
+ * creates (or resumes) the trainer, joining a data-parallel run when started
+ * by mpirun. -1 with *t when the run goes on, else the exit status. */
+static int train_start(train_args *a, attn_trainer **t, int *rank)
+{
+    attn_status st;
+    if (a->init) { /* the sizes are the folder's */
         attn_gpt_config ic;
-        if ((st = attn_gpt_hf_config(init, &ic))) return cli_fail("train", st);
-        mc.layers = ic.layers, mc.heads = ic.heads, mc.width = ic.width, mc.context = ic.context;
-        mc.bias = ic.bias;
+        if ((st = attn_gpt_hf_config(a->init, &ic))) return cli_fail("train", st);
+        a->mc.layers = ic.layers, a->mc.heads = ic.heads, a->mc.width = ic.width, a->mc.context = ic.context;
+        a->mc.bias = ic.bias;
     }
-    if (!resume) {
-        mc.vocab_size = 1; /* set from the data; checked here for the rest */
-        st = attn_gpt_config_check(&mc);
-        if (!st) st = attn_train_config_check(&tc);
+    if (!a->resume) {
+        a->mc.vocab_size = 1; /* set from the data; checked here for the rest */
+        st = attn_gpt_config_check(&a->mc);
+        if (!st) st = attn_train_config_check(&a->tc);
         if (st) return cli_fail("train", st);
     }
     /* The output directory checked before any work; the first checkpoint
      * creates it (a run that fails before leaves nothing behind). */
-    if ((rc = cli_check_out_dir("train", out, resume, force))) return rc;
-    st = attn_export_check_dir(out);
-    if (!st) st = attn_read_file(data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
-    if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", data);
+    int rc = cli_check_out_dir("train", a->out, a->resume, a->force);
+    if (rc) return rc;
+    char *text = NULL;
+    size_t len = 0;
+    st = attn_export_check_dir(a->out);
+    if (!st) st = attn_read_file(a->data, CLI_TEXT_LIMIT, ATTN_READ_TEXT, &text, &len);
+    if (!st && !len) st = attn_error(ATTN_E_FORMAT, "%s: the file is empty", a->data);
     if (st) {
         free(text);
         return cli_fail("train", st);
     }
-    attn_trainer *t = NULL;
-    if (resume) {
-        st = attn_trainer_resume(&t, resume, text, len, data, iters);
+    *t = NULL;
+    if (a->resume) {
+        st = attn_trainer_resume(t, a->resume, text, len, a->data, a->iters);
     } else {
         attn_tokenizer *tok = NULL;
-        st = tokenizer || init ? attn_bpe_tokenizer_load(&tok, tokenizer ? tokenizer : init)
-                               : attn_char_tokenizer_from_text(&tok, text, len, data);
-        if (!st) st = attn_trainer_create(&t, &mc, &tc, tok, text, len, data);
-        if (!st && init && (st = attn_gpt_hf_init(attn_trainer_model(t), init))) attn_trainer_free(t);
+        st = a->tokenizer || a->init ? attn_bpe_tokenizer_load(&tok, a->tokenizer ? a->tokenizer : a->init)
+                                     : attn_char_tokenizer_from_text(&tok, text, len, a->data);
+        if (!st) st = attn_trainer_create(t, &a->mc, &a->tc, tok, text, len, a->data);
+        if (!st && a->init && (st = attn_gpt_hf_init(attn_trainer_model(*t), a->init))) attn_trainer_free(*t);
     }
-    int rank = 0; /* mpirun: data parallel, rank 0 alone prints and logs */
-    if (!st) st = cli_dist_train_begin(t, text, len, &rank);
-    if (rank != 0) json_log = NULL;
+    *rank = 0; /* mpirun: data parallel, rank 0 alone prints and logs */
+    if (!st) st = cli_dist_train_begin(*t, text, len, rank);
+    if (*rank != 0) a->json_log = NULL;
     free(text);
     if (st) {
-        attn_trainer_free(t);
+        attn_trainer_free(*t);
         return cli_fail("train", st);
     }
+    return -1;
+}
 
+/* Runs the training with progress, the log and the curves, and reports how
+ * it ended; frees t. The exit status. */
+static int train_run(const train_args *a, attn_trainer *t, int rank)
+{
+    attn_status st;
     cli_progress p;
     memset(&p, 0, sizeof p);
-    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = attn_trainer_info(t)->step;
+    p.tty = isatty(fileno(stdout)), p.log_every = a->log_every, p.first_step = attn_trainer_info(t)->step;
     cli_curves curves;
-    if (rank == 0 && !cli_curves_init(&curves, out, "attn train: GPT", 0, log_curves)) p.curves = &curves;
-    if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
-        st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
+    if (rank == 0 && !cli_curves_init(&curves, a->out, "attn train: GPT", 0, a->log_curves)) p.curves = &curves;
+    if (a->json_log && !(p.json = fopen(a->json_log, a->resume ? "a" : "w"))) {
+        st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", a->json_log, strerror(errno));
         attn_trainer_free(t);
         if (p.curves) cli_curves_free(p.curves);
         return cli_fail("train", st);
@@ -228,27 +258,27 @@ int cmd_train(int argc, char **argv)
            "%zu%s), batch %zu x %zu, %s step %zu of %zu\n",
            attn_gpt_num_params(attn_trainer_model(t)), m->layers, m->heads, m->width, m->context,
            m->vocab_size, m->bias ? ", biases" : "", info->train.batch, info->train.accum,
-           resume ? "resuming at" : "from", info->step, info->train.iters);
+           a->resume ? "resuming at" : "from", info->step, info->train.iters);
     fflush(stdout);
 
     cli_signals old;
     cli_catch_stop_signals(&old);
-    int stopped = 0;
+    int stopped = 0, rc = 0;
     struct timespec run0, run1;
     clock_gettime(CLOCK_MONOTONIC, &run0);
-    st = attn_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    st = attn_trainer_run(t, a->out, a->stop_at, &cli_interrupted, on_progress, &p, &stopped);
     clock_gettime(CLOCK_MONOTONIC, &run1);
     cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (p.json && fclose(p.json) != 0 && !st)
-        st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
+        st = attn_error(ATTN_E_IO, "%s: cannot write the log", a->json_log);
     if (st) {
         rc = cli_fail("train", st);
     } else if (stopped) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n",
-               info->step, info->train.iters, cli_interrupted ? " (interrupted)" : "", out, out);
+               info->step, info->train.iters, cli_interrupted ? " (interrupted)" : "", a->out, a->out);
     } else {
-        printf("done: step %zu; checkpoint in %s\n", info->step, out);
+        printf("done: step %zu; checkpoint in %s\n", info->step, a->out);
     }
     attn_trainer_free(t);
     if (p.curves) {
@@ -258,4 +288,16 @@ int cmd_train(int argc, char **argv)
     if (rc) return rc;
     cli_dist_end((double)(run1.tv_sec - run0.tv_sec) + 1e-9 * (double)(run1.tv_nsec - run0.tv_nsec));
     return cli_finish_stdout("train");
+}
+
+int cmd_train(int argc, char **argv)
+{
+    int rc = train_pick_task(argc, argv);
+    if (rc >= 0) return rc;
+    train_args a;
+    if ((rc = train_parse(argc, argv, &a)) >= 0) return rc;
+    attn_trainer *t = NULL;
+    int rank = 0;
+    if ((rc = train_start(&a, &t, &rank)) >= 0) return rc;
+    return train_run(&a, t, rank);
 }

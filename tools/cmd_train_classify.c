@@ -157,7 +157,20 @@ static attn_status report(attn_cls_trainer *t, const char *out, int baselines, F
     return ATTN_OK;
 }
 
-int cmd_train_classify(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct cls_args {
+    attn_encoder_config mc;
+    attn_train_config tc;
+    attn_cls_opts co; /* defaults tuned on validation: docs/classify.md */
+    const char *data, *out, *resume, *json_log, *config;
+    size_t log_every, stop_at, iters;
+    int baselines, force, log_curves;
+} cls_args;
+
+/* Parses the flags into a, the hyperparameters settled from the defaults,
+ * --config, the checkpoint being resumed and the flags, and checks them. -1
+ * when the run goes on, else the exit status (--help, a usage error). */
+static int cls_parse(int argc, char **argv, cls_args *a)
 {
     static const struct option fixed[] = {
         {"task", required_argument, 0, O_TASK}, {"data", required_argument, 0, O_DATA},
@@ -171,17 +184,13 @@ int cmd_train_classify(int argc, char **argv)
     static char names[CLI_HP_MAX * 2][40];
     memcpy(longopts, fixed, sizeof fixed);
     cli_hp_longopts(h, longopts, sizeof fixed / sizeof *fixed, sizeof longopts / sizeof *longopts, names);
-    attn_encoder_config mc;
-    attn_train_config tc;
-    attn_cls_opts co; /* defaults tuned on validation: docs/classify.md */
-    memset(&mc, 0, sizeof mc), memset(&tc, 0, sizeof tc), memset(&co, 0, sizeof co);
-    void *const parts[3] = {&mc, &tc, &co};
+    memset(a, 0, sizeof *a);
+    void *const parts[3] = {&a->mc, &a->tc, &a->co};
     attn_hparams_defaults(h, parts);
     cli_hp_flag flags[64];
     size_t n_flags = 0;
-    const char *data = NULL, *out = NULL, *resume = NULL, *json_log = NULL, *config = NULL;
-    size_t log_every = 50, stop_at = 0, iters = 0;
-    int baselines = 1, c, force = 0, log_curves = 0;
+    a->log_every = 50, a->baselines = 1;
+    int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -190,22 +199,22 @@ int cmd_train_classify(int argc, char **argv)
             fputs(usage, stdout), cli_hp_help(stdout, h), fputs(usage_tail, stdout);
             return cli_finish_stdout("train");
         case O_TASK: break;
-        case O_DATA: data = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_RESUME: resume = optarg; break;
-        case O_CONFIG: config = optarg; break;
-        case O_JSON_LOG: json_log = optarg; break;
+        case O_DATA: a->data = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_CONFIG: a->config = optarg; break;
+        case O_JSON_LOG: a->json_log = optarg; break;
         case O_LOG_EVERY:
-            if (parse_size(optarg, &log_every))
+            if (parse_size(optarg, &a->log_every))
                 return cli_usage_error("train", usage, "--log-every: expected an integer > 0, found '%s'", optarg);
             break;
         case O_STOP_AT:
-            if (parse_size(optarg, &stop_at))
+            if (parse_size(optarg, &a->stop_at))
                 return cli_usage_error("train", usage, "--stop-at: expected an integer > 0, found '%s'", optarg);
             break;
-        case O_NO_BASE: baselines = 0; break;
-        case O_FORCE: force = 1; break;
-        case O_LOG_CURVES: log_curves = 1; break;
+        case O_NO_BASE: a->baselines = 0; break;
+        case O_FORCE: a->force = 1; break;
+        case O_LOG_CURVES: a->log_curves = 1; break;
         default:
             if (!cli_hp_entry(h, c)) return cli_bad_option("train", usage, c, argv);
             if (n_flags == sizeof flags / sizeof *flags)
@@ -214,49 +223,28 @@ int cmd_train_classify(int argc, char **argv)
         }
     }
     if (optind < argc) return cli_usage_error("train", usage, "unexpected argument '%s'", argv[optind]);
-    if (!data) return cli_usage_error("train", usage, "missing --data DIR (with train.tsv, valid.tsv, test.tsv)");
-    if (!out && !resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
-    if (!out) out = resume;
-    int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, resume, config, &iters_given);
+    if (!a->data) return cli_usage_error("train", usage, "missing --data DIR (with train.tsv, valid.tsv, test.tsv)");
+    if (!a->out && !a->resume) return cli_usage_error("train", usage, "missing --out DIR (or --resume DIR)");
+    if (!a->out) a->out = a->resume;
+    int iters_given = 0, rc = cli_hp_settle("train", usage, h, parts, flags, n_flags, a->resume, a->config, &iters_given);
     if (rc) return rc;
-    if (iters_given) iters = tc.iters, co.epochs = 0;
-    if (!co.epochs && !iters && !resume)
+    if (iters_given) a->iters = a->tc.iters, a->co.epochs = 0;
+    if (!a->co.epochs && !a->iters && !a->resume)
         return cli_usage_error("train", usage, "--epochs 0 needs --iters N (the number of steps)");
-    attn_status st = ATTN_OK;
-    if (!resume) {
-        attn_encoder_config chk = mc;
+    if (!a->resume) {
+        attn_encoder_config chk = a->mc;
         chk.vocab_size = 4, chk.classes = 2; /* set from the data; the rest checked here */
-        st = attn_encoder_config_check(&chk);
-        if (!st) st = attn_train_config_check(&tc);
+        attn_status st = attn_encoder_config_check(&chk);
+        if (!st) st = attn_train_config_check(&a->tc);
         if (st) return cli_fail("train", st);
     }
-    if ((rc = cli_check_out_dir("train", out, resume, force))) return rc;
-    st = attn_export_check_dir(out); /* created by the first checkpoint */
-    attn_cls_trainer *t = NULL;
-    if (!st) st = resume ? attn_cls_trainer_resume(&t, resume, data, iters)
-                         : attn_cls_trainer_create(&t, &mc, &tc, &co, data);
-    int rank = 0; /* mpirun: data parallel, rank 0 alone prints and writes */
-    if (!st) st = cli_dist_cls_begin(t, &rank);
-    if (st) {
-        attn_cls_trainer_free(t);
-        return cli_fail("train", st);
-    }
-    if (rank != 0) json_log = NULL, baselines = 0;
+    return -1;
+}
+
+/* The run's first lines: the data and the model. */
+static void cls_print_header(attn_cls_trainer *t, int resume)
+{
     const attn_cls_info *in = attn_cls_trainer_info(t);
-    cli_progress p;
-    memset(&p, 0, sizeof p);
-    p.tty = isatty(fileno(stdout)), p.log_every = log_every, p.first_step = in->step;
-    /* texts per step on average: an epoch's steps cover the training set once */
-    cli_curves curves;
-    if (rank == 0 && !cli_curves_init(&curves, out, "attn train --task classify: encoder", 1, log_curves))
-        p.curves = &curves;
-    p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
-    if (json_log && !(p.json = fopen(json_log, resume ? "a" : "w"))) {
-        st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
-        attn_cls_trainer_free(t);
-        if (p.curves) cli_curves_free(p.curves);
-        return cli_fail("train", st);
-    }
     const attn_encoder_config *m = &in->model;
     printf("attn train --task classify: %zu train, %zu validation, %zu test texts (%.1f words "
            "on average), %zu classes, vocabulary %zu\n"
@@ -270,25 +258,50 @@ int cmd_train_classify(int argc, char **argv)
     printf("(batches group texts of similar length, so steps differ in time; texts/s and ms/step\n"
            " are means over the last %d steps)\n", CLI_RATE_WINDOW);
     fflush(stdout);
+}
+
+/* Trains with progress, the log and the curves, reports how it ended (and
+ * the test scores when it is done); frees t. The exit status. */
+static int cls_run(const cls_args *a, attn_cls_trainer *t, int rank)
+{
+    attn_status st;
+    const char *json_log = rank == 0 ? a->json_log : NULL;
+    const int baselines = rank == 0 ? a->baselines : 0;
+    const attn_cls_info *in = attn_cls_trainer_info(t);
+    cli_progress p;
+    memset(&p, 0, sizeof p);
+    p.tty = isatty(fileno(stdout)), p.log_every = a->log_every, p.first_step = in->step;
+    /* texts per step on average: an epoch's steps cover the training set once */
+    cli_curves curves;
+    if (rank == 0 && !cli_curves_init(&curves, a->out, "attn train --task classify: encoder", 1, a->log_curves))
+        p.curves = &curves;
+    p.unit = "texts", p.per_step = (double)in->n_train / (double)(in->steps_per_epoch ? in->steps_per_epoch : 1);
+    if (json_log && !(p.json = fopen(json_log, a->resume ? "a" : "w"))) {
+        st = attn_error(ATTN_E_IO, "%s: cannot open for writing: %s", json_log, strerror(errno));
+        attn_cls_trainer_free(t);
+        if (p.curves) cli_curves_free(p.curves);
+        return cli_fail("train", st);
+    }
+    cls_print_header(t, a->resume != NULL);
     cli_signals old;
     cli_catch_stop_signals(&old);
     int stopped = 0;
     struct timespec run0, run1;
     clock_gettime(CLOCK_MONOTONIC, &run0);
-    st = attn_cls_trainer_run(t, out, stop_at, &cli_interrupted, on_progress, &p, &stopped);
+    st = attn_cls_trainer_run(t, a->out, a->stop_at, &cli_interrupted, on_progress, &p, &stopped);
     clock_gettime(CLOCK_MONOTONIC, &run1);
     cli_restore_stop_signals(&old);
     if (p.tty) printf("\n");
     if (!st && stopped == 1) {
         printf("stopped at step %zu of %zu%s; checkpoint in %s (continue with --resume %s)\n", in->step,
-               in->train.iters, cli_interrupted ? " (interrupted)" : "", out, out);
+               in->train.iters, cli_interrupted ? " (interrupted)" : "", a->out, a->out);
     } else if (!st) {
         if (stopped == 2)
             printf("early stop at step %zu: no better validation accuracy in %zu evaluations\n", in->step,
                    in->bad_evals);
         printf("done: step %zu; best validation accuracy %.4f (macro-F1 %.4f) at step %zu; checkpoint in %s\n",
-               in->step, in->best_accuracy, in->best_f1, in->best_step, out);
-        st = report(t, out, baselines, p.json, rank);
+               in->step, in->best_accuracy, in->best_f1, in->best_step, a->out);
+        st = report(t, a->out, baselines, p.json, rank);
     }
     if (p.json && fclose(p.json) != 0 && !st) st = attn_error(ATTN_E_IO, "%s: cannot write the log", json_log);
     attn_cls_trainer_free(t);
@@ -299,4 +312,23 @@ int cmd_train_classify(int argc, char **argv)
     if (st) return cli_fail("train", st);
     cli_dist_end((double)(run1.tv_sec - run0.tv_sec) + 1e-9 * (double)(run1.tv_nsec - run0.tv_nsec));
     return cli_finish_stdout("train");
+}
+
+int cmd_train_classify(int argc, char **argv)
+{
+    cls_args a;
+    int rc = cls_parse(argc, argv, &a);
+    if (rc >= 0) return rc;
+    if ((rc = cli_check_out_dir("train", a.out, a.resume, a.force))) return rc;
+    attn_status st = attn_export_check_dir(a.out); /* created by the first checkpoint */
+    attn_cls_trainer *t = NULL;
+    if (!st) st = a.resume ? attn_cls_trainer_resume(&t, a.resume, a.data, a.iters)
+                           : attn_cls_trainer_create(&t, &a.mc, &a.tc, &a.co, a.data);
+    int rank = 0; /* mpirun: data parallel, rank 0 alone prints and writes */
+    if (!st) st = cli_dist_cls_begin(t, &rank);
+    if (st) {
+        attn_cls_trainer_free(t);
+        return cli_fail("train", st);
+    }
+    return cls_run(&a, t, rank);
 }

@@ -10,10 +10,17 @@
  *   formats  safetensors.h, embeddings.h (token embeddings and CSV),
  *            cls_data.h (labelled text), wordnet.h
  *   text     tokenizer.h
- *   nn       params.h (parameter tables), mha.h, mha_io.h, selfattn.h, gpt.h, gpt_explain.h,
- *            train.h (optimizer, trainer), classify.h (encoder, classifier),
- *            sense.h
- *   explain  explain.h, explain_model.h, export.h (renderers)
+ *   nn       params.h (parameter tables), mha.h, mha_io.h, selfattn.h,
+ *            gpt.h (decoder), gpt_explain.h, gpt_hf.h (GPT-2 weights),
+ *            encoder.h (encoder classifier model), optim.h (AdamW, training
+ *            configuration, schedule), train_config.h (hyperparameter tables),
+ *            checkpoint.h (both models' checkpoint directories), train.h (GPT
+ *            trainer), classify.h (classifier trainer, metrics, baselines),
+ *            sense.h, dist.h (MPI: data parallel, ring attention)
+ *   explain  explain.h, explain_model.h, export.h (renderers), plot.h
+ * dist.h needs <mpi.h>: it is included when <mpi.h> can be found (pkg-config's
+ * Cflags name MPI's include directory when the library was built with MPI;
+ * attn_mpi_version() says whether it was).
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -40,11 +47,22 @@
 #include "attn/selfattn.h"
 #include "attn/gpt.h"
 #include "attn/gpt_explain.h"
+#include "attn/gpt_hf.h"
+#include "attn/encoder.h"
+#include "attn/optim.h"
+#include "attn/train_config.h"
+#include "attn/checkpoint.h"
 #include "attn/train.h"
 #include "attn/classify.h"
 #include "attn/sense.h"
+#if defined(__has_include)
+#if __has_include(<mpi.h>)
+#include "attn/dist.h"
+#endif
+#endif
 #include "attn/explain.h"
 #include "attn/explain_model.h"
 #include "attn/export.h"
+#include "attn/plot.h"
 
 #endif

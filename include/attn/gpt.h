@@ -44,6 +44,8 @@ typedef struct attn_gpt_config {
 /* One-line errors for nonsense: zero sizes, width not divisible by heads,
  * sizes so large that buffers would overflow. */
 attn_status attn_gpt_config_check(const attn_gpt_config *c);
+/* 4 layers, 4 heads, width 128, context 64, no bias (attn/train.h's defaults). */
+attn_gpt_config attn_gpt_defaults(void);
 /* Number of parameters the configuration gives (tied head counted once). */
 size_t attn_gpt_config_params(const attn_gpt_config *c);
 
@@ -116,6 +118,16 @@ size_t attn_gpt_kv_len(const attn_gpt_kv *kv);
  * plus the new ones, up to float rounding (the sums run in another order). */
 attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
                              float *logits);
+/* The same step with a trace (ctx may be NULL: attn_gpt_kv_step): the
+ * attention takes the reference path and the step records, under
+ * ctx->prefix, "embed" (n, C) and each block's entries as attn_gpt_forward
+ * names them ("layer<l>.ln_1.output", "layer<l>.head<h>.q" (n, d), ".k" and
+ * ".v" (past + n, d): every cached key, ".scores", ".scaled", ".mask",
+ * ".attention" (n, past + n), ".output", "layer<l>.concat", ...,
+ * "layer<l>.resid") for the n new rows: row i is position past + i of the
+ * full forward's maps, over its first past + n keys. */
+attn_status attn_gpt_kv_step_traced(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
+                                    float *logits, const attn_op_ctx *ctx);
 
 /* ---- sampling and generation ------------------------------------------------ */
 

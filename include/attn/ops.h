@@ -69,6 +69,12 @@ attn_status attn_linear_forward(float *y, const float *x, const float *w, const 
 attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const float *d_y,
                                  const float *x, const float *w, size_t rows, size_t in,
                                  size_t out);
+/* The same with d_x = d_y · w written instead of added, so that the caller
+ * need not zero d_x first: the same bits as attn_linear_backward on a zeroed
+ * d_x (through one GEMM that stores instead of loading zeros). */
+attn_status attn_linear_backward_set(float *d_x, float *d_w, float *d_bias, const float *d_y,
+                                     const float *x, const float *w, size_t rows, size_t in,
+                                     size_t out);
 
 /* ---- softmax ----------------------------------------------------------- */
 
@@ -150,12 +156,16 @@ attn_status attn_sdpa_ref(float *out, float *weights, const float *q, const floa
  *   grad_q += f · dS · k,  grad_k += f · dSᵀ · q   (f = scale / temperature)
  * No softmax Jacobian is formed. Masked entries have P = 0 and get no
  * gradient. Any of grad_q, d_k, d_v may be NULL. Gradients accumulate.
+ * Scratch as the forward's (params->scratch; attn_sdpa_backward_scratch_bytes).
  *   grad_q: (L, d_k)  grad_k: (S, d_k)  grad_v: (S, d_v)  grad_out: (L, d_v)
  *   q: (L, d_k)  k: (S, d_k)  v: (S, d_v)  weights: (L, S) */
 attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, const float *grad_out,
                                const float *q, const float *k, const float *v,
                                const float *weights, size_t l, size_t s, size_t d_k,
                                size_t d_v, const attn_sdpa_params *params);
+/* The scratch attn_sdpa_backward takes from params->scratch (dP and dS,
+ * (L, S) each) when the arena has this much room; else it allocates. */
+size_t attn_sdpa_backward_scratch_bytes(size_t l, size_t s);
 
 
 /* ---- fused ("flash") attention ------------------------------------------
@@ -202,9 +212,11 @@ typedef struct attn_flash_desc {
     const float *key_mask;
     size_t key_mask_bs;
     attn_flash_dtype dtype; /* of the products (attn_flash_desc_make: fp32) */
-    /* The forward's scratch, 64-byte aligned, from the caller (an arena it
-     * owns): used when workspace_bytes >= attn_flash_forward_workspace(d);
-     * else (NULL: attn_flash_desc_make's) the forward allocates its own. */
+    /* Scratch, 64-byte aligned, from the caller (an arena or workspace it
+     * owns): the forward uses it when workspace_bytes >=
+     * attn_flash_forward_workspace(d), the backward when >=
+     * attn_flash_backward_workspace(d); else (NULL: attn_flash_desc_make's)
+     * the call allocates its own. */
     float *workspace;
     size_t workspace_bytes;
 } attn_flash_desc;

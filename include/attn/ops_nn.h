@@ -54,6 +54,10 @@ attn_status attn_gelu_forward(float *y, const float *x, size_t n, const attn_op_
 attn_status attn_gelu_ref(float *y, const float *x, size_t n);
 /* d_x += gelu'(x) ∘ d_y     d_x, d_y, x: (n) */
 attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, size_t n);
+/* d_x = gelu'(x) ∘ d_y, written (each chunk zeroed just before the kernel
+ * adds to it, while it is in cache): the bits of attn_gelu_backward on a
+ * zeroed d_x without a pass over memory to zero it. */
+attn_status attn_gelu_backward_set(float *d_x, const float *d_y, const float *x, size_t n);
 
 /* ---- embedding lookup --------------------------------------------------- */
 

@@ -1,20 +1,9 @@
-/* attn/train.h - training a GPT: AdamW, gradient clipping, the learning-rate
- * schedule, batches, checkpoints, and the training loop.
+/* attn/train.h - training a GPT (nn floor): its configuration from JSON,
+ * batches, and the training loop. The optimizer, the training configuration
+ * and the schedule are in attn/optim.h, checkpoints in attn/checkpoint.h
+ * (both included here).
  *
- * The loop reports progress through a callback and never prints. A
- * checkpoint directory DIR holds
- *   config.json        {"format": "attn-gpt", "version": 1, "step": N,
- *                       "run": "<16 hex digits>", "model": {...}, "train": {...}}
- *   model.safetensors  every parameter by name (attn/gpt.h), F32
- *   vocab.json         the tokenizer (attn/tokenizer.h)
- *   optim.safetensors  AdamW moments "m.<name>", "v.<name>"; metadata step,
- *                      the batch sampler's RNG state
- * as links into DIR/.steps/current/, the state of the last save: a save writes
- * a new state directory beside the last one and then atomically replaces the
- * `current` link, so a crash at any moment leaves the last complete checkpoint
- * or the new one, never a mix. Each file records the run and step it belongs
- * to, and loading checks they agree. Directories written before this layout
- * (the files directly in DIR) still load.
+ * The loop reports progress through a callback and never prints.
  */
 #ifndef ATTN_TRAIN_H
 #define ATTN_TRAIN_H
@@ -22,7 +11,10 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "attn/checkpoint.h"
 #include "attn/gpt.h"
+#include "attn/optim.h"
+#include "attn/params.h"
 #include "attn/rng.h"
 #include "attn/status.h"
 #include "attn/tokenizer.h"
@@ -31,66 +23,7 @@
 extern "C" {
 #endif
 
-/* ---- AdamW (torch.optim.AdamW) and clipping -------------------------------- */
-
-typedef struct attn_adamw_config {
-    float beta1, beta2, eps, weight_decay; /* decay only where attn_param_ref.decay */
-} attn_adamw_config;
-
-typedef struct attn_adamw attn_adamw;
-/* Moments for the n parameters (zero); the refs must outlive the optimizer. */
-attn_status attn_adamw_create(attn_adamw **o, const attn_param_ref *params, size_t n,
-                              const attn_adamw_config *c);
-void attn_adamw_free(attn_adamw *o);
-/* One step at learning rate lr, exactly as torch.optim.AdamW (decoupled
- * decay p *= 1 - lr·wd, bias-corrected moments). */
-attn_status attn_adamw_step(attn_adamw *o, float lr);
-size_t attn_adamw_steps(const attn_adamw *o);
-void attn_adamw_set_steps(attn_adamw *o, size_t steps);
-/* First and second moment of parameter i (numel floats each). */
-void attn_adamw_moments(attn_adamw *o, size_t i, float **m, float **v);
-
-/* Row-sparse parameters (opt-in, for embedding tables whose gradient is zero
- * outside the rows a batch used). Parameter i, of rank 2 (rows, cols), gets
- * the distinct rows, in ascending order, whose gradient may be nonzero
- * (n_rows of them; copied); from then on each step updates only those rows,
- * until the next call (rows NULL: dense again). Semantics are lazy Adam, as
- * torch.optim.SparseAdam: a touched row's moments and weights take the
- * AdamW update of its gradient with the bias correction of the global step
- * count; rows not touched keep moments and weights unchanged (where dense
- * AdamW would keep moving them with the decaying first moment). Weight
- * decay, when the parameter has it, applies to touched rows only. With every
- * row touched a step equals the dense step bit for bit. */
-attn_status attn_adamw_set_rows(attn_adamw *o, size_t i, const uint32_t *rows, size_t n_rows);
-/* attn_clip_grad_norm over the optimizer's parameters, reading only the
- * given rows of row-sparse ones; the same result when the other rows'
- * gradients are zero (the rows are summed in the same order). */
-double attn_adamw_clip_grad_norm(attn_adamw *o, float max_norm);
-
-/* Global L2 norm of all gradients (in double); when above max_norm (> 0)
- * scales them by max_norm / (norm + 1e-6), as torch's clip_grad_norm_. */
-double attn_clip_grad_norm(const attn_param_ref *params, size_t n, float max_norm);
-
 /* ---- configuration ------------------------------------------------------------ */
-
-typedef struct attn_train_config {
-    size_t batch, iters, warmup, decay_iters, accum, eval_every, eval_iters, checkpoint_every;
-    float lr, min_lr, beta1, beta2, eps, weight_decay, grad_clip, val_fraction;
-    uint64_t seed;
-} attn_train_config;
-
-/* nanoGPT's shakespeare_char choices where they apply: batch 12, 2000
- * iterations, warmup 100, lr 1e-3 → 1e-4 (cosine to decay_iters = iters),
- * AdamW betas (0.9, 0.99), eps 1e-8, weight decay 0.1, clip 1.0, accum 1,
- * evaluation every 250 steps over 20 batches, 10 % validation, seed 1337. */
-attn_train_config attn_train_defaults(void);
-attn_gpt_config attn_gpt_defaults(void); /* 4 layers, 4 heads, width 128, context 64, no bias */
-attn_status attn_train_config_check(const attn_train_config *t);
-
-/* Learning rate at step it (0-based): linear warm-up over `warmup` steps
- * (lr·(it+1)/(warmup+1)), cosine decay to min_lr at decay_iters (0 = iters),
- * then min_lr. */
-double attn_lr_at(const attn_train_config *t, size_t it);
 
 /* Reads configuration keys from a JSON object text (a --config file or a
  * checkpoint's config.json "model"/"train" objects flattened). Known keys:
@@ -102,70 +35,16 @@ double attn_lr_at(const attn_train_config *t, size_t it);
 attn_status attn_train_config_from_json(const char *text, const char *what, attn_gpt_config *m,
                                         attn_train_config *t);
 
+/* The training configuration as a compact JSON object (malloc'd text), the
+ * keys attn_train_config_from_json reads. */
+attn_status attn_train_config_to_json(const attn_train_config *t, char **json);
+
 /* ---- data ----------------------------------------------------------------------- */
 
 /* B rows of T+1 consecutive tokens from tokens[0..n) at uniformly random
  * offsets (n > T): x = the first T, y = the next T. */
 attn_status attn_sample_batch(uint32_t *x, uint32_t *y, const uint32_t *tokens, size_t n,
                               size_t batch, size_t seq, attn_rng *rng);
-
-/* ---- checkpoints --------------------------------------------------------------- */
-
-typedef struct attn_checkpoint {
-    attn_gpt_config model;
-    attn_train_config train;
-    size_t step;
-    attn_rng rng;           /* the batch sampler's state */
-    int has_optim;          /* optim.safetensors present */
-    char run[17];           /* the run's name: 16 hex digits, a hash of its configuration
-                               and text ("" in checkpoints from before it was recorded) */
-} attn_checkpoint;
-
-/* Reads dir/config.json and dir/vocab.json, creates the model for max_batch
- * rows (0: the checkpoint's batch) and loads dir/model.safetensors: every
- * tensor must be present with the configured shape, and no other. The
- * optimizer state is loaded when `opt` is given (it must have been created
- * for this model). */
-attn_status attn_checkpoint_load(const char *dir, size_t max_batch, attn_checkpoint *info,
-                                 attn_gpt **g, attn_tokenizer **tok);
-/* ... and fills info->rng from it. */
-attn_status attn_checkpoint_load_optim(const char *dir, attn_checkpoint *info, attn_gpt *g,
-                                       attn_adamw *opt);
-/* Loads parameters by name from a safetensors file; strict: no other tensor
- * may be present (checkpoints); not strict: others are ignored (fixtures). */
-attn_status attn_gpt_load_safetensors(attn_gpt *g, const char *path, int strict);
-/* Writes the four files (optimizer only when opt is given). */
-attn_status attn_checkpoint_save(const char *dir, const attn_checkpoint *info, attn_gpt *g,
-                                 const attn_tokenizer *tok, attn_adamw *opt);
-/* One writer per checkpoint directory (of any model): an exclusive lock on
- * dir, held until the process ends (the kernel drops it then, kill -9
- * included). ATTN_E_INVALID when another process holds it; ATTN_OK when this
- * one does or dir holds no checkpoint yet (its first save locks it). Saves
- * and attn_trainer_run take it too; a caller may take it earlier, before
- * any work. */
-attn_status attn_checkpoint_lock(const char *dir);
-
-/* ---- checkpoint files shared by every model ---------------------------------------
- * `format` names the model ("attn-gpt", "attn-encoder") and goes into each
- * file's metadata with the step; readers check both, so files of another
- * model or another step are never mixed. (Checkpoints record and check the
- * run too; these calls neither write nor check it.) */
-
-/* Parameters by name (F32), metadata format and step. */
-attn_status attn_params_write(const char *path, const char *format, size_t step,
-                              const attn_param_ref *p, size_t n);
-/* Loads every parameter (shapes checked); strict: no other tensor may be there. */
-attn_status attn_params_read(const char *path, const char *format, size_t step,
-                             const attn_param_ref *p, size_t n, int strict);
-/* AdamW moments "m.<name>", "v.<name>", its step count and an RNG state. */
-attn_status attn_optim_write(const char *path, const char *format, size_t step,
-                             const attn_param_ref *p, size_t n, attn_adamw *opt,
-                             const attn_rng *rng);
-attn_status attn_optim_read(const char *path, const char *format, size_t step,
-                            const attn_param_ref *p, size_t n, attn_adamw *opt, attn_rng *rng);
-/* The training configuration as a compact JSON object (malloc'd text), the
- * keys attn_train_config_from_json reads. */
-attn_status attn_train_config_to_json(const attn_train_config *t, char **json);
 
 /* ---- the training loop ------------------------------------------------------------ */
 

@@ -1,12 +1,38 @@
 /* arena.c - one allocation, many aligned tensors; the workspace (scratch
  * that grows and is kept) and the checked size product they rest on. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "attn/tensor.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #define ARENA_ALIGN 64 /* a cache line, and an AVX-512 register */
+
+/* Arenas from this size (a model's parameters, gradients, activations) are
+ * aligned to 2 MiB and asked for transparent huge pages before their first
+ * touch: a matrix-vector product streams such matrices once per token, and
+ * with 4 KiB pages it misses the TLB every 4 KiB (measured: GPT-2's 154 MB
+ * token table read 15-25% faster with huge pages). Linux only, advice only
+ * (a kernel that says no leaves ordinary pages). */
+#define HUGE_ARENA ((size_t)32 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *arena_alloc(size_t cap)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (cap >= HUGE_ARENA && cap <= SIZE_MAX - HUGE_PAGE) {
+        const size_t rounded = (cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+        void *p = aligned_alloc(HUGE_PAGE, rounded);
+        if (p) (void)madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return aligned_alloc(ARENA_ALIGN, cap);
+}
 
 struct attn_arena {
     unsigned char *base;
@@ -24,7 +50,7 @@ attn_status attn_arena_create(attn_arena **arena, size_t capacity_bytes)
     size_t cap = (capacity_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     attn_arena *a = calloc(1, sizeof *a);
     if (!a) return attn_error(ATTN_E_NOMEM, "cannot allocate an arena");
-    a->base = aligned_alloc(ARENA_ALIGN, cap ? cap : ARENA_ALIGN);
+    a->base = arena_alloc(cap ? cap : ARENA_ALIGN);
     if (!a->base) {
         free(a);
         return attn_error(ATTN_E_NOMEM, "cannot allocate an arena of %zu bytes", cap);

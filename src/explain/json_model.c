@@ -3,78 +3,45 @@
  * document tree would hold in memory several times over. */
 #include "attn/explain_model.h"
 
-#include <cjson/cJSON.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "export_util.h"
+#include "json_writer.h"
 #include "model_view.h"
 
-/* The shortest decimal that reads back as the same float; null when not finite. */
-static void number(FILE *f, float v)
+/* s's strings as an array, ", " between them. */
+static void strings(jw *w, const char *const *s, size_t n)
 {
-    if (!isfinite(v)) {
-        fputs("null", f);
-        return;
-    }
-    if (v == 0.0f) {
-        fputc('0', f);
-        return;
-    }
-    char buf[32];
-    export_shortest_float(buf, v);
-    fputs(buf, f);
-}
-
-/* s as a JSON string (cJSON escapes it). */
-static attn_status string(FILE *f, const char *s)
-{
-    cJSON *j = cJSON_CreateString(s);
-    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!txt) return attn_error(ATTN_E_NOMEM, "out of memory");
-    fputs(txt, f);
-    cJSON_free(txt);
-    return ATTN_OK;
-}
-
-static attn_status strings(FILE *f, const char *const *s, size_t n)
-{
-    fputc('[', f);
+    fputc('[', w->f);
     for (size_t i = 0; i < n; i++) {
-        if (i) fputs(", ", f);
-        attn_status st = string(f, s[i]);
-        if (st) return st;
+        if (i) fputs(", ", w->f);
+        jw_quoted(w, s[i]);
     }
-    fputc(']', f);
-    return ATTN_OK;
+    fputc(']', w->f);
 }
 
-static void ids(FILE *f, const uint32_t *id, size_t n)
+static void ids(jw *w, const uint32_t *id, size_t n)
 {
-    fputc('[', f);
-    for (size_t i = 0; i < n; i++) fprintf(f, i ? ", %u" : "%u", (unsigned)id[i]);
-    fputc(']', f);
+    fputc('[', w->f);
+    for (size_t i = 0; i < n; i++) fprintf(w->f, i ? ", %u" : "%u", (unsigned)id[i]);
+    fputc(']', w->f);
 }
 
-static void map(FILE *f, const attn_tensor *t)
+static void map(jw *w, const attn_tensor *t)
 {
     const size_t T = t->shape[0];
-    fputc('[', f);
+    fputc('[', w->f);
     for (size_t i = 0; i < T; i++) {
-        fputs(i ? ",\n      [" : "\n      [", f);
+        fputs(i ? ",\n      [" : "\n      [", w->f);
         for (size_t j = 0; j < T; j++) {
-            if (j) fputc(',', f);
-            number(f, t->data[i * T + j]);
+            if (j) fputc(',', w->f);
+            jw_float(w, t->data[i * T + j]);
         }
-        fputc(']', f);
+        fputc(']', w->f);
     }
-    fputc(']', f);
+    fputc(']', w->f);
 }
 
-static attn_status layers(FILE *f, const attn_model_view *v)
+static attn_status layers(jw *w, const attn_model_view *v)
 {
+    FILE *f = w->f;
     size_t l0, l1, h0, h1;
     model_view_range(v, &l0, &l1, &h0, &h1);
     fputs(",\n  \"layers\": [", f);
@@ -86,9 +53,9 @@ static attn_status layers(FILE *f, const attn_model_view *v)
             fputs(h > h0 ? ",\n     {" : "\n     {", f);
             if (v->head >= 0) fprintf(f, "\"head\": %zu, ", h);
             fputs("\"attention\": ", f);
-            map(f, model_view_map(v->trace, l, h));
+            map(w, model_view_map(v->trace, l, h));
             fputc('}', f);
-            if (ferror(f)) return attn_error(ATTN_E_IO, "cannot write the JSON");
+            if (ferror(f)) return jw_status(w); /* a full disk: stop at once */
         }
         fputs("]}", f);
     }
@@ -97,71 +64,71 @@ static attn_status layers(FILE *f, const attn_model_view *v)
 }
 
 /* Per layer, per head, the key token that row `q` of the map weights most. */
-static attn_status attends_to(FILE *f, const attn_model_view *v, const attn_trace *t, size_t q)
+static void attends_to(jw *w, const attn_model_view *v, const attn_trace *t, size_t q)
 {
     size_t n = 0;
     const char *const *tok = attn_trace_labels(t, "token", &n);
-    fputc('[', f);
+    fputc('[', w->f);
     for (size_t l = 0; l < v->layers; l++) {
-        fputs(l ? ", [" : "[", f);
+        fputs(l ? ", [" : "[", w->f);
         for (size_t h = 0; h < v->heads; h++) {
-            if (h) fputs(", ", f);
-            attn_status st = string(f, tok[model_view_top_key(model_view_map(t, l, h), q)]);
-            if (st) return st;
+            if (h) fputs(", ", w->f);
+            jw_quoted(w, tok[model_view_top_key(model_view_map(t, l, h), q)]);
         }
-        fputc(']', f);
+        fputc(']', w->f);
     }
-    fputc(']', f);
-    return ATTN_OK;
+    fputc(']', w->f);
 }
 
-static attn_status shared(FILE *f, const attn_model_view *v)
+static void shared(jw *w, const attn_model_view *v)
 {
+    FILE *f = w->f;
     size_t S = 0, n_cmp = 0;
     const char *const *names = attn_trace_labels(v->trace, "shared_token", &S);
     const attn_tensor *cos = attn_trace_get(v->trace, "compare.cosine");
     const attn_tensor *pos = attn_trace_get(v->trace, "compare.positions");
     const char *const *ctok = attn_trace_labels(v->compare, "token", &n_cmp);
-    attn_status st;
     fputs(",\n  \"compare\": {\"tokens\": ", f);
-    if ((st = strings(f, ctok, n_cmp))) return st;
+    strings(w, ctok, n_cmp);
     fputs(", \"ids\": ", f);
-    ids(f, v->compare_ids, v->compare_n);
+    ids(w, v->compare_ids, v->compare_n);
     fputs("},\n  \"shared_tokens\": [", f);
     for (size_t s = 0; cos && pos && s < S; s++) {
         const size_t pa = (size_t)pos->data[2 * s], pb = (size_t)pos->data[2 * s + 1];
         fputs(s ? ",\n    {\"token\": " : "\n    {\"token\": ", f);
-        if ((st = string(f, names[s]))) return st;
+        jw_quoted(w, names[s]);
         fprintf(f, ", \"position\": %zu, \"compare_position\": %zu, \"cosine_by_layer\": [", pa, pb);
         for (size_t l = 0; l < v->layers; l++) {
             if (l) fputs(", ", f);
-            number(f, cos->data[s * v->layers + l]);
+            jw_float(w, cos->data[s * v->layers + l]);
         }
         fputs("],\n     \"attends_to\": ", f);
-        if ((st = attends_to(f, v, v->trace, pa))) return st;
+        attends_to(w, v, v->trace, pa);
         fputs(",\n     \"compare_attends_to\": ", f);
-        if ((st = attends_to(f, v, v->compare, pb))) return st;
+        attends_to(w, v, v->compare, pb);
         fputc('}', f);
     }
     fputs("]", f);
-    return ATTN_OK;
 }
 
+/* The layout is this file's own (a map's rows one per line); the strings and
+ * numbers are json_writer.h's. */
 attn_status attn_json_model(FILE *f, const attn_model_view *v)
 {
     attn_status st = attn_model_view_check(v);
     if (st) return st;
+    jw w;
+    jw_init(&w, f);
     size_t n = 0;
     const char *const *tok = attn_trace_labels(v->trace, "token", &n);
     fputs("{\"tokens\": ", f);
-    if ((st = strings(f, tok, n))) return st;
+    strings(&w, tok, n);
     fputs(",\n  \"ids\": ", f);
-    ids(f, v->ids, v->n_tokens);
+    ids(&w, v->ids, v->n_tokens);
     if (v->layer >= 0) fprintf(f, ",\n  \"layer\": %ld", v->layer);
     if (v->head >= 0) fprintf(f, ",\n  \"head\": %ld", v->head);
-    if (!st) st = layers(f, v);
-    if (!st && v->compare) st = shared(f, v);
+    st = layers(&w, v);
+    if (!st && v->compare) shared(&w, v);
     if (!st) fputs("}\n", f);
-    if (!st && ferror(f)) st = attn_error(ATTN_E_IO, "cannot write the JSON");
-    return st;
+    return st ? st : jw_status(&w);
 }

@@ -12,11 +12,15 @@
 
 #include "attn/train.h"
 
-#ifdef ATTN_HAVE_OPENMP
-#define OMP_FOR _Pragma("omp parallel for schedule(static) if (n >= 65536)")
-#else
-#define OMP_FOR
-#endif
+/* Elements per chunk of the dense update, and the total from which the
+ * threads share the chunks. */
+#define CHUNK 4096
+#define PAR_MIN 65536
+
+/* One chunk of a dense parameter: its elements [at, at + len). */
+typedef struct adam_chunk {
+    size_t param, at, len;
+} adam_chunk;
 
 struct attn_adamw {
     attn_adamw_config c;
@@ -26,6 +30,8 @@ struct attn_adamw {
     float *store;
     uint32_t **rows; /* per parameter: NULL (dense) or its touched rows */
     size_t *n_rows;
+    adam_chunk *chunks; /* every parameter cut in chunks, in order: one parallel loop */
+    size_t n_chunks, total;
 };
 
 attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, size_t n,
@@ -37,15 +43,16 @@ attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, si
         !(c->weight_decay >= 0))
         return attn_error(ATTN_E_INVALID,
                           "AdamW: betas must be in [0, 1), eps > 0 and weight decay >= 0");
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += params[i].numel;
+    size_t total = 0, n_chunks = 0;
+    for (size_t i = 0; i < n; i++) total += params[i].numel, n_chunks += (params[i].numel + CHUNK - 1) / CHUNK;
     attn_adamw *o = calloc(1, sizeof *o);
     if (o) {
         o->m = calloc(n, sizeof *o->m), o->v = calloc(n, sizeof *o->v);
         o->rows = calloc(n, sizeof *o->rows), o->n_rows = calloc(n, sizeof *o->n_rows);
         o->store = calloc(2 * total, sizeof(float)); /* one allocation for both moments */
+        o->chunks = calloc(n_chunks ? n_chunks : 1, sizeof *o->chunks);
     }
-    if (!o || !o->m || !o->v || !o->rows || !o->n_rows || !o->store) {
+    if (!o || !o->m || !o->v || !o->rows || !o->n_rows || !o->store || !o->chunks) {
         attn_adamw_free(o);
         return attn_error(ATTN_E_NOMEM, "cannot allocate AdamW moments for %zu parameters", total);
     }
@@ -53,6 +60,12 @@ attn_status attn_adamw_create(attn_adamw **out, const attn_param_ref *params, si
     float *at = o->store;
     for (size_t i = 0; i < n; i++) o->m[i] = at, at += params[i].numel;
     for (size_t i = 0; i < n; i++) o->v[i] = at, at += params[i].numel;
+    for (size_t i = 0; i < n; i++)
+        for (size_t a = 0; a < params[i].numel; a += CHUNK) {
+            adam_chunk *ch = &o->chunks[o->n_chunks++];
+            ch->param = i, ch->at = a, ch->len = params[i].numel - a < CHUNK ? params[i].numel - a : CHUNK;
+        }
+    o->total = total;
     *out = o;
     return ATTN_OK;
 }
@@ -63,7 +76,7 @@ void attn_adamw_free(attn_adamw *o)
     if (o->rows)
         for (size_t i = 0; i < o->n; i++) free(o->rows[i]);
     free(o->rows), free(o->n_rows);
-    free(o->m), free(o->v), free(o->store), free(o);
+    free(o->m), free(o->v), free(o->store), free(o->chunks), free(o);
 }
 
 size_t attn_adamw_steps(const attn_adamw *o) { return o ? o->steps : 0; }
@@ -125,28 +138,35 @@ attn_status attn_adamw_step(attn_adamw *o, float lr)
     const double bc1 = 1.0 - pow((double)b1, (double)o->steps);
     const double bc2 = 1.0 - pow((double)b2, (double)o->steps);
     const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    const float decay_on = 1.0f - lr * o->c.weight_decay;
+    /* The dense parameters: all their chunks in one parallel loop (one
+     * region a step instead of one per tensor); elementwise, so the split
+     * changes no bit. */
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (o->total >= PAR_MIN)
+#endif
+    for (size_t q = 0; q < o->n_chunks; q++) {
+        const adam_chunk *ch = &o->chunks[q];
+        const attn_param_ref *p = &o->p[ch->param];
+        if (o->rows[ch->param]) continue; /* lazy: below */
+        const size_t at = ch->at;
+        update(p->data + at, o->m[ch->param] + at, o->v[ch->param] + at, p->grad + at, ch->len,
+               p->decay ? decay_on : 1.0f, b1, b2, eps, step_size, bc2_sqrt);
+    }
     for (size_t i = 0; i < o->n; i++) {
+        if (!o->rows[i]) continue;
         const attn_param_ref *p = &o->p[i];
         float *w = p->data, *m = o->m[i], *v = o->v[i];
         const float *g = p->grad;
-        const float decay = p->decay ? 1.0f - lr * o->c.weight_decay : 1.0f;
-        if (o->rows[i]) { /* lazy: only the touched rows */
-            const uint32_t *rows = o->rows[i];
-            const size_t cols = p->shape[1], nr = o->n_rows[i];
+        const float decay = p->decay ? decay_on : 1.0f;
+        const uint32_t *rows = o->rows[i]; /* only the touched rows */
+        const size_t cols = p->shape[1], nr = o->n_rows[i];
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (nr * cols >= 65536)
+#pragma omp parallel for schedule(static) if (nr * cols >= PAR_MIN)
 #endif
-            for (size_t r = 0; r < nr; r++) {
-                const size_t at = (size_t)rows[r] * cols;
-                update(w + at, m + at, v + at, g + at, cols, decay, b1, b2, eps, step_size, bc2_sqrt);
-            }
-            continue;
-        }
-        const size_t n = p->numel, chunk = 4096, chunks = (n + chunk - 1) / chunk;
-        OMP_FOR
-        for (size_t q = 0; q < chunks; q++) {
-            const size_t at = q * chunk, len = at + chunk <= n ? chunk : n - at;
-            update(w + at, m + at, v + at, g + at, len, decay, b1, b2, eps, step_size, bc2_sqrt);
+        for (size_t r = 0; r < nr; r++) {
+            const size_t at = (size_t)rows[r] * cols;
+            update(w + at, m + at, v + at, g + at, cols, decay, b1, b2, eps, step_size, bc2_sqrt);
         }
     }
     return ATTN_OK;
@@ -168,16 +188,43 @@ static double sum_squares(const attn_param_ref *p, const uint32_t *rows, size_t 
     return s;
 }
 
+/* Tensors per group of the norm's partial sums (on the stack). */
+#define CLIP_GROUP 256
+
+static size_t clip_work(const attn_param_ref *p, uint32_t *const *rows, const size_t *n_rows, size_t i)
+{
+    return rows && rows[i] ? n_rows[i] * p[i].shape[1] : p[i].numel;
+}
+
+/* Each tensor's sum of squares alone (in order, in double), the tensors in
+ * parallel, then added in the tensors' order: the same bits as one loop,
+ * whatever the threads. */
 static double clip(const attn_param_ref *params, size_t n, uint32_t *const *rows,
                    const size_t *n_rows, float max_norm)
 {
     double total = 0.0;
-    for (size_t i = 0; i < n; i++) total += sum_squares(&params[i], rows ? rows[i] : NULL, rows ? n_rows[i] : 0);
+    size_t work = 0;
+    for (size_t i = 0; i < n; i++) work += clip_work(params, rows, n_rows, i);
+    for (size_t i0 = 0; i0 < n; i0 += CLIP_GROUP) {
+        const size_t cnt = n - i0 < CLIP_GROUP ? n - i0 : CLIP_GROUP;
+        double part[CLIP_GROUP];
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (work >= PAR_MIN)
+#endif
+        for (size_t k = 0; k < cnt; k++) {
+            const size_t i = i0 + k;
+            part[k] = sum_squares(&params[i], rows ? rows[i] : NULL, rows ? n_rows[i] : 0);
+        }
+        for (size_t k = 0; k < cnt; k++) total += part[k];
+    }
     const double norm = sqrt(total);
     if (max_norm > 0.0f) {
         const double coef = (double)max_norm / (norm + 1e-6);
         if (coef < 1.0) {
             const float cf = (float)coef;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (work >= PAR_MIN)
+#endif
             for (size_t i = 0; i < n; i++) {
                 const attn_param_ref *p = &params[i];
                 if (rows && rows[i]) {

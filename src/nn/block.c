@@ -167,6 +167,37 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
     return st ? st : block_rest(k, next, scratch, R, C, ctx);
 }
 
+/* Keys (of heads × S × d cached floats) from which a lone query's heads run
+ * on the threads: below, a parallel region costs more than the heads. */
+#define KV_PAR_WORK ((size_t)1 << 16)
+
+/* A generated token's step (n = 1): its query, key and value of head h are
+ * slices of the one qkv row, so each head appends its key and value and
+ * writes its output straight into concat; the heads are independent, each
+ * computed by the same serial op whichever thread runs it (so the threads
+ * change no bit). The shared scratch arena is not theirs: an op that needs
+ * a workspace allocates its own. 0 if a head failed: the caller then runs the
+ * serial loop, which reports the error on this thread. */
+static int heads_one_query(const nn_kv_view *kv, const attn_sdpa_params *params, size_t C)
+{
+    const size_t H = kv->heads, d = C / H, S = kv->past + 1;
+    attn_sdpa_params own = *params;
+    own.scratch = NULL;
+    const attn_sdpa_params *p = &own;
+    int failed = 0;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic) reduction(| : failed) if (H * S * d >= KV_PAR_WORK)
+#endif
+    for (size_t h = 0; h < H; h++) {
+        float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
+        memcpy(kc + kv->past * d, kv->qkv + C + h * d, d * sizeof(float));
+        memcpy(vc + kv->past * d, kv->qkv + 2 * C + h * d, d * sizeof(float));
+        failed |= attn_sdpa_forward(kv->concat + h * d, NULL, kv->qkv + h * d, kc, vc, 1, S, d, d,
+                                    p, NULL) != ATTN_OK;
+    }
+    return !failed;
+}
+
 /* The attention of the n new rows of k->ln1 over the cache: their keys and
  * values appended at kv->past, each head's n queries against its S = past + n
  * cached keys, bottom-right aligned (query i sees keys j <= i + past), then
@@ -180,7 +211,8 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     p.scratch = kv->scratch;
     attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
-    for (size_t h = 0; !st && h < H; h++) {
+    const int done = !st && n == 1 && heads_one_query(kv, &p, C);
+    for (size_t h = 0; !st && !done && h < H; h++) {
         float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
         for (size_t i = 0; i < n; i++) {
             const float *row = kv->qkv + i * 3 * C;
@@ -188,12 +220,23 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
             memcpy(kc + (kv->past + i) * d, row + C + h * d, d * sizeof(float));
             memcpy(vc + (kv->past + i) * d, row + 2 * C + h * d, d * sizeof(float));
         }
-        st = attn_sdpa_forward(kv->o, NULL, kv->q, kc, vc, n, S, d, d, &p, NULL);
+        /* With a trace, each head records what the full forward's do
+         * ("head<h>.q", ".k", ".v" and the op's entries): the new rows'
+         * queries over all S cached keys. */
+        attn_op_ctx sub;
+        char name[160], head[32];
+        snprintf(head, sizeof head, "head%zu", h);
+        const attn_op_ctx *hctx = nn_sub_ctx(&sub, name, sizeof name, ctx, head);
+        st = attn_op_record(hctx, "q", kv->q, n, d, "query", "head_dim");
+        if (!st) st = attn_op_record(hctx, "k", kc, S, d, "key", "head_dim");
+        if (!st) st = attn_op_record(hctx, "v", vc, S, d, "key", "value_dim");
+        if (!st) st = attn_sdpa_forward(kv->o, NULL, kv->q, kc, vc, n, S, d, d, &p, hctx);
         for (size_t i = 0; !st && i < n; i++)
             memcpy(kv->concat + i * C + h * d, kv->o + i * d, d * sizeof(float));
     }
     if (!st) st = attn_op_record(ctx, "concat", kv->concat, n, C, "token", "dim");
     if (!st) st = attn_linear_forward(out, kv->concat, k->out_w, k->out_b, n, C, C);
+    if (!st) st = attn_op_record(ctx, "output", out, n, C, "query", "out_dim");
     return st;
 }
 
@@ -216,16 +259,14 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
         st = attn_dropout_backward(d_tmp, d_res, R * C, k->drop_p, k->key_mlp);
         d_mlp = d_tmp;
     }
-    memset(d_big1, 0, R * 4 * C * sizeof(float));
+    /* the _set ops write their input gradients: no zeroing passes */
     if (!st)
-        st = attn_linear_backward(d_big1, k->g_proj_w, k->g_proj_b, d_mlp, k->act, k->proj_w, R,
-                                  4 * C, C);
-    memset(d_big2, 0, R * 4 * C * sizeof(float));
-    if (!st) st = attn_gelu_backward(d_big2, d_big1, k->fc, R * 4 * C);
-    memset(d_tmp, 0, R * C * sizeof(float));
+        st = attn_linear_backward_set(d_big1, k->g_proj_w, k->g_proj_b, d_mlp, k->act, k->proj_w,
+                                      R, 4 * C, C);
+    if (!st) st = attn_gelu_backward_set(d_big2, d_big1, k->fc, R * 4 * C);
     if (!st)
-        st = attn_linear_backward(d_tmp, k->g_fc_w, k->g_fc_b, d_big2, k->ln2, k->fc_w, R, C,
-                                  4 * C);
+        st = attn_linear_backward_set(d_tmp, k->g_fc_w, k->g_fc_b, d_big2, k->ln2, k->fc_w, R, C,
+                                      4 * C);
     if (!st)
         st = attn_layernorm_backward(d_res, k->g_ln2_w, k->g_ln2_b, d_tmp, k->mid, k->ln2_w,
                                      k->ln2_mean, k->ln2_rstd, R, C);

@@ -154,6 +154,10 @@ attn_status attn_gpt_init(attn_gpt *g, uint64_t seed)
 void attn_gpt_zero_grad(attn_gpt *g)
 {
     if (!g) return;
+    /* megabytes at the start of every step: the tensors on the threads */
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (g->n_params >= 65536)
+#endif
     for (size_t i = 0; i < g->n_table; i++)
         memset(g->table[i].grad, 0, g->table[i].numel * sizeof(float));
 }
@@ -228,8 +232,8 @@ attn_status attn_gpt_backward(attn_gpt *g, float loss_scale)
     memset(g->d_logits, 0, R * V * sizeof(float));
     attn_status st = attn_crossentropy_backward(g->d_logits, g->probs, g->targets,
                                                 loss_scale / (float)R, R, V, 0.0f);
-    memset(g->d_tmp, 0, R * C * sizeof(float));
-    if (!st) st = attn_linear_backward(g->d_tmp, g->g_wte, NULL, g->d_logits, g->lnf, g->wte, R, C, V);
+    if (!st)
+        st = attn_linear_backward_set(g->d_tmp, g->g_wte, NULL, g->d_logits, g->lnf, g->wte, R, C, V);
     memset(g->d_res, 0, R * C * sizeof(float));
     if (!st)
         st = attn_layernorm_backward(g->d_res, g->g_lnf_w, g->g_lnf_b, g->d_tmp, g->res_out,

@@ -11,6 +11,7 @@
  * op's direct one-query path. The activations are the model's own; the cache,
  * its scratch and the attention op's workspace (the arena's free end, taken
  * and given back by each call) are one arena. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,8 +100,8 @@ void attn_gpt_kv_reset(attn_gpt_kv *kv)
 
 size_t attn_gpt_kv_len(const attn_gpt_kv *kv) { return kv ? kv->len : 0; }
 
-attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
-                             float *logits)
+attn_status attn_gpt_kv_step_traced(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
+                                    float *logits, const attn_op_ctx *ctx)
 {
     if (!g || !kv || !ids || !logits) return attn_error(ATTN_E_INVALID, "attn_gpt_kv_step: NULL");
     const attn_gpt_config *c = &g->cfg;
@@ -116,6 +117,7 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
     float *x = L ? g->blocks[0].res : g->res_out;
     attn_status st = attn_embedding_forward(x, ids, g->wte, n, C, V, 0, NULL);
     if (!st) st = attn_embedding_forward(x, g->pos, g->wpe, n, C, T, 1, NULL);
+    if (!st) st = attn_op_record(ctx, "embed", x, n, C, "token", "dim");
     nn_kv_view view = {.head_stride = T * kv->head_dim, .heads = kv->heads, .past = kv->len,
                        .qkv = kv->qkv, .q = kv->q, .o = kv->o, .concat = kv->concat,
                        .scratch = kv->arena};
@@ -123,7 +125,11 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
         view.k = kv->k + l * kv->heads * view.head_stride;
         view.v = kv->v + l * kv->heads * view.head_stride;
         float *next = l + 1 < L ? g->blocks[l + 1].res : g->res_out;
-        st = nn_block_forward_kv(&g->blocks[l], &view, next, g->scratch, n, C, NULL);
+        attn_op_ctx sub;
+        char name[160], layer[32];
+        snprintf(layer, sizeof layer, "layer%zu", l);
+        st = nn_block_forward_kv(&g->blocks[l], &view, next, g->scratch, n, C,
+                                 nn_sub_ctx(&sub, name, sizeof name, ctx, layer));
     }
     /* Only the last position's logits are needed (the head is tied). */
     const float *last = g->res_out + (n - 1) * C;
@@ -133,6 +139,12 @@ attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, 
     if (!st) st = attn_linear_forward(logits, kv->ln, g->wte, NULL, 1, C, V);
     if (!st) kv->len += n;
     return st;
+}
+
+attn_status attn_gpt_kv_step(attn_gpt *g, attn_gpt_kv *kv, const uint32_t *ids, size_t n,
+                             float *logits)
+{
+    return attn_gpt_kv_step_traced(g, kv, ids, n, logits, NULL);
 }
 
 /* ---- sampling ------------------------------------------------------------------ */

@@ -263,10 +263,32 @@ static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
     return d;
 }
 
-/* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out. */
+/* The fused kernel's workspace (the backward's when `backward`) for this
+ * call's descriptors (whole: all batches at once; else one batch, one head at
+ * a time with odd masks), in floats: a piece of the layer's workspace, so the
+ * kernel allocates nothing. The size depends on the shapes and the thread
+ * count, not on the masks. */
+static size_t flash_floats(const attn_mha *m, const attn_mha_inputs *in, int whole, int backward)
+{
+    fused_masks none;
+    memset(&none, 0, sizeof none);
+    const attn_flash_desc d = whole ? whole_desc(m, in, &none)
+                                    : fused_desc(m, in, 0, &none, odd_masks(m, in), NULL);
+    return (backward ? attn_flash_backward_workspace(&d) : attn_flash_forward_workspace(&d)) /
+           sizeof(float);
+}
+
+/* Gives d the workspace piece w of n floats (NULL: none). */
+static void flash_use(attn_flash_desc *d, float *w, size_t n)
+{
+    d->workspace = w, d->workspace_bytes = w ? n * sizeof(float) : 0;
+}
+
+/* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out; the
+ * kernel's workspace fw (nfw floats). */
 static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  const fused_masks *f, float *qp, float *kp, float *vp,
-                                 float *concat, float *lse, float *out)
+                                 float *concat, float *lse, float *out, float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
@@ -281,6 +303,7 @@ static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  N * S, c->vdim, m->hv);
     if (st) return st;
     attn_flash_desc d = whole_desc(m, in, f);
+    flash_use(&d, fw, nfw);
     st = attn_flash_forward(concat, lse, qp, kp, vp, &d);
     if (!st)
         st = attn_linear_forward(out, concat, mha_part(m, m->o_wo), mha_part(m, m->o_bo), N * L, m->hv,
@@ -303,6 +326,8 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
     if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
+    const size_t nfw = flash_floats(m, in, 1, 1);
+    if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
     fused_masks fm;
@@ -310,12 +335,14 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     const fused_masks *f = &fm;
     float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp = attn_workspace_take(ws, N * L, m->hq);
     float *dkp = attn_workspace_take(ws, N * S, m->hq), *dvp = attn_workspace_take(ws, N * S, m->hv);
+    float *fw = attn_workspace_take(ws, nfw, 1);
     memset(dconcat, 0, N * L * m->hv * sizeof(float)), memset(dqp, 0, N * L * m->hq * sizeof(float));
     memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
     st = attn_linear_backward(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
                                           d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
                                           c->out_dim);
     attn_flash_desc d = whole_desc(m, in, f);
+    flash_use(&d, fw, nfw);
     if (!st)
         st = attn_flash_backward(dqp, dkp, dvp, dconcat, cache->qp, cache->kp, cache->vp,
                                  cache->concat, cache->lse, &d);
@@ -332,20 +359,24 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     return st;
 }
 
-/* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL. */
+/* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL;
+ * the kernel's workspace fw (nfw floats). */
 static attn_status fused_forward(const attn_mha *m, const attn_mha_inputs *in, size_t n,
                                  const fused_masks *f, const float *qp, const float *kp,
-                                 const float *vp, float *concat, float *lse, float *mask)
+                                 const float *vp, float *concat, float *lse, float *mask,
+                                 float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     if (!odd_masks(m, in)) {
         attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        flash_use(&d, fw, nfw);
         return attn_flash_forward(concat, lse, qp, kp, vp, &d);
     }
     attn_status st = ATTN_OK;
     for (size_t h = 0; !st && h < c->num_heads; h++) {
         build_mask(mask, m, in, n, h);
         attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        flash_use(&d, fw, nfw);
         st = attn_flash_forward(concat + h * c->v_head_dim, lse ? lse + h * in->tgt_len : NULL,
                                 qp + h * c->head_dim, kp + h * c->head_dim,
                                 vp + h * c->v_head_dim, &d);
@@ -357,11 +388,12 @@ static attn_status fused_backward(const attn_mha *m, const attn_mha_inputs *in, 
                                   const fused_masks *f, float *dqp, float *dkp, float *dvp,
                                   const float *dconcat, const float *qp, const float *kp,
                                   const float *vp, const float *concat, const float *lse,
-                                  float *mask)
+                                  float *mask, float *fw, size_t nfw)
 {
     const attn_mha_config *c = &m->cfg;
     if (!odd_masks(m, in)) {
         attn_flash_desc d = fused_desc(m, in, n, f, 0, NULL);
+        flash_use(&d, fw, nfw);
         return attn_flash_backward(dqp, dkp, dvp, dconcat, qp, kp, vp, concat, lse, &d);
     }
     attn_status st = ATTN_OK;
@@ -369,6 +401,7 @@ static attn_status fused_backward(const attn_mha *m, const attn_mha_inputs *in, 
     for (size_t h = 0; !st && h < c->num_heads; h++) {
         build_mask(mask, m, in, n, h);
         attn_flash_desc d = fused_desc(m, in, n, f, 1, mask);
+        flash_use(&d, fw, nfw);
         st = attn_flash_backward(dqp + h * dk, dkp + h * dk, dvp + h * dv, dconcat + h * dv,
                                  qp + h * dk, kp + h * dk, vp + h * dv, concat + h * dv,
                                  lse + h * in->tgt_len, &d);
@@ -400,11 +433,14 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
     if (!st) st = attn_workspace_add(tot, "attention projections", NS, m->hv);
     if (!st) st = attn_workspace_add(tot, "attention projections", NL, m->hv);
     if (!st && cache) st = attn_workspace_add(&keep, "attention cache", N * H, L);
+    const size_t nfw = flash_floats(m, in, 1, 0);
+    if (!st) st = attn_workspace_add(&scratch, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, scratch);
     if (!st && cache) st = attn_workspace_reserve(&cache->ws, keep);
     if (st) return st;
     fused_masks fm;
     fused_masks_make(&fm, m, in, ws);
+    float *fw = attn_workspace_take(ws, nfw, 1);
     float *qp = attn_workspace_take(at, NL, m->hq), *kp = attn_workspace_take(at, NS, m->hq);
     float *vp = attn_workspace_take(at, NS, m->hv), *concat = attn_workspace_take(at, NL, m->hv);
     float *lse = cache ? attn_workspace_take(at, N * H, L) : NULL;
@@ -414,7 +450,7 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
         cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S;
         cache->fused = 1;
     }
-    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out);
+    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out, fw, nfw);
 }
 
 /* The per-batch forward's buffers: scratch pieces from ws, what the
@@ -422,6 +458,8 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
 typedef struct fwd_bufs {
     float *qp, *kp, *vp, *concat;          /* of batch 0 (no cache) or all (cache) */
     float *qh, *kh, *vh, *oh, *wh, *mask; /* one head (reference path) */
+    float *fw;                            /* the fused kernel's workspace */
+    size_t nfw;                           /* its floats */
 } fwd_bufs;
 
 static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs *in,
@@ -444,6 +482,8 @@ static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs 
         if (!st) st = attn_workspace_add(&scratch, "attention heads", L, S2);
     }
     if (!st && (!fused || odd_masks(m, in))) st = attn_workspace_add(&scratch, "attention mask", L, S2);
+    b->nfw = fused ? flash_floats(m, in, 0, 0) : 0;
+    if (!st && b->nfw) st = attn_workspace_add(&scratch, "attention workspace", b->nfw, 1);
     if (!st) st = attn_workspace_add(tot, "attention projections", rl, m->hq);
     if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hq);
     if (!st) st = attn_workspace_add(tot, "attention projections", rs, m->hv);
@@ -460,6 +500,7 @@ static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs 
         b->wh = attn_workspace_take(ws, L, S2);
     }
     if (!fused || odd_masks(m, in)) b->mask = attn_workspace_take(ws, L, S2);
+    if (b->nfw) b->fw = attn_workspace_take(ws, b->nfw, 1);
     attn_workspace *at = cache ? &cache->ws : ws;
     b->qp = attn_workspace_take(at, rl, m->hq), b->kp = attn_workspace_take(at, rs, m->hq);
     b->vp = attn_workspace_take(at, rs, m->hv), b->concat = attn_workspace_take(at, rl, m->hv);
@@ -507,7 +548,7 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
         if ((st = project(m, in, n, qp, kp, vp))) break;
         if (fused) {
             st = fused_forward(m, in, n, &fm, qp, kp, vp, concat,
-                               cache ? cache->lse + n * H * L : NULL, mask);
+                               cache ? cache->lse + n * H * L : NULL, mask, b.fw, b.nfw);
             if (!st)
                 st = attn_linear_forward(out + n * L * c->out_dim, concat, mha_part(m, m->o_wo),
                                          mha_part(m, m->o_bo), L, m->hv, c->out_dim);
@@ -582,6 +623,8 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     st = fused ? fused_masks_need(&total, m, in) : ATTN_OK;
     for (size_t i = 0; !st && i < 11; i++) st = attn_workspace_add(&total, "attention gradients", rows[i], cols[i]);
     if (!st && odd) st = attn_workspace_add(&total, "attention mask", L, S2);
+    const size_t nfw = fused ? flash_floats(m, in, 0, 1) : 0;
+    if (!st && nfw) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
     if (st) return st;
     fused_masks fm;
@@ -591,6 +634,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     float *dconcat = buf[0], *dqp = buf[1], *dkp = buf[2], *dvp = buf[3], *qh = buf[4], *kh = buf[5];
     float *vh = buf[6], *doh = buf[7], *dqh = buf[8], *dkh = buf[9], *dvh = buf[10];
     float *mask = odd ? attn_workspace_take(ws, L, S2) : NULL;
+    float *fw = nfw ? attn_workspace_take(ws, nfw, 1) : NULL;
     float *gbin = mha_grad_part(m, m->o_bin);
     for (size_t n = 0; !st && n < N; n++) {
         const float *qp = cache->qp + n * L * m->hq, *kp = cache->kp + n * S2 * m->hq;
@@ -604,7 +648,7 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
         memset(dvp, 0, S2 * m->hv * sizeof(float));
         if (!st && fused)
             st = fused_backward(m, in, n, &fm, dqp, dkp, dvp, dconcat, qp, kp, vp, concat,
-                                cache->lse + n * H * L, mask);
+                                cache->lse + n * H * L, mask, fw, nfw);
         for (size_t h = 0; !st && !fused && h < H; h++) {
             gather(qh, qp, L, m->hq, h * dk, dk);
             gather(kh, kp, S2, m->hq, h * dk, dk);

@@ -92,6 +92,20 @@ static float *scratch_take(attn_arena *a, size_t n)
     return attn_arena_tensor(a, &t, 1, shape) ? NULL : t.data;
 }
 
+/* The fused kernel's workspace (the backward's when `backward`) from the
+ * arena, when it has room and the problem is sane enough to size (`given`:
+ * the buffers are there; the kernel checks the rest and reports). */
+static void flash_scratch(attn_flash_desc *d, attn_arena *a, int backward, int given)
+{
+    const int sized = given && d->l && d->s && d->d_k && d->d_v && d->l < ((size_t)1 << 30) &&
+                      d->s < ((size_t)1 << 30) && d->d_k < 65536 && d->d_v < 65536;
+    const size_t bytes = !a || !sized ? 0
+                         : backward   ? attn_flash_backward_workspace(d)
+                                      : attn_flash_forward_workspace(d);
+    d->workspace = bytes ? scratch_take(a, bytes / sizeof(float)) : NULL;
+    d->workspace_bytes = d->workspace ? bytes : 0;
+}
+
 /* Shared body of the reference and default paths; `ref` picks the kernels. */
 static attn_status sdpa(int ref, float *out, float *weights, const float *q, const float *k,
                         const float *v, size_t l, size_t s, size_t d_k, size_t d_v,
@@ -204,10 +218,15 @@ attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v
                                      const attn_sdpa_params *params)
 {
     attn_sdpa_params defaults = attn_sdpa_defaults();
+    const attn_sdpa_params *p = params ? params : &defaults;
     attn_flash_desc d;
-    attn_status st = flash_desc_of(&d, params ? params : &defaults, l, s, d_k, d_v);
-    return st ? st
-              : attn_flash_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse, &d);
+    attn_status st = flash_desc_of(&d, p, l, s, d_k, d_v);
+    if (st) return st;
+    const size_t mark = attn_arena_used(p->scratch);
+    flash_scratch(&d, p->scratch, 1, grad_out && q && k && v && out && lse);
+    st = attn_flash_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse, &d);
+    attn_arena_rewind(p->scratch, mark);
+    return st;
 }
 
 /* ---- one query -------------------------------------------------------------------
@@ -269,11 +288,7 @@ attn_status attn_sdpa_forward(float *out, float *weights, const float *q, const 
         attn_flash_desc d;
         if ((st = flash_desc_of(&d, p, l, s, d_k, d_v))) return st;
         const size_t mark = attn_arena_used(p->scratch);
-        const int sized = out && q && k && v && l && s && d_k && d_v && l < ((size_t)1 << 30) &&
-                          s < ((size_t)1 << 30) && d_k < 65536 && d_v < 65536;
-        const size_t bytes = p->scratch && sized ? attn_flash_forward_workspace(&d) : 0;
-        d.workspace = bytes ? scratch_take(p->scratch, bytes / sizeof(float)) : NULL;
-        d.workspace_bytes = d.workspace ? bytes : 0;
+        flash_scratch(&d, p->scratch, 0, out && q && k && v);
         st = attn_flash_forward(out, NULL, q, k, v, &d);
         attn_arena_rewind(p->scratch, mark);
         return st;
@@ -300,11 +315,16 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
     if (st) return st;
     if (grad_v && (st = attn_matmul_backward(NULL, grad_v, grad_out, weights, v, l, s, d_v))) return st;
     if (!grad_q && !grad_k) return ATTN_OK;
-    float *ds = calloc(ls, sizeof(float));
-    float *dp = malloc(ls * sizeof(float));
+    /* Scratch from the caller's arena where it has room (zero-filled, as
+     * calloc), else our own. */
+    const size_t mark = attn_arena_used(p->scratch);
+    float *s_ds = scratch_take(p->scratch, ls), *s_dp = s_ds ? scratch_take(p->scratch, ls) : NULL;
+    float *ds = s_ds ? s_ds : calloc(ls, sizeof(float));
+    float *dp = s_dp ? s_dp : malloc(ls * sizeof(float));
     if (!ds || !dp) {
-        free(ds);
-        free(dp);
+        if (ds != s_ds) free(ds);
+        if (dp != s_dp) free(dp);
+        attn_arena_rewind(p->scratch, mark);
         return attn_error(ATTN_E_NOMEM, "attention backward: cannot allocate %zu x %zu", l, s);
     }
     st = attn_matmul_nt_forward(dp, grad_out, v, l, d_v, s, NULL); /* dP = grad_out · vᵀ */
@@ -314,7 +334,15 @@ attn_status attn_sdpa_backward(float *grad_q, float *grad_k, float *grad_v, cons
         for (size_t i = 0; i < ls; i++) ds[i] *= factor;
         st = attn_matmul_nt_backward(grad_q, grad_k, ds, q, k, l, d_k, s);
     }
-    free(ds);
-    free(dp);
+    if (ds != s_ds) free(ds);
+    if (dp != s_dp) free(dp);
+    attn_arena_rewind(p->scratch, mark);
     return st;
+}
+
+size_t attn_sdpa_backward_scratch_bytes(size_t l, size_t s)
+{
+    if (s && l > (SIZE_MAX / 4 - 64) / sizeof(float) / s) return SIZE_MAX; /* cannot fit */
+    const size_t one = (l * s * sizeof(float) + 63) & ~(size_t)63;
+    return one > (SIZE_MAX - 64) / 2 ? SIZE_MAX : 2 * one + 64;
 }

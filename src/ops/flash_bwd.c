@@ -291,7 +291,10 @@ static attn_status backward_run(float *d_q, float *d_k, float *d_v, const float 
 {
     plan p;
     plan_backward(&p, d);
-    float *ws = ws_alloc(&p);
+    /* The caller's workspace when it is big enough (64-byte aligned: it
+     * comes from an arena or attn_workspace), else one of our own. */
+    const int own = !d->workspace || d->workspace_bytes < ws_floats(&p) * sizeof(float);
+    float *ws = own ? ws_alloc(&p) : d->workspace;
     if (!ws)
         return attn_error(ATTN_E_NOMEM, "flash attention backward: cannot allocate %zu bytes",
                           ws_floats(&p) * sizeof(float));
@@ -363,7 +366,7 @@ static attn_status backward_run(float *d_q, float *d_k, float *d_v, const float 
             }
         }
     }
-    free(ws);
+    if (own) free(ws);
     return ATTN_OK;
 }
 

@@ -2,6 +2,7 @@
  * The fast path is the vector kernel of flash_tmpl.h (x·σ(2u) through the
  * vector exp); the reference is the tanh form in double. */
 #include <math.h>
+#include <string.h>
 
 #include "attn/ops_nn.h"
 #include "flash_kern.h"
@@ -44,19 +45,32 @@ attn_status attn_gelu_ref(float *y, const float *x, size_t n)
     return ATTN_OK;
 }
 
-/* d/dx = 0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3c x²),  t = tanh(k (x + c x³)) */
-attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, size_t n)
+/* d_x (+)= gelu'(x) ∘ d_y; with set, each chunk of d_x is zeroed first. */
+static attn_status gelu_bwd_run(const char *op, float *d_x, const float *d_y, const float *x,
+                                size_t n, int set)
 {
-    if (!d_x || !d_y || !x) return attn_error(ATTN_E_INVALID, "gelu_backward: NULL buffer");
-    if (!n) return attn_error(ATTN_E_INVALID, "gelu_backward: size must be > 0");
+    if (!d_x || !d_y || !x) return attn_error(ATTN_E_INVALID, "%s: NULL buffer", op);
+    if (!n) return attn_error(ATTN_E_INVALID, "%s: size must be > 0", op);
     const fk_table *K = attn_fk_table(attn_simd_level());
     const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
         const size_t i = c * GELU_CHUNK, len = n - i < GELU_CHUNK ? n - i : GELU_CHUNK;
+        if (set) memset(d_x + i, 0, len * sizeof(float));
         K->gelu_bwd(d_x + i, d_y + i, x + i, len);
     }
     return ATTN_OK;
+}
+
+/* d/dx = 0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3c x²),  t = tanh(k (x + c x³)) */
+attn_status attn_gelu_backward(float *d_x, const float *d_y, const float *x, size_t n)
+{
+    return gelu_bwd_run("gelu_backward", d_x, d_y, x, n, 0);
+}
+
+attn_status attn_gelu_backward_set(float *d_x, const float *d_y, const float *x, size_t n)
+{
+    return gelu_bwd_run("gelu_backward_set", d_x, d_y, x, n, 1);
 }
 
 attn_status attn_gelu_forward(float *y, const float *x, size_t n, const attn_op_ctx *ctx)

@@ -13,13 +13,14 @@
  * Built-in: B is packed panel by panel (KC × NC, zero padded to a multiple of
  * 16 columns; a row-major B whose width is a multiple of 16 is used in place)
  * and multiplied by row blocks of A with the register-blocked micro-kernel of
- * flash_tmpl.h. */
+ * flash_tmpl.h (gemm_avx512.c's 6 × 64 tiles with AVX-512). */
 #include "attn/ops.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "flash_kern.h"
+#include "gemm_kern.h"
 #include "op_check.h"
 
 #ifdef ATTN_HAVE_OPENMP
@@ -33,15 +34,16 @@ extern void openblas_set_num_threads(int) __attribute__((weak));
 
 #define KC 256
 #define NC 512
-#define MB_MAX 64
+#define MB_MAX 48
 
 /* Multiply-adds below which one thread does the whole product. */
 #define GEMM_PAR_WORK ((double)(1 << 20))
 
 static size_t up16(size_t x) { return (x + 15) & ~(size_t)15; }
 
-/* Rows per block: a function of the shape only (never of the thread count). */
-static size_t row_block(size_t m) { return m >= 512 ? 64 : m >= 128 ? 32 : 16; }
+/* Rows per block: a function of the shape only (never of the thread count),
+ * a multiple of the AVX-512 kernel's 6 rows. */
+static size_t row_block(size_t m) { return m >= 512 ? 48 : m >= 128 ? 24 : 12; }
 
 static int par_ok(size_t m, size_t k, size_t n, size_t blocks)
 {
@@ -102,74 +104,143 @@ static attn_status gemm_cblas(float *c, const float *a, const float *b, size_t m
 
 /* ---- built-in ---------------------------------------------------------------- */
 
-static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t m, size_t k,
-                                size_t n, int ta, int tb, int acc)
+/* One product's arguments, as the built-in kernel's helpers see them. */
+typedef struct gemm_job {
+    float *c;
+    const float *a, *b;
+    size_t m, k, n, ars, ats, mb;
+    int tb, acc;
+    const fk_table *K;
+    attn_gemm_tile_fn tile;
+} gemm_job;
+
+/* Rows [t0, te) of the panel of b's columns [n0, n0 + nw) and rows
+ * [k0, k0 + ...) into dst (row t at dst + t·nwp), zero padded to nwp columns. */
+static void pack_rows(float *dst, const gemm_job *g, size_t n0, size_t nw, size_t nwp, size_t k0,
+                      size_t t0, size_t te)
 {
-    const fk_table *K = attn_fk_table(attn_simd_level());
-    const size_t ars = ta ? 1 : k, ats = ta ? m : 1;
-    /* A row-major B whose width is a multiple of 16 needs no packing. */
-    const int direct = !tb && n % 16 == 0;
-    const size_t ncp = up16(n < NC ? n : NC);
-    float *panel = NULL;
-    if (!direct) {
-        panel = aligned_alloc(64, KC * ncp * sizeof(float));
-        if (!panel) return attn_error(ATTN_E_NOMEM, "gemm: cannot allocate a packing buffer");
+    if (g->tb) /* 16 × 16 tiles: contiguous reads of b's rows */
+        for (size_t j0 = 0; j0 < nw; j0 += 16) {
+            const size_t je = nw - j0 < 16 ? nw : j0 + 16;
+            for (size_t j = j0; j < je; j++) {
+                const float *bj = g->b + (n0 + j) * g->k + k0;
+                for (size_t t = t0; t < te; t++) dst[t * nwp + j] = bj[t];
+            }
+        }
+    else
+        for (size_t t = t0; t < te; t++)
+            memcpy(dst + t * nwp, g->b + (k0 + t) * g->n + n0, nw * sizeof(float));
+    for (size_t t = t0; t < te; t++)
+        for (size_t j = nw; j < nwp; j++) dst[t * nwp + j] = 0.0f;
+}
+
+/* Row block blk of c, columns [n0, n0 + nw), against rows [k0, k0 + kw) of
+ * b (bp: their first row, ldb apart). */
+static void gemm_block(const gemm_job *g, size_t blk, size_t n0, size_t nw, size_t k0, size_t kw,
+                       const float *bp, size_t ldb)
+{
+    const size_t r0 = blk * g->mb, rows = g->m - r0 < g->mb ? g->m - r0 : g->mb;
+    const size_t nmain = nw & ~(size_t)15, n = g->n, ars = g->ars, ats = g->ats;
+    const int add = g->acc || k0 > 0;
+    const float *ar = g->a + r0 * ars + k0 * ats;
+    float *cr = g->c + r0 * n + n0;
+    if (nmain && g->tile) g->tile(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, add);
+    else if (nmain) g->K->gemm(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, NULL, add);
+    if (nmain < nw) { /* the last, partial group of 16 columns */
+        float tt[MB_MAX * 16];
+        if (g->tile) g->tile(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, 0);
+        else g->K->gemm(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, NULL, 0);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = nmain; j < nw; j++)
+                cr[r * n + j] = add ? cr[r * n + j] + tt[r * 16 + j - nmain] : tt[r * 16 + j - nmain];
     }
-    const size_t mb = row_block(m), nmb = (m + mb - 1) / mb;
+}
+
+/* Packed B at most this many floats is packed whole, before the products. */
+#define PACK_ALL_MAX ((size_t)1 << 21)
+
+/* B used in place or packed whole (packed: panel n0 at packed + n0·k, its
+ * rows up16(nw) apart): one pass of packing, then every row block runs
+ * through all panels on its own, with no barrier between panels (each wakes
+ * a sleeping thread under OMP_WAIT_POLICY=PASSIVE, which the CLI sets). */
+static void gemm_whole(const gemm_job *g, float *packed, int par)
+{
+    const size_t m = g->m, k = g->k, n = g->n, nmb = (m + g->mb - 1) / g->mb;
+    const size_t tiles = (k + 15) / 16, npan = (n + NC - 1) / NC;
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel if (par_ok(m, k, n, nmb))
+#pragma omp parallel if (par)
 #endif
-    for (size_t n0 = 0; n0 < n; n0 += NC) {
-        const size_t nw = n - n0 < NC ? n - n0 : NC, nwp = up16(nw), nmain = nw & ~(size_t)15;
-        for (size_t k0 = 0; k0 < k; k0 += KC) {
-            const size_t kw = k - k0 < KC ? k - k0 : KC;
-            const int add = acc || k0 > 0;
-            const float *bp;
-            size_t ldb;
-            if (direct) {
-                bp = b + k0 * n + n0, ldb = n;
-            } else {
+    {
+        if (packed) {
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(static)
 #endif
-                for (size_t t0 = 0; t0 < kw; t0 += 16) {
-                    const size_t te = kw - t0 < 16 ? kw : t0 + 16;
-                    if (tb) /* 16 × 16 tiles: contiguous reads of b's rows */
-                        for (size_t j0 = 0; j0 < nw; j0 += 16) {
-                            const size_t je = nw - j0 < 16 ? nw : j0 + 16;
-                            for (size_t j = j0; j < je; j++) {
-                                const float *bj = b + (n0 + j) * k + k0;
-                                for (size_t t = t0; t < te; t++) panel[t * nwp + j] = bj[t];
-                            }
-                        }
-                    else
-                        for (size_t t = t0; t < te; t++)
-                            memcpy(panel + t * nwp, b + (k0 + t) * n + n0, nw * sizeof(float));
-                    for (size_t t = t0; t < te; t++)
-                        for (size_t j = nw; j < nwp; j++) panel[t * nwp + j] = 0.0f;
-                }
-                bp = panel, ldb = nwp;
+            for (size_t q = 0; q < npan * tiles; q++) {
+                const size_t n0 = q / tiles * NC, t0 = q % tiles * 16;
+                const size_t nw = n - n0 < NC ? n - n0 : NC, te = k - t0 < 16 ? k : t0 + 16;
+                pack_rows(packed + n0 * k, g, n0, nw, up16(nw), 0, t0, te);
             }
+        }
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-            for (size_t blk = 0; blk < nmb; blk++) {
-                const size_t r0 = blk * mb, rows = m - r0 < mb ? m - r0 : mb;
-                const float *ar = a + r0 * ars + k0 * ats;
-                float *cr = c + r0 * n + n0;
-                if (nmain) K->gemm(cr, n, ar, ars, ats, bp, ldb, rows, nmain, kw, NULL, add);
-                if (nmain < nw) { /* the last, partial group of 16 columns */
-                    float tt[MB_MAX * 16];
-                    K->gemm(tt, 16, ar, ars, ats, bp + nmain, ldb, rows, 16, kw, NULL, 0);
-                    for (size_t r = 0; r < rows; r++)
-                        for (size_t j = nmain; j < nw; j++)
-                            cr[r * n + j] = add ? cr[r * n + j] + tt[r * 16 + j - nmain]
-                                                : tt[r * 16 + j - nmain];
+        for (size_t blk = 0; blk < nmb; blk++)
+            for (size_t n0 = 0; n0 < n; n0 += NC) {
+                const size_t nw = n - n0 < NC ? n - n0 : NC, ldb = packed ? up16(nw) : n;
+                for (size_t k0 = 0; k0 < k; k0 += KC) {
+                    const float *bp = packed ? packed + n0 * k + k0 * ldb : g->b + k0 * n + n0;
+                    gemm_block(g, blk, n0, nw, k0, k - k0 < KC ? k - k0 : KC, bp, ldb);
                 }
             }
+    }
+}
+
+/* A B too large to pack whole: panel by panel (KC × NC), packed by all
+ * threads, then multiplied by all row blocks. */
+static void gemm_panels(const gemm_job *g, float *panel, int par)
+{
+    const size_t m = g->m, k = g->k, n = g->n, nmb = (m + g->mb - 1) / g->mb;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel if (par)
+#endif
+    for (size_t n0 = 0; n0 < n; n0 += NC) {
+        const size_t nw = n - n0 < NC ? n - n0 : NC, nwp = up16(nw);
+        for (size_t k0 = 0; k0 < k; k0 += KC) {
+            const size_t kw = k - k0 < KC ? k - k0 : KC;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (size_t t0 = 0; t0 < kw; t0 += 16)
+                pack_rows(panel, g, n0, nw, nwp, k0, t0, kw - t0 < 16 ? kw : t0 + 16);
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (size_t blk = 0; blk < nmb; blk++) gemm_block(g, blk, n0, nw, k0, kw, panel, nwp);
         }
     }
-    free(panel);
+}
+
+/* Every element of c is one chain (c or 0, then one FMA per k in order,
+ * panel after panel) whichever of the two paths runs it, so they and the
+ * thread count give the same bits. */
+static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t m, size_t k,
+                                size_t n, int ta, int tb, int acc)
+{
+    gemm_job g = {c, a, b, m, k, n, ta ? 1 : k, ta ? m : 1, row_block(m), tb, acc,
+                  attn_fk_table(attn_simd_level()), attn_gemm_tile_kernel(attn_simd_level())};
+    const int par = par_ok(m, k, n, (m + g.mb - 1) / g.mb);
+    /* A row-major B whose width is a multiple of 16 needs no packing. */
+    if (!tb && n % 16 == 0) {
+        gemm_whole(&g, NULL, par);
+        return ATTN_OK;
+    }
+    const size_t whole = k * (n + 15 * ((n + NC - 1) / NC));
+    const int all = whole <= PACK_ALL_MAX;
+    float *buf = aligned_alloc(64, (all ? (whole + 15) & ~(size_t)15 : KC * up16(n < NC ? n : NC)) * sizeof(float));
+    if (!buf) return attn_error(ATTN_E_NOMEM, "gemm: cannot allocate a packing buffer");
+    if (all) gemm_whole(&g, buf, par);
+    else gemm_panels(&g, buf, par);
+    free(buf);
     return ATTN_OK;
 }
 

@@ -1,6 +1,8 @@
 /* linear.c - y = x · wᵀ + b, the projection of nn.Linear (w is (out, in)). */
 #include "attn/ops.h"
 
+#include <string.h>
+
 #include "op_check.h"
 
 attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *bias,
@@ -22,4 +24,27 @@ attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const fl
     for (size_t i = 0; i < rows; i++)
         for (size_t j = 0; j < out; j++) d_bias[j] += d_y[i * out + j];
     return ATTN_OK;
+}
+
+/* attn_matmul_nt_backward takes its GEMM from this size on (matmul.c's
+ * `large`); below it, its loops add to d_x, so d_x is zeroed for them. */
+static int through_gemm(size_t m, size_t k, size_t n)
+{
+    return (double)m * (double)k * (double)n >= 64.0 * 64.0 * 64.0 && m >= 16 && n >= 16;
+}
+
+attn_status attn_linear_backward_set(float *d_x, float *d_w, float *d_bias, const float *d_y,
+                                     const float *x, const float *w, size_t rows, size_t in,
+                                     size_t out)
+{
+    if (!d_x) return attn_linear_backward(NULL, d_w, d_bias, d_y, x, w, rows, in, out);
+    attn_status st = attn_check_matmul("linear_backward_set", d_y, x, w, rows, in, out);
+    if (st) return st;
+    if (!through_gemm(rows, out, in)) {
+        memset(d_x, 0, rows * in * sizeof(float));
+        return attn_linear_backward(d_x, d_w, d_bias, d_y, x, w, rows, in, out);
+    }
+    /* d_x (rows, in) = d_y (rows, out) · w (out, in) */
+    st = attn_gemm(d_x, d_y, w, rows, out, in, 0, 0, 0, ATTN_GEMM_AUTO);
+    return st ? st : attn_linear_backward(NULL, d_w, d_bias, d_y, x, w, rows, in, out);
 }

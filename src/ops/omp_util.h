@@ -7,8 +7,14 @@
 /* A static schedule: every row goes to a fixed thread and is computed the same
  * way whatever the thread count, so results never depend on it. */
 #define ATTN_OMP_FOR_IF(cond) ATTN_PRAGMA(omp parallel for schedule(static) if (cond))
+/* Fixed tasks handed out as threads come free: for loops whose every task is
+ * computed the same way whoever runs it, so that a thread woken late (or
+ * preempted) does not hold the others up and the results still do not
+ * depend on the threads. */
+#define ATTN_OMP_FOR_DYNAMIC_IF(cond) ATTN_PRAGMA(omp parallel for schedule(dynamic) if (cond))
 #else
 #define ATTN_OMP_FOR_IF(cond)
+#define ATTN_OMP_FOR_DYNAMIC_IF(cond)
 #endif
 
 /* Work (elements touched) below which threads cost more than they give. */

@@ -287,3 +287,17 @@ const char *write_tiny_labelled(void)
     static const size_t n[3] = {48, 12, 12};
     return write_labelled_dir("data", n, 0);
 }
+
+float *test_nan_buffer(size_t n)
+{
+    float *t = malloc((n ? n : 1) * sizeof *t);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++) t[i] = NAN;
+    return t;
+}
+
+void test_add_free(float *g, float *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) g[i] += t[i];
+    free(t);
+}

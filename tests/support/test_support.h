@@ -105,4 +105,9 @@ size_t fixture_meta_size(attn_safetensors *st, const char *key);
 int all_close_f32(const float *a, const float *b, size_t n, double atol, double rtol);
 double max_abs_diff_f32(const float *a, const float *b, size_t n);
 
+/* n floats of NaN (checked allocation): a buffer an op must write whole. */
+float *test_nan_buffer(size_t n);
+/* g[i] += t[i] for i < n, then free(t). */
+void test_add_free(float *g, float *t, size_t n);
+
 #endif
