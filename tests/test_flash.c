@@ -294,6 +294,46 @@ static void test_exp(void **state)
     }
 }
 
+/* qk_softmax gives the bits of gemm then softmax_online (the forward takes
+ * the first where no mask applies, the second elsewhere), at every level,
+ * for whole and partial row groups, a first block (m = -inf) and a later
+ * one whose scores raise the max of some rows only, with and without
+ * prefetching. */
+static void test_qk_softmax(void **state)
+{
+    (void)state;
+    enum { R = 64, DK = 40, BCOLS = FK_BC };
+    static float q[R * DK], kt[DK * BCOLS], s1[R * BCOLS], s2[R * BCOLS];
+    static float m1[R], m2[R], l1[R * FK_LANES], l2[R * FK_LANES], a1[R], a2[R];
+    for (size_t i = 0; i < R * DK; i++) q[i] = 2.0f * frand();
+    for (size_t i = 0; i < DK * BCOLS; i++) kt[i] = 2.0f * frand();
+    const size_t rows_list[] = {64, 61, 3};
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (lv > (int)attn_simd_best()) continue;
+        const fk_table *K = attn_fk_table((attn_simd)lv);
+        for (size_t ri = 0; ri < 3; ri++) {
+            const size_t rows = rows_list[ri];
+            for (size_t r = 0; r < R; r++) m1[r] = m2[r] = -INFINITY;
+            memset(l1, 0, sizeof l1), memset(l2, 0, sizeof l2);
+            for (int blk = 0; blk < 2; blk++) {
+                K->gemm(s1, BCOLS, q, DK, 1, kt, BCOLS, rows, BCOLS, DK, NULL, 0);
+                K->softmax_online(s1, rows, m1, l1, a1);
+                K->qk_softmax(s2, q, DK, kt, rows, m2, l2, a2, blk ? kt : NULL, q,
+                              blk ? sizeof kt : 0);
+                assert_memory_equal(s1, s2, rows * BCOLS * sizeof(float));
+                assert_memory_equal(m1, m2, rows * sizeof(float));
+                assert_memory_equal(l1, l2, rows * FK_LANES * sizeof(float));
+                assert_memory_equal(a1, a2, rows * sizeof(float));
+                /* the next block: the max of every other row rises */
+                for (size_t r = 0; r < R; r += 2) m1[r] = m2[r] = m1[r] - 3.0f;
+                for (size_t r = 0; r < rows; r++)
+                    if (blk == 0) assert_true(a1[r] == 0.0f); /* from m = -inf */
+            }
+            for (size_t r = 0; r < rows; r += 2) assert_true(a1[r] < 1.0f && a1[r] > 0.0f);
+        }
+    }
+}
+
 /* The built-in blocked GEMM against the double-accumulating reference. */
 static void test_gemm_builtin(void **state)
 {
@@ -510,6 +550,8 @@ static void test_workspace_bound(void **state)
     attn_flash_desc d = attn_flash_desc_make(1, 1, 32768, 32768, 64, 64);
     assert_true(attn_flash_forward_workspace(&d) < ((size_t)32 << 20));
     assert_true(attn_flash_backward_workspace(&d) < ((size_t)32 << 20));
+    d.dtype = ATTN_FLASH_BF16; /* its split mode packs more of the head: 28 MB */
+    assert_true(attn_flash_backward_workspace(&d) < ((size_t)32 << 20));
     attn_set_threads(saved);
 }
 
@@ -549,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
         cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_merge_partials),
+        cmocka_unit_test(test_qk_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

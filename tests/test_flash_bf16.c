@@ -271,7 +271,7 @@ static void run_bf16_backward(const bcase *c)
         assert_int_equal(attn_flash_backward(g32[0], g32[1], g32[2], g, q, k, v, o, lse, &d), ATTN_OK);
         d.dtype = ATTN_FLASH_BF16;
         assert_int_equal(attn_flash_backward(g16[0], g16[1], g16[2], g, q, k, v, o, lse, &d), ATTN_OK);
-        if (!attn_flash_bf16_available() || c->heads < 4) { /* the fp32 kernels */
+        if (!attn_flash_bf16_available()) { /* the fp32 kernels */
             for (int t = 0; t < 3; t++) assert_memory_equal(g16[t], g32[t], sz[t] * sizeof(float));
             continue;
         }
@@ -295,9 +295,116 @@ static void test_bf16_backward(void **state)
     static const bcase cases[] = {
         {4, 64, 64, 64, 64, ATTN_CAUSAL_NONE, 0},        {4, 100, 77, 64, 64, ATTN_CAUSAL_TOP_LEFT, 1},
         {5, 70, 130, 33, 20, ATTN_CAUSAL_BOTTOM_RIGHT, 0}, {4, 9, 65, 7, 48, ATTN_CAUSAL_NONE, 1},
-        {2, 80, 80, 64, 64, ATTN_CAUSAL_NONE, 0}, /* split mode: fp32 */
+        {2, 80, 80, 64, 64, ATTN_CAUSAL_NONE, 0}, {1, 150, 200, 40, 24, ATTN_CAUSAL_TOP_LEFT, 1},
+        /* fewer than four heads: the split mode */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_bf16_backward(&cases[i]);
+}
+
+/* The bf16 backward's split mode (fewer than four heads: tasks are key
+ * blocks, then query tiles) gives the bits of the per-head mode (one head
+ * repeated four times) and the same bits on 1 and 2 threads. */
+static void test_bf16_split_bits(void **state)
+{
+    (void)state;
+    if (!attn_flash_bf16_available()) skip();
+    const size_t L = 150, S = 130, DK = 40, DV = 24, H4 = 4;
+    float *q = alloc_fill(H4 * L * DK, 1.5f), *k = alloc_fill(H4 * S * DK, 1.5f);
+    float *v = alloc_fill(H4 * S * DV, 1.0f), *g = alloc_fill(H4 * L * DV, 1.0f);
+    float *o = calloc(H4 * L * DV, sizeof(float)), *lse = calloc(H4 * L, sizeof(float));
+    float *r4[3], *r1[3], *r2[3];
+    const size_t sz[3] = {L * DK, S * DK, S * DV};
+    for (int t = 0; t < 3; t++) {
+        r4[t] = calloc(H4 * sz[t], sizeof(float)), r1[t] = calloc(sz[t], sizeof(float));
+        r2[t] = calloc(sz[t], sizeof(float));
+        assert_true(r4[t] && r1[t] && r2[t]);
+    }
+    assert_true(o && lse);
+    for (size_t h = 1; h < H4; h++) { /* every head the first one */
+        memcpy(q + h * L * DK, q, L * DK * sizeof(float));
+        memcpy(k + h * S * DK, k, S * DK * sizeof(float));
+        memcpy(v + h * S * DV, v, S * DV * sizeof(float));
+        memcpy(g + h * L * DV, g, L * DV * sizeof(float));
+    }
+    attn_flash_desc d4 = attn_flash_desc_make(1, H4, L, S, DK, DV), d1;
+    d4.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+    assert_int_equal(attn_flash_forward(o, lse, q, k, v, &d4), ATTN_OK);
+    d4.dtype = ATTN_FLASH_BF16;
+    d1 = d4, d1.heads = 1;
+    const int saved = attn_threads();
+    attn_set_threads(2);
+    assert_int_equal(attn_flash_backward(r4[0], r4[1], r4[2], g, q, k, v, o, lse, &d4), ATTN_OK);
+    assert_int_equal(attn_flash_backward(r2[0], r2[1], r2[2], g, q, k, v, o, lse, &d1), ATTN_OK);
+    attn_set_threads(1);
+    assert_int_equal(attn_flash_backward(r1[0], r1[1], r1[2], g, q, k, v, o, lse, &d1), ATTN_OK);
+    attn_set_threads(saved);
+    for (int t = 0; t < 3; t++) {
+        assert_memory_equal(r1[t], r2[t], sz[t] * sizeof(float));
+        for (size_t h = 0; h < H4; h++)
+            assert_memory_equal(r4[t] + h * sz[t], r1[t], sz[t] * sizeof(float));
+        free(r4[t]), free(r1[t]), free(r2[t]);
+    }
+    free(q), free(k), free(v), free(g), free(o), free(lse);
+}
+
+/* Q, K, V given as bf16 (attn_flash_*_bf16) give the bits of the fp32 entry
+ * points with dtype bf16 on the same values as floats, at every level (the
+ * bf16 kernels reading them as they pack, or the fp32 kernels on them
+ * widened), one head (split backward) and four (per-head), strided rows. */
+static void run_bf16_inputs(size_t heads, size_t L, size_t S, size_t DK, size_t DV, size_t pad,
+                            attn_causal causal)
+{
+    attn_flash_desc d = attn_flash_desc_make(1, heads, L, S, DK, DV);
+    d.causal = causal;
+    d.q_rs = DK + pad, d.q_hs = L * d.q_rs, d.k_rs = DK + pad, d.k_hs = S * d.k_rs;
+    d.v_rs = DV + pad, d.v_hs = S * d.v_rs;
+    const size_t nq = heads * L * d.q_rs, nk = heads * S * d.k_rs, nv = heads * S * d.v_rs;
+    const size_t no = heads * L * DV, sz[3] = {nq, nk, nv};
+    float *x[3] = {alloc_fill(nq, 1.5f), alloc_fill(nk, 1.5f), alloc_fill(nv, 1.0f)};
+    uint16_t *x16[3];
+    float *g = alloc_fill(no, 1.0f), *o1 = calloc(no, sizeof(float)), *o2 = calloc(no, sizeof(float));
+    float *l1 = calloc(heads * L, sizeof(float)), *l2 = calloc(heads * L, sizeof(float));
+    float *g1[3], *g2[3];
+    assert_true(o1 && o2 && l1 && l2);
+    for (int t = 0; t < 3; t++) {
+        x16[t] = malloc(sz[t] * sizeof(uint16_t));
+        g1[t] = calloc(sz[t], sizeof(float)), g2[t] = calloc(sz[t], sizeof(float));
+        assert_true(x16[t] && g1[t] && g2[t]);
+        for (size_t i = 0; i < sz[t]; i++) { /* x becomes its bf16 value */
+            x16[t][i] = attn_bf16_round(x[t][i]);
+            const uint32_t u = (uint32_t)x16[t][i] << 16;
+            memcpy(&x[t][i], &u, sizeof u);
+        }
+    }
+    d.dtype = ATTN_FLASH_BF16;
+    const attn_simd saved = attn_simd_level(), levels[] = {ATTN_SIMD_SCALAR, ATTN_SIMD_AVX2,
+                                                          ATTN_SIMD_AVX512};
+    for (size_t li = 0; li < 3; li++) {
+        if (attn_simd_set(levels[li]) != ATTN_OK) continue;
+        assert_int_equal(attn_flash_forward(o1, l1, x[0], x[1], x[2], &d), ATTN_OK);
+        assert_int_equal(attn_flash_forward_bf16(o2, l2, x16[0], x16[1], x16[2], &d), ATTN_OK);
+        assert_memory_equal(o1, o2, no * sizeof(float));
+        assert_memory_equal(l1, l2, heads * L * sizeof(float));
+        for (int t = 0; t < 3; t++)
+            memset(g1[t], 0, sz[t] * sizeof(float)), memset(g2[t], 0, sz[t] * sizeof(float));
+        assert_int_equal(attn_flash_backward(g1[0], g1[1], g1[2], g, x[0], x[1], x[2], o1, l1, &d),
+                         ATTN_OK);
+        assert_int_equal(attn_flash_backward_bf16(g2[0], g2[1], g2[2], g, x16[0], x16[1], x16[2],
+                                                  o1, l1, &d),
+                         ATTN_OK);
+        for (int t = 0; t < 3; t++) assert_memory_equal(g1[t], g2[t], sz[t] * sizeof(float));
+    }
+    assert_int_equal(attn_simd_set(saved), ATTN_OK);
+    assert_int_equal(attn_flash_forward_bf16(o2, l2, NULL, x16[1], x16[2], &d), ATTN_E_INVALID);
+    for (int t = 0; t < 3; t++) free(x[t]), free(x16[t]), free(g1[t]), free(g2[t]);
+    free(g), free(o1), free(o2), free(l1), free(l2);
+}
+
+static void test_bf16_inputs(void **state)
+{
+    (void)state;
+    run_bf16_inputs(1, 100, 90, 40, 24, 3, ATTN_CAUSAL_TOP_LEFT);
+    run_bf16_inputs(4, 70, 70, 64, 64, 0, ATTN_CAUSAL_NONE);
 }
 
 static void test_bf16_errors(void **state)
@@ -316,7 +423,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_round),    cmocka_unit_test(test_bf16_kernels),
         cmocka_unit_test(test_bf16_forward),  cmocka_unit_test(test_bf16_backward),
-        cmocka_unit_test(test_bf16_errors),
+        cmocka_unit_test(test_bf16_errors),   cmocka_unit_test(test_bf16_split_bits),
+        cmocka_unit_test(test_bf16_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,19 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
                                 const float *q, const float *k, const float *v,
                                 const float *out, const float *lse, const attn_flash_desc *d);
 
+/* The same with Q, K, V given as bf16 (bit patterns: the upper 16 bits of
+ * a float), with the strides of the descriptor in elements: no fp32 copy of
+ * the inputs where attn_flash_bf16_available() (the bf16 kernels read them
+ * as they pack, whatever d->dtype says); elsewhere they are widened to fp32
+ * (exactly) for the fp32 kernels. Gradients, out, d_out and lse stay fp32.
+ * The results are those of attn_flash_forward / backward with dtype
+ * ATTN_FLASH_BF16 on the same values as floats. */
+attn_status attn_flash_forward_bf16(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                    const uint16_t *v, const attn_flash_desc *d);
+attn_status attn_flash_backward_bf16(float *d_q, float *d_k, float *d_v, const float *d_out,
+                                     const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                     const float *out, const float *lse, const attn_flash_desc *d);
+
 /* Bytes the forward / backward allocate for the problem (packed K/V, tiles,
  * per-thread scratch) with the current thread count. */
 size_t attn_flash_forward_workspace(const attn_flash_desc *d);

@@ -50,8 +50,6 @@ attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_
 
 /* ---- plan ------------------------------------------------------------------ */
 
-/* ---- plan ------------------------------------------------------------------ */
-
 void plan_common(plan *p, const attn_flash_desc *d)
 {
     memset(p, 0, sizeof *p);
@@ -158,7 +156,16 @@ attn_status check_desc(const char *op, const attn_flash_desc *d)
 }
 
 /* ---- masks ---------------------------------------------------------------------- */
-/* ---- masks ---------------------------------------------------------------------- */
+
+/* Whether masks change a (rows, BC) score tile for queries i0.., keys j0..
+ * (valid of them): not for a whole block without masks below the causal
+ * diagonal (the common case: no per-row checks). */
+int masks_apply(const attn_flash_desc *d, const plan *p, const head_ctx *hc, size_t i0, size_t j0,
+                size_t valid)
+{
+    return valid != BC || hc->am || hc->km || hc->bm ||
+           (d->causal != ATTN_CAUSAL_NONE && (long long)(j0 + BC - 1) > (long long)i0 + p->off);
+}
 
 /* Masks on a (rows, BC) score tile for queries i0.., keys j0.. (valid of them). */
 void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p,
@@ -167,11 +174,7 @@ void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p,
 {
     const size_t S = d->s;
     const int full = valid == BC;
-    /* Nothing to do for a whole block without masks below the causal diagonal
-     * (the common case: skip the per-row checks). */
-    if (full && !hc->am && !hc->km && !hc->bm &&
-        (d->causal == ATTN_CAUSAL_NONE || (long long)(j0 + BC - 1) <= (long long)i0 + p->off))
-        return;
+    if (!masks_apply(d, p, hc, i0, j0, valid)) return;
     for (size_t r = 0; r < rows; r++) {
         float *row = st + r * BC;
         const size_t i = i0 + r;
@@ -227,14 +230,14 @@ size_t first_tile_for(const attn_flash_desc *d, const plan *p, size_t kb)
 /* ---- packing ------------------------------------------------------------------------ */
 
 /* Block kb of K transposed: kt[p·BC + c] = k[j0 + c][p] (0 past S). */
-void pack_kt(float *kt, const float *kh, size_t rs, const plan *p, size_t kb, size_t dk)
+void pack_kt(float *kt, in_view kh, size_t rs, const plan *p, size_t kb, size_t dk)
 {
     const size_t j0 = kb * BC;
     for (size_t c = 0; c < BC; c++) {
         const size_t j = j0 + c;
         if (j < p->s) {
-            const float *src = kh + j * rs;
-            for (size_t q = 0; q < dk; q++) kt[q * BC + c] = src[q];
+            const in_view src = in_off(kh, j * rs);
+            for (size_t q = 0; q < dk; q++) kt[q * BC + c] = in_get(src, q);
         } else {
             for (size_t q = 0; q < dk; q++) kt[q * BC + c] = 0.0f;
         }
@@ -242,21 +245,43 @@ void pack_kt(float *kt, const float *kh, size_t rs, const plan *p, size_t kb, si
 }
 
 /* Rows j0.. j0+BC of a (S, d) tensor into (BC, dpad), zero padded. */
-void pack_rows(float *dst, const float *src, size_t rs, size_t d, size_t dpad, size_t row0,
-                      size_t nrows, size_t total, float scale)
+void pack_rows(float *dst, in_view src, size_t rs, size_t d, size_t dpad, size_t row0,
+               size_t nrows, size_t total, float scale)
 {
     for (size_t r = 0; r < nrows; r++) {
         float *o = dst + r * dpad;
         const size_t j = row0 + r;
         if (j < total) {
-            const float *x = src + j * rs;
-            if (scale == 1.0f) memcpy(o, x, d * sizeof(float));
+            const in_view x = in_off(src, j * rs);
+            if (scale == 1.0f && x.f) memcpy(o, x.f, d * sizeof(float));
             else
-                for (size_t c = 0; c < d; c++) o[c] = scale * x[c];
+                for (size_t c = 0; c < d; c++) o[c] = scale * in_get(x, c);
             for (size_t c = d; c < dpad; c++) o[c] = 0.0f;
         } else {
             memset(o, 0, dpad * sizeof(float));
         }
+    }
+}
+
+float *widen_input(const uint16_t *x, size_t batch, size_t bs, size_t heads, size_t hs,
+                   size_t rows, size_t rs, size_t d)
+{
+    const size_t n = (batch - 1) * bs + (heads - 1) * hs + (rows - 1) * rs + d;
+    float *w = malloc(n * sizeof(float));
+    if (!w) return NULL;
+    const in_view v = {NULL, x};
+    for (size_t i = 0; i < n; i++) w[i] = in_get(v, i);
+    return w;
+}
+
+/* dq rows i0.. += scale · acc (rows, dkp): both backwards end with it. */
+void bwd_add_dq(const bwd_args *a, size_t idx, size_t i0, size_t rows, const float *acc)
+{
+    const attn_flash_desc *d = a->d;
+    const head_ctx hc = head_of(d, idx);
+    for (size_t r = 0; r < rows; r++) {
+        float *o = a->dq + hc.b * d->q_bs + hc.h * d->q_hs + (i0 + r) * d->q_rs;
+        for (size_t c = 0; c < d->d_k; c++) o[c] += d->scale * acc[r * a->p->dkp + c];
     }
 }
 
@@ -268,6 +293,7 @@ typedef struct fwd_args {
     const fk_table *K;
     const float *q, *k, *v;
     float *out, *lse;
+    const uint16_t *q16, *k16, *v16; /* bf16 inputs (then q, k, v are NULL) */
 } fwd_args;
 
 /* out rows i0.. = O / l, lse = m + log l, from a tile's accumulators. */
@@ -316,11 +342,21 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
     memset(ot, 0, rows * dvp * sizeof(float));
 
     const size_t kb_end = key_blocks_for(d, p, i0, rows);
+    /* the next K block, and V's when its rows are contiguous */
+    const size_t kt_bytes = dk * BC * sizeof(float), v_bytes = BC * ldv * sizeof(float);
+    const size_t pf_bytes = ldv == dvp ? min_sz(kt_bytes, v_bytes) : kt_bytes;
     for (size_t kb = 0; kb < kb_end; kb++) {
         const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
-        K->gemm(st, BC, qs, dk, 1, kt + kb * dk * BC, BC, rows, BC, dk, NULL, 0);
-        apply_masks(K, d, p, &hc, st, rows, i0, j0, valid);
-        K->softmax_online(st, rows, m, l, al);
+        const float *ktb = kt + kb * dk * BC;
+        if (masks_apply(d, p, &hc, i0, j0, valid)) {
+            K->gemm(st, BC, qs, dk, 1, ktb, BC, rows, BC, dk, NULL, 0);
+            apply_masks(K, d, p, &hc, st, rows, i0, j0, valid);
+            K->softmax_online(st, rows, m, l, al);
+        } else {
+            const int more = kb + 1 < kb_end;
+            K->qk_softmax(st, qs, dk, ktb, rows, m, l, al, more ? ktb + dk * BC : NULL,
+                          more && ldv == dvp ? vp + (j0 + BC) * ldv : NULL, pf_bytes);
+        }
         K->gemm(ot, dvp, st, BC, 1, vp + j0 * ldv, ldv, rows, dvp, valid, al, 1);
     }
 
@@ -329,8 +365,8 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
 
 /* bf16: K block kb paired along d (kpw words), V block paired along keys
  * (vpw words), through tmp (bf16_tmp_floats). */
-void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, const float *kh, size_t krs,
-                     const float *vh, size_t vrs, size_t kb, float *tmp)
+void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, in_view kh, size_t krs, in_view vh,
+                     size_t vrs, size_t kb, float *tmp)
 {
     pack_kt(tmp, kh, krs, p, kb, p->dk);
     p->bf16->cvt_pairs(kp, BC, tmp, BC, p->dk, BC);
@@ -339,13 +375,13 @@ void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, const float *kh,
 }
 
 /* rows of scale·Q from row i0 on as bf16 (rows, dkw words), through tmp. */
-void pack_bf16_q(const plan *p, uint32_t *qw, const float *qh, size_t qrs, float scale, size_t i0,
+void pack_bf16_q(const plan *p, uint32_t *qw, in_view qh, size_t qrs, float scale, size_t i0,
                  size_t rows, float *tmp)
 {
     memset(tmp + p->dk, 0, (2 * p->dkw - p->dk) * sizeof(float));
     for (size_t r = 0; r < rows; r++) {
-        const float *x = qh + (i0 + r) * qrs;
-        for (size_t c = 0; c < p->dk; c++) tmp[c] = scale * x[c];
+        const in_view x = in_off(qh, (i0 + r) * qrs);
+        for (size_t c = 0; c < p->dk; c++) tmp[c] = scale * in_get(x, c);
         p->bf16->cvt_rows(qw + r * p->dkw, p->dkw, tmp, 0, 1, 2 * p->dkw);
     }
 }
@@ -366,7 +402,8 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
     uint32_t *pw = (uint32_t *)(al + BR);
     float *tmp = (float *)(pw + BR * BC / 2);
 
-    pack_bf16_q(p, qw, a->q + hc.b * d->q_bs + hc.h * d->q_hs, d->q_rs, d->scale, i0, rows, tmp);
+    pack_bf16_q(p, qw, in_of(a->q, a->q16, hc.b * d->q_bs + hc.h * d->q_hs), d->q_rs, d->scale, i0,
+                rows, tmp);
     for (size_t r = 0; r < rows; r++) m[r] = -INFINITY;
     memset(l, 0, rows * FK_LANES * sizeof(float));
     memset(ot, 0, rows * dvp * sizeof(float));
@@ -383,12 +420,12 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
     fwd_finish(a, idx, i0, rows, ot, m, l);
 }
 
-attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,
-                               const float *v, const attn_flash_desc *d)
+/* The forward on fp32 inputs (q16, k16, v16 NULL) or on bf16 ones (q, k, v
+ * NULL; only with the bf16 kernels). */
+static attn_status forward_run(float *out, float *lse, const float *q, const float *k,
+                               const float *v, const uint16_t *q16, const uint16_t *k16,
+                               const uint16_t *v16, const attn_flash_desc *d)
 {
-    attn_status st = check_desc("flash attention", d);
-    if (st) return st;
-    if (!out || !q || !k || !v) return attn_error(ATTN_E_INVALID, "flash attention: NULL buffer");
     plan p;
     plan_forward(&p, d);
     /* The caller's workspace when it is big enough (64-byte aligned: it
@@ -398,7 +435,7 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
     if (!ws)
         return attn_error(ATTN_E_NOMEM, "flash attention: cannot allocate %zu bytes",
                           ws_floats(&p) * sizeof(float));
-    fwd_args a = {d, &p, attn_fk_table(attn_simd_level()), q, k, v, out, lse};
+    fwd_args a = {d, &p, attn_fk_table(attn_simd_level()), q, k, v, out, lse, q16, k16, v16};
     const size_t kt_floats = p.nkb * p.dk * BC;
     const int v_in_place = p.dv == p.dvp; /* the same values as a packed copy: the same bits */
 
@@ -420,17 +457,17 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
                 if (p.bf16) {
                     uint32_t *kp = (uint32_t *)hb;
                     pack_bf16_block(&p, kp + kb * p.kpw, kp + p.nkb * p.kpw + kb * p.vpw,
-                                    k + hc.b * d->k_bs + hc.h * d->k_hs, d->k_rs,
-                                    v + hc.b * d->v_bs + hc.h * d->v_hs, d->v_rs, kb,
+                                    in_of(k, k16, hc.b * d->k_bs + hc.h * d->k_hs), d->k_rs,
+                                    in_of(v, v16, hc.b * d->v_bs + hc.h * d->v_hs), d->v_rs, kb,
                                     tws + p.thread_floats - bf16_tmp_floats(&p));
                     continue;
                 }
-                pack_kt(hb + kb * p.dk * BC, k + hc.b * d->k_bs + hc.h * d->k_hs, d->k_rs, &p, kb,
-                        p.dk);
+                pack_kt(hb + kb * p.dk * BC, in_f32(k + hc.b * d->k_bs + hc.h * d->k_hs), d->k_rs,
+                        &p, kb, p.dk);
                 if (!v_in_place)
                     pack_rows(hb + kt_floats + kb * BC * p.dvp,
-                              v + hc.b * d->v_bs + hc.h * d->v_hs, d->v_rs, p.dv, p.dvp, kb * BC,
-                              BC, p.s, 1.0f);
+                              in_f32(v + hc.b * d->v_bs + hc.h * d->v_hs), d->v_rs, p.dv, p.dvp,
+                              kb * BC, BC, p.s, 1.0f);
             }
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
@@ -453,6 +490,47 @@ attn_status attn_flash_forward(float *out, float *lse, const float *q, const flo
     }
     if (own) free(ws);
     return ATTN_OK;
+}
+
+attn_status attn_flash_forward(float *out, float *lse, const float *q, const float *k,
+                               const float *v, const attn_flash_desc *d)
+{
+    attn_status st = check_desc("flash attention", d);
+    if (st) return st;
+    if (!out || !q || !k || !v) return attn_error(ATTN_E_INVALID, "flash attention: NULL buffer");
+    return forward_run(out, lse, q, k, v, NULL, NULL, NULL, d);
+}
+
+/* Q, K, V (bf16) widened to fp32 with their strides, for the fp32 kernels
+ * where the bf16 ones are unavailable; all NULL if out of memory. */
+void widen_qkv(const attn_flash_desc *d, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+               float **qf, float **kf, float **vf)
+{
+    *qf = widen_input(q, d->batch, d->q_bs, d->heads, d->q_hs, d->l, d->q_rs, d->d_k);
+    *kf = widen_input(k, d->batch, d->k_bs, d->heads, d->k_hs, d->s, d->k_rs, d->d_k);
+    *vf = widen_input(v, d->batch, d->v_bs, d->heads, d->v_hs, d->s, d->v_rs, d->d_v);
+    if (!*qf || !*kf || !*vf) {
+        free(*qf), free(*kf), free(*vf);
+        *qf = *kf = *vf = NULL;
+    }
+}
+
+attn_status attn_flash_forward_bf16(float *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                    const uint16_t *v, const attn_flash_desc *d)
+{
+    attn_status st = check_desc("flash attention (bf16 inputs)", d);
+    if (st) return st;
+    if (!out || !q || !k || !v)
+        return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): NULL buffer");
+    attn_flash_desc d16 = *d;
+    d16.dtype = ATTN_FLASH_BF16;
+    if (attn_flash_bf16_available()) return forward_run(out, lse, NULL, NULL, NULL, q, k, v, &d16);
+    float *qf, *kf, *vf;
+    widen_qkv(d, q, k, v, &qf, &kf, &vf);
+    if (!qf) return attn_error(ATTN_E_NOMEM, "flash attention (bf16 inputs): cannot widen inputs");
+    st = forward_run(out, lse, qf, kf, vf, NULL, NULL, NULL, &d16);
+    free(qf), free(kf), free(vf);
+    return st;
 }
 
 /* ---- backward ------------------------------------------------------------------------ */

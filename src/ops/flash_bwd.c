@@ -34,10 +34,7 @@ static void plan_backward(plan *p, const attn_flash_desc *d)
 {
     plan_common(p, d);
     p->per_head = p->nh >= 4;
-    /* bf16 products in the per-head mode only (flash_bwd_bf16.c); a long
-     * single head runs the fp32 split mode. */
-    if (p->bf16 && !p->per_head) p->bf16 = NULL;
-    if (p->bf16) {
+    if (p->bf16) { /* flash_bwd_bf16.c, in either mode */
         plan_backward_bf16(p);
         return;
     }
@@ -117,10 +114,10 @@ static void bwd_pack_keys(const bwd_args *a, const bwd_head *hb, size_t idx, siz
     const head_ctx hc = head_of(d, idx);
     const float *kh = a->k + hc.b * d->k_bs + hc.h * d->k_hs;
     const float *vh = a->v + hc.b * d->v_bs + hc.h * d->v_hs;
-    pack_kt(hb->kt + kb * p->dk * BC, kh, d->k_rs, p, kb, p->dk);
+    pack_kt(hb->kt + kb * p->dk * BC, in_f32(kh), d->k_rs, p, kb, p->dk);
     if (hb->kr)
-        pack_rows(hb->kr + kb * BC * p->dkp, kh, d->k_rs, p->dk, p->dkp, kb * BC, BC, p->s, 1.0f);
-    pack_kt(hb->vt + kb * p->dv * BC, vh, d->v_rs, p, kb, p->dv);
+        pack_rows(hb->kr + kb * BC * p->dkp, in_f32(kh), d->k_rs, p->dk, p->dkp, kb * BC, BC, p->s, 1.0f);
+    pack_kt(hb->vt + kb * p->dv * BC, in_f32(vh), d->v_rs, p, kb, p->dv);
 }
 
 /* scale·Q (rows, dkp) and dO (rows, ldo apart, dvp wide) of query tile qt:
@@ -137,14 +134,14 @@ static void bwd_query_side(const bwd_args *a, const bwd_head *hb, const bwd_tile
     if (hb->qs) *qs = hb->qs + i0 * p->dkp;
     else {
         if (want_q)
-            pack_rows(tl->qs, a->q + hc.b * d->q_bs + hc.h * d->q_hs, d->q_rs, p->dk, p->dkp, i0,
+            pack_rows(tl->qs, in_f32(a->q + hc.b * d->q_bs + hc.h * d->q_hs), d->q_rs, p->dk, p->dkp, i0,
                       rows, p->l, d->scale);
         *qs = tl->qs;
     }
     if (p->dv == p->dvp) *dO = doh + i0 * d->o_rs, *ldo = d->o_rs;
     else if (hb->dO) *dO = hb->dO + i0 * p->dvp, *ldo = p->dvp;
     else {
-        pack_rows(tl->dO, doh, d->o_rs, p->dv, p->dvp, i0, rows, p->l, 1.0f);
+        pack_rows(tl->dO, in_f32(doh), d->o_rs, p->dv, p->dvp, i0, rows, p->l, 1.0f);
         *dO = tl->dO, *ldo = p->dvp;
     }
 }
@@ -163,9 +160,9 @@ static void bwd_pack_queries(const bwd_args *a, const bwd_head *hb, const bwd_ti
     if (hb->qs) {
         const float *qh = a->q + hc.b * d->q_bs + hc.h * d->q_hs;
         const float *doh = a->dout + hc.b * d->o_bs + hc.h * d->o_hs;
-        pack_rows(hb->qs + i0 * p->dkp, qh, d->q_rs, p->dk, p->dkp, i0, rows, p->l, d->scale);
+        pack_rows(hb->qs + i0 * p->dkp, in_f32(qh), d->q_rs, p->dk, p->dkp, i0, rows, p->l, d->scale);
         if (hb->dO)
-            pack_rows(hb->dO + i0 * p->dvp, doh, d->o_rs, p->dv, p->dvp, i0, rows, p->l, 1.0f);
+            pack_rows(hb->dO + i0 * p->dvp, in_f32(doh), d->o_rs, p->dv, p->dvp, i0, rows, p->l, 1.0f);
     }
     const float *qs, *dO;
     size_t ldo;
@@ -198,6 +195,18 @@ static void bwd_pair(const bwd_args *a, const bwd_head *hb, const head_ctx *hc, 
     K->dsoft(tl->dst, tl->pt, rows, hb->dd + i0);
 }
 
+/* The rows after those of a query tile (qs, dO, dqacc: the tile's, or NULL)
+ * that the next pair reads: the head's packed scale·Q, dO in place when its
+ * rows are contiguous, the dQ accumulator. */
+static void bwd_prefetch_tile(const bwd_args *a, const bwd_head *hb, const float *qs,
+                              const float *dO, size_t ldo, const float *dqacc)
+{
+    const plan *p = a->p;
+    if (hb->qs) a->K->prefetch(qs + BR * p->dkp, BR * p->dkp * sizeof(float));
+    if (ldo == p->dvp) a->K->prefetch(dO + BR * ldo, BR * p->dvp * sizeof(float));
+    if (dqacc) a->K->prefetch(dqacc + BR * p->dkp, BR * p->dkp * sizeof(float));
+}
+
 /* dK, dV of key block kb (and, with dqacc (L, dkp), dQ += dS·K unscaled). */
 static void bwd_key_block(const bwd_args *a, const bwd_head *hb, const bwd_tiles *tl, size_t idx,
                           size_t kb, float *dqacc)
@@ -218,6 +227,8 @@ static void bwd_key_block(const bwd_args *a, const bwd_head *hb, const bwd_tiles
         const float *qs, *dO;
         size_t ldo;
         bwd_query_side(a, hb, tl, idx, qt, 1, &qs, &dO, &ldo);
+        if (qt + 1 < p->nqt) /* the next tile's rows, from L3 at long N: ahead of use */
+            bwd_prefetch_tile(a, hb, qs, dO, ldo, dqacc ? dqacc + i0 * p->dkp : NULL);
         bwd_pair(a, hb, &hc, lse, qs, dO, ldo, qt, kb, tl);
         if (want_v) K->gemm(dvb, p->dvp, pt, 1, BC, dO, ldo, BC, p->dvp, rows, NULL, 1);
         if (want_k) K->gemm(dkb, p->dkp, dst, 1, BC, qs, p->dkp, BC, p->dkp, rows, NULL, 1);
@@ -236,17 +247,6 @@ static void bwd_key_block(const bwd_args *a, const bwd_head *hb, const bwd_tiles
             float *o = a->dv + hc.b * d->v_bs + hc.h * d->v_hs + (j0 + r) * d->v_rs;
             for (size_t c = 0; c < p->dv; c++) o[c] += dvb[r * p->dvp + c];
         }
-    }
-}
-
-/* dq rows i0.. += scale · acc (rows, dkp). */
-static void bwd_add_dq(const bwd_args *a, size_t idx, size_t i0, size_t rows, const float *acc)
-{
-    const attn_flash_desc *d = a->d;
-    const head_ctx hc = head_of(d, idx);
-    for (size_t r = 0; r < rows; r++) {
-        float *o = a->dq + hc.b * d->q_bs + hc.h * d->q_hs + (i0 + r) * d->q_rs;
-        for (size_t c = 0; c < d->d_k; c++) o[c] += d->scale * acc[r * a->p->dkp + c];
     }
 }
 
@@ -274,7 +274,7 @@ static void bwd_query_tile(const bwd_args *a, const bwd_head *hb, const bwd_tile
         const float *kr = kh + j0 * d->k_rs;
         size_t ldk = d->k_rs;
         if (p->dk != p->dkp) {
-            pack_rows(tl->kr, kh, d->k_rs, p->dk, p->dkp, j0, valid, p->s, 1.0f);
+            pack_rows(tl->kr, in_f32(kh), d->k_rs, p->dk, p->dkp, j0, valid, p->s, 1.0f);
             kr = tl->kr, ldk = p->dkp;
         }
         a->K->gemm(dqt, p->dkp, tl->dst, BC, 1, kr, ldk, rows, p->dkp, valid, NULL, 1);
@@ -282,15 +282,13 @@ static void bwd_query_tile(const bwd_args *a, const bwd_head *hb, const bwd_tile
     bwd_add_dq(a, idx, i0, rows, dqt);
 }
 
-attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float *d_out,
+/* The backward on fp32 inputs (in16 NULL) or bf16 ones (in16 = {q, k, v};
+ * q, k, v NULL; only with the bf16 kernels). */
+static attn_status backward_run(float *d_q, float *d_k, float *d_v, const float *d_out,
                                 const float *q, const float *k, const float *v,
-                                const float *out, const float *lse, const attn_flash_desc *d)
+                                const uint16_t *const *in16, const float *out, const float *lse,
+                                const attn_flash_desc *d)
 {
-    attn_status st = check_desc("flash attention backward", d);
-    if (st) return st;
-    if (!d_out || !q || !k || !v || !out || !lse)
-        return attn_error(ATTN_E_INVALID, "flash attention backward: NULL buffer");
-    if (!d_q && !d_k && !d_v) return ATTN_OK;
     plan p;
     plan_backward(&p, d);
     /* The caller's workspace when it is big enough (64-byte aligned: it
@@ -300,8 +298,9 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
     if (!ws)
         return attn_error(ATTN_E_NOMEM, "flash attention backward: cannot allocate %zu bytes",
                           ws_floats(&p) * sizeof(float));
-    bwd_args a = {d, &p, attn_fk_table(attn_simd_level()), q, k, v, out, d_out, lse, d_q, d_k,
-                  d_v};
+    bwd_args a = {d,   &p,  attn_fk_table(attn_simd_level()), q, k, v, out, d_out, lse, d_q, d_k,
+                  d_v, NULL, NULL, NULL};
+    if (in16) a.q16 = in16[0], a.k16 = in16[1], a.v16 = in16[2];
 
     if (p.bf16) {
         backward_bf16(&a, ws);
@@ -369,4 +368,40 @@ attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float 
     }
     if (own) free(ws);
     return ATTN_OK;
+}
+
+attn_status attn_flash_backward(float *d_q, float *d_k, float *d_v, const float *d_out,
+                                const float *q, const float *k, const float *v,
+                                const float *out, const float *lse, const attn_flash_desc *d)
+{
+    attn_status st = check_desc("flash attention backward", d);
+    if (st) return st;
+    if (!d_out || !q || !k || !v || !out || !lse)
+        return attn_error(ATTN_E_INVALID, "flash attention backward: NULL buffer");
+    if (!d_q && !d_k && !d_v) return ATTN_OK;
+    return backward_run(d_q, d_k, d_v, d_out, q, k, v, NULL, out, lse, d);
+}
+
+attn_status attn_flash_backward_bf16(float *d_q, float *d_k, float *d_v, const float *d_out,
+                                     const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                     const float *out, const float *lse, const attn_flash_desc *d)
+{
+    attn_status st = check_desc("flash attention backward (bf16 inputs)", d);
+    if (st) return st;
+    if (!d_out || !q || !k || !v || !out || !lse)
+        return attn_error(ATTN_E_INVALID, "flash attention backward (bf16 inputs): NULL buffer");
+    if (!d_q && !d_k && !d_v) return ATTN_OK;
+    attn_flash_desc d16 = *d;
+    d16.dtype = ATTN_FLASH_BF16;
+    if (attn_flash_bf16_available()) {
+        const uint16_t *in16[3] = {q, k, v};
+        return backward_run(d_q, d_k, d_v, d_out, NULL, NULL, NULL, in16, out, lse, &d16);
+    }
+    float *qf, *kf, *vf;
+    widen_qkv(d, q, k, v, &qf, &kf, &vf);
+    if (!qf)
+        return attn_error(ATTN_E_NOMEM, "flash attention backward (bf16 inputs): cannot widen inputs");
+    st = backward_run(d_q, d_k, d_v, d_out, qf, kf, vf, NULL, out, lse, &d16);
+    free(qf), free(kf), free(vf);
+    return st;
 }

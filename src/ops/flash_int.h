@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "attn/ops.h"
 #include "flash_bf16.h"
@@ -19,6 +20,32 @@
 #define BC FK_BC       /* keys per block */
 #define PACK_BUDGET ((size_t)24 << 20) /* bytes of packed heads held at once */
 #define GROUP_TASKS 8  /* tasks per thread that make a group of heads big enough */
+
+/* An input tensor (q, k or v): fp32, or bf16 bit patterns (the upper halves
+ * of floats: attn_flash_forward_bf16); read widened to fp32, exactly. */
+typedef struct in_view {
+    const float *f;
+    const uint16_t *h; /* when f is NULL */
+} in_view;
+static inline in_view in_f32(const float *f)
+{
+    in_view v = {f, NULL};
+    return v;
+}
+static inline in_view in_off(in_view v, size_t off)
+{
+    if (v.f) v.f += off;
+    else v.h += off;
+    return v;
+}
+static inline float in_get(in_view v, size_t i)
+{
+    if (v.f) return v.f[i];
+    const uint32_t u = (uint32_t)v.h[i] << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 static inline size_t up16(size_t x) { return (x + 15) & ~(size_t)15; }
 static inline size_t cdiv(size_t a, size_t b) { return (a + b - 1) / b; }
@@ -83,6 +110,7 @@ static inline head_ctx head_of(const attn_flash_desc *d, size_t idx)
 #define ws_alloc attn_fl_ws_alloc
 #define check_desc attn_fl_check_desc
 #define apply_masks attn_fl_apply_masks
+#define masks_apply attn_fl_masks_apply
 #define key_blocks_for attn_fl_key_blocks_for
 #define first_tile_for attn_fl_first_tile_for
 #define pack_kt attn_fl_pack_kt
@@ -96,23 +124,20 @@ size_t pick_group(const plan *p, size_t tasks_per_head);
 size_t ws_floats(const plan *p);
 float *ws_alloc(const plan *p);
 attn_status check_desc(const char *op, const attn_flash_desc *d);
+int masks_apply(const attn_flash_desc *d, const plan *p, const head_ctx *hc, size_t i0, size_t j0,
+                size_t valid);
 void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p, const head_ctx *hc,
                  float *st, size_t rows, size_t i0, size_t j0, size_t valid);
 size_t key_blocks_for(const attn_flash_desc *d, const plan *p, size_t i0, size_t rows);
 size_t first_tile_for(const attn_flash_desc *d, const plan *p, size_t kb);
-void pack_kt(float *kt, const float *kh, size_t rs, const plan *p, size_t kb, size_t dk);
-void pack_rows(float *dst, const float *src, size_t rs, size_t d, size_t dpad, size_t row0,
+void pack_kt(float *kt, in_view kh, size_t rs, const plan *p, size_t kb, size_t dk);
+void pack_rows(float *dst, in_view src, size_t rs, size_t d, size_t dpad, size_t row0,
                size_t nrows, size_t total, float scale);
-size_t bf16_tmp_floats(const plan *p);
-void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, const float *kh, size_t krs,
-                     const float *vh, size_t vrs, size_t kb, float *tmp);
-void pack_bf16_q(const plan *p, uint32_t *qw, const float *qh, size_t qrs, float scale, size_t i0,
-                 size_t rows, float *tmp);
 
 size_t bf16_tmp_floats(const plan *p);
-void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, const float *kh, size_t krs,
-                     const float *vh, size_t vrs, size_t kb, float *tmp);
-void pack_bf16_q(const plan *p, uint32_t *qw, const float *qh, size_t qrs, float scale, size_t i0,
+void pack_bf16_block(const plan *p, uint32_t *kp, uint32_t *vp, in_view kh, size_t krs, in_view vh,
+                     size_t vrs, size_t kb, float *tmp);
+void pack_bf16_q(const plan *p, uint32_t *qw, in_view qh, size_t qrs, float scale, size_t i0,
                  size_t rows, float *tmp);
 
 
@@ -124,8 +149,28 @@ typedef struct bwd_args {
     const fk_table *K;
     const float *q, *k, *v, *out, *dout, *lse;
     float *dq, *dk, *dv;
+    const uint16_t *q16, *k16, *v16; /* bf16 inputs (then q, k, v are NULL) */
 } bwd_args;
 
+/* The input tensor x (fp32 or bf16) at element offset off. */
+static inline in_view in_of(const float *x, const uint16_t *x16, size_t off)
+{
+    in_view v = {x, x16};
+    return in_off(v, off);
+}
+
+#define widen_input attn_fl_widen_input
+#define widen_qkv attn_fl_widen_qkv
+/* A bf16 input widened to fp32, strides kept (elements up to the last one the
+ * descriptor reaches: batch, heads, rows of d each); NULL if out of memory. */
+float *widen_input(const uint16_t *x, size_t batch, size_t bs, size_t heads, size_t hs,
+                   size_t rows, size_t rs, size_t d);
+void widen_qkv(const attn_flash_desc *d, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+               float **qf, float **kf, float **vf);
+
+#define bwd_add_dq attn_fl_bwd_add_dq
+/* dq rows i0.. of head idx += scale · acc (rows, dkp). */
+void bwd_add_dq(const bwd_args *a, size_t idx, size_t i0, size_t rows, const float *acc);
 #define plan_backward_bf16 attn_fl_plan_backward_bf16
 #define backward_bf16 attn_fl_backward_bf16
 /* The bf16 per-head backward's scratch (thread_floats) and run. */

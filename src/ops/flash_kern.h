@@ -27,6 +27,11 @@ typedef struct fk_table {
      * end), writes exp(s − m) in place and the factor alpha[r] =
      * exp(m_old − m_new) that rescales the output accumulator. */
     void (*softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha);
+    /* s = q·kt (q (rows, dk), kt (dk, FK_BC)) then softmax_online on it, the
+     * same bits; AVX-512 keeps the scores in registers. pa, pb (or NULL):
+     * pf_bytes each that the caller reads next, prefetched along the way. */
+    void (*qk_softmax)(float *s, const float *q, size_t dk, const float *kt, size_t rows, float *m,
+                       float *l, float *alpha, const void *pa, const void *pb, size_t pf_bytes);
     /* s = exp(s − lse[r]) (0 for a row whose lse is -inf). */
     void (*probs)(float *s, size_t rows, const float *lse);
     /* dp = p ∘ (dp − dd[r]). */
@@ -41,6 +46,8 @@ typedef struct fk_table {
      * since 0.5(1 + tanh u) = σ(2u); and its backward d_x += g(x)·d_y. */
     void (*gelu_fwd)(float *y, const float *x, size_t n);
     void (*gelu_bwd)(float *d_x, const float *d_y, const float *x, size_t n);
+    /* Brings bytes from p into the cache ahead of use (nothing in C). */
+    void (*prefetch)(const void *p, size_t bytes);
 } fk_table;
 
 const fk_table *attn_fk_table(attn_simd level);

@@ -56,6 +56,7 @@ static inline float fks_vexp(float x)
 #define HSUM(v) (v)
 #define VBOOL(v, b) (*(b) ? (v) : -INFINITY)
 #define VANY_GT(v, x) ((v) > (x))
+#define FK_PREFETCH(p) ((void)(p))
 #include "flash_tmpl.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -125,6 +126,7 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const 
 #define HSUM(v) fk2_hsum(v)
 #define VBOOL(v, b) fk2_bool(v, b)
 #define VANY_GT(v, x) (_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_set1_ps(x), _CMP_GT_OQ)) != 0)
+#define FK_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #include "flash_tmpl.h"
 
 /* ---- AVX-512 ------------------------------------------------------------------ */
@@ -173,6 +175,7 @@ static inline A5 __attribute__((always_inline)) __m512 fk5_bool(__m512 v, const 
 #define HSUM(v) _mm512_reduce_add_ps(v)
 #define VBOOL(v, b) fk5_bool(v, b)
 #define VANY_GT(v, x) (_mm512_cmp_ps_mask(v, _mm512_set1_ps(x), _CMP_GT_OQ) != 0)
+#define FK_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #include "flash_tmpl.h"
 #endif
 

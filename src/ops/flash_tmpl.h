@@ -6,6 +6,7 @@
  *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
  *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL
  *   VANY_GT(v, x) (some lane of v > x), FK(vexp)
+ *   FK_PREFETCH(p)      prefetch the line at p into L1 (or nothing)
  * Internal; no include guard on purpose. */
 
 #define FK_INL static inline FK_ATTR __attribute__((always_inline))
@@ -99,37 +100,109 @@ static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, s
 }
 #undef FK_CASE
 
-/* The horizontal reductions were the latency-bound part: the max is reduced
+/* One row of the online softmax, its FK_BC scores in x (FK_BC / W vectors):
+ * the running max m, the lane sums lr (FK_LANES), exp(s − m) into row and
+ * the factor alpha = exp(m_old − m_new) that rescales the output row.
+ * The horizontal reductions were the latency-bound part: the max is reduced
  * only when some score exceeds the running max (rarely, after the first
  * blocks), and the sum is kept per lane (reduced once per query tile). */
+FK_INL void FK(sm_row)(const VF *x, float *row, float *m, float *lr, float *alpha)
+{
+    VF mx = x[0];
+    for (int c = 1; c < FK_BC / W; c++) mx = VMAX(mx, x[c]);
+    const float mo = *m;
+    float mn = mo, al = 1.0f;
+    if (mo == -INFINITY || VANY_GT(mx, mo)) {
+        const float bm = HMAX(mx);
+        mn = bm > mo ? bm : mo;
+        if (mn == -INFINITY) { /* nothing allowed yet in this row */
+            for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
+            *alpha = 1.0f;
+            return;
+        }
+        if (mn != mo) al = expf(mo - mn); /* mo = -inf gives 0 */
+    }
+    const VF vm = VSET1(mn);
+    VF sum = VZERO();
+    for (int c = 0; c < FK_BC / W; c++) {
+        VF p = FK(vexp)(VSUB(x[c], vm));
+        VSTORE(row + c * W, p);
+        sum = VADD(sum, p);
+    }
+    VSTORE(lr, VFMA(VLOAD(lr), VSET1(al), sum));
+    *m = mn;
+    *alpha = al;
+}
+
 static FK_ATTR void FK(softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha)
 {
     for (size_t r = 0; r < rows; r++) {
-        float *row = s + r * FK_BC, *lr = l + r * FK_LANES;
-        VF mx = VLOAD(row);
-        for (int c = W; c < FK_BC; c += W) mx = VMAX(mx, VLOAD(row + c));
-        const float mo = m[r];
-        float mn = mo, al = 1.0f;
-        if (mo == -INFINITY || VANY_GT(mx, mo)) {
-            const float bm = HMAX(mx);
-            mn = bm > mo ? bm : mo;
-            if (mn == -INFINITY) { /* nothing allowed yet in this row */
-                for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VZERO());
-                alpha[r] = 1.0f;
-                continue;
-            }
-            if (mn != mo) al = expf(mo - mn); /* mo = -inf gives 0 */
+        float *row = s + r * FK_BC;
+        VF x[FK_BC / W];
+        for (int c = 0; c < FK_BC / W; c++) x[c] = VLOAD(row + c * W);
+        FK(sm_row)(x, row, m + r, l + r * FK_LANES, alpha + r);
+    }
+}
+
+#if NVMAX * W == FK_BC
+/* RM query rows of S = Q·Kᵀ for a whole key block held in registers, the
+ * online softmax applied there: the bits of FK(gemm) then FK(softmax_online)
+ * (the same products in the same order), without the tile's round trip
+ * through memory. pa, pb: dk / 4 cache lines each of what the caller needs
+ * next, prefetched along (or NULL). */
+FK_INL void FK(qk_rows)(float *s, const float *q, size_t dk, const float *kt, float *m, float *l,
+                        float *alpha, const char *pa, const char *pb)
+{
+    VF acc[RM][NVMAX];
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NVMAX; v++) acc[r][v] = VZERO();
+    for (size_t t = 0; t < dk; t++) {
+        VF b[NVMAX];
+        const float *bt = kt + t * FK_BC;
+#pragma GCC unroll 8
+        for (int v = 0; v < NVMAX; v++) b[v] = VLOAD(bt + v * W);
+#pragma GCC unroll 8
+        for (int r = 0; r < RM; r++) {
+            const VF av = VSET1(q[r * dk + t]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NVMAX; v++) acc[r][v] = VFMA(av, b[v], acc[r][v]);
         }
-        const VF vm = VSET1(mn);
-        VF sum = VZERO();
-        for (int c = 0; c < FK_BC; c += W) {
-            VF p = FK(vexp)(VSUB(VLOAD(row + c), vm));
-            VSTORE(row + c, p);
-            sum = VADD(sum, p);
-        }
-        VSTORE(lr, VFMA(VLOAD(lr), VSET1(al), sum));
-        m[r] = mn;
-        alpha[r] = al;
+        if (pa && (t & 3) == 0) FK_PREFETCH(pa + (t >> 2) * 64);
+        if (pb && (t & 3) == 2) FK_PREFETCH(pb + (t >> 2) * 64);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+        FK(sm_row)(acc[r], s + r * FK_BC, m + r, l + r * FK_LANES, alpha + r);
+}
+#endif
+
+/* S = Q·Kᵀ (rows, FK_BC) for q (rows, dk) and a block kt (dk, FK_BC), then
+ * the online softmax (as FK(softmax_online)). pa, pb: two regions of
+ * pf_bytes (or NULL) the caller reads next (the next K and V blocks), brought
+ * into L1 along the way (a head's K and V outgrow L2 at N = 4096, d = 64). */
+static FK_ATTR void FK(qk_softmax)(float *s, const float *q, size_t dk, const float *kt,
+                                   size_t rows, float *m, float *l, float *alpha, const void *pa,
+                                   const void *pb, size_t pf_bytes)
+{
+    size_t r0 = 0;
+#if NVMAX * W == FK_BC
+    const char *ca = (const char *)pa, *cb = (const char *)pb;
+    const size_t step = dk / 4 * 64; /* bytes each call of qk_rows prefetches per region */
+    size_t done = 0;
+    for (; r0 + RM <= rows; r0 += RM, done += step) {
+        const int more = done + step <= pf_bytes;
+        FK(qk_rows)(s + r0 * FK_BC, q + r0 * dk, dk, kt, m + r0, l + r0 * FK_LANES, alpha + r0,
+                    more && ca ? ca + done : NULL, more && cb ? cb + done : NULL);
+    }
+#else
+    (void)pa, (void)pb, (void)pf_bytes;
+#endif
+    if (r0 < rows) {
+        FK(gemm)(s + r0 * FK_BC, FK_BC, q + r0 * dk, dk, 1, kt, FK_BC, rows - r0, FK_BC, dk, NULL,
+                 0);
+        FK(softmax_online)(s + r0 * FK_BC, rows - r0, m + r0, l + r0 * FK_LANES, alpha + r0);
     }
 }
 
@@ -232,9 +305,14 @@ static FK_ATTR void FK(gelu_bwd)(float *d_x, const float *d_y, const float *x, s
     }
 }
 
-static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs),    FK(dsoft),
-                                   FK(add_row), FK(bool_row),       FK(exp_n),    FK(gelu_fwd),
-                                   FK(gelu_bwd)};
+static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64) FK_PREFETCH((const char *)p + o);
+}
+
+static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softmax), FK(probs),
+                                   FK(dsoft),    FK(add_row),        FK(bool_row),   FK(exp_n),
+                                   FK(gelu_fwd), FK(gelu_bwd),       FK(prefetch)};
 
 #undef FK_INL
 
@@ -259,3 +337,4 @@ static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(probs), 
 #undef HSUM
 #undef VBOOL
 #undef VANY_GT
+#undef FK_PREFETCH
