@@ -410,6 +410,7 @@ static void decoder_kv_trace(void **state)
             assert_null(attn_trace_get(tr, "layer0.resid"));
             attn_trace_free(tr);
             assert_int_equal(attn_trace_create(&tr), ATTN_OK);
+            plain.trace = tr;
             attn_gpt_kv_reset(kv);
             assert_int_equal(attn_gpt_kv_step_traced(g, kv, ids, n, logits, &plain), ATTN_OK);
         }
