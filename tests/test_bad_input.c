@@ -183,6 +183,7 @@ static const bad_case cases[] = {
     {"classify --model @/cls --text cat --html @/nodir/c.html", 2, "does not exist", "@/nodir", 0},
     /* what is read is bounded before it is allocated */
     {"classify --model @/cls < @/longline.txt", 2, "stdin:1: a line longer than 1048576 bytes", NULL, 0},
+    {"train --data @/text.txt --init @/bpe --out @/ck_init", 2, "bpe/config.json: cannot open", "@/ck_init", 0},
     {"tokenize --gpt2 @/bpe < /dev/zero", 2, "stdin: more than the limit of 268435456 bytes", NULL, 0},
     {"generate --model @/gpt_bigvocab --tokens 2", 2, "vocab.json: 73400320 bytes, more than the limit of 67108864", NULL, 0},
     /* data wordnet */

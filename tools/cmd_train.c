@@ -223,7 +223,7 @@ static int train_start(train_args *a, attn_trainer **t, int *rank)
         st = a->tokenizer || a->init ? attn_bpe_tokenizer_load(&tok, a->tokenizer ? a->tokenizer : a->init)
                                      : attn_char_tokenizer_from_text(&tok, text, len, a->data);
         if (!st) st = attn_trainer_create(t, &a->mc, &a->tc, tok, text, len, a->data);
-        if (!st && a->init && (st = attn_gpt_hf_init(attn_trainer_model(*t), a->init))) attn_trainer_free(*t);
+        if (!st && a->init) st = attn_gpt_hf_init(attn_trainer_model(*t), a->init);
     }
     *rank = 0; /* mpirun: data parallel, rank 0 alone prints and logs */
     if (!st) st = cli_dist_train_begin(*t, text, len, rank);

@@ -18,9 +18,10 @@
  *            trainer), classify.h (classifier trainer, metrics, baselines),
  *            sense.h, dist.h (MPI: data parallel, ring attention)
  *   explain  explain.h, explain_model.h, export.h (renderers), plot.h
- * dist.h needs <mpi.h>: it is included when <mpi.h> can be found (pkg-config's
- * Cflags name MPI's include directory when the library was built with MPI;
- * attn_mpi_version() says whether it was).
+ * dist.h needs <mpi.h> and a library built with MPI: it is included when
+ * ATTN_HAVE_MPI is defined and <mpi.h> can be found (pkg-config's Cflags
+ * define the one and name MPI's include directory when the library was built
+ * with MPI; attn_mpi_version() says whether it was).
  */
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
@@ -55,7 +56,7 @@
 #include "attn/train.h"
 #include "attn/classify.h"
 #include "attn/sense.h"
-#if defined(__has_include)
+#if defined(ATTN_HAVE_MPI) && defined(__has_include)
 #if __has_include(<mpi.h>)
 #include "attn/dist.h"
 #endif

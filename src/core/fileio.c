@@ -268,7 +268,7 @@ static attn_status read_open_stream(FILE *f, const char *name, size_t known_size
                                     unsigned flags, char **out, size_t *len)
 {
     size_t cap = known_size != SIZE_MAX ? known_size + 1 : (size_t)1 << 16, n = 0;
-    if (cap > max_bytes + 2) cap = max_bytes + 2;
+    if (max_bytes < SIZE_MAX - 2 && cap > max_bytes + 2) cap = max_bytes + 2;
     char *buf = malloc(cap);
     attn_status st = buf ? ATTN_OK : attn_error(ATTN_E_NOMEM, "%s: out of memory", name);
     while (!st) {

@@ -212,7 +212,9 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     p.scratch = kv->scratch;
     attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
-    const int done = !st && n == 1 && !(ctx && ctx->trace) && heads_one_query(kv, &p, C);
+    /* Up to 4096 keys the op's one-query path needs no workspace; past it,
+     * each head would allocate one per token: the serial loop uses the arena. */
+    const int done = !st && n == 1 && S <= 4096 && !(ctx && ctx->trace) && heads_one_query(kv, &p, C);
     for (size_t h = 0; !st && !done && h < H; h++) {
         float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
         for (size_t i = 0; i < n; i++) {
