@@ -134,6 +134,10 @@ int attn_causal_allows(attn_causal c, size_t i, size_t j, size_t l, size_t s);
 /* The scale factor the params give for width d_k (before temperature). */
 float attn_sdpa_scale(const attn_sdpa_params *p, size_t d_k);
 
+/* Keys up to which one unmasked query (L = 1, weights NULL, no trace) is
+ * computed directly with its scores on the stack: no scratch, no allocation. */
+#define ATTN_SDPA_ONE_QUERY_MAX_KEYS 4096
+
 /* out = softmax((q · kᵀ) · scale / temperature + mask) · v
  *   out:     (L, d_v)
  *   weights: (L, S) or NULL; receives the attention matrix when not NULL

@@ -176,8 +176,8 @@ attn_status nn_block_forward(nn_block *k, attn_mha_inputs in, float *next, float
  * writes its output straight into concat; the heads are independent, each
  * computed by the same serial op whichever thread runs it (so the threads
  * change no bit). Untraced only (a trace records each head in turn). The
- * shared scratch arena is not theirs: an op that needs a workspace allocates
- * its own. 0 if a head failed: the caller then runs the serial loop, which
+ * shared scratch arena is not theirs, and the caller keeps S within the op's
+ * one-query path, which needs none. 0 if a head failed: the caller then runs the serial loop, which
  * reports the error on this thread. */
 static int heads_one_query(const nn_kv_view *kv, const attn_sdpa_params *params, size_t C)
 {
@@ -212,9 +212,10 @@ static attn_status cached_attention(nn_block *k, const nn_kv_view *kv, float *ou
     p.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     p.scratch = kv->scratch;
     attn_status st = attn_linear_forward(kv->qkv, k->ln1, k->in_w, k->in_b, n, C, 3 * C);
-    /* Up to 4096 keys the op's one-query path needs no workspace; past it,
-     * each head would allocate one per token: the serial loop uses the arena. */
-    const int done = !st && n == 1 && S <= 4096 && !(ctx && ctx->trace) && heads_one_query(kv, &p, C);
+    /* Within the op's one-query path the heads need no workspace; past it,
+     * each would allocate one per token: the serial loop uses the arena. */
+    const int done = !st && n == 1 && S <= ATTN_SDPA_ONE_QUERY_MAX_KEYS && !(ctx && ctx->trace) &&
+                     heads_one_query(kv, &p, C);
     for (size_t h = 0; !st && !done && h < H; h++) {
         float *kc = kv->k + h * kv->head_stride, *vc = kv->v + h * kv->head_stride;
         for (size_t i = 0; i < n; i++) {

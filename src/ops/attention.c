@@ -239,7 +239,7 @@ attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v
  * see every key) is computed directly, serially, with its S scores on the
  * stack. The scores are a matrix-vector product (one sum per key would be a
  * chain of dependent adds). */
-#define ONE_QUERY_MAX_KEYS 4096 /* 16 KiB of scores on the stack */
+#define ONE_QUERY_MAX_KEYS ATTN_SDPA_ONE_QUERY_MAX_KEYS /* 16 KiB of scores on the stack */
 
 static int one_query_fits(const attn_sdpa_params *p, size_t l, size_t s)
 {
