@@ -24,15 +24,16 @@ typedef struct fk_table {
     /* Online softmax over a (rows, FK_BC) tile of masked scores: updates the
      * running max m and the sums l (rows, FK_LANES): lane by lane partial sums,
      * lanes past the vector width left alone, added up by the caller at the
-     * end), writes exp(s − m) in place and the factor alpha[r] =
-     * exp(m_old − m_new) that rescales the output accumulator. */
+     * end), writes exp(s − m) in place (the softmax's exp: flash_simd.c) and
+     * the factor alpha[r] = exp(m_old − m_new) that rescales the output
+     * accumulator. */
     void (*softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha);
     /* s = q·kt (q (rows, dk), kt (dk, FK_BC)) then softmax_online on it, the
      * same bits; AVX-512 keeps the scores in registers. pa, pb (or NULL):
      * pf_bytes each that the caller reads next, prefetched along the way. */
     void (*qk_softmax)(float *s, const float *q, size_t dk, const float *kt, size_t rows, float *m,
                        float *l, float *alpha, const void *pa, const void *pb, size_t pf_bytes);
-    /* s = exp(s − lse[r]) (0 for a row whose lse is -inf). */
+    /* s = exp(s − lse[r]) (0 for a row whose lse is -inf), by the softmax's exp. */
     void (*probs)(float *s, size_t rows, const float *lse);
     /* dp = p ∘ (dp − dd[r]). */
     void (*dsoft)(float *dp, const float *p, size_t rows, const float *dd);
@@ -40,8 +41,9 @@ typedef struct fk_table {
     void (*add_row)(float *row, const float *src);
     /* row[c] = -inf where b[c] == 0, c < FK_BC. */
     void (*bool_row)(float *row, const uint8_t *b);
-    /* out[i] = exp(x[i]) for n values (tests of the vector exp). */
-    void (*exp_n)(float *out, const float *x, size_t n);
+    /* out[i] = exp(x[i]) for n values through the vector exp, or (softmax)
+     * the softmax's (tests of both). */
+    void (*exp_n)(float *out, const float *x, size_t n, int softmax);
     /* GELU (tanh form) through the vector exp: y = x·σ(2u), u = k(x + c x³),
      * since 0.5(1 + tanh u) = σ(2u); and its backward d_x += g(x)·d_y. */
     void (*gelu_fwd)(float *y, const float *x, size_t n);

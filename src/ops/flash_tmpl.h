@@ -5,7 +5,7 @@
  *   VF, W      the vector type and its number of floats
  *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
  *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL
- *   VANY_GT(v, x) (some lane of v > x), FK(vexp)
+ *   VANY_GT(v, x) (some lane of v > x), FK(vexp), FK(vexp_sm) (the softmax's)
  *   FK_PREFETCH(p)      prefetch the line at p into L1 (or nothing)
  * Internal; no include guard on purpose. */
 
@@ -125,7 +125,7 @@ FK_INL void FK(sm_row)(const VF *x, float *row, float *m, float *lr, float *alph
     const VF vm = VSET1(mn);
     VF sum = VZERO();
     for (int c = 0; c < FK_BC / W; c++) {
-        VF p = FK(vexp)(VSUB(x[c], vm));
+        VF p = FK(vexp_sm)(VSUB(x[c], vm));
         VSTORE(row + c * W, p);
         sum = VADD(sum, p);
     }
@@ -215,7 +215,8 @@ static FK_ATTR void FK(probs)(float *s, size_t rows, const float *lse)
             continue;
         }
         const VF vl = VSET1(lse[r]);
-        for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, FK(vexp)(VSUB(VLOAD(row + c), vl)));
+        for (int c = 0; c < FK_BC; c += W)
+            VSTORE(row + c, FK(vexp_sm)(VSUB(VLOAD(row + c), vl)));
     }
 }
 
@@ -240,14 +241,18 @@ static FK_ATTR void FK(bool_row)(float *row, const uint8_t *b)
     for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VBOOL(VLOAD(row + c), b + c));
 }
 
-static FK_ATTR void FK(exp_n)(float *out, const float *x, size_t n)
+static FK_ATTR void FK(exp_n)(float *out, const float *x, size_t n, int softmax)
 {
     size_t i = 0;
-    for (; i + W <= n; i += W) VSTORE(out + i, FK(vexp)(VLOAD(x + i)));
+    for (; i + W <= n; i += W) {
+        const VF v = VLOAD(x + i);
+        VSTORE(out + i, softmax ? FK(vexp_sm)(v) : FK(vexp)(v));
+    }
     for (; i < n; i++) {
         float tmp[W];
         for (int j = 0; j < W; j++) tmp[j] = x[i];
-        VSTORE(tmp, FK(vexp)(VLOAD(tmp)));
+        const VF v = VLOAD(tmp);
+        VSTORE(tmp, softmax ? FK(vexp_sm)(v) : FK(vexp)(v));
         out[i] = tmp[0];
     }
 }
