@@ -306,6 +306,33 @@ static void test_exp(void **state)
     }
 }
 
+/* The packing's transpose at every level: whole 16 × 16 blocks (AVX-512 in
+ * registers), partial ones and strides wider than the rows. */
+static void test_transpose(void **state)
+{
+    (void)state;
+    enum { LDS = 75, LDD = 70 };
+    static float src[64 * LDS], dst[LDS * LDD];
+    for (size_t i = 0; i < sizeof src / sizeof *src; i++) src[i] = (float)i;
+    const size_t shapes[][2] = {{64, 64}, {16, 16}, {37, 53}, {20, 70}, {1, 3}};
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (lv > (int)attn_simd_best()) continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+            const size_t rows = shapes[i][0], cols = shapes[i][1];
+            for (size_t j = 0; j < sizeof dst / sizeof *dst; j++) dst[j] = -1.0f;
+            attn_fk_table((attn_simd)lv)->transpose(dst, LDD, src, LDS, rows, cols);
+            for (size_t c = 0; c < cols; c++)
+                for (size_t r = 0; r < LDD; r++) {
+                    const float want = r < rows ? src[r * LDS + c] : -1.0f;
+                    if (dst[c * LDD + r] != want)
+                        fail_msg("transpose [%s] %zux%zu: (%zu, %zu) is %g, not %g",
+                                 attn_simd_name((attn_simd)lv), rows, cols, c, r,
+                                 (double)dst[c * LDD + r], (double)want);
+                }
+        }
+    }
+}
+
 /* qk_softmax gives the bits of gemm then softmax_online (the forward takes
  * the first where no mask applies, the second elsewhere), at every level,
  * for whole and partial row groups, a first block (m = -inf) and a later
@@ -620,7 +647,7 @@ int main(void)
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
         cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_merge_partials),
-        cmocka_unit_test(test_qk_softmax),
+        cmocka_unit_test(test_qk_softmax), cmocka_unit_test(test_transpose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,7 @@ void plan_common(plan *p, const attn_flash_desc *d)
     if (p->threads < 1) p->threads = 1;
     p->off = d->causal == ATTN_CAUSAL_BOTTOM_RIGHT ? (long long)d->s - (long long)d->l : 0;
     p->bf16 = d->dtype == ATTN_FLASH_BF16 ? attn_fk_bf16() : NULL;
+    p->fk = attn_fk_table(attn_simd_level());
     p->dkw = ((d->d_k + 31) & ~(size_t)31) / 2;
     p->kpw = (d->d_k + 1) / 2 * BC;
     p->vpw = BC / 2 * p->dvp;
@@ -235,16 +236,17 @@ size_t first_tile_for(const attn_flash_desc *d, const plan *p, size_t kb)
 /* Block kb of K transposed: kt[p·BC + c] = k[j0 + c][p] (0 past S). */
 void pack_kt(float *kt, in_view kh, size_t rs, const plan *p, size_t kb, size_t dk)
 {
-    const size_t j0 = kb * BC;
-    for (size_t c = 0; c < BC; c++) {
-        const size_t j = j0 + c;
-        if (j < p->s) {
-            const in_view src = in_off(kh, j * rs);
+    const size_t j0 = kb * BC, valid = min_sz(BC, p->s - j0);
+    if (kh.f) {
+        p->fk->transpose(kt, BC, kh.f + j0 * rs, rs, valid, dk);
+    } else {
+        for (size_t c = 0; c < valid; c++) {
+            const in_view src = in_off(kh, (j0 + c) * rs);
             for (size_t q = 0; q < dk; q++) kt[q * BC + c] = in_get(src, q);
-        } else {
-            for (size_t q = 0; q < dk; q++) kt[q * BC + c] = 0.0f;
         }
     }
+    if (valid < BC)
+        for (size_t q = 0; q < dk; q++) memset(kt + q * BC + valid, 0, (BC - valid) * sizeof(float));
 }
 
 /* Rows j0.. j0+BC of a (S, d) tensor into (BC, dpad), zero padded. */

@@ -75,6 +75,7 @@ typedef struct plan {
     size_t extra_floats;  /* scratch after the threads' (the partials) */
     long long off;        /* causal: key j allowed iff j <= i + off */
     const fk_bf16 *bf16;  /* bf16 products (dtype bf16 and available), else NULL */
+    const fk_table *fk;   /* the kernels of the SIMD level in use */
     size_t dkw;           /* bf16: words of a row of Q (d_k rounded up to 32, halved) */
     size_t kpw, vpw;      /* bf16: words of a packed K block (paired along d) and V block
                            * (paired along keys) */

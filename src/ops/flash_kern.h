@@ -48,6 +48,10 @@ typedef struct fk_table {
      * since 0.5(1 + tanh u) = σ(2u); and its backward d_x += g(x)·d_y. */
     void (*gelu_fwd)(float *y, const float *x, size_t n);
     void (*gelu_bwd)(float *d_x, const float *d_y, const float *x, size_t n);
+    /* dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols (the packing of
+     * K and V blocks: AVX-512 by 16 × 16 blocks in registers). */
+    void (*transpose)(float *dst, size_t ldd, const float *src, size_t lds, size_t rows,
+                      size_t cols);
     /* Brings bytes from p into the cache ahead of use (nothing in C). */
     void (*prefetch)(const void *p, size_t bytes);
 } fk_table;

@@ -208,7 +208,41 @@ static inline A5 __attribute__((always_inline)) __m512 fk5_bool(__m512 v, const 
     return _mm512_mask_blend_ps(keep, _mm512_set1_ps(-INFINITY), v);
 }
 
+/* A 16 × 16 block transposed: interleave pairs of rows by 32 bits, then 64,
+ * then 128-bit lanes twice. */
+static inline A5 __attribute__((always_inline)) void fk5_t16(float *dst, size_t ldd,
+                                                             const float *src, size_t lds)
+{
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int j = 0; j < 2; j++) {
+            r[i + j] = _mm512_castpd_ps(
+                _mm512_unpacklo_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+            r[i + j + 2] = _mm512_castpd_ps(
+                _mm512_unpackhi_pd(_mm512_castps_pd(t[i + j]), _mm512_castps_pd(t[i + j + 2])));
+        }
+    /* r[4g + k], lane m: rows 4g..4g+3 of column 4m + (0, 2, 1, 3)[k] */
+    for (int g = 0; g < 4; g += 2)
+        for (int k = 0; k < 4; k++) { /* lanes (0, 2) and (1, 3) of groups g, g + 1 */
+            t[4 * g + k] = _mm512_shuffle_f32x4(r[4 * g + k], r[4 * g + 4 + k], 0x88);
+            t[4 * g + 4 + k] = _mm512_shuffle_f32x4(r[4 * g + k], r[4 * g + 4 + k], 0xdd);
+        }
+    for (int k = 0; k < 4; k++) { /* lane m of the four groups: column 4m + c */
+        const size_t c = (size_t)(k == 1 ? 2 : k == 2 ? 1 : k);
+        _mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88));
+        _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88));
+        _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd));
+        _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd));
+    }
+}
+
 #define FK(name) fk5_##name
+#define FK_T16(dst, ldd, src, lds) fk5_t16(dst, ldd, src, lds)
 #define FK_ATTR A5
 #define VF __m512
 #define W 16

@@ -7,6 +7,7 @@
  *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL
  *   VANY_GT(v, x) (some lane of v > x), FK(vexp), FK(vexp_sm) (the softmax's)
  *   FK_PREFETCH(p)      prefetch the line at p into L1 (or nothing)
+ *   FK_T16(dst, ldd, src, lds)  optional: a 16 × 16 block transposed
  * Internal; no include guard on purpose. */
 
 #define FK_INL static inline FK_ATTR __attribute__((always_inline))
@@ -120,7 +121,12 @@ FK_INL void FK(sm_row)(const VF *x, float *row, float *m, float *lr, float *alph
             *alpha = 1.0f;
             return;
         }
-        if (mn != mo) al = expf(mo - mn); /* mo = -inf gives 0 */
+        if (mn != mo) { /* mo = -inf gives 0; through the vector exp (a call of expf cost
+                         * 1 % of the forward) */
+            float t[W];
+            VSTORE(t, FK(vexp_sm)(VSET1(mo - mn)));
+            al = t[0];
+        }
     }
     const VF vm = VSET1(mn);
     VF sum = VZERO();
@@ -310,6 +316,22 @@ static FK_ATTR void FK(gelu_bwd)(float *d_x, const float *d_y, const float *x, s
     }
 }
 
+static FK_ATTR void FK(transpose)(float *dst, size_t ldd, const float *src, size_t lds,
+                                  size_t rows, size_t cols)
+{
+    size_t r0 = 0;
+#ifdef FK_T16
+    for (; r0 + 16 <= rows; r0 += 16) {
+        size_t c0 = 0;
+        for (; c0 + 16 <= cols; c0 += 16) FK_T16(dst + c0 * ldd + r0, ldd, src + r0 * lds + c0, lds);
+        for (size_t r = r0; r < r0 + 16; r++)
+            for (size_t c = c0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+    }
+#endif
+    for (size_t r = r0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+}
+
 static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 {
     for (size_t o = 0; o < bytes; o += 64) FK_PREFETCH((const char *)p + o);
@@ -317,7 +339,7 @@ static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 
 static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softmax), FK(probs),
                                    FK(dsoft),    FK(add_row),        FK(bool_row),   FK(exp_n),
-                                   FK(gelu_fwd), FK(gelu_bwd),       FK(prefetch)};
+                                   FK(gelu_fwd), FK(gelu_bwd),       FK(transpose),  FK(prefetch)};
 
 #undef FK_INL
 
@@ -343,3 +365,4 @@ static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softm
 #undef VBOOL
 #undef VANY_GT
 #undef FK_PREFETCH
+#undef FK_T16
