@@ -123,10 +123,11 @@ static void test_sdpa_backward_arena(void **state)
     for (int i = 0; i < 2; i++) free(gq[i]), free(gk[i]), free(gv[i]);
 }
 
-/* heads 1: the split mode; 4: per head. */
-static void flash_case(size_t heads)
+/* heads 1: the split mode; 4: per head. s = 1100: two chunks of key
+ * blocks (the split mode's partial dQ sums in the workspace too). */
+static void flash_case(size_t heads, size_t s)
 {
-    const size_t B = 1, l = 37, s = 45, dk = 24, dv = 20;
+    const size_t B = 1, l = 37, dk = 24, dv = 20;
     attn_flash_desc d = attn_flash_desc_make(B, heads, l, s, dk, dv);
     d.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
     const size_t nq = B * heads * l * dk, nk = B * heads * s * dk, nv = B * heads * s * dv;
@@ -162,8 +163,10 @@ static void flash_case(size_t heads)
 static void test_flash_backward_workspace(void **state)
 {
     (void)state;
-    flash_case(1);
-    flash_case(4);
+    flash_case(1, 45);
+    flash_case(4, 45);
+    flash_case(1, 1100);
+    flash_case(4, 1100);
 }
 
 /* The layer's forward and backward (fused path, all batches at once and per

@@ -498,17 +498,24 @@ static void test_errors(void **state)
 }
 
 /* The backward's two decompositions (one task per head with four or more
- * heads; key blocks then query tiles with fewer) add the same products in
- * the same order: four heads at once give the bits of each head alone. */
+ * heads; (chunk, head) tasks into partial dQ sums with fewer) add the same
+ * products in the same order: four heads at once give the bits of each head
+ * alone, on one thread and on two. S = 1100: 18 key blocks in two chunks
+ * (balanced by pairs when causal), the last group of key blocks partial.
+ * Without d_q the split mode runs key blocks alone: the same d_k, d_v. */
 static void test_backward_modes(void **state)
 {
     (void)state;
-    const size_t H = 4, L = 130, S = 129;
+    const size_t H = 4, L = 130;
     /* K and dO read in place; both packed (d_k, d_v not multiples of 16) */
-    const size_t dks[] = {64, 24}, dvs[] = {64, 40};
-    for (int i = 0; i < 2; i++) {
-        const size_t dk = dks[i], dv = dvs[i];
-        rng_state = 0x5eed + dk;
+    const size_t dks[] = {64, 24, 64, 64}, dvs[] = {64, 40, 64, 40}, ss[] = {129, 129, 1100, 1100};
+    const attn_causal cs[] = {ATTN_CAUSAL_BOTTOM_RIGHT, ATTN_CAUSAL_BOTTOM_RIGHT,
+                              ATTN_CAUSAL_BOTTOM_RIGHT, ATTN_CAUSAL_NONE};
+    const int saved = attn_threads();
+    for (int i = 0; i < 8; i++) {
+        const size_t dk = dks[i % 4], dv = dvs[i % 4], S = ss[i % 4];
+        attn_set_threads(i < 4 ? 1 : 2);
+        rng_state = 0x5eed + dk + S;
         float *q = alloc_fill(H * L * dk, 1), *k = alloc_fill(H * S * dk, 1);
         float *v = alloc_fill(H * S * dv, 1), *g = alloc_fill(H * L * dv, 1);
         float *o = calloc(H * L * dv, sizeof(float)), *lse = calloc(H * L, sizeof(float));
@@ -518,7 +525,7 @@ static void test_backward_modes(void **state)
         float *dv1 = calloc(S * dv, sizeof(float));
         assert_true(o && lse && dq && dkk && dv_ && dq1 && dk1 && dv1);
         attn_flash_desc d = attn_flash_desc_make(1, H, L, S, dk, dv);
-        d.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+        d.causal = cs[i % 4];
         assert_int_equal(attn_flash_forward(o, lse, q, k, v, &d), ATTN_OK);
         assert_int_equal(attn_flash_backward(dq, dkk, dv_, g, q, k, v, o, lse, &d), ATTN_OK);
         attn_flash_desc d1 = attn_flash_desc_make(1, 1, L, S, dk, dv);
@@ -533,11 +540,21 @@ static void test_backward_modes(void **state)
             if (memcmp(dq1, dq + h * L * dk, L * dk * sizeof(float)) ||
                 memcmp(dk1, dkk + h * S * dk, S * dk * sizeof(float)) ||
                 memcmp(dv1, dv_ + h * S * dv, S * dv * sizeof(float)))
-                fail_msg("d_k %zu head %zu: per-head and split backward differ", dk, h);
+                fail_msg("d_k %zu S %zu head %zu, %d thread(s): per-head and split backward "
+                         "differ", dk, S, h, i < 4 ? 1 : 2);
+            memset(dk1, 0, S * dk * sizeof(float)), memset(dv1, 0, S * dv * sizeof(float));
+            assert_int_equal(attn_flash_backward(NULL, dk1, dv1, g + h * L * dv, q + h * L * dk,
+                                                 k + h * S * dk, v + h * S * dv, o + h * L * dv,
+                                                 lse + h * L, &d1),
+                             ATTN_OK);
+            if (memcmp(dk1, dkk + h * S * dk, S * dk * sizeof(float)) ||
+                memcmp(dv1, dv_ + h * S * dv, S * dv * sizeof(float)))
+                fail_msg("d_k %zu S %zu head %zu: split backward without d_q differs", dk, S, h);
         }
         free(q), free(k), free(v), free(g), free(o), free(lse), free(dq), free(dkk), free(dv_);
         free(dq1), free(dk1), free(dv1);
     }
+    attn_set_threads(saved);
 }
 
 /* O(N) memory: one long head stays far below the N×N score matrix (4 GB at

@@ -12,8 +12,8 @@
  * kept transposed (d, BC) and added to the outputs at the block's end; dQ
  * accumulates over the head's key blocks in the thread's scratch.
  *
- * With fewer than four (batch, head) problems, the split mode of the fp32
- * backward: the packed head is shared, tasks are key blocks (dK, dV) and then
+ * With fewer than four (batch, head) problems, a split mode (the fp32
+ * backward's before it summed dQ per chunk): the packed head is shared, tasks are key blocks (dK, dV) and then
  * query tiles (dQ, recomputing P and dS over the key blocks in order). Every
  * sum runs in the order of the per-head mode: the same bits in both modes
  * and for any number of threads. */

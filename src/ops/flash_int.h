@@ -70,6 +70,9 @@ typedef struct plan {
     size_t group;         /* heads packed at once (shared packing) */
     int threads;
     int per_head;         /* backward: one task per head */
+    size_t nchunks;       /* backward: chunks of key blocks whose dQ sums are added in order */
+    size_t partials;      /* backward, split mode: dQ partial sums held at once (L, dkp) each */
+    size_t extra_floats;  /* scratch after the threads' (the partials) */
     long long off;        /* causal: key j allowed iff j <= i + off */
     const fk_bf16 *bf16;  /* bf16 products (dtype bf16 and available), else NULL */
     size_t dkw;           /* bf16: words of a row of Q (d_k rounded up to 32, halved) */
