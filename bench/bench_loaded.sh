@@ -6,10 +6,11 @@
 # Runs the baby GPT for ITERS steps with no competitor, with one busy loop
 # at normal priority and with one at nice 19, each time as the user would
 # run it (no settings), on one thread (OMP_NUM_THREADS=1) and with the
-# OpenMP waiting policies set by hand (OMP_WAIT_POLICY=active / passive),
-# and prints the median ms per step of each. The competitor is a shell loop
-# started here and killed by its process id. ATTN_NO_REEXEC=1 turns off the
-# CLI's own choice (see tools/attn.c) to show what it avoids.
+# OpenMP waiting set by hand (OMP_WAIT_POLICY=active / passive, a short
+# spin GOMP_SPINCOUNT=10000), and prints the median ms per step of each and
+# the threads it ran on (from attn train's first line). The competitor is a
+# shell loop started here and killed by its process id. ATTN_NO_REEXEC=1
+# turns off the CLI's own choice (tools/omp_env.c) to show what it avoids.
 set -eu
 ITERS=${1:-150}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,11 +21,13 @@ OUT=$(mktemp -d /tmp/bench-loaded-XXXXXX)
 
 run() { # label, env assignments...
     label=$1; shift
+    rm -rf "$OUT/ckpt"
     env "$@" "$ATTN" train --data "$DATA" --iters "$ITERS" --eval-every "$ITERS" --eval-iters 1 \
-        --out "$OUT/ckpt" --json-log "$OUT/log.jsonl" > /dev/null
+        --out "$OUT/ckpt" --json-log "$OUT/log.jsonl" > "$OUT/stdout"
+    threads=$(head -n 1 "$OUT/stdout" | sed -n 's/.*, \([0-9]*\) threads*$/\1/p')
     ms=$(/usr/bin/python3 -c 'import json,statistics,sys; print("%.1f" % statistics.median(json.loads(l)["ms_per_iter"] for l in open(sys.argv[1]) if "ms_per_iter" in l))' "$OUT/log.jsonl")
     rm -f "$OUT/log.jsonl"
-    printf '%-14s %-34s %8s\n' "$COMP" "$label" "$ms"
+    printf '%-14s %-34s %8s %8s\n' "$COMP" "$label" "$ms" "$threads"
 }
 
 matrix() {
@@ -33,9 +36,10 @@ matrix() {
     run "OMP_NUM_THREADS=1" OMP_NUM_THREADS=1
     run "OMP_WAIT_POLICY=active" OMP_WAIT_POLICY=active
     run "OMP_WAIT_POLICY=passive" OMP_WAIT_POLICY=passive
+    run "GOMP_SPINCOUNT=10000" GOMP_SPINCOUNT=10000
 }
 
-printf '%-14s %-34s %8s\n' "competitor" "attn train" "ms/step"
+printf '%-14s %-34s %8s %8s\n' "competitor" "attn train" "ms/step" "threads"
 COMP=none; matrix
 for pri in 0 19; do
     nice -n "$pri" sh -c 'while :; do :; done' &

@@ -54,7 +54,7 @@ static void check_common(const cJSON *root)
 static void test_json_without_torch(void **state)
 {
     (void)state;
-    cJSON *root = run_json("bench generate --config tiny --reps 1 --bandwidth-mib 4 --no-torch --json");
+    cJSON *root = run_json("bench generate --config tiny --reps 1 --bandwidth-mib 4 --peak-seconds 0.01 --no-torch --json");
     check_common(root);
     assert_true(cJSON_IsNull(obj(root, "torch")));
     assert_true(cJSON_IsNull(obj(root, "attn_over_torch")));
@@ -70,7 +70,7 @@ static void test_json_with_torch(void **state)
     const int have = probe.status == 0;
     run_result_free(&probe);
     if (!have) skip();
-    cJSON *root = run_json("bench generate --config tiny --reps 1 --bandwidth-mib 4 --json");
+    cJSON *root = run_json("bench generate --config tiny --reps 1 --bandwidth-mib 4 --peak-seconds 0.01 --json");
     check_common(root);
     const cJSON *t = obj(root, "torch");
     assert_true(cJSON_IsObject(t));
@@ -100,7 +100,7 @@ static void test_installed_script(void **state)
         "\"installed\", \"threads\": 1, \"argmax_prefill\": 0}')\n";
     snprintf(path, sizeof path, "%s/share/attn/generate_torch.py", root);
     write_bytes(path, script, sizeof script - 1);
-    r = run_cmd("'%s/bin/attn' bench generate --config tiny --reps 1 --bandwidth-mib 4 --json", root);
+    r = run_cmd("'%s/bin/attn' bench generate --config tiny --reps 1 --bandwidth-mib 4 --peak-seconds 0.01 --json", root);
     assert_int_equal(r.status, 0);
     cJSON *j = cJSON_Parse(r.out);
     assert_non_null(j);
@@ -117,9 +117,11 @@ static void test_help_and_bad_option(void **state)
     char *out = run_ok("bench generate --help");
     expect_contains("help", out, "usage: attn bench generate");
     expect_contains("help", out, "--no-torch");
+    expect_contains("help", out, "--peak-seconds");
     free(out);
     expect_usage_text("bench generate --config gpt3");
     expect_usage_text("bench generate --config tiny --prompt 60 --decode 8");
+    expect_usage_text("bench generate --config tiny --peak-seconds 0");
 }
 
 int main(void)

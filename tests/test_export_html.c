@@ -23,13 +23,7 @@
 #include "attn/attn.h"
 #include "attn/export.h"
 
-#ifndef CHROMIUM
-#define CHROMIUM "/usr/bin/chromium"
-#endif
-#define CHROMIUM_FLAGS                                                                       \
-    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "                 \
-    "--disable-background-networking --disable-component-update --disable-sync "          \
-    "--enable-logging=stderr --v=0 --hide-scrollbars"
+#include "browser.h"
 
 /* ---- documents ------------------------------------------------------------ */
 
@@ -504,29 +498,24 @@ static void test_failed_write_leaves_nothing(void **state)
 
 /* ---- 2 and 3. in a browser ------------------------------------------------------ */
 
-static int have_chromium(void) { return access(CHROMIUM, X_OK) == 0; }
+/* One Chromium for every page of this program (browser.h), started by the
+ * first browser test, closed by the group's teardown. */
+static browser *chromium;
+static int chromium_tried;
+
+/* The browser, or NULL (the test skips) when Chromium is not installed. */
+static browser *the_browser(void)
+{
+    if (!chromium_tried) chromium_tried = 1, chromium = browser_start();
+    if (!chromium) print_message("skipped: " BROWSER_CHROMIUM " is not installed (apt-get install chromium)\n");
+    return chromium;
+}
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Chromium's console lines (--enable-logging=stderr prints every console
- * message and uncaught exception as "...:CONSOLE:<line>] "msg", source: ...").
- * The page logs nothing, so any such line is a failure. */
-static void assert_no_console(const char *err, const char *what)
-{
-    for (const char *line = err; line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        char buf[400];
-        snprintf(buf, sizeof buf, "%.*s", (int)(n < 399 ? n : 399), line);
-        if (strstr(buf, "CONSOLE") || strstr(buf, "Uncaught"))
-            fail_msg("%s: console output: %s", what, buf);
-        line = end ? end + 1 : NULL;
-    }
 }
 
 /* An attribute of the dumped <body>, or NULL. */
@@ -552,48 +541,41 @@ typedef struct page_run {
 } page_run;
 
 /* Loads the page (with a #fragment for the view) and checks that its script
- * ran to the end without an error. */
+ * ran to the end without an error (and without a console message: the
+ * browser checks that). */
 static page_run load_page(const char *path, const char *fragment)
 {
     double t0 = now_s();
-    run_result r = run_cmd("ud=$(mktemp -d) && timeout 300 " CHROMIUM " " CHROMIUM_FLAGS
-                           " --user-data-dir=\"$ud\" --virtual-time-budget=5000 --dump-dom "
-                           "'file://%s%s'; rc=$?; rm -rf \"$ud\"; exit $rc",
-                           path, fragment);
+    const browser_page pg = {path, fragment, 0, 0, NULL, NULL};
+    char *dom = browser_load(chromium, &pg);
     page_run p;
     memset(&p, 0, sizeof p);
     p.wall_s = now_s() - t0;
-    if (r.status != 0) fail_msg("chromium exited with %d (124: over 300 s): %.300s", r.status, r.err);
-    assert_no_console(r.err, path);
     char v[64];
-    if (!body_attr(r.out, "data-ready", v, sizeof v) || strcmp(v, "1") != 0)
+    if (!body_attr(dom, "data-ready", v, sizeof v) || strcmp(v, "1") != 0)
         fail_msg("%s%s: the page's script did not finish: %.200s", path, fragment,
-                 strstr(r.out, "<body") ? strstr(r.out, "<body") : r.out);
-    assert_null(body_attr(r.out, "data-errors", v, sizeof v));
-    assert_non_null(body_attr(r.out, "data-draw-ms", v, sizeof v));
+                 strstr(dom, "<body") ? strstr(dom, "<body") : dom);
+    assert_null(body_attr(dom, "data-errors", v, sizeof v));
+    assert_non_null(body_attr(dom, "data-draw-ms", v, sizeof v));
     p.draw_ms = strtod(v, NULL);
-    assert_non_null(body_attr(r.out, "data-first-canvas-ink", v, sizeof v));
+    assert_non_null(body_attr(dom, "data-first-canvas-ink", v, sizeof v));
     p.ink = strtod(v, NULL);
-    assert_non_null(body_attr(r.out, "data-recompute-max-diff", v, sizeof v));
+    assert_non_null(body_attr(dom, "data-recompute-max-diff", v, sizeof v));
     p.max_diff = strtod(v, NULL);
-    assert_non_null(body_attr(r.out, "data-mode", p.mode, sizeof p.mode));
-    run_result_free(&r);
+    assert_non_null(body_attr(dom, "data-mode", p.mode, sizeof p.mode));
+    free(dom);
     return p;
 }
 
-/* A screenshot; checked to be a w x h PNG with something drawn (a blank
- * page compresses to a few kB). Copied to $ATTN_HTML_SCREENSHOTS. */
+/* A screenshot of the viewport; checked to be a w x h PNG with something
+ * drawn (a blank page compresses to a few kB). Copied to
+ * $ATTN_HTML_SCREENSHOTS. */
 static void screenshot(const char *path, const char *fragment, const char *name, uint32_t width,
                        uint32_t height)
 {
     const char *png = tmp_path(name);
-    run_result r = run_cmd("ud=$(mktemp -d) && timeout 300 " CHROMIUM " " CHROMIUM_FLAGS
-                           " --user-data-dir=\"$ud\" --virtual-time-budget=5000 --screenshot='%s' "
-                           "--window-size=%u,%u 'file://%s%s'; rc=$?; rm -rf \"$ud\"; exit $rc",
-                           png, (unsigned)width, (unsigned)height, path, fragment);
-    assert_int_equal(r.status, 0);
-    assert_no_console(r.err, name);
-    run_result_free(&r);
+    const browser_page pg = {path, fragment, width, height, NULL, png};
+    free(browser_load(chromium, &pg));
     size_t len = 0;
     unsigned char *b = (unsigned char *)slurp(png, &len);
     assert_true(len > 24);
@@ -615,10 +597,7 @@ static void screenshot(const char *path, const char *fragment, const char *name,
 static void test_browser_demo(void **state)
 {
     (void)state;
-    if (!have_chromium()) {
-        print_message("skipped: " CHROMIUM " is not installed (apt-get install chromium)\n");
-        skip();
-    }
+    if (!the_browser()) skip();
     doc_fixture f;
     build_demo_html(&f, 0, 0);
     const char *path = tmp_path("browser-demo.html");
@@ -627,7 +606,7 @@ static void test_browser_demo(void **state)
     assert_true(p.ink > 0);                      /* the first heatmap is drawn */
     assert_string_equal(p.mode, "library");      /* shows the library's values */
     assert_true(p.max_diff < 1e-6);              /* the page's JS agrees with the library */
-    print_message("demo: drawn in %.0f ms (chromium %.1f s)\n", p.draw_ms, p.wall_s);
+    print_message("demo: drawn in %.0f ms (page load %.1f s)\n", p.draw_ms, p.wall_s);
     /* The toggles' other path: recomputed in the page, still no error. */
     p = load_page(path, "#causal=1&scale=0&token=mouse");
     assert_string_equal(p.mode, "recomputed");
@@ -638,10 +617,7 @@ static void test_browser_demo(void **state)
 static void test_browser_multihead(void **state)
 {
     (void)state;
-    if (!have_chromium()) {
-        print_message("skipped: " CHROMIUM " is not installed\n");
-        skip();
-    }
+    if (!the_browser()) skip();
     doc_fixture f;
     build_demo_html(&f, 2, 0);
     const char *path = tmp_path("browser-mha.html");
@@ -660,13 +636,10 @@ static void test_browser_multihead(void **state)
 static void test_browser_large(void **state)
 {
     (void)state;
-    if (!have_chromium()) {
-        print_message("skipped: " CHROMIUM " is not installed\n");
-        skip();
-    }
+    if (!the_browser()) skip();
     const char *path = large_page();
     page_run p = load_page(path, "");
-    print_message("512 tokens x 12 heads: drawn in %.0f ms by the page; chromium run %.1f s\n",
+    print_message("512 tokens x 12 heads: drawn in %.0f ms by the page; page load %.1f s\n",
                   p.draw_ms, p.wall_s);
     assert_true(p.ink > 0);
     assert_string_equal(p.mode, "library");
@@ -679,6 +652,7 @@ static int teardown_group(void **state)
 {
     (void)state;
     if (large_built) fixture_free(&large);
+    browser_stop(chromium);
     return 0;
 }
 

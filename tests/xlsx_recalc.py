@@ -10,9 +10,13 @@
       Recalculates as dump does and compares every number of every block with
       the result cached in the file (the library's values, openpyxl); prints
       "cells=N maxdiff=D at SHEET!KEY(i,j)" and fails when D > TOL.
-  xlsx_recalc.py formulas FILE.xlsx SHEET KEY
-      Prints "formulas=N others=M colour=C" for the block's data cells: how many
-      are formulas, how many are not, and whether a colour scale covers them.
+  xlsx_recalc.py check FILE.xlsx TOL
+      dump and cached from one recalculation: dump's lines, then cached's line
+      (or "cached values not checked: ..." without openpyxl, not a failure).
+  xlsx_recalc.py formulas FILE.xlsx SHEET KEY [SHEET KEY]...
+      Prints "formulas=N others=M colour=C" for each block's data cells, one line
+      a block: how many are formulas, how many are not, and whether a colour
+      scale covers them.
 
   xlsx_recalc.py screenshot FILE.xlsx OUT.png SHEET[:DPI]...
       Renders sheets as Gnumeric prints them (ssconvert to PDF, Ghostscript to
@@ -39,6 +43,9 @@ import xml.etree.ElementTree as ET
 import zipfile
 
 MISSING = 77
+# openpyxl uses numpy when it finds it, and numpy's import is most of the
+# helper's start-up (its thread pools too): none of it is needed here.
+sys.modules.setdefault("numpy", None)
 TITLE = re.compile(r"^([^:]{1,40}): ")
 
 
@@ -99,12 +106,16 @@ def recalc(path):
     return cells
 
 
+def print_cells(cells):
+    for (name, key, i, j), (v, _, _) in cells.items():
+        print("%s\t%s\t%d\t%d\t%s" % (name, key, i, j, v))
+
+
 def dump(path):
     cells = recalc(path)
     if cells is None:
         return MISSING
-    for (name, key, i, j), (v, _, _) in cells.items():
-        print("%s\t%s\t%d\t%d\t%s" % (name, key, i, j, v))
+    print_cells(cells)
     return 0
 
 
@@ -113,12 +124,27 @@ def cached(path, tol):
     cells = recalc(path)
     if cells is None:
         return MISSING
-    try:
-        import openpyxl
-    except ImportError:
-        print("openpyxl (Debian package python3-openpyxl) is not installed", file=sys.stderr)
+    wb = load(path, data_only=True)
+    if wb is None:
         return MISSING
-    wb = openpyxl.load_workbook(path, data_only=True)
+    return compare(cells, wb, tol)
+
+
+def check(path, tol):
+    """dump, then cached, from one run of ssconvert."""
+    cells = recalc(path)
+    if cells is None:
+        return MISSING
+    print_cells(cells)
+    wb = load(path, data_only=True, why_to=sys.stdout)
+    if wb is None:
+        return 0
+    return compare(cells, wb, tol)
+
+
+def compare(cells, wb, tol):
+    """Prints the worst difference of the recalculated cells from the cached
+    ones; 1 when it is over tol."""
     worst, where, n = 0.0, "-", 0
     for (name, key, i, j), (v, row, col) in cells.items():
         want = wb[name].cell(row=row, column=col).value
@@ -134,14 +160,14 @@ def cached(path, tol):
     return 0 if worst <= float(tol) else 1
 
 
-def load(path):
+def load(path, data_only=False, why_to=sys.stderr):
     try:
-        import openpyxl  # noqa: F401 (Debian package python3-openpyxl)
+        import openpyxl  # Debian package python3-openpyxl
     except ImportError:
-        print("openpyxl (Debian package python3-openpyxl) is not installed", file=sys.stderr)
+        print("cached values not checked: openpyxl (Debian package python3-openpyxl) is not installed",
+              file=why_to)
         return None
-    import openpyxl
-    return openpyxl.load_workbook(path)
+    return openpyxl.load_workbook(path, data_only=data_only)
 
 
 def find(ws, key):
@@ -164,10 +190,16 @@ def edit(src, dst, sheet, key, i, j, value):
     return 0
 
 
-def formulas(path, sheet, key):
+def formulas(path, *pairs):
     wb = load(path)
     if wb is None:
         return MISSING
+    for k in range(0, len(pairs), 2):
+        block_formulas(wb, pairs[k], pairs[k + 1])
+    return 0
+
+
+def block_formulas(wb, sheet, key):
     ws = wb[sheet]
     r, c = find(ws, key)
     cols = 0
@@ -192,7 +224,6 @@ def formulas(path, sheet, key):
         if first in rng.sqref and any(rule.type == "colorScale" for rule in rng.rules):
             colour = 1
     print("formulas=%d others=%d colour=%d" % (nf, no, colour))
-    return 0
 
 
 def screenshot(path, out, sheets):
@@ -233,11 +264,13 @@ def main(argv):
         return dump(argv[2])
     if len(argv) == 4 and argv[1] == "cached":
         return cached(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "check":
+        return check(argv[2], argv[3])
     if len(argv) == 9 and argv[1] == "edit":
         return edit(*argv[2:])
     if len(argv) >= 5 and argv[1] == "screenshot":
         return screenshot(argv[2], argv[3], argv[4:])
-    if len(argv) == 5 and argv[1] == "formulas":
+    if len(argv) >= 5 and len(argv) % 2 == 1 and argv[1] == "formulas":
         return formulas(*argv[2:])
     print(__doc__, file=sys.stderr)
     return 2

@@ -255,10 +255,11 @@ static int train_run(const train_args *a, attn_trainer *t, int rank)
     const attn_checkpoint *info = attn_trainer_info(t);
     const attn_gpt_config *m = &info->model;
     printf("attn train: %zu parameters (%zu layers, %zu heads, width %zu, context %zu, vocab "
-           "%zu%s), batch %zu x %zu, %s step %zu of %zu\n",
+           "%zu%s), batch %zu x %zu, %s step %zu of %zu, %d thread%s\n",
            attn_gpt_num_params(attn_trainer_model(t)), m->layers, m->heads, m->width, m->context,
            m->vocab_size, m->bias ? ", biases" : "", info->train.batch, info->train.accum,
-           a->resume ? "resuming at" : "from", info->step, info->train.iters);
+           a->resume ? "resuming at" : "from", info->step, info->train.iters, attn_threads(),
+           attn_threads() == 1 ? "" : "s");
     fflush(stdout);
 
     cli_signals old;

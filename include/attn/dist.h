@@ -85,21 +85,31 @@ attn_status attn_ring_attention_backward(float *d_q, float *d_k, float *d_v, con
                                          attn_ring_stats *stats);
 
 /* `attn bench ring`: random inputs (the same whatever K; each rank makes only
- * its rows), the ring forward timed (median of reps, slowest rank), and on
- * rank 0, when n·heads·d fits (check != 0), the largest difference from the
- * single-process fused kernel on the same inputs. Results on every rank. */
+ * its rows), the ring forward and, with backward, the ring backward timed
+ * (median of reps, slowest rank), and on rank 0, when n·heads·d fits
+ * (check != 0), the largest differences from the single-process fused
+ * kernels on the same inputs. Results on every rank; the backward's are
+ * NAN (0 for sizes) without backward. GFLOP/s count as FlashAttention-2:
+ * 4·N²·d·heads for the forward (causal half), 2.5 times that for the
+ * backward, divided among the K ranks. */
 typedef struct attn_bench_ring {
     /* in */
     size_t n, d, heads;
     int causal;
     attn_ring_layout layout;
     int check;
-    /* out */
+    int backward; /* time the backward too */
+    /* out: the forward */
     int ranks, reps;
     double ms, gflops_per_rank;
     size_t bytes_sent_per_rank, extra_bytes_per_rank;
-    double max_abs_diff; /* NAN when not checked */
-    double wait_share;   /* waiting for the ring / ms, slowest rank */
+    double max_abs_diff; /* of out; NAN when not checked */
+    double wait_share;   /* a rank's time waiting for the ring / its time, largest */
+    /* out: the backward */
+    double ms_backward, gflops_backward_per_rank;
+    size_t bytes_sent_backward_per_rank, extra_bytes_backward_per_rank;
+    double max_abs_diff_backward; /* of d_q, d_k, d_v; NAN when not checked */
+    double wait_share_backward;
 } attn_bench_ring;
 
 attn_status attn_bench_ring_run(attn_bench_ring *b, MPI_Comm comm);

@@ -1,5 +1,6 @@
-/* ring_bench.c - `attn bench ring`: the ring forward timed across ranks and
- * checked on rank 0 against the single-process fused kernel. */
+/* ring_bench.c - `attn bench ring`: the ring forward (and backward) timed
+ * across ranks and checked on rank 0 against the single-process fused
+ * kernels. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,55 +49,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Rank 0: the largest difference between every rank's out and the fused
- * kernel on the whole sequence; the others send their rows. */
-static attn_status check_against_fused(attn_bench_ring *b, const attn_ring_desc *d,
-                                       const float *out, size_t n_local, MPI_Comm comm, int rank,
-                                       int K)
-{
-    const size_t bh = d->heads, w = d->d_k;
-    if (rank != 0) {
-        int rc = MPI_Send(out, (int)(bh * n_local * w), MPI_FLOAT, 0, 7, comm);
-        return rc == MPI_SUCCESS ? ATTN_OK : attn_error(ATTN_E_IO, "bench ring: sending rows to rank 0 failed");
-    }
-    const size_t all[2] = {0, 0}, whole[2] = {d->n, 0};
-    size_t n_max = 0, s[2], l[2];
-    attn_status st = attn_ring_rows(d, K, 0, &n_max, s, l);
-    float *q = malloc(bh * d->n * w * sizeof *q), *k = malloc(bh * d->n * w * sizeof *k);
-    float *v = malloc(bh * d->n * w * sizeof *v), *ref = malloc(bh * d->n * w * sizeof *ref);
-    float *got = malloc(bh * n_max * w * sizeof *got);
-    if (!st && (!q || !k || !v || !ref || !got)) st = attn_error(ATTN_E_NOMEM, "bench ring: reference buffers");
-    if (!st) {
-        fill(q, 1, bh, all, whole, w), fill(k, 2, bh, all, whole, w), fill(v, 3, bh, all, whole, w);
-        attn_flash_desc f = attn_flash_desc_make(1, d->heads, d->n, d->n, w, w);
-        f.causal = d->causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
-        st = attn_flash_forward(ref, NULL, q, k, v, &f);
-    }
-    double diff = 0.0;
-    for (int r = 0; r < K && !st; r++) {
-        size_t nl = 0;
-        if ((st = attn_ring_rows(d, K, r, &nl, s, l))) break;
-        if (r == 0) memcpy(got, out, bh * nl * w * sizeof *got);
-        else if (MPI_Recv(got, (int)(bh * nl * w), MPI_FLOAT, r, 7, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            st = attn_error(ATTN_E_IO, "bench ring: receiving rank %d's rows failed", r);
-        for (size_t h = 0; !st && h < bh; h++) {
-            size_t i = 0;
-            for (int run = 0; run < 2; run++)
-                for (size_t j = 0; j < l[run]; j++, i++)
-                    for (size_t c = 0; c < w; c++) {
-                        double e = fabs((double)got[(h * nl + i) * w + c] -
-                                        (double)ref[(h * d->n + s[run] + j) * w + c]);
-                        diff = e > diff ? e : diff;
-                    }
-        }
-    }
-    b->max_abs_diff = diff;
-    free(q), free(k), free(v), free(ref), free(got);
-    return st;
-}
-
-#define BENCH_REPS 5
-
 /* Agreement of every rank on a status (a failure anywhere fails all). */
 static attn_status agree(attn_status st, MPI_Comm comm)
 {
@@ -105,6 +57,150 @@ static attn_status agree(attn_status st, MPI_Comm comm)
         return attn_error(ATTN_E_IO, "bench ring: MPI_Allreduce failed");
     if (worst && !mine) return attn_error((attn_status)worst, "bench ring: another rank failed");
     return st;
+}
+
+/* The single-process fused kernels on the whole sequence (rank 0): the
+ * reference out, and with a backward d_q, d_k, d_v for d_out (tensor 4). */
+typedef struct ring_ref {
+    float *q, *k, *v, *out, *lse, *d_out, *d_q, *d_k, *d_v; /* (bh, N, w); lse (bh, N) */
+} ring_ref;
+
+static void ref_free(ring_ref *r)
+{
+    free(r->q), free(r->k), free(r->v), free(r->out), free(r->lse);
+    free(r->d_out), free(r->d_q), free(r->d_k), free(r->d_v);
+}
+
+static attn_status ref_make(ring_ref *r, const attn_ring_desc *d, int backward)
+{
+    memset(r, 0, sizeof *r);
+    const size_t bh = d->heads, w = d->d_k, all[2] = {0, 0}, whole[2] = {d->n, 0};
+    const size_t bytes = bh * d->n * w * sizeof(float);
+    float **bufs[] = {&r->q, &r->k, &r->v, &r->out, &r->d_out, &r->d_q, &r->d_k, &r->d_v};
+    const size_t nbufs = backward ? 8 : 4;
+    for (size_t i = 0; i < nbufs; i++)
+        if (!(*bufs[i] = calloc(1, bytes))) return attn_error(ATTN_E_NOMEM, "bench ring: reference buffers");
+    if (!(r->lse = malloc(bh * d->n * sizeof *r->lse)))
+        return attn_error(ATTN_E_NOMEM, "bench ring: reference buffers");
+    fill(r->q, 1, bh, all, whole, w), fill(r->k, 2, bh, all, whole, w), fill(r->v, 3, bh, all, whole, w);
+    attn_flash_desc f = attn_flash_desc_make(1, d->heads, d->n, d->n, w, w);
+    f.causal = d->causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
+    attn_status st = attn_flash_forward(r->out, r->lse, r->q, r->k, r->v, &f);
+    if (!st && backward) {
+        fill(r->d_out, 4, bh, all, whole, w);
+        st = attn_flash_backward(r->d_q, r->d_k, r->d_v, r->d_out, r->q, r->k, r->v, r->out, r->lse, &f);
+    }
+    return st;
+}
+
+/* Rank 0: the largest difference between every rank's rows of mine[i]
+ * (bh, n_local, w) and ref[i] (bh, N, w), for i < count, received into got
+ * (room for the most rows a rank holds); the others send theirs. */
+static attn_status gather_diff(const attn_ring_desc *d, float *const *mine, float *const *ref, int count,
+                               float *got, MPI_Comm comm, int rank, int K, double *diff)
+{
+    const size_t bh = d->heads, w = d->d_k;
+    size_t nl = 0, s[2], l[2];
+    attn_status st = attn_ring_rows(d, K, rank, &nl, s, l);
+    if (rank != 0) {
+        for (int t = 0; t < count && !st; t++)
+            if (MPI_Send(mine[t], (int)(bh * nl * w), MPI_FLOAT, 0, 7 + t, comm) != MPI_SUCCESS)
+                st = attn_error(ATTN_E_IO, "bench ring: sending rows to rank 0 failed");
+        return st;
+    }
+    *diff = 0.0;
+    for (int r = 0; r < K && !st; r++) {
+        if ((st = attn_ring_rows(d, K, r, &nl, s, l))) break;
+        for (int t = 0; t < count && !st; t++) {
+            if (r == 0) memcpy(got, mine[t], bh * nl * w * sizeof *got);
+            else if (MPI_Recv(got, (int)(bh * nl * w), MPI_FLOAT, r, 7 + t, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+                st = attn_error(ATTN_E_IO, "bench ring: receiving rank %d's rows failed", r);
+            for (size_t h = 0; !st && h < bh; h++) {
+                size_t i = 0;
+                for (int run = 0; run < 2; run++)
+                    for (size_t j = 0; j < l[run]; j++, i++)
+                        for (size_t c = 0; c < w; c++) {
+                            double e = fabs((double)got[(h * nl + i) * w + c] -
+                                            (double)ref[t][(h * d->n + s[run] + j) * w + c]);
+                            *diff = e > *diff ? e : *diff;
+                        }
+            }
+        }
+    }
+    return st;
+}
+
+/* Rank 0: the largest differences of out (local[0]) and, with a backward,
+ * of d_q, d_k, d_v (local[1..3]) from the fused kernels, into b; the
+ * others send their rows. */
+static attn_status check_against_fused(attn_bench_ring *b, const attn_ring_desc *d, float *const local[4],
+                                       MPI_Comm comm, int rank, int K)
+{
+    ring_ref r;
+    memset(&r, 0, sizeof r);
+    float *got = NULL;
+    attn_status st = ATTN_OK;
+    if (rank == 0) {
+        size_t most = 0, nl = 0, s[2], l[2];
+        for (int i = 0; i < K && !st; i++)
+            if (!(st = attn_ring_rows(d, K, i, &nl, s, l))) most = nl > most ? nl : most;
+        if (!st) st = ref_make(&r, d, b->backward);
+        if (!st && !(got = malloc(d->heads * most * d->d_k * sizeof *got)))
+            st = attn_error(ATTN_E_NOMEM, "bench ring: reference buffers");
+    }
+    /* a failure on rank 0 is agreed on before any rank sends its rows */
+    if (!(st = agree(st, comm))) {
+        float *const ref_out[1] = {r.out}, *const ref_grads[3] = {r.d_q, r.d_k, r.d_v};
+        st = gather_diff(d, local, ref_out, 1, got, comm, rank, K, &b->max_abs_diff);
+        if (!st && b->backward)
+            st = gather_diff(d, local + 1, ref_grads, 3, got, comm, rank, K, &b->max_abs_diff_backward);
+    }
+    ref_free(&r);
+    free(got);
+    return st;
+}
+
+#define BENCH_REPS 5
+
+/* The median over BENCH_REPS timed calls (one more first, to warm up) of
+ * the slowest rank's ms, and the largest share of a rank's own time spent
+ * waiting for the ring. One of the
+ * ring's calls on this rank's buffers: the forward (local[0] = out) or the
+ * backward (local[1..3] = d_q, d_k, d_v, zeroed before each call: they
+ * accumulate). */
+typedef struct ring_bufs {
+    float *q, *k, *v, *out, *lse, *d_out, *d_q, *d_k, *d_v;
+    size_t elems;
+} ring_bufs;
+
+static attn_status time_pass(ring_bufs *x, const attn_ring_desc *d, int backward, MPI_Comm comm, double *ms,
+                             double *wait_share, attn_ring_stats *rs)
+{
+    double t[BENCH_REPS], wait = 0.0, own = 0.0;
+    attn_status st = ATTN_OK;
+    for (int rep = -1; rep < BENCH_REPS && !st; rep++) {
+        if (backward) {
+            memset(x->d_q, 0, x->elems * sizeof *x->d_q), memset(x->d_k, 0, x->elems * sizeof *x->d_k);
+            memset(x->d_v, 0, x->elems * sizeof *x->d_v);
+        }
+        MPI_Barrier(comm);
+        const double t0 = MPI_Wtime();
+        attn_status got = backward ? attn_ring_attention_backward(x->d_q, x->d_k, x->d_v, x->d_out, x->q, x->k,
+                                                                  x->v, x->out, x->lse, d, comm, rs)
+                                   : attn_ring_attention_forward(x->out, x->lse, x->q, x->k, x->v, d, comm, rs);
+        st = agree(got, comm);
+        double dt = MPI_Wtime() - t0, slowest = 0.0;
+        if (!st && MPI_Allreduce(&dt, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm) != MPI_SUCCESS)
+            st = attn_error(ATTN_E_IO, "bench ring: MPI_Allreduce failed");
+        if (rep >= 0) t[rep] = 1e3 * slowest, wait += rs->wait_s, own += dt;
+    }
+    if (st) return st;
+    qsort(t, BENCH_REPS, sizeof *t, cmp_double);
+    *ms = t[BENCH_REPS / 2];
+    double mine = own > 0.0 ? wait / own : 0.0;
+    if (MPI_Allreduce(&mine, wait_share, 1, MPI_DOUBLE, MPI_MAX, comm) != MPI_SUCCESS)
+        return attn_error(ATTN_E_IO, "bench ring: MPI_Allreduce failed");
+    return ATTN_OK;
 }
 
 attn_status attn_bench_ring_run(attn_bench_ring *b, MPI_Comm comm)
@@ -117,42 +213,48 @@ attn_status attn_bench_ring_run(attn_bench_ring *b, MPI_Comm comm)
     size_t nl = 0, s[2], l[2];
     attn_status st = attn_ring_rows(&d, K, rank, &nl, s, l);
     if (st) return st;
-    const size_t elems = b->heads * nl * b->d;
-    float *q = malloc(elems * sizeof *q), *k = malloc(elems * sizeof *k);
-    float *v = malloc(elems * sizeof *v), *out = malloc(elems * sizeof *out);
-    float *lse = malloc(b->heads * nl * sizeof *lse);
-    if (!q || !k || !v || !out || !lse) st = attn_error(ATTN_E_NOMEM, "bench ring: input buffers");
-    if (!st) fill(q, 1, b->heads, s, l, b->d), fill(k, 2, b->heads, s, l, b->d), fill(v, 3, b->heads, s, l, b->d);
-    double ms[BENCH_REPS], wait = 0.0;
-    attn_ring_stats rs;
-    memset(&rs, 0, sizeof rs);
-    for (int rep = -1; rep < BENCH_REPS && !st; rep++) { /* rep -1 warms up */
-        MPI_Barrier(comm);
-        const double t0 = MPI_Wtime();
-        st = agree(attn_ring_attention_forward(out, lse, q, k, v, &d, comm, &rs), comm);
-        double dt = MPI_Wtime() - t0, slowest = 0.0;
-        if (!st && MPI_Allreduce(&dt, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm) != MPI_SUCCESS)
-            st = attn_error(ATTN_E_IO, "bench ring: MPI_Allreduce failed");
-        if (rep >= 0) ms[rep] = 1e3 * slowest, wait = rs.wait_s > wait ? rs.wait_s : wait;
-    }
-    b->max_abs_diff = NAN;
-    if (!st && b->check) st = agree(check_against_fused(b, &d, out, nl, comm, rank, K), comm);
+    ring_bufs x;
+    memset(&x, 0, sizeof x);
+    x.elems = b->heads * nl * b->d;
+    float **bufs[] = {&x.q, &x.k, &x.v, &x.out, &x.d_out, &x.d_q, &x.d_k, &x.d_v};
+    for (size_t i = 0; i < (b->backward ? 8u : 4u) && !st; i++)
+        if (!(*bufs[i] = malloc(x.elems * sizeof(float)))) st = attn_error(ATTN_E_NOMEM, "bench ring: input buffers");
+    if (!st && !(x.lse = malloc(b->heads * nl * sizeof *x.lse)))
+        st = attn_error(ATTN_E_NOMEM, "bench ring: input buffers");
     if (!st) {
-        double share = 1e3 * wait / BENCH_REPS, worst = 0.0, diff = b->max_abs_diff;
-        MPI_Allreduce(&share, &worst, 1, MPI_DOUBLE, MPI_MAX, comm);
-        MPI_Bcast(&diff, 1, MPI_DOUBLE, 0, comm);
-        qsort(ms, BENCH_REPS, sizeof *ms, cmp_double);
+        fill(x.q, 1, b->heads, s, l, b->d), fill(x.k, 2, b->heads, s, l, b->d), fill(x.v, 3, b->heads, s, l, b->d);
+        if (b->backward) fill(x.d_out, 4, b->heads, s, l, b->d);
+    }
+    attn_ring_stats fs, bs;
+    memset(&fs, 0, sizeof fs), memset(&bs, 0, sizeof bs);
+    double wait = 0.0, wait_b = 0.0;
+    if (!st) st = time_pass(&x, &d, 0, comm, &b->ms, &wait, &fs);
+    b->ms_backward = NAN, b->gflops_backward_per_rank = NAN, b->wait_share_backward = NAN;
+    if (!st && b->backward) st = time_pass(&x, &d, 1, comm, &b->ms_backward, &wait_b, &bs);
+    b->max_abs_diff = NAN, b->max_abs_diff_backward = NAN;
+    float *const local[4] = {x.out, x.d_q, x.d_k, x.d_v};
+    if (!st && b->check) st = agree(check_against_fused(b, &d, local, comm, rank, K), comm);
+    if (!st) {
+        double diffs[2] = {b->max_abs_diff, b->max_abs_diff_backward};
+        MPI_Bcast(diffs, 2, MPI_DOUBLE, 0, comm);
+        b->max_abs_diff = diffs[0], b->max_abs_diff_backward = diffs[1];
         b->ranks = K, b->reps = BENCH_REPS;
-        b->ms = ms[BENCH_REPS / 2];
+        /* FlashAttention-2's count: the forward's two GEMMs 4·N²·d per head
+         * (causal half), the backward 2.5 times that */
         const double flops = 4.0 * (double)b->n * (double)b->n * (double)b->d * (double)b->heads *
                              (b->causal ? 0.5 : 1.0);
         b->gflops_per_rank = flops / K / (b->ms * 1e6);
-        b->bytes_sent_per_rank = rs.bytes_sent;
+        b->wait_share = wait;
+        if (b->backward) {
+            b->gflops_backward_per_rank = 2.5 * flops / K / (b->ms_backward * 1e6);
+            b->wait_share_backward = wait_b;
+        }
         attn_flash_desc f = attn_flash_desc_make(1, b->heads, nl, nl, b->d, b->d); /* bounds each call */
-        b->extra_bytes_per_rank = rs.extra_bytes + attn_flash_forward_workspace(&f);
-        b->max_abs_diff = diff;
-        b->wait_share = worst / b->ms;
+        b->bytes_sent_per_rank = fs.bytes_sent;
+        b->extra_bytes_per_rank = fs.extra_bytes + attn_flash_forward_workspace(&f);
+        b->bytes_sent_backward_per_rank = bs.bytes_sent;
+        b->extra_bytes_backward_per_rank = b->backward ? bs.extra_bytes + attn_flash_backward_workspace(&f) : 0;
     }
-    free(q), free(k), free(v), free(out), free(lse);
+    free(x.q), free(x.k), free(x.v), free(x.out), free(x.lse), free(x.d_out), free(x.d_q), free(x.d_k), free(x.d_v);
     return st;
 }

@@ -21,6 +21,8 @@ void jw_init(jw *w, FILE *f)
 attn_status jw_status(const jw *w)
 {
     if (w->nomem) return attn_error(ATTN_E_NOMEM, "cannot print the JSON document");
+    if (w->toodeep)
+        return attn_error(ATTN_E_INTERNAL, "the JSON document nests deeper than %d levels", JW_MAX_DEPTH);
     return ferror(w->f) ? attn_error(ATTN_E_IO, "cannot write the JSON document") : ATTN_OK;
 }
 
@@ -35,11 +37,27 @@ void jw_quoted(jw *w, const char *s)
     free(p);
 }
 
+/* The open level's count of items. Levels past JW_MAX_DEPTH share the last
+ * slot (the layout past it is wrong, and jw_status says so) rather than
+ * write past the array. */
+static int *level(jw *w)
+{
+    return &w->items[w->depth < JW_MAX_DEPTH ? w->depth : JW_MAX_DEPTH];
+}
+
+/* One level deeper, for jw_open_*. */
+static void descend(jw *w)
+{
+    if (w->depth >= JW_MAX_DEPTH) w->toodeep = 1;
+    w->depth++;
+    *level(w) = 0;
+}
+
 /* Before a member of an object (key: its name) or an element of an array
  * (key NULL). */
 static void next_item(jw *w, const char *key)
 {
-    int *n = &w->items[w->depth];
+    int *n = level(w);
     if (key) {
         fputs(*n ? ",\n" : "", w->f);
         tabs(w, w->depth);
@@ -55,19 +73,19 @@ void jw_open_object(jw *w, const char *key)
 {
     next_item(w, key);
     fputs("{\n", w->f);
-    w->items[++w->depth] = 0;
+    descend(w);
 }
 
 void jw_open_array(jw *w, const char *key)
 {
     next_item(w, key);
     putc('[', w->f);
-    w->items[++w->depth] = 0;
+    descend(w);
 }
 
 void jw_close_object(jw *w)
 {
-    if (w->items[w->depth]) putc('\n', w->f);
+    if (*level(w)) putc('\n', w->f);
     tabs(w, w->depth - 1);
     putc('}', w->f);
     w->depth--;

@@ -8,8 +8,9 @@
  * cJSON_Print does, byte for byte (an object's members on their own lines,
  * indented by tabs; arrays on one line, ", " between elements; each number
  * printed by cJSON); jw_quoted and jw_float write one value where a caller
- * lays its document out itself. A string that cannot be printed is
- * remembered and reported by jw_end / jw_status with a failed write. */
+ * lays its document out itself. A string that cannot be printed, and a
+ * document nested past JW_MAX_DEPTH, are remembered and reported by jw_end /
+ * jw_status with a failed write. */
 #ifndef ATTN_JSON_WRITER_H
 #define ATTN_JSON_WRITER_H
 
@@ -26,6 +27,7 @@ typedef struct jw {
     int depth;                   /* open objects and arrays */
     int items[JW_MAX_DEPTH + 1]; /* members or elements so far, per level */
     int nomem;                   /* a string could not be printed */
+    int toodeep;                 /* opened past JW_MAX_DEPTH (a caller's bug) */
 } jw;
 
 /* A writer of single values (jw_quoted, jw_float) on f. */

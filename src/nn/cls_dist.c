@@ -76,6 +76,16 @@ attn_status cls_dist_sum(attn_cls_trainer *t, double *v, size_t n)
     return t->has_dist ? t->dist.sum(t->dist.user, v, n) : ATTN_OK;
 }
 
+/* The ranks stop together, at the step the first of them asks to (a signal
+ * that reached one rank, or ranks started with different --stop-at). */
+attn_status cls_dist_halt(attn_cls_trainer *t, int *halt)
+{
+    double h = *halt;
+    attn_status st = cls_dist_sum(t, &h, 1);
+    *halt = h > 0;
+    return st;
+}
+
 void cls_dist_zero_rows(attn_cls_trainer *t)
 {
     if (!t->has_dist) return;

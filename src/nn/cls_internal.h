@@ -55,6 +55,8 @@ void cls_dist_free(attn_cls_trainer *t);
 /* This rank's examples [lo, hi) of a batch of nb. */
 void cls_dist_rows(const attn_cls_trainer *t, size_t nb, size_t *lo, size_t *hi);
 attn_status cls_dist_sum(attn_cls_trainer *t, double *v, size_t n);
+/* *halt: this rank wants to stop; on return, whether any rank does. */
+attn_status cls_dist_halt(attn_cls_trainer *t, int *halt);
 /* Zeroes the wte gradient rows of the last step (after attn_encoder_zero_grad). */
 void cls_dist_zero_rows(attn_cls_trainer *t);
 /* After the backward on this rank's slice of the batch in x (nb, T): the

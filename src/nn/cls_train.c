@@ -289,7 +289,9 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     int early = 0;
     size_t saved = (size_t)-1; /* the step last checkpointed in this call */
     while (!st && in->step < c->iters) {
-        if ((stop && *stop) || (stop_at && in->step >= stop_at)) {
+        int halt = (stop && *stop) || (stop_at && in->step >= stop_at);
+        if ((st = cls_dist_halt(t, &halt))) break;
+        if (halt) {
             early = 1;
             break;
         }

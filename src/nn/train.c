@@ -67,6 +67,18 @@ static attn_status dist_sum(attn_trainer *t, double *v, size_t n)
     return t->has_dist ? t->dist.sum(t->dist.user, v, n) : ATTN_OK;
 }
 
+/* Data parallel: the ranks stop together, at the step the first of them
+ * asks to (a signal that reached one rank, or ranks started with different
+ * --stop-at), so every rank leaves the same checkpoint behind instead of the
+ * others waiting for the one that left. */
+static attn_status dist_halt(attn_trainer *t, int *halt)
+{
+    double h = *halt;
+    attn_status st = dist_sum(t, &h, 1);
+    *halt = h > 0;
+    return st;
+}
+
 /* Only rank 0 writes: every rank learns from it whether `what` worked. */
 static attn_status agree(attn_trainer *t, attn_status st, const char *what, const char *dir)
 {
@@ -254,7 +266,9 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
     int early = 0;
     size_t saved = (size_t)-1; /* the step last checkpointed in this call */
     while (!st && t->info.step < c->iters) {
-        if ((stop && *stop) || (stop_at && t->info.step >= stop_at)) {
+        int halt = (stop && *stop) || (stop_at && t->info.step >= stop_at);
+        if ((st = dist_halt(t, &halt))) break;
+        if (halt) {
             early = 1;
             break;
         }

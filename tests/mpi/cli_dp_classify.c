@@ -3,8 +3,9 @@
  * validation accuracies and final and best weights of one process on the
  * same global batch within float tolerance (dropout on: the masks follow
  * the example's place in the global batch), the same bits twice with a
- * fixed K, a resume with another K, and a one-line error for ranks that
- * disagree on the data. The last batch of an epoch holds 3 texts, so with
+ * fixed K, a resume with another K, ranks asked to stop at different steps
+ * stopping together, and a one-line error for ranks that disagree on the
+ * data. The last batch of an epoch holds 3 texts, so with
  * 4 ranks one rank has none. */
 #include "dp_support.h"
 
@@ -118,18 +119,40 @@ static void test_ranks_match_one_process(void **state)
     expect_ok(&r);
 }
 
+/* The checkpoint in dir, resumed with 2 ranks to the end, holds the weights
+ * of the one-process run. */
+static void expect_resumes_to_one(const char *dir, const char *what)
+{
+    run_result r = run_cmd("'%s' -np 2 --oversubscribe '%s' train --task classify --data '%s' --resume '%s/%s' "
+                           "--no-baselines", mpiexec(), attn_bin(), data, test_tmpdir(), dir);
+    expect_ok(&r);
+    const double w = weight_diff_of(dir, "one", "model.safetensors");
+    printf("%s: weight difference %.3g\n", what, w);
+    assert_true(w <= WEIGHT_TOL);
+}
+
 /* Stopped with 4 ranks at step 5, resumed with 2: one process's run. */
 static void test_resume_with_other_ranks(void **state)
 {
     (void)state;
     run_result r = train(4, "part", "--stop-at 5");
     expect_ok(&r);
-    r = run_cmd("'%s' -np 2 --oversubscribe '%s' train --task classify --data '%s' --resume '%s/part' "
-                "--no-baselines", mpiexec(), attn_bin(), data, test_tmpdir());
-    expect_ok(&r);
-    const double w = weight_diff_of("part", "one", "model.safetensors");
-    printf("resumed 4 -> 2 ranks: weight difference %.3g\n", w);
-    assert_true(w <= WEIGHT_TOL);
+    expect_resumes_to_one("part", "resumed 4 -> 2 ranks");
+}
+
+/* Ranks started with different --stop-at stop together at the first one's
+ * step, and the checkpoint resumes to one process's run. */
+static void test_ranks_stop_together(void **state)
+{
+    (void)state;
+    run_result r = run_cmd("ATTN_DIST_TIMEOUT=10 timeout 60 '%s' -np 1 --oversubscribe '%s' train --task classify "
+                           "--data '%s' " RUN " --out '%s/halt' --stop-at 5 : -np 1 '%s' train --task classify "
+                           "--data '%s' " RUN " --out '%s/halt' --stop-at 7", mpiexec(), attn_bin(), data,
+                           test_tmpdir(), attn_bin(), data, test_tmpdir());
+    if (r.status) fail_msg("exit %d (124: a hang): %s", r.status, r.err);
+    if (!strstr(r.out, "stopped at step 5 of 9")) fail_msg("expected a stop at step 5: %s", r.out);
+    run_result_free(&r);
+    expect_resumes_to_one("halt", "stopped together at step 5, resumed");
 }
 
 static void test_ranks_disagree(void **state)
@@ -149,6 +172,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_match_one_process),
         cmocka_unit_test(test_resume_with_other_ranks),
+        cmocka_unit_test(test_ranks_stop_together),
         cmocka_unit_test(test_ranks_disagree),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -3,8 +3,9 @@
  * 1, 2 and 4 ranks gives the losses and final weights of one process on the
  * same global batch, within float tolerance (only the order of the gradient
  * sums differs), the same bits twice with a fixed K, a resume with another
- * K, and one-line errors for a batch that does not divide and for ranks
- * that disagree on the data. */
+ * K, ranks asked to stop at different steps stopping together, and
+ * one-line errors for a batch that does not divide and for ranks that
+ * disagree on the data. */
 #include "dp_support.h"
 
 #define RUN "--layers 2 --heads 2 --width 16 --context 16 --batch 4 --iters 8 --eval-every 4 " \
@@ -74,18 +75,42 @@ static void test_ranks_match_one_process(void **state)
     expect_ok(&r);
 }
 
+/* The checkpoint in dir, resumed with 2 ranks to the end, holds the weights
+ * of the one-process run. */
+static void expect_resumes_to_one(const char *dir, const char *what)
+{
+    run_result r = run_cmd("'%s' -np 2 --oversubscribe '%s' train --data '%s' --resume '%s/%s'", mpiexec(),
+                           attn_bin(), data_path, test_tmpdir(), dir);
+    expect_ok(&r);
+    const double w = weight_diff(dir, "one");
+    printf("%s: weight difference %.3g\n", what, w);
+    assert_true(w <= WEIGHT_TOL);
+}
+
 /* Stopped with 4 ranks at step 4, resumed with 2: the run of 2 ranks. */
 static void test_resume_with_other_ranks(void **state)
 {
     (void)state;
     run_result r = train(4, "part", "--stop-at 4");
     expect_ok(&r);
-    r = run_cmd("'%s' -np 2 --oversubscribe '%s' train --data '%s' --resume '%s/part'", mpiexec(), attn_bin(),
-                data_path, test_tmpdir());
-    expect_ok(&r);
-    const double w = weight_diff("part", "one");
-    printf("resumed 4 -> 2 ranks: weight difference %.3g\n", w);
-    assert_true(w <= WEIGHT_TOL);
+    expect_resumes_to_one("part", "resumed 4 -> 2 ranks");
+}
+
+/* Ranks started with different --stop-at stop together at the first one's
+ * step (before, the rank that stopped left the other waiting for its
+ * gradients until the timeout), and the checkpoint resumes to the run of
+ * one process. */
+static void test_ranks_stop_together(void **state)
+{
+    (void)state;
+    run_result r = run_cmd("ATTN_DIST_TIMEOUT=10 timeout 60 '%s' -np 1 --oversubscribe '%s' train --data '%s' " RUN
+                           " --out '%s/halt' --stop-at 3 : -np 1 '%s' train --data '%s' " RUN
+                           " --out '%s/halt' --stop-at 5", mpiexec(), attn_bin(), data_path, test_tmpdir(),
+                           attn_bin(), data_path, test_tmpdir());
+    if (r.status) fail_msg("exit %d (124: a hang): %s", r.status, r.err);
+    if (!strstr(r.out, "stopped at step 3 of 8")) fail_msg("expected a stop at step 3: %s", r.out);
+    run_result_free(&r);
+    expect_resumes_to_one("halt", "stopped together at step 3, resumed");
 }
 
 static void test_bad_runs(void **state)
@@ -115,6 +140,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_match_one_process),
         cmocka_unit_test(test_resume_with_other_ranks),
+        cmocka_unit_test(test_ranks_stop_together),
         cmocka_unit_test(test_bad_runs),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -137,6 +137,35 @@ run_result run_cmd(const char *fmt, ...)
     return r;
 }
 
+void run_cmds(size_t n, const char *const *cmds, run_result *r)
+{
+    pid_t pid[16];
+    char out[16][512], err[16][512];
+    if (n > 16) fail_msg("run_cmds: %zu commands, at most 16", n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out[i], sizeof out[i], "%.300s/stdout%zu.txt", test_tmpdir(), i);
+        snprintf(err[i], sizeof err[i], "%.300s/stderr%zu.txt", test_tmpdir(), i);
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            /* as system() does, with this command's own output files */
+            size_t len = strlen(cmds[i]) + 2 * sizeof out[i] + 32;
+            char *full = malloc(len);
+            if (!full) _exit(127);
+            snprintf(full, len, "(%s) </dev/null >'%s' 2>'%s'", cmds[i], out[i], err[i]);
+            execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+            _exit(127);
+        }
+        if (pid[i] < 0) fail_msg("fork failed");
+    }
+    for (size_t i = 0; i < n; i++) {
+        int st = 0;
+        const int ok = waitpid(pid[i], &st, 0) == pid[i];
+        r[i].status = ok && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        r[i].out = slurp(out[i]);
+        r[i].err = slurp(err[i]);
+    }
+}
+
 int start_quiet(const char *const *argv)
 {
     pid_t pid = fork();

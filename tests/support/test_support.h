@@ -27,6 +27,10 @@ run_result run_cmd(const char *fmt, ...)
 #endif
     ;
 void run_result_free(run_result *r);
+/* Runs the n (at most 16) commands at the same time, each by `sh -c` with its
+ * own output; r[i] is command i's result once all have ended. For commands
+ * that mostly wait (timeouts, start-up of other processes). */
+void run_cmds(size_t n, const char *const *cmds, run_result *r);
 /* Starts argv (argv[0] a path) in the background, stdout and stderr to
  * /dev/null; returns its process id (for waitpid and kill). */
 int start_quiet(const char *const *argv);
