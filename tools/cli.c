@@ -109,6 +109,16 @@ int cli_parse_float(const char *s, float *out)
     return 0;
 }
 
+int cli_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_parse_int(const char *s, int lo, int hi, int *out)
 {
     char *end;

@@ -46,6 +46,7 @@ int cli_bad_option(const char *cmd, const char *usage, int opt, char **argv);
 /* Strict number parsing: the whole string, finite. 0 on success. */
 int cli_parse_float(const char *s, float *out);
 int cli_parse_int(const char *s, int lo, int hi, int *out);
+int cli_parse_double(const char *s, double lo, double hi, double *out);
 
 /* Colour choice: "auto" (stdout is a TTY, NO_COLOR unset, TERM not dumb),
  * "always", "never". Returns -1 for anything else. */

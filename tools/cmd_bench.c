@@ -287,14 +287,11 @@ int cmd_bench(int argc, char **argv)
             else if (strcmp(optarg, "bf16") == 0) ao.bf16 = 1;
             else return cli_usage_error("bench", usage, "--dtype: fp32 or bf16, got '%s'", optarg);
             break;
-        case OPT_PEAK_S: {
-            char *end;
-            ao.peak_seconds = strtod(optarg, &end);
-            if (end == optarg || *end || !(ao.peak_seconds >= 0.01 && ao.peak_seconds <= 60))
+        case OPT_PEAK_S:
+            if (cli_parse_double(optarg, 0.01, 60, &ao.peak_seconds))
                 return cli_usage_error("bench", usage, "--peak-seconds: expected 0.01..60, got '%s'",
                                        optarg);
             break;
-        }
         case OPT_PEAK_RUNS:
             if (cli_parse_int(optarg, 1, ATTN_BENCH_MAX_RUNS, &ao.peak_runs))
                 return cli_usage_error("bench", usage, "--peak-runs: expected 1..64, got '%s'", optarg);

@@ -120,13 +120,10 @@ static int parse(int argc, char **argv, gen_opts *o)
         case OPT_PYTHON: o->python = optarg; break;
         case OPT_SCRIPT: o->script = optarg; break;
         case OPT_BW: bad = cli_parse_int(optarg, 1, 1 << 20, &o->bw_mib); break;
-        case OPT_PEAK_S: {
-            char *end = NULL;
-            o->peak_seconds = strtod(optarg, &end);
-            if (end == optarg || *end || !(o->peak_seconds >= 0.01 && o->peak_seconds <= 60))
+        case OPT_PEAK_S:
+            if (cli_parse_double(optarg, 0.01, 60, &o->peak_seconds))
                 return cli_usage_error(cmd, usage, "--peak-seconds: expected 0.01..60, got '%s'", optarg);
             break;
-        }
         case OPT_SEED: bad = cli_parse_int(optarg, 0, 0x7fffffff, &o->seed); break;
         case OPT_JSON: o->json = 1; break;
         case 'h': fputs(usage, stdout); return -1;

@@ -16,8 +16,9 @@
  * with one at nice 0, spinning loses (87.0 against 34.7, one thread 33.3).
  * So the commands that run long parallel work (train, generate, classify,
  * bench) look at the machine first: over 50 ms, twice, how many cores other
- * processes at normal priority kept busy (/proc/stat, niced time left out),
- * rounded, the fewer of the two. None: a short spin (GOMP_SPINCOUNT=10000). Else PASSIVE, on the
+ * processes at normal priority kept busy (/proc/stat; niced processes' user
+ * time left out, their system time cannot be), rounded, the fewer of the
+ * two. None: a short spin (GOMP_SPINCOUNT=10000). Else PASSIVE, on the
  * cores left free (OMP_NUM_THREADS, unless the user set it): with one busy
  * process on two cores, the one-thread run, which two passive threads only
  * came near (34.7 against 33.3 ms). A busy process that starts later is not
@@ -31,9 +32,9 @@
  * OPENBLAS_NUM_THREADS=1 starts no pool.
  *
  * Both libraries read their variables once, when they are loaded (before
- * main), so the CLI sets them and executes itself again (twice when the user
- * set nothing: OpenBLAS's pool must be gone before the look at the machine); the library itself
- * never changes the process's environment. A user's OMP_WAIT_POLICY,
+ * main), so the CLI sets them and executes itself again (twice when the
+ * user set nothing: OpenBLAS's pool must be gone before the look at the
+ * machine); the library itself never changes the process's environment. A user's OMP_WAIT_POLICY,
  * GOMP_SPINCOUNT or OPENBLAS_NUM_THREADS wins, and ATTN_NO_REEXEC=1 keeps the
  * libraries' defaults. */
 #define _POSIX_C_SOURCE 200809L
@@ -48,7 +49,7 @@
 
 #ifdef __linux__
 /* The CPU time of the whole machine so far, in ticks: *busy at normal
- * priority (user, system, interrupts, steal; not nice), *all of it. */
+ * priority (user, system, interrupts, steal; not nice's user time), *all. */
 static int cpu_ticks(unsigned long long *busy, unsigned long long *all)
 {
     FILE *f = fopen("/proc/stat", "r");
@@ -63,8 +64,8 @@ static int cpu_ticks(unsigned long long *busy, unsigned long long *all)
     return 0;
 }
 
-/* This process's CPU time so far, in seconds (OpenBLAS's pool, started
- * when it was loaded, may spin meanwhile). */
+/* This process's CPU time so far, in seconds (a pool of OpenBLAS threads
+ * that the user asked for spins for a while once loaded). */
 static double own_cpu_s(void)
 {
     struct rusage u;
