@@ -8,6 +8,7 @@
 
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
+#include "attn/optim.h"
 
 static float frand(unsigned *s)
 {
@@ -53,8 +54,76 @@ static void test_set_same_bits(void **state)
     attn_set_threads(saved_threads);
 }
 
+/* Three AdamW steps over a matrix with decay (odd sizes: the vector loops'
+ * tails), a vector without, and one large enough for the threads. */
+#define AD_N 3
+static const size_t ad_numel[AD_N] = {37 * 29, 5, 70001};
+
+static void adamw_run(float *w[AD_N], float *g[AD_N])
+{
+    attn_param_ref p[AD_N];
+    for (int i = 0; i < AD_N; i++) {
+        memset(&p[i], 0, sizeof p[i]);
+        p[i].name = "p", p[i].data = w[i], p[i].grad = g[i], p[i].numel = ad_numel[i];
+        p[i].ndim = i == 1 ? 1 : 2, p[i].decay = i != 1;
+        p[i].shape[0] = i == 0 ? 37 : ad_numel[i], p[i].shape[1] = i == 0 ? 29 : 1;
+    }
+    const attn_adamw_config ac = {0.9f, 0.99f, 1e-8f, 0.1f};
+    attn_adamw *o = NULL;
+    assert_int_equal(attn_adamw_create(&o, p, AD_N, &ac), ATTN_OK);
+    unsigned seed = 777;
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < AD_N; i++)
+            for (size_t j = 0; j < ad_numel[i]; j++) g[i][j] = frand(&seed) * (float)(1 + j % 7);
+        assert_int_equal(attn_adamw_step(o, 1e-2f), ATTN_OK);
+    }
+    attn_adamw_free(o);
+}
+
+/* The SIMD updates give the plain loop's bits at every level and thread
+ * count; and the first step moves each weight by lr (its sign against the
+ * gradient's) after the decay, as Adam's bias-corrected first step does. */
+static void test_adamw_levels(void **state)
+{
+    (void)state;
+    float *ref[AD_N], *w[AD_N], *g[AD_N];
+    for (int i = 0; i < AD_N; i++) {
+        ref[i] = malloc(ad_numel[i] * sizeof(float)), w[i] = malloc(ad_numel[i] * sizeof(float));
+        g[i] = malloc(ad_numel[i] * sizeof(float));
+        assert_true(ref[i] && w[i] && g[i]);
+        for (size_t j = 0; j < ad_numel[i]; j++) ref[i][j] = 0.5f;
+    }
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+    attn_set_threads(1);
+    { /* one step by hand: w = 0.5·(1 − lr·wd) − lr·g/(|g| + eps·...) */
+        float one[1] = {0.5f}, g1[1] = {-0.25f};
+        attn_param_ref p1 = {"w", one, g1, 1, 2, {1, 1}, 1};
+        const attn_adamw_config ac = {0.9f, 0.99f, 1e-8f, 0.1f};
+        attn_adamw *o = NULL;
+        assert_int_equal(attn_adamw_create(&o, &p1, 1, &ac), ATTN_OK);
+        assert_int_equal(attn_adamw_step(o, 1e-2f), ATTN_OK);
+        assert_float_equal(one[0], 0.5 * (1 - 1e-3) + 1e-2, 1e-7);
+        attn_adamw_free(o);
+    }
+    adamw_run(ref, g);
+    for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+        if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+        attn_set_threads(1 + q % 2);
+        for (int i = 0; i < AD_N; i++)
+            for (size_t j = 0; j < ad_numel[i]; j++) w[i][j] = 0.5f;
+        adamw_run(w, g);
+        for (int i = 0; i < AD_N; i++) assert_memory_equal(w[i], ref[i], ad_numel[i] * sizeof(float));
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+    for (int i = 0; i < AD_N; i++) free(ref[i]), free(w[i]), free(g[i]);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits),
+                                       cmocka_unit_test(test_adamw_levels)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
