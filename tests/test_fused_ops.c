@@ -121,9 +121,69 @@ static void test_adamw_levels(void **state)
     for (int i = 0; i < AD_N; i++) free(ref[i]), free(w[i]), free(g[i]);
 }
 
+/* The layer norm's SIMD row kernels give the C kernels' bits (the training's
+ * losses do not depend on the level): forward and backward, with and without
+ * bias, dims with and without a tail of the 16 lanes and of the 64-column
+ * parameter blocks, rows enough for the threads. */
+static void layernorm_run_all(const size_t *dims, size_t n_dims, size_t rows, float **out)
+{
+    unsigned seed = 99;
+    size_t at = 0;
+    for (size_t s = 0; s < n_dims; s++) {
+        const size_t dim = dims[s], n = rows * dim;
+        float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy), *w = malloc(dim * sizeof *w);
+        float *b = malloc(dim * sizeof *b);
+        assert_true(x && dy && w && b);
+        for (size_t i = 0; i < n; i++) x[i] = 3.0f * frand(&seed) + 0.5f, dy[i] = frand(&seed);
+        for (size_t j = 0; j < dim; j++) w[j] = 1.0f + frand(&seed), b[j] = frand(&seed);
+        for (int bias = 0; bias < 2; bias++) {
+            float *y = out[0] + at, *mean = out[1] + at, *rstd = out[2] + at, *dx = out[3] + at;
+            float *dw = out[4] + at, *db = out[5] + at;
+            for (size_t i = 0; i < n; i++) dx[i] = 0.25f;
+            for (size_t j = 0; j < dim; j++) dw[j] = db[j] = 0.5f;
+            assert_int_equal(attn_layernorm_forward(y, mean, rstd, x, w, bias ? b : NULL, rows,
+                                                    dim, 1e-5f, NULL), ATTN_OK);
+            assert_int_equal(attn_layernorm_backward(dx, dw, bias ? db : NULL, dy, x, w, mean,
+                                                     rstd, rows, dim), ATTN_OK);
+            at += n;
+        }
+        free(x), free(dy), free(w), free(b);
+    }
+}
+
+static void test_layernorm_levels(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {1, 7, 16, 37, 128, 200};
+    const size_t nd = sizeof dims / sizeof *dims, rows = 300;
+    size_t total = 0;
+    for (size_t s = 0; s < nd; s++) total += 2 * rows * dims[s];
+    float *ref[6], *got[6];
+    for (int k = 0; k < 6; k++) {
+        ref[k] = test_nan_buffer(total), got[k] = test_nan_buffer(total);
+        memset(ref[k], 0, total * sizeof(float)), memset(got[k], 0, total * sizeof(float));
+    }
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+    attn_set_threads(1);
+    layernorm_run_all(dims, nd, rows, ref);
+    /* (the C kernels against the double reference: test_op_harness) */
+    for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+        if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+        attn_set_threads(1 + q % 2);
+        layernorm_run_all(dims, nd, rows, got);
+        for (int k = 0; k < 6; k++) assert_memory_equal(got[k], ref[k], total * sizeof(float));
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+    for (int k = 0; k < 6; k++) free(ref[k]), free(got[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits),
-                                       cmocka_unit_test(test_adamw_levels)};
+                                       cmocka_unit_test(test_adamw_levels),
+                                       cmocka_unit_test(test_layernorm_levels)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
