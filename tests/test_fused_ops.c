@@ -180,10 +180,62 @@ static void test_layernorm_levels(void **state)
     for (int k = 0; k < 6; k++) free(ref[k]), free(got[k]);
 }
 
+/* The residual add fused with the layer norm after it: the bits of the add
+ * and attn_layernorm_forward in turn at every level and thread count (also
+ * with the sum written over its first input, as the blocks do not but may),
+ * and within float rounding of the double reference on the sum. */
+static void test_add_layernorm(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {7, 128, 200};
+    const size_t rows = 257;
+    unsigned seed = 4242;
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
+        const size_t dim = dims[s], n = rows * dim;
+        float *x1 = malloc(n * sizeof *x1), *x2 = malloc(n * sizeof *x2), *w = malloc(dim * sizeof *w);
+        float *b = malloc(dim * sizeof *b), *sum = malloc(n * sizeof *sum), *y = malloc(n * sizeof *y);
+        float *s2 = test_nan_buffer(n), *y2 = test_nan_buffer(n), *yr = malloc(n * sizeof *yr);
+        float m[257], r[257], m2[257], r2[257];
+        assert_true(x1 && x2 && w && b && sum && y && yr);
+        for (size_t i = 0; i < n; i++) x1[i] = 2.0f * frand(&seed), x2[i] = frand(&seed) + 0.25f;
+        for (size_t j = 0; j < dim; j++) w[j] = 1.0f + frand(&seed), b[j] = frand(&seed);
+        for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+            if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+            attn_set_threads(1 + q % 2);
+            for (int bias = 0; bias < 2; bias++) {
+                const float *bb = bias ? b : NULL;
+                for (size_t i = 0; i < n; i++) sum[i] = x1[i] + x2[i];
+                assert_int_equal(attn_layernorm_forward(y, m, r, sum, w, bb, rows, dim, 1e-5f, NULL), ATTN_OK);
+                assert_int_equal(attn_add_layernorm_forward(s2, y2, m2, r2, x1, x2, w, bb, rows, dim,
+                                                            1e-5f, NULL), ATTN_OK);
+                assert_memory_equal(s2, sum, n * sizeof *sum);
+                assert_memory_equal(y2, y, n * sizeof *y);
+                assert_memory_equal(m2, m, rows * sizeof *m);
+                assert_memory_equal(r2, r, rows * sizeof *r);
+                memcpy(s2, x1, n * sizeof *s2); /* the sum over its first input */
+                assert_int_equal(attn_add_layernorm_forward(s2, y2, NULL, NULL, s2, x2, w, bb, rows,
+                                                            dim, 1e-5f, NULL), ATTN_OK);
+                assert_memory_equal(s2, sum, n * sizeof *sum);
+                assert_memory_equal(y2, y, n * sizeof *y);
+                assert_int_equal(attn_layernorm_ref(yr, sum, w, bb, rows, dim, 1e-5f), ATTN_OK);
+                assert_close_f32(y2, yr, n, 1e-5, 1e-5, "add_layernorm vs reference");
+            }
+        }
+        assert_int_equal(attn_add_layernorm_forward(s2, y2, NULL, NULL, x1, NULL, w, b, rows, dim,
+                                                    1e-5f, NULL), ATTN_E_INVALID);
+        free(x1), free(x2), free(w), free(b), free(sum), free(y), free(s2), free(y2), free(yr);
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits),
                                        cmocka_unit_test(test_adamw_levels),
-                                       cmocka_unit_test(test_layernorm_levels)};
+                                       cmocka_unit_test(test_layernorm_levels),
+                                       cmocka_unit_test(test_add_layernorm)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

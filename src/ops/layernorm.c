@@ -18,31 +18,42 @@ static attn_status check(const char *op, const void *y, const void *x, const voi
     return attn_mul_sizes(op, rows, dim, &tmp);
 }
 
-static attn_status layernorm_run(float *y, float *mean, float *rstd, const float *x,
-                                 const float *w, const float *b, size_t rows, size_t dim,
-                                 float eps)
+/* One row of the forward; with x2, s = x + x2 first (s: the row of the sum,
+ * written, then normalised from cache). */
+static inline void fwd_row(const ln_kern *K, size_t i, float *y, float *mean, float *rstd,
+                           float *s, const float *x, const float *x2, const float *w,
+                           const float *b, size_t dim, float eps)
+{
+    const float *xi = x + i * dim;
+    if (x2) {
+        float *si = s + i * dim;
+        const float *x2i = x2 + i * dim;
+        for (size_t j = 0; j < dim; j++) si[j] = xi[j] + x2i[j];
+        xi = si;
+    }
+    float m, r;
+    K->fwd_row(y + i * dim, &m, &r, xi, w, b, dim, eps);
+    if (mean) mean[i] = m, rstd[i] = r;
+}
+
+static attn_status layernorm_run(float *y, float *mean, float *rstd, float *s, const float *x,
+                                 const float *x2, const float *w, const float *b, size_t rows,
+                                 size_t dim, float eps)
 {
     attn_status st = check("layernorm", y, x, w, rows, dim);
     if (st) return st;
     if (!mean != !rstd)
         return attn_error(ATTN_E_INVALID, "layernorm: mean and rstd go together");
+    if (x2 && !s) return attn_error(ATTN_E_INVALID, "add_layernorm: NULL buffer");
     const ln_kern *K = attn_ln_kern(attn_simd_level());
-    float m, r;
     /* Small inputs (a generated token's row) skip the parallel region: even
      * with a false if clause it costs libgomp a futex call, more than the row. */
     if (rows * dim < 2 * ATTN_OMP_MIN_WORK) {
-        for (size_t i = 0; i < rows; i++) {
-            K->fwd_row(y + i * dim, &m, &r, x + i * dim, w, b, dim, eps);
-            if (mean) mean[i] = m, rstd[i] = r;
-        }
+        for (size_t i = 0; i < rows; i++) fwd_row(K, i, y, mean, rstd, s, x, x2, w, b, dim, eps);
         return ATTN_OK;
     }
     ATTN_OMP_FOR_IF(1)
-    for (size_t i = 0; i < rows; i++) {
-        float mi, ri;
-        K->fwd_row(y + i * dim, &mi, &ri, x + i * dim, w, b, dim, eps);
-        if (mean) mean[i] = mi, rstd[i] = ri;
-    }
+    for (size_t i = 0; i < rows; i++) fwd_row(K, i, y, mean, rstd, s, x, x2, w, b, dim, eps);
     return ATTN_OK;
 }
 
@@ -103,13 +114,29 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
     return ATTN_OK;
 }
 
+static attn_status record(const attn_op_ctx *ctx, const float *y, const float *mean,
+                          const float *rstd, size_t rows, size_t dim)
+{
+    attn_status st = attn_op_record(ctx, "output", y, rows, dim, "token", "dim");
+    if (!st && mean) st = attn_op_record(ctx, "mean", mean, rows, 1, "token", NULL);
+    if (!st && rstd) st = attn_op_record(ctx, "rstd", rstd, rows, 1, "token", NULL);
+    return st;
+}
+
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *w, const float *b, size_t rows, size_t dim,
                                    float eps, const attn_op_ctx *ctx)
 {
-    attn_status st = layernorm_run(y, mean, rstd, x, w, b, rows, dim, eps);
-    if (!st) st = attn_op_record(ctx, "output", y, rows, dim, "token", "dim");
-    if (!st && mean) st = attn_op_record(ctx, "mean", mean, rows, 1, "token", NULL);
-    if (!st && rstd) st = attn_op_record(ctx, "rstd", rstd, rows, 1, "token", NULL);
-    return st;
+    attn_status st = layernorm_run(y, mean, rstd, NULL, x, NULL, w, b, rows, dim, eps);
+    return st ? st : record(ctx, y, mean, rstd, rows, dim);
+}
+
+attn_status attn_add_layernorm_forward(float *s, float *y, float *mean, float *rstd,
+                                       const float *x1, const float *x2, const float *w,
+                                       const float *b, size_t rows, size_t dim, float eps,
+                                       const attn_op_ctx *ctx)
+{
+    if (!x2) return attn_error(ATTN_E_INVALID, "add_layernorm: NULL buffer");
+    attn_status st = layernorm_run(y, mean, rstd, s, x1, x2, w, b, rows, dim, eps);
+    return st ? st : record(ctx, y, mean, rstd, rows, dim);
 }
