@@ -15,9 +15,9 @@
  * loop at nice 19 as well (30.3 against 21.5: attn's threads preempt it);
  * with one at nice 0, spinning loses (87.0 against 34.7, one thread 33.3).
  * So the commands that run long parallel work (train, generate, classify,
- * bench) look at the machine first: over 50 ms, how many cores other
+ * bench) look at the machine first: over 50 ms, twice, how many cores other
  * processes at normal priority kept busy (/proc/stat, niced time left out),
- * rounded. None: a short spin (GOMP_SPINCOUNT=10000). Else PASSIVE, on the
+ * rounded, the fewer of the two. None: a short spin (GOMP_SPINCOUNT=10000). Else PASSIVE, on the
  * cores left free (OMP_NUM_THREADS, unless the user set it): with one busy
  * process on two cores, the one-thread run, which two passive threads only
  * came near (34.7 against 33.3 ms). A busy process that starts later is not
@@ -31,7 +31,8 @@
  * OPENBLAS_NUM_THREADS=1 starts no pool.
  *
  * Both libraries read their variables once, when they are loaded (before
- * main), so the CLI sets them and executes itself again; the library itself
+ * main), so the CLI sets them and executes itself again (twice when the user
+ * set nothing: OpenBLAS's pool must be gone before the look at the machine); the library itself
  * never changes the process's environment. A user's OMP_WAIT_POLICY,
  * GOMP_SPINCOUNT or OPENBLAS_NUM_THREADS wins, and ATTN_NO_REEXEC=1 keeps the
  * libraries' defaults. */
@@ -74,11 +75,10 @@ static double own_cpu_s(void)
 /* How many cores other processes at normal priority kept busy over the
  * next 50 ms (this one sleeps meanwhile; its own threads' time is taken
  * out), rounded; -1 when unknown. */
-static long busy_cores(long cpus)
+static long busy_cores_once(long cpus, long hz)
 {
     unsigned long long b0, a0, b1, a1;
-    const long hz = sysconf(_SC_CLK_TCK);
-    if (hz <= 0 || cpu_ticks(&b0, &a0)) return -1;
+    if (cpu_ticks(&b0, &a0)) return -1;
     const double own0 = own_cpu_s();
     const struct timespec pause = {0, 50 * 1000 * 1000};
     nanosleep(&pause, NULL);
@@ -86,6 +86,18 @@ static long busy_cores(long cpus)
     double others = (double)(b1 - b0) - (own_cpu_s() - own0) * (double)hz;
     if (others < 0.0) others = 0.0;
     return (long)(others / (double)(a1 - a0) * (double)cpus + 0.5);
+}
+
+/* The fewer busy cores of two looks: a process busy for a moment (a shell
+ * command, a compositor frame) must not cost a long run its threads. */
+static long busy_cores(long cpus)
+{
+    const long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0) return -1;
+    const long first = busy_cores_once(cpus, hz);
+    if (first <= 0) return first;
+    const long second = busy_cores_once(cpus, hz);
+    return second < 0 ? -1 : second < first ? second : first;
 }
 
 /* The commands whose parallel regions run long enough for waiting to matter. */
@@ -103,28 +115,30 @@ void cli_omp_env(char **argv)
 {
 #ifdef __linux__
     if (getenv("ATTN_NO_REEXEC")) return;
-    int set_wait = 0, set_blas = 0, set_threads = 0;
-    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
-        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        const long busy = cpus > 1 && runs_parallel_work(argv) ? busy_cores(cpus) : -1;
-        if (busy == 0) {
-            set_wait = setenv("GOMP_SPINCOUNT", "10000", 1) == 0;
-        } else {
-            set_wait = setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
-            /* the cores the others leave free (a user's OMP_NUM_THREADS or --threads wins) */
-            if (busy > 0 && !getenv("OMP_NUM_THREADS")) {
-                char n[24];
-                snprintf(n, sizeof n, "%ld", busy < cpus ? cpus - busy : 1);
-                set_threads = setenv("OMP_NUM_THREADS", n, 1) == 0;
-            }
+    /* OpenBLAS's pool first: its threads spin for a while once loaded, and
+     * the look at the machine below should see other processes' work only */
+    if (!getenv("OPENBLAS_NUM_THREADS") && setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0) {
+        execv("/proc/self/exe", argv); /* returns only on failure */
+        unsetenv("OPENBLAS_NUM_THREADS");
+    }
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    int set_threads = 0;
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const long busy = cpus > 1 && runs_parallel_work(argv) ? busy_cores(cpus) : -1;
+    if (busy == 0) {
+        if (setenv("GOMP_SPINCOUNT", "10000", 1)) return;
+    } else {
+        if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1)) return;
+        /* the cores the others leave free (a user's OMP_NUM_THREADS or --threads wins) */
+        if (busy > 0 && !getenv("OMP_NUM_THREADS")) {
+            char n[24];
+            snprintf(n, sizeof n, "%ld", busy < cpus ? cpus - busy : 1);
+            set_threads = setenv("OMP_NUM_THREADS", n, 1) == 0;
         }
     }
-    if (!getenv("OPENBLAS_NUM_THREADS")) set_blas = setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0;
-    if (!set_wait && !set_blas) return;
-    execv("/proc/self/exe", argv); /* returns only on failure */
-    if (set_wait) unsetenv("OMP_WAIT_POLICY"), unsetenv("GOMP_SPINCOUNT");
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"), unsetenv("GOMP_SPINCOUNT");
     if (set_threads) unsetenv("OMP_NUM_THREADS");
-    if (set_blas) unsetenv("OPENBLAS_NUM_THREADS");
 #else
     (void)argv;
 #endif
