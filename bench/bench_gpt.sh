@@ -27,6 +27,11 @@
 # prepares from the same text (bench/nanogpt_data.py), and scores its final
 # checkpoint on the whole validation split (bench/nanogpt_eval.py): nanoGPT's
 # ms/iter is the median of its own per-iteration log.
+#
+# The whole run takes minutes; PARTS="peak attn" (of: peak attn torch nanogpt
+# report, all by default) runs some of them into OUT_DIR=DIR (default a new
+# temporary folder), so that the parts can run one at a time (e.g. each alone
+# on a shared machine) and a last PARTS=report prints the table from DIR.
 set -eu
 ITERS=${1:-2000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -34,21 +39,35 @@ ROOT=$(dirname "$HERE")
 ATTN=${ATTN:-$ROOT/build/attn}
 DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
 PEAK=${PEAK_GFLOPS:-}
-OUT=$(mktemp -d /tmp/bench-gpt-XXXXXX)
+OUT=${OUT_DIR:-$(mktemp -d /tmp/bench-gpt-XXXXXX)}
+PARTS=" ${PARTS:-peak attn torch nanogpt report} "
+part() { case "$PARTS" in *" $1 "*) return 0 ;; esac; return 1; }
+mkdir -p "$OUT"
 EVAL_ITERS=${EVAL_ITERS:-0}
 if [ "$EVAL_ITERS" -eq 0 ]; then EVAL=$ITERS; else EVAL=$(( ITERS < 250 ? ITERS : 250 )); fi
 echo "bench_gpt: $ITERS iterations, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
-if [ -z "$PEAK" ]; then
+if [ -z "$PEAK" ] && [ -f "$OUT/peak.json" ] && ! part peak; then
+    PEAK=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_fp32"]["median"])' "$OUT/peak.json")
+fi
+if [ -z "$PEAK" ] && part peak; then
     "$ATTN" bench attention --json --n 128 --heads 1 --no-ref --pass fwd --causal no \
         --peak-seconds 1 --peak-runs 5 > "$OUT/peak.json"
     PEAK=$(/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["peak_fp32"]; print(p["median"]); print("fp32 peak (GFLOP/s): min %.1f median %.1f max %.1f" % (p["min"], p["median"], p["max"]), file=sys.stderr)' "$OUT/peak.json")
 fi
 
-/usr/bin/time -f '%M' -o "$OUT/attn.rss" "$ATTN" train --data "$DATA" --iters "$ITERS" \
-    --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
-/usr/bin/time -f '%M' -o "$OUT/torch.rss" /usr/bin/python3 "$HERE/gpt_torch.py" --data "$DATA" \
-    --iters "$ITERS" --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" > "$OUT/torch.jsonl"
-if [ -n "${NANOGPT_DIR:-}" ]; then
+if part attn; then
+    rm -rf "$OUT/ckpt" "$OUT/attn.jsonl"
+    /usr/bin/time -f '%M' -o "$OUT/attn.rss" "$ATTN" train --data "$DATA" --iters "$ITERS" \
+        --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
+    "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats > /dev/null 2> "$OUT/gen_cache"
+    "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats --no-cache > /dev/null 2> "$OUT/gen_nocache"
+fi
+if part torch; then
+    /usr/bin/time -f '%M' -o "$OUT/torch.rss" /usr/bin/python3 "$HERE/gpt_torch.py" --data "$DATA" \
+        --iters "$ITERS" --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" > "$OUT/torch.jsonl"
+fi
+if [ -n "${NANOGPT_DIR:-}" ] && part nanogpt; then
+    rm -rf "$OUT/nanogpt"
     NG=$OUT/nanogpt
     mkdir -p "$NG"
     for f in train.py model.py configurator.py config; do ln -s "$NANOGPT_DIR/$f" "$NG/$f"; done
@@ -61,10 +80,8 @@ if [ -n "${NANOGPT_DIR:-}" ]; then
     /usr/bin/python3 "$HERE/nanogpt_eval.py" "$NANOGPT_DIR" "$NG/out/ckpt.pt" \
         "$NG/data/shakespeare_char/val.bin" > "$OUT/nanogpt_val.json"
 fi
-"$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats > /dev/null 2> "$OUT/gen_cache"
-"$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats --no-cache > /dev/null 2> "$OUT/gen_nocache"
-
-/usr/bin/python3 - "$OUT" "$PEAK" <<'PY'
+part report || exit 0
+/usr/bin/python3 - "$OUT" "${PEAK:-0}" <<'PY'
 import json, statistics, sys, re
 out, peak = sys.argv[1], float(sys.argv[2])
 a = [json.loads(l) for l in open(out + "/attn.jsonl")]
@@ -77,7 +94,7 @@ t_rss = int(open(out + "/torch.rss").read().split()[-1]) / 1024
 tok = 12 * 64
 N, L, C, T = 804096, 4, 128, 64
 flops = (6 * N + 12 * L * C * T) * tok          # nanoGPT's estimate per iteration
-mfu = flops / (a_ms / 1e3) / (peak * 1e9)
+mfu = flops / (a_ms / 1e3) / (peak * 1e9) if peak > 0 else float("nan")
 rate = lambda f: float(re.search(r"\(([0-9.]+) tokens/s", open(out + "/" + f).read()).group(1))
 gc, gn = rate("gen_cache"), rate("gen_nocache")
 import os

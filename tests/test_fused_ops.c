@@ -8,6 +8,7 @@
 
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
+#include "attn/optim.h"
 
 static float frand(unsigned *s)
 {
@@ -53,8 +54,188 @@ static void test_set_same_bits(void **state)
     attn_set_threads(saved_threads);
 }
 
+/* Three AdamW steps over a matrix with decay (odd sizes: the vector loops'
+ * tails), a vector without, and one large enough for the threads. */
+#define AD_N 3
+static const size_t ad_numel[AD_N] = {37 * 29, 5, 70001};
+
+static void adamw_run(float *w[AD_N], float *g[AD_N])
+{
+    attn_param_ref p[AD_N];
+    for (int i = 0; i < AD_N; i++) {
+        memset(&p[i], 0, sizeof p[i]);
+        p[i].name = "p", p[i].data = w[i], p[i].grad = g[i], p[i].numel = ad_numel[i];
+        p[i].ndim = i == 1 ? 1 : 2, p[i].decay = i != 1;
+        p[i].shape[0] = i == 0 ? 37 : ad_numel[i], p[i].shape[1] = i == 0 ? 29 : 1;
+    }
+    const attn_adamw_config ac = {0.9f, 0.99f, 1e-8f, 0.1f};
+    attn_adamw *o = NULL;
+    assert_int_equal(attn_adamw_create(&o, p, AD_N, &ac), ATTN_OK);
+    unsigned seed = 777;
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < AD_N; i++)
+            for (size_t j = 0; j < ad_numel[i]; j++) g[i][j] = frand(&seed) * (float)(1 + j % 7);
+        assert_int_equal(attn_adamw_step(o, 1e-2f), ATTN_OK);
+    }
+    attn_adamw_free(o);
+}
+
+/* The SIMD updates give the plain loop's bits at every level and thread
+ * count; and the first step moves each weight by lr (its sign against the
+ * gradient's) after the decay, as Adam's bias-corrected first step does. */
+static void test_adamw_levels(void **state)
+{
+    (void)state;
+    float *ref[AD_N], *w[AD_N], *g[AD_N];
+    for (int i = 0; i < AD_N; i++) {
+        ref[i] = malloc(ad_numel[i] * sizeof(float)), w[i] = malloc(ad_numel[i] * sizeof(float));
+        g[i] = malloc(ad_numel[i] * sizeof(float));
+        assert_true(ref[i] && w[i] && g[i]);
+        for (size_t j = 0; j < ad_numel[i]; j++) ref[i][j] = 0.5f;
+    }
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+    attn_set_threads(1);
+    { /* one step by hand: w = 0.5·(1 − lr·wd) − lr·g/(|g| + eps·...) */
+        float one[1] = {0.5f}, g1[1] = {-0.25f};
+        attn_param_ref p1 = {"w", one, g1, 1, 2, {1, 1}, 1};
+        const attn_adamw_config ac = {0.9f, 0.99f, 1e-8f, 0.1f};
+        attn_adamw *o = NULL;
+        assert_int_equal(attn_adamw_create(&o, &p1, 1, &ac), ATTN_OK);
+        assert_int_equal(attn_adamw_step(o, 1e-2f), ATTN_OK);
+        assert_float_equal(one[0], 0.5 * (1 - 1e-3) + 1e-2, 1e-7);
+        attn_adamw_free(o);
+    }
+    adamw_run(ref, g);
+    for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+        if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+        attn_set_threads(1 + q % 2);
+        for (int i = 0; i < AD_N; i++)
+            for (size_t j = 0; j < ad_numel[i]; j++) w[i][j] = 0.5f;
+        adamw_run(w, g);
+        for (int i = 0; i < AD_N; i++) assert_memory_equal(w[i], ref[i], ad_numel[i] * sizeof(float));
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+    for (int i = 0; i < AD_N; i++) free(ref[i]), free(w[i]), free(g[i]);
+}
+
+/* The layer norm's SIMD row kernels give the C kernels' bits (the training's
+ * losses do not depend on the level): forward and backward, with and without
+ * bias, dims with and without a tail of the 16 lanes and of the 64-column
+ * parameter blocks, rows enough for the threads. */
+static void layernorm_run_all(const size_t *dims, size_t n_dims, size_t rows, float **out)
+{
+    unsigned seed = 99;
+    size_t at = 0;
+    for (size_t s = 0; s < n_dims; s++) {
+        const size_t dim = dims[s], n = rows * dim;
+        float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy), *w = malloc(dim * sizeof *w);
+        float *b = malloc(dim * sizeof *b);
+        assert_true(x && dy && w && b);
+        for (size_t i = 0; i < n; i++) x[i] = 3.0f * frand(&seed) + 0.5f, dy[i] = frand(&seed);
+        for (size_t j = 0; j < dim; j++) w[j] = 1.0f + frand(&seed), b[j] = frand(&seed);
+        for (int bias = 0; bias < 2; bias++) {
+            float *y = out[0] + at, *mean = out[1] + at, *rstd = out[2] + at, *dx = out[3] + at;
+            float *dw = out[4] + at, *db = out[5] + at;
+            for (size_t i = 0; i < n; i++) dx[i] = 0.25f;
+            for (size_t j = 0; j < dim; j++) dw[j] = db[j] = 0.5f;
+            assert_int_equal(attn_layernorm_forward(y, mean, rstd, x, w, bias ? b : NULL, rows,
+                                                    dim, 1e-5f, NULL), ATTN_OK);
+            assert_int_equal(attn_layernorm_backward(dx, dw, bias ? db : NULL, dy, x, w, mean,
+                                                     rstd, rows, dim), ATTN_OK);
+            at += n;
+        }
+        free(x), free(dy), free(w), free(b);
+    }
+}
+
+static void test_layernorm_levels(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {1, 7, 16, 37, 128, 200};
+    const size_t nd = sizeof dims / sizeof *dims, rows = 300;
+    size_t total = 0;
+    for (size_t s = 0; s < nd; s++) total += 2 * rows * dims[s];
+    float *ref[6], *got[6];
+    for (int k = 0; k < 6; k++) {
+        ref[k] = test_nan_buffer(total), got[k] = test_nan_buffer(total);
+        memset(ref[k], 0, total * sizeof(float)), memset(got[k], 0, total * sizeof(float));
+    }
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+    attn_set_threads(1);
+    layernorm_run_all(dims, nd, rows, ref);
+    /* (the C kernels against the double reference: test_op_harness) */
+    for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+        if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+        attn_set_threads(1 + q % 2);
+        layernorm_run_all(dims, nd, rows, got);
+        for (int k = 0; k < 6; k++) assert_memory_equal(got[k], ref[k], total * sizeof(float));
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+    for (int k = 0; k < 6; k++) free(ref[k]), free(got[k]);
+}
+
+/* The residual add fused with the layer norm after it: the bits of the add
+ * and attn_layernorm_forward in turn at every level and thread count (also
+ * with the sum written over its first input, as the blocks do not but may),
+ * and within float rounding of the double reference on the sum. */
+static void test_add_layernorm(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {7, 128, 200};
+    const size_t rows = 257;
+    unsigned seed = 4242;
+    const attn_simd saved = attn_simd_level();
+    const int saved_threads = attn_threads();
+    for (size_t s = 0; s < sizeof dims / sizeof *dims; s++) {
+        const size_t dim = dims[s], n = rows * dim;
+        float *x1 = malloc(n * sizeof *x1), *x2 = malloc(n * sizeof *x2), *w = malloc(dim * sizeof *w);
+        float *b = malloc(dim * sizeof *b), *sum = malloc(n * sizeof *sum), *y = malloc(n * sizeof *y);
+        float *s2 = test_nan_buffer(n), *y2 = test_nan_buffer(n), *yr = malloc(n * sizeof *yr);
+        float m[257], r[257], m2[257], r2[257];
+        assert_true(x1 && x2 && w && b && sum && y && yr);
+        for (size_t i = 0; i < n; i++) x1[i] = 2.0f * frand(&seed), x2[i] = frand(&seed) + 0.25f;
+        for (size_t j = 0; j < dim; j++) w[j] = 1.0f + frand(&seed), b[j] = frand(&seed);
+        for (int q = 0; q < 2 * ((int)attn_simd_best() + 1); q++) {
+            if (attn_simd_set((attn_simd)(q / 2)) != ATTN_OK) continue;
+            attn_set_threads(1 + q % 2);
+            for (int bias = 0; bias < 2; bias++) {
+                const float *bb = bias ? b : NULL;
+                for (size_t i = 0; i < n; i++) sum[i] = x1[i] + x2[i];
+                assert_int_equal(attn_layernorm_forward(y, m, r, sum, w, bb, rows, dim, 1e-5f, NULL), ATTN_OK);
+                assert_int_equal(attn_add_layernorm_forward(s2, y2, m2, r2, x1, x2, w, bb, rows, dim,
+                                                            1e-5f, NULL), ATTN_OK);
+                assert_memory_equal(s2, sum, n * sizeof *sum);
+                assert_memory_equal(y2, y, n * sizeof *y);
+                assert_memory_equal(m2, m, rows * sizeof *m);
+                assert_memory_equal(r2, r, rows * sizeof *r);
+                memcpy(s2, x1, n * sizeof *s2); /* the sum over its first input */
+                assert_int_equal(attn_add_layernorm_forward(s2, y2, NULL, NULL, s2, x2, w, bb, rows,
+                                                            dim, 1e-5f, NULL), ATTN_OK);
+                assert_memory_equal(s2, sum, n * sizeof *sum);
+                assert_memory_equal(y2, y, n * sizeof *y);
+                assert_int_equal(attn_layernorm_ref(yr, sum, w, bb, rows, dim, 1e-5f), ATTN_OK);
+                assert_close_f32(y2, yr, n, 1e-5, 1e-5, "add_layernorm vs reference");
+            }
+        }
+        assert_int_equal(attn_add_layernorm_forward(s2, y2, NULL, NULL, x1, NULL, w, b, rows, dim,
+                                                    1e-5f, NULL), ATTN_E_INVALID);
+        free(x1), free(x2), free(w), free(b), free(sum), free(y), free(s2), free(y2), free(yr);
+    }
+    attn_simd_set(saved);
+    attn_set_threads(saved_threads);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits),
+                                       cmocka_unit_test(test_adamw_levels),
+                                       cmocka_unit_test(test_layernorm_levels),
+                                       cmocka_unit_test(test_add_layernorm)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,16 @@ attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const flo
                                    float eps, const attn_op_ctx *ctx);
 attn_status attn_layernorm_ref(float *y, const float *x, const float *w, const float *b,
                                size_t rows, size_t dim, float eps);
+/* The residual add and the layer norm after it in one pass over the rows:
+ * s = x1 + x2 (written: the residual stream), then y = LayerNorm(s) as
+ * attn_layernorm_forward gives it (the same bits as the add and the op in
+ * turn), recorded as it records.
+ *   s, y, x1, x2: (rows, dim)  w, b: (dim), b may be NULL  mean, rstd: (rows)
+ *   or both NULL. s may be x1 or x2; y aliases none of them. */
+attn_status attn_add_layernorm_forward(float *s, float *y, float *mean, float *rstd,
+                                       const float *x1, const float *x2, const float *w,
+                                       const float *b, size_t rows, size_t dim, float eps,
+                                       const attn_op_ctx *ctx);
 /* d_x += ..., d_w += sum over rows of d_y ∘ x̂, d_b += sum over rows of d_y.
  * d_w and d_b may be NULL.  d_x, d_y, x: (rows, dim)  mean, rstd: (rows) */
 attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const float *d_y,

@@ -1,15 +1,17 @@
 /* adamw.c - AdamW as torch.optim.AdamW (and lazy, row-sparse updates as
  * torch.optim.SparseAdam for embedding tables), global-norm clipping, the
  * learning-rate schedule and batch sampling. */
-/* sqrtf without errno handling (v >= 0 always): the update loops vectorise,
- * with the same correctly rounded results. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-math-errno")
+/* Each product and sum rounded on its own (GCC's ISO C mode does not
+ * contract them into FMAs; clang is told so): the SIMD updates below promise
+ * the plain loop's bits. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
 #endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/cpu.h"
 #include "attn/train.h"
 
 /* Elements per chunk of the dense update, and the total from which the
@@ -116,10 +118,12 @@ attn_status attn_adamw_set_rows(attn_adamw *o, size_t i, const uint32_t *rows, s
 }
 
 /* The AdamW update of n elements; the same expression for dense and sparse
- * steps, so a sparse step over every row equals the dense one bit for bit. */
-static inline void update(float *restrict w, float *restrict m, float *restrict v,
-                          const float *restrict g, size_t n, float decay,
-                          float b1, float b2, float eps, float step_size, float bc2_sqrt)
+ * steps, so a sparse step over every row equals the dense one bit for bit.
+ * The reference: plain C, which the compiler leaves scalar (sqrtf may set
+ * errno, so it does not vectorise the loop). */
+static void update_c(float *restrict w, float *restrict m, float *restrict v,
+                     const float *restrict g, size_t n, float decay, float b1, float b2,
+                     float eps, float step_size, float bc2_sqrt)
 {
     for (size_t j = 0; j < n; j++) {
         w[j] *= decay;
@@ -128,6 +132,59 @@ static inline void update(float *restrict w, float *restrict m, float *restrict 
         const float denom = sqrtf(v[j]) / bc2_sqrt + eps;
         w[j] -= step_size * (m[j] / denom);
     }
+}
+
+/* The same operations in the same order on 8 or 16 lanes (no contraction
+ * into FMAs: each product and sum rounded as in update_c), so every SIMD
+ * level gives update_c's bits, about five times faster. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define ADAM_SIMD_BODY(V, P)                                                                    \
+    const V vd = P##_set1_ps(decay), vb1 = P##_set1_ps(b1), vc1 = P##_set1_ps(1.0f - b1);      \
+    const V vb2 = P##_set1_ps(b2), vc2 = P##_set1_ps(1.0f - b2), veps = P##_set1_ps(eps);      \
+    const V vss = P##_set1_ps(step_size), vbc = P##_set1_ps(bc2_sqrt);                         \
+    const size_t L = sizeof(V) / sizeof(float);                                                \
+    size_t j = 0;                                                                              \
+    for (; j + L <= n; j += L) {                                                               \
+        const V gj = P##_loadu_ps(g + j);                                                      \
+        const V wj = P##_mul_ps(P##_loadu_ps(w + j), vd);                                      \
+        const V mj = P##_add_ps(P##_mul_ps(vb1, P##_loadu_ps(m + j)), P##_mul_ps(vc1, gj));   \
+        const V vj = P##_add_ps(P##_mul_ps(vb2, P##_loadu_ps(v + j)),                          \
+                                P##_mul_ps(P##_mul_ps(vc2, gj), gj));                          \
+        const V den = P##_add_ps(P##_div_ps(P##_sqrt_ps(vj), vbc), veps);                      \
+        P##_storeu_ps(m + j, mj);                                                              \
+        P##_storeu_ps(v + j, vj);                                                              \
+        P##_storeu_ps(w + j, P##_sub_ps(wj, P##_mul_ps(vss, P##_div_ps(mj, den))));           \
+    }                                                                                          \
+    update_c(w + j, m + j, v + j, g + j, n - j, decay, b1, b2, eps, step_size, bc2_sqrt)
+
+__attribute__((target("avx512f"))) static void
+update_avx512(float *restrict w, float *restrict m, float *restrict v, const float *restrict g,
+              size_t n, float decay, float b1, float b2, float eps, float step_size, float bc2_sqrt)
+{
+    ADAM_SIMD_BODY(__m512, _mm512);
+}
+
+__attribute__((target("avx2"))) static void
+update_avx2(float *restrict w, float *restrict m, float *restrict v, const float *restrict g,
+            size_t n, float decay, float b1, float b2, float eps, float step_size, float bc2_sqrt)
+{
+    ADAM_SIMD_BODY(__m256, _mm256);
+}
+#undef ADAM_SIMD_BODY
+#endif
+
+typedef void (*update_fn)(float *restrict, float *restrict, float *restrict, const float *restrict,
+                          size_t, float, float, float, float, float, float);
+
+static update_fn update_kernel(void)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    const attn_simd level = attn_simd_level();
+    if (level >= ATTN_SIMD_AVX512) return update_avx512;
+    if (level >= ATTN_SIMD_AVX2) return update_avx2;
+#endif
+    return update_c;
 }
 
 attn_status attn_adamw_step(attn_adamw *o, float lr)
@@ -139,6 +196,7 @@ attn_status attn_adamw_step(attn_adamw *o, float lr)
     const double bc2 = 1.0 - pow((double)b2, (double)o->steps);
     const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     const float decay_on = 1.0f - lr * o->c.weight_decay;
+    const update_fn update = update_kernel();
     /* The dense parameters: all their chunks in one parallel loop (one
      * region a step instead of one per tensor); elementwise, so the split
      * changes no bit. */

@@ -139,12 +139,17 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     if (k->drop_p > 0.0f)
         st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn, NULL);
     if (st) return st;
-    add(k->mid, k->res, scratch, R * C);
-    st = attn_op_record(ctx, "mid", k->mid, R, C, "token", "dim");
-    if (!st)
-        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b,
-                                    R, C, NN_LN_EPS,
-                                    nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_2"));
+    if (ctx && ctx->trace) { /* "mid" recorded before ln_2's entries */
+        add(k->mid, k->res, scratch, R * C);
+        st = attn_op_record(ctx, "mid", k->mid, R, C, "token", "dim");
+        if (!st)
+            st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w,
+                                        k->ln2_b, R, C, NN_LN_EPS,
+                                        nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_2"));
+    } else { /* the same bits in one pass */
+        st = attn_add_layernorm_forward(k->mid, k->ln2, k->ln2_mean, k->ln2_rstd, k->res, scratch,
+                                        k->ln2_w, k->ln2_b, R, C, NN_LN_EPS, NULL);
+    }
     if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
     if (!st) st = attn_op_record(ctx, "mlp.fc", k->fc, R, 4 * C, "token", "hidden");
     if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C, NULL);

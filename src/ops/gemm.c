@@ -119,14 +119,8 @@ typedef struct gemm_job {
 static void pack_rows(float *dst, const gemm_job *g, size_t n0, size_t nw, size_t nwp, size_t k0,
                       size_t t0, size_t te)
 {
-    if (g->tb) /* 16 × 16 tiles: contiguous reads of b's rows */
-        for (size_t j0 = 0; j0 < nw; j0 += 16) {
-            const size_t je = nw - j0 < 16 ? nw : j0 + 16;
-            for (size_t j = j0; j < je; j++) {
-                const float *bj = g->b + (n0 + j) * g->k + k0;
-                for (size_t t = t0; t < te; t++) dst[t * nwp + j] = bj[t];
-            }
-        }
+    if (g->tb) /* b's rows n0.. (from column k0 + t0) transposed: the flash kernels' 16 × 16 blocks */
+        g->K->transpose(dst + t0 * nwp, nwp, g->b + n0 * g->k + k0 + t0, g->k, nw, te - t0);
     else
         for (size_t t = t0; t < te; t++)
             memcpy(dst + t * nwp, g->b + (k0 + t) * g->n + n0, nw * sizeof(float));

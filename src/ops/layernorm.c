@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "attn/ops_nn.h"
+#include "ln_kern.h"
 #include "omp_util.h"
 #include "op_check.h"
 
@@ -17,81 +18,42 @@ static attn_status check(const char *op, const void *y, const void *x, const voi
     return attn_mul_sizes(op, rows, dim, &tmp);
 }
 
-/* Σ x[j] and Σ (x[j] − m)² in LANES interleaved partial sums, added up in a
- * fixed order: the compiler vectorises them (a plain running sum it may not
- * reorder), and the result depends on dim alone. */
-#define LANES 16
-/* Columns per block of the parameter gradients. */
-#define LN_COLS 64
-
-static float sum_lanes(const float *x, size_t n)
+/* One row of the forward; with x2, s = x + x2 first (s: the row of the sum,
+ * written, then normalised from cache). */
+static inline void fwd_row(const ln_kern *K, size_t i, float *y, float *mean, float *rstd,
+                           float *s, const float *x, const float *x2, const float *w,
+                           const float *b, size_t dim, float eps)
 {
-    float acc[LANES] = {0};
-    size_t j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (size_t l = 0; l < LANES; l++) acc[l] += x[j + l];
-    for (size_t l = 0; j < n; j++, l++) acc[l] += x[j];
-    for (size_t w = LANES / 2; w > 0; w /= 2)
-        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-static float sq_dev_lanes(const float *x, float m, size_t n)
-{
-    float acc[LANES] = {0};
-    size_t j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (size_t l = 0; l < LANES; l++) {
-            const float d = x[j + l] - m;
-            acc[l] += d * d;
-        }
-    for (size_t l = 0; j < n; j++, l++) {
-        const float d = x[j] - m;
-        acc[l] += d * d;
+    const float *xi = x + i * dim;
+    if (x2) {
+        float *si = s + i * dim;
+        const float *x2i = x2 + i * dim;
+        for (size_t j = 0; j < dim; j++) si[j] = xi[j] + x2i[j];
+        xi = si;
     }
-    for (size_t w = LANES / 2; w > 0; w /= 2)
-        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
+    float m, r;
+    K->fwd_row(y + i * dim, &m, &r, xi, w, b, dim, eps);
+    if (mean) mean[i] = m, rstd[i] = r;
 }
 
-/* One row: y (dim) = LayerNorm(x (dim)); its mean and 1/σ into *m, *r. */
-static void ln_row(float *yi, float *m_out, float *r_out, const float *xi, const float *w,
-                   const float *b, size_t dim, float eps)
-{
-    const float m = sum_lanes(xi, dim) / (float)dim;
-    const float v = sq_dev_lanes(xi, m, dim);
-    const float r = 1.0f / sqrtf(v / (float)dim + eps);
-    if (b)
-        for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
-    else
-        for (size_t j = 0; j < dim; j++) yi[j] = (xi[j] - m) * r * w[j];
-    *m_out = m, *r_out = r;
-}
-
-static attn_status layernorm_run(float *y, float *mean, float *rstd, const float *x,
-                                 const float *w, const float *b, size_t rows, size_t dim,
-                                 float eps)
+static attn_status layernorm_run(float *y, float *mean, float *rstd, float *s, const float *x,
+                                 const float *x2, const float *w, const float *b, size_t rows,
+                                 size_t dim, float eps)
 {
     attn_status st = check("layernorm", y, x, w, rows, dim);
     if (st) return st;
     if (!mean != !rstd)
         return attn_error(ATTN_E_INVALID, "layernorm: mean and rstd go together");
-    float m, r;
+    if (x2 && !s) return attn_error(ATTN_E_INVALID, "add_layernorm: NULL buffer");
+    const ln_kern *K = attn_ln_kern(attn_simd_level());
     /* Small inputs (a generated token's row) skip the parallel region: even
      * with a false if clause it costs libgomp a futex call, more than the row. */
     if (rows * dim < 2 * ATTN_OMP_MIN_WORK) {
-        for (size_t i = 0; i < rows; i++) {
-            ln_row(y + i * dim, &m, &r, x + i * dim, w, b, dim, eps);
-            if (mean) mean[i] = m, rstd[i] = r;
-        }
+        for (size_t i = 0; i < rows; i++) fwd_row(K, i, y, mean, rstd, s, x, x2, w, b, dim, eps);
         return ATTN_OK;
     }
     ATTN_OMP_FOR_IF(1)
-    for (size_t i = 0; i < rows; i++) {
-        float mi, ri;
-        ln_row(y + i * dim, &mi, &ri, x + i * dim, w, b, dim, eps);
-        if (mean) mean[i] = mi, rstd[i] = ri;
-    }
+    for (size_t i = 0; i < rows; i++) fwd_row(K, i, y, mean, rstd, s, x, x2, w, b, dim, eps);
     return ATTN_OK;
 }
 
@@ -122,48 +84,27 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
     attn_status st = check("layernorm_backward", d_x, x, w, rows, dim);
     if (st) return st;
     if (!d_y || !mean || !rstd) return attn_error(ATTN_E_INVALID, "layernorm_backward: NULL buffer");
-    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
-    for (size_t i = 0; i < rows; i++) {
-        const float *xi = x + i * dim, *dyi = d_y + i * dim;
-        float *dxi = d_x + i * dim;
-        const float m = mean[i], r = rstd[i];
-        float ag[LANES] = {0}, agx[LANES] = {0};
-        size_t j = 0;
-        for (; j + LANES <= dim; j += LANES)
-            for (size_t l = 0; l < LANES; l++) {
-                const float g = dyi[j + l] * w[j + l];
-                ag[l] += g;
-                agx[l] += g * (xi[j + l] - m) * r;
-            }
-        for (size_t l = 0; j < dim; j++, l++) {
-            const float g = dyi[j] * w[j];
-            ag[l] += g;
-            agx[l] += g * (xi[j] - m) * r;
-        }
-        for (size_t wd = LANES / 2; wd > 0; wd /= 2)
-            for (size_t l = 0; l < wd; l++) ag[l] += ag[l + wd], agx[l] += agx[l + wd];
-        const float sg = ag[0] / (float)dim, sgx = agx[0] / (float)dim;
-        for (j = 0; j < dim; j++) {
-            const float xh = (xi[j] - m) * r;
-            dxi[j] += r * (dyi[j] * w[j] - sg - xh * sgx);
-        }
-    }
-    /* Parameter gradients: blocks of columns in parallel, rows in order within
-     * each column (vectorised across the block's columns). */
-    if (d_w || d_b) {
-        const size_t nblk = (dim + LN_COLS - 1) / LN_COLS;
-        ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
+    const ln_kern *K = attn_ln_kern(attn_simd_level());
+    /* Rows of d_x, then blocks of columns of the parameter gradients (rows in
+     * order within each column): one region, no barrier between the two (they
+     * write apart and only read what both read). */
+    const size_t nblk = d_w || d_b ? (dim + LN_COLS - 1) / LN_COLS : 0;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel if (rows * dim >= 2 * ATTN_OMP_MIN_WORK)
+#endif
+    {
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (size_t i = 0; i < rows; i++)
+            K->bwd_row(d_x + i * dim, d_y + i * dim, x + i * dim, w, mean[i], rstd[i], dim);
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
         for (size_t blk = 0; blk < nblk; blk++) {
             const size_t j0 = blk * LN_COLS, cols = dim - j0 < LN_COLS ? dim - j0 : LN_COLS;
             float sw[LN_COLS] = {0}, sb[LN_COLS] = {0};
-            for (size_t i = 0; i < rows; i++) {
-                const float *dyi = d_y + i * dim + j0, *xi = x + i * dim + j0;
-                const float m = mean[i], r = rstd[i];
-                for (size_t j = 0; j < cols; j++) {
-                    sw[j] += dyi[j] * ((xi[j] - m) * r);
-                    sb[j] += dyi[j];
-                }
-            }
+            K->param_cols(sw, sb, d_y + j0, x + j0, mean, rstd, rows, dim, cols);
             for (size_t j = 0; j < cols; j++) {
                 if (d_w) d_w[j0 + j] += sw[j];
                 if (d_b) d_b[j0 + j] += sb[j];
@@ -173,13 +114,29 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
     return ATTN_OK;
 }
 
+static attn_status record(const attn_op_ctx *ctx, const float *y, const float *mean,
+                          const float *rstd, size_t rows, size_t dim)
+{
+    attn_status st = attn_op_record(ctx, "output", y, rows, dim, "token", "dim");
+    if (!st && mean) st = attn_op_record(ctx, "mean", mean, rows, 1, "token", NULL);
+    if (!st && rstd) st = attn_op_record(ctx, "rstd", rstd, rows, 1, "token", NULL);
+    return st;
+}
+
 attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                    const float *w, const float *b, size_t rows, size_t dim,
                                    float eps, const attn_op_ctx *ctx)
 {
-    attn_status st = layernorm_run(y, mean, rstd, x, w, b, rows, dim, eps);
-    if (!st) st = attn_op_record(ctx, "output", y, rows, dim, "token", "dim");
-    if (!st && mean) st = attn_op_record(ctx, "mean", mean, rows, 1, "token", NULL);
-    if (!st && rstd) st = attn_op_record(ctx, "rstd", rstd, rows, 1, "token", NULL);
-    return st;
+    attn_status st = layernorm_run(y, mean, rstd, NULL, x, NULL, w, b, rows, dim, eps);
+    return st ? st : record(ctx, y, mean, rstd, rows, dim);
+}
+
+attn_status attn_add_layernorm_forward(float *s, float *y, float *mean, float *rstd,
+                                       const float *x1, const float *x2, const float *w,
+                                       const float *b, size_t rows, size_t dim, float eps,
+                                       const attn_op_ctx *ctx)
+{
+    if (!x2) return attn_error(ATTN_E_INVALID, "add_layernorm: NULL buffer");
+    attn_status st = layernorm_run(y, mean, rstd, s, x1, x2, w, b, rows, dim, eps);
+    return st ? st : record(ctx, y, mean, rstd, rows, dim);
 }
