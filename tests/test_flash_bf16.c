@@ -14,6 +14,7 @@
 
 #include "attn/attn.h"
 #include "../src/ops/flash_bf16.h"
+#include "../src/ops/flash_kern.h"
 
 #define U_BF16 (1.0 / 256.0) /* unit roundoff of bf16: 2^-8 */
 
@@ -418,13 +419,49 @@ static void test_bf16_errors(void **state)
     assert_non_null(strstr(attn_last_error(), "dtype"));
 }
 
+/* qk_softmax (the forward's unmasked key blocks) gives the bits of gemm,
+ * the fp32 kernels' softmax_online and cvt_rows: whole and partial groups of
+ * rows, a first block (m = -inf) and a later one whose scores raise the max
+ * of some rows only. */
+static void test_bf16_qk_softmax(void **state)
+{
+    (void)state;
+    const fk_bf16 *B = attn_fk_bf16();
+    if (!B) skip();
+    const fk_table *K = attn_fk_table(ATTN_SIMD_AVX512);
+    enum { R = 64, TP = 20, BCOLS = FK_BC };
+    static uint32_t qw[R * TP], kp[TP * BCOLS], p1[R * BCOLS / 2], p2[R * BCOLS / 2];
+    static float s1[R * BCOLS], s2[R * BCOLS], m1[R], m2[R], l1[R * FK_LANES], l2[R * FK_LANES];
+    static float a1[R], a2[R];
+    for (size_t i = 0; i < R * TP; i++) qw[i] = attn_bf16_pair(2.0f * frand(), 2.0f * frand());
+    for (size_t i = 0; i < TP * BCOLS; i++) kp[i] = attn_bf16_pair(frand(), frand());
+    const size_t rows_list[] = {64, 61, 3};
+    for (size_t ri = 0; ri < 3; ri++) {
+        const size_t rows = rows_list[ri];
+        for (size_t r = 0; r < R; r++) m1[r] = m2[r] = -INFINITY;
+        memset(l1, 0, sizeof l1), memset(l2, 0, sizeof l2);
+        for (int blk = 0; blk < 2; blk++) {
+            B->gemm(s1, BCOLS, qw, TP, kp, BCOLS, rows, BCOLS, TP, NULL, 0);
+            K->softmax_online(s1, rows, m1, l1, a1);
+            B->cvt_rows(p1, BCOLS / 2, s1, BCOLS, rows, BCOLS);
+            B->qk_softmax(p2, qw, TP, kp, TP, rows, m2, l2, a2, s2);
+            assert_memory_equal(p1, p2, rows * BCOLS / 2 * sizeof(uint32_t));
+            assert_memory_equal(m1, m2, rows * sizeof(float));
+            assert_memory_equal(l1, l2, rows * FK_LANES * sizeof(float));
+            assert_memory_equal(a1, a2, rows * sizeof(float));
+            for (size_t r = 0; r < R; r += 2) m1[r] = m2[r] = m1[r] - 3.0f;
+        }
+        for (size_t r = 0; r < rows; r += 2) assert_true(a1[r] < 1.0f && a1[r] > 0.0f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_round),    cmocka_unit_test(test_bf16_kernels),
         cmocka_unit_test(test_bf16_forward),  cmocka_unit_test(test_bf16_backward),
         cmocka_unit_test(test_bf16_errors),   cmocka_unit_test(test_bf16_split_bits),
-        cmocka_unit_test(test_bf16_inputs),
+        cmocka_unit_test(test_bf16_inputs),   cmocka_unit_test(test_bf16_qk_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

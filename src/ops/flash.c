@@ -416,10 +416,14 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
     const size_t kb_end = key_blocks_for(d, p, i0, rows);
     for (size_t kb = 0; kb < kb_end; kb++) {
         const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
-        B->gemm(st, BC, qw, p->dkw, kp + kb * p->kpw, BC, rows, BC, (p->dk + 1) / 2, NULL, 0);
-        apply_masks(a->K, d, p, &hc, st, rows, i0, j0, valid);
-        a->K->softmax_online(st, rows, m, l, al);
-        B->cvt_rows(pw, BC / 2, st, BC, rows, BC);
+        if (masks_apply(d, p, &hc, i0, j0, valid)) {
+            B->gemm(st, BC, qw, p->dkw, kp + kb * p->kpw, BC, rows, BC, (p->dk + 1) / 2, NULL, 0);
+            apply_masks(a->K, d, p, &hc, st, rows, i0, j0, valid);
+            a->K->softmax_online(st, rows, m, l, al);
+            B->cvt_rows(pw, BC / 2, st, BC, rows, BC);
+        } else {
+            B->qk_softmax(pw, qw, p->dkw, kp + kb * p->kpw, (p->dk + 1) / 2, rows, m, l, al, st);
+        }
         B->gemm(ot, dvp, pw, BC / 2, vp + kb * p->vpw, dvp, rows, dvp, BC / 2, al, 1);
     }
     fwd_finish(a, idx, i0, rows, ot, m, l);

@@ -17,12 +17,15 @@ uint16_t attn_bf16_round(float x)
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <math.h>
 #include <immintrin.h>
+
+#include "flash_avx512.h"
+#include "flash_kern.h"
+#include "flash_tmpl_sm.h" /* fk5_sm_row: the fp32 kernels' online softmax row */
 #define ATTN_BF16_X86 1
-#define AB __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define AB __attribute__((target("avx512f,avx512dq,avx512bw,avx512bf16")))
 #define AB_INL static inline AB __attribute__((always_inline))
-#define RM 4
-#define NVMAX 4
 
 /* The register-blocked micro-kernel: R rows × NV vectors of 16 floats. */
 AB_INL void fkb_micro(const int R, const int NV, float *C, size_t ldc, const uint32_t *A,
@@ -119,7 +122,55 @@ static AB void fkb_cvt_pairs(uint32_t *dst, size_t ldd, const float *src, size_t
     }
 }
 
-static const fk_bf16 fkb_table = {fkb_gemm, fkb_cvt_rows, fkb_cvt_pairs};
+/* One row's scores x (BC / 16 vectors) through the online softmax (the
+ * fp32 kernels' row), its probabilities rounded into pw (BC / 2 words). */
+AB_INL void fkb_sm_row(const __m512 *x, uint32_t *pw, float *m, float *l, float *alpha)
+{
+    float p[FK_BC] __attribute__((aligned(64)));
+    fk5_sm_row(x, p, m, l, alpha);
+    for (int c = 0; c < FK_BC; c += 32) {
+        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_load_ps(p + c + 16), _mm512_load_ps(p + c));
+        _mm512_storeu_si512((void *)(pw + c / 2), (__m512i)h);
+    }
+}
+
+/* S = Qw·Kp (rows, BC; tp pairs) RM rows at a time in registers, the online
+ * softmax there and P rounded into pw (rows, BC / 2 words): the bits of
+ * gemm, softmax_online then cvt_rows, without the score tile's round trip
+ * through memory. The rows past a multiple of RM go through s (BC floats a
+ * row). */
+static AB void fkb_qk_softmax(uint32_t *pw, const uint32_t *qw, size_t ars, const uint32_t *kp,
+                              size_t tp, size_t rows, float *m, float *l, float *alpha, float *s)
+{
+    size_t r0 = 0;
+    for (; r0 + RM <= rows; r0 += RM) {
+        __m512 acc[RM][NVMAX];
+        for (int r = 0; r < RM; r++)
+            for (int v = 0; v < NVMAX; v++) acc[r][v] = _mm512_setzero_ps();
+        const uint32_t *a = qw + r0 * ars;
+        for (size_t p = 0; p < tp; p++) {
+            __m512bh b[NVMAX];
+            for (int v = 0; v < NVMAX; v++)
+                b[v] = (__m512bh)_mm512_loadu_si512((const void *)(kp + p * FK_BC + v * 16));
+            for (int r = 0; r < RM; r++) {
+                const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r * ars + p]);
+                for (int v = 0; v < NVMAX; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, b[v]);
+            }
+        }
+        for (int r = 0; r < RM; r++)
+            fkb_sm_row(acc[r], pw + (r0 + r) * (FK_BC / 2), m + r0 + r, l + (r0 + r) * FK_LANES,
+                       alpha + r0 + r);
+    }
+    if (r0 == rows) return;
+    fkb_gemm(s, FK_BC, qw + r0 * ars, ars, kp, FK_BC, rows - r0, FK_BC, tp, NULL, 0);
+    for (size_t r = r0; r < rows; r++) {
+        __m512 x[NVMAX];
+        for (int v = 0; v < NVMAX; v++) x[v] = _mm512_loadu_ps(s + (r - r0) * FK_BC + v * 16);
+        fkb_sm_row(x, pw + r * (FK_BC / 2), m + r, l + r * FK_LANES, alpha + r);
+    }
+}
+
+static const fk_bf16 fkb_table = {fkb_gemm, fkb_cvt_rows, fkb_cvt_pairs, fkb_qk_softmax};
 #endif
 
 int attn_flash_bf16_available(void)

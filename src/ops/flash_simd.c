@@ -16,11 +16,11 @@
  * 2^-126 (AVX2) or 2^-149 (AVX-512, C) the result is 0 (so -inf → 0); NaN
  * stays NaN; defined for x <= 88. */
 #include "flash_kern.h"
+#include "flash_exp.h"
 
 #include <math.h>
 #include <string.h>
 
-#define FK_LOG2E 1.44269504088896341f
 #define FK_C1 0.693359375f
 #define FK_C2 -2.12194440e-4f
 #define FK_P0 1.9875691500E-4f
@@ -29,17 +29,6 @@
 #define FK_P3 4.1665795894E-2f
 #define FK_P4 1.6666665459E-1f
 #define FK_P5 5.0000001201E-1f
-/* 2^f ≈ 1 + f·(E1 + f·(E2 + f·(E3 + f·(E4 + f·E5)))), |f| <= 1/2: a minimax
- * fit of the relative error with the constant term 1 */
-#define FK_E1 6.931470037e-01f
-#define FK_E2 2.402224243e-01f
-#define FK_E3 5.550733581e-02f
-#define FK_E4 9.671512991e-03f
-#define FK_E5 1.326472731e-03f
-#define FK_EXP2_POLY(fma, set1, f)                                                             \
-    fma(fma(fma(fma(fma(set1(FK_E5), f, set1(FK_E4)), f, set1(FK_E3)), f, set1(FK_E2)), f, \
-            set1(FK_E1)),                                                                  \
-        f, set1(1.0f))
 #define FK_GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define FK_GELU_C 0.044715f
 
@@ -174,7 +163,7 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_bool(__m256 v, const 
 #include "flash_tmpl.h"
 
 /* ---- AVX-512 ------------------------------------------------------------------ */
-#define A5 __attribute__((target("avx512f,avx512dq")))
+#include "flash_avx512.h"
 static inline A5 __attribute__((always_inline)) __m512 fk5_vexp(__m512 x)
 {
     x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x); /* NaN: x */
@@ -191,15 +180,6 @@ static inline A5 __attribute__((always_inline)) __m512 fk5_vexp(__m512 x)
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(FK_P5));
     y = _mm512_fmadd_ps(y, z, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(y, n); /* 2^-159 and below: 0 */
-}
-static inline A5 __attribute__((always_inline)) __m512 fk5_vexp_sm(__m512 x)
-{
-    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(FK_LOG2E));
-    t = _mm512_max_ps(_mm512_set1_ps(-151.0f), t); /* NaN: t */
-    t = _mm512_min_ps(_mm512_set1_ps(128.0f), t);
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, n);
-    return _mm512_scalef_ps(FK_EXP2_POLY(_mm512_fmadd_ps, _mm512_set1_ps, f), n); /* 2^-151: 0 */
 }
 static inline A5 __attribute__((always_inline)) __m512 fk5_bool(__m512 v, const uint8_t *b)
 {
@@ -241,28 +221,8 @@ static inline A5 __attribute__((always_inline)) void fk5_t16(float *dst, size_t 
     }
 }
 
-#define FK(name) fk5_##name
 #define FK_T16(dst, ldd, src, lds) fk5_t16(dst, ldd, src, lds)
-#define FK_ATTR A5
-#define VF __m512
-#define W 16
-#define RM 4
-#define NVMAX 4
-#define VLOAD(p) _mm512_loadu_ps(p)
-#define VSTORE(p, v) _mm512_storeu_ps(p, v)
-#define VSET1(x) _mm512_set1_ps(x)
-#define VZERO() _mm512_setzero_ps()
-#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define VMUL(a, b) _mm512_mul_ps(a, b)
-#define VADD(a, b) _mm512_add_ps(a, b)
-#define VSUB(a, b) _mm512_sub_ps(a, b)
-#define VDIV(a, b) _mm512_div_ps(a, b)
-#define VMAX(a, b) _mm512_max_ps(a, b)
-#define HMAX(v) _mm512_reduce_max_ps(v)
-#define HSUM(v) _mm512_reduce_add_ps(v)
 #define VBOOL(v, b) fk5_bool(v, b)
-#define VANY_GT(v, x) (_mm512_cmp_ps_mask(v, _mm512_set1_ps(x), _CMP_GT_OQ) != 0)
-#define FK_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #include "flash_tmpl.h"
 #endif
 
