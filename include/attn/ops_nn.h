@@ -40,18 +40,8 @@ attn_status attn_layernorm_forward(float *y, float *mean, float *rstd, const flo
                                    float eps, const attn_op_ctx *ctx);
 attn_status attn_layernorm_ref(float *y, const float *x, const float *w, const float *b,
                                size_t rows, size_t dim, float eps);
-/* s = a + b, then y = LayerNorm(s) as attn_layernorm_forward computes it: a
- * residual add and the layer norm after it in one pass over the rows (one
- * parallel region, s still in cache). The same bits as the add followed by
- * attn_layernorm_forward; its reference twin is that pair
- * (tests/test_fused_ops.c).
- *   s, y, a, b: (rows, dim)  w: (dim)  bias: (dim) or NULL
- *   mean, rstd: (rows) or both NULL. s may alias a or b; y aliases none. */
-attn_status attn_add_layernorm_forward(float *s, float *y, float *mean, float *rstd,
-                                       const float *a, const float *b, const float *w,
-                                       const float *bias, size_t rows, size_t dim, float eps);
 /* d_x += ..., d_w += sum over rows of d_y ∘ x̂, d_b += sum over rows of d_y.
- * d_w and d_b may be NULL; d_x may not alias d_y.  d_x, d_y, x: (rows, dim)  mean, rstd: (rows) */
+ * d_w and d_b may be NULL.  d_x, d_y, x: (rows, dim)  mean, rstd: (rows) */
 attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const float *d_y,
                                     const float *x, const float *w, const float *mean,
                                     const float *rstd, size_t rows, size_t dim);

@@ -116,16 +116,6 @@ static void add(float *y, const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-/* What attn_layernorm_forward records of ln (R, C) and its mean and rstd. */
-static attn_status ln_record(const attn_op_ctx *ctx, const float *y, const float *mean,
-                             const float *rstd, size_t R, size_t C)
-{
-    attn_status st = attn_op_record(ctx, "output", y, R, C, "token", "dim");
-    if (!st) st = attn_op_record(ctx, "mean", mean, R, 1, "token", NULL);
-    if (!st) st = attn_op_record(ctx, "rstd", rstd, R, 1, "token", NULL);
-    return st;
-}
-
 const attn_op_ctx *nn_sub_ctx(attn_op_ctx *sub, char *buf, size_t n, const attn_op_ctx *ctx,
                               const char *name)
 {
@@ -157,13 +147,12 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     if (k->drop_p > 0.0f)
         st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn, NULL);
     if (st) return st;
-    /* mid = res + attention, ln_2(mid): one pass */
-    st = attn_add_layernorm_forward(k->mid, k->ln2, k->ln2_mean, k->ln2_rstd, k->res, scratch,
-                                    k->ln2_w, k->ln2_b, R, C, NN_LN_EPS);
-    if (!st) st = attn_op_record(ctx, "mid", k->mid, R, C, "token", "dim");
+    add(k->mid, k->res, scratch, R * C);
+    st = attn_op_record(ctx, "mid", k->mid, R, C, "token", "dim");
     if (!st)
-        st = ln_record(nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_2"), k->ln2, k->ln2_mean,
-                       k->ln2_rstd, R, C);
+        st = attn_layernorm_forward(k->ln2, k->ln2_mean, k->ln2_rstd, k->mid, k->ln2_w, k->ln2_b,
+                                    R, C, NN_LN_EPS,
+                                    nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_2"));
     if (!st) st = attn_linear_forward(k->fc, k->ln2, k->fc_w, k->fc_b, R, C, 4 * C);
     if (!st) st = attn_op_record(ctx, "mlp.fc", k->fc, R, 4 * C, "token", "hidden");
     if (!st) st = attn_gelu_forward(k->act, k->fc, R * 4 * C, NULL);

@@ -95,26 +95,6 @@ static attn_status layernorm_run(float *y, float *mean, float *rstd, const float
     return ATTN_OK;
 }
 
-attn_status attn_add_layernorm_forward(float *s, float *y, float *mean, float *rstd,
-                                       const float *a, const float *b, const float *w,
-                                       const float *bias, size_t rows, size_t dim, float eps)
-{
-    attn_status st = check("add_layernorm", y, a, w, rows, dim);
-    if (st) return st;
-    if (!s || !b) return attn_error(ATTN_E_INVALID, "add_layernorm: NULL buffer");
-    if (!mean != !rstd)
-        return attn_error(ATTN_E_INVALID, "add_layernorm: mean and rstd go together");
-    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
-    for (size_t i = 0; i < rows; i++) {
-        float *si = s + i * dim, mi, ri;
-        const float *ai = a + i * dim, *bi = b + i * dim;
-        for (size_t j = 0; j < dim; j++) si[j] = ai[j] + bi[j];
-        ln_row(y + i * dim, &mi, &ri, si, w, bias, dim, eps);
-        if (mean) mean[i] = mi, rstd[i] = ri;
-    }
-    return ATTN_OK;
-}
-
 attn_status attn_layernorm_ref(float *y, const float *x, const float *w, const float *b,
                                size_t rows, size_t dim, float eps)
 {
@@ -142,47 +122,37 @@ attn_status attn_layernorm_backward(float *d_x, float *d_w, float *d_b, const fl
     attn_status st = check("layernorm_backward", d_x, x, w, rows, dim);
     if (st) return st;
     if (!d_y || !mean || !rstd) return attn_error(ATTN_E_INVALID, "layernorm_backward: NULL buffer");
-    /* One parallel region (a region costs a wake-up of the other threads):
-     * the rows' d_x, then, without waiting, the columns' parameter gradients,
-     * which read only d_y, x, mean and rstd. */
-    const size_t nblk = d_w || d_b ? (dim + LN_COLS - 1) / LN_COLS : 0;
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel if (rows * dim >= 2 * ATTN_OMP_MIN_WORK)
-#endif
-    {
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-        for (size_t i = 0; i < rows; i++) {
-            const float *xi = x + i * dim, *dyi = d_y + i * dim;
-            float *dxi = d_x + i * dim;
-            const float m = mean[i], r = rstd[i];
-            float ag[LANES] = {0}, agx[LANES] = {0};
-            size_t j = 0;
-            for (; j + LANES <= dim; j += LANES)
-                for (size_t l = 0; l < LANES; l++) {
-                    const float g = dyi[j + l] * w[j + l];
-                    ag[l] += g;
-                    agx[l] += g * (xi[j + l] - m) * r;
-                }
-            for (size_t l = 0; j < dim; j++, l++) {
-                const float g = dyi[j] * w[j];
+    ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
+    for (size_t i = 0; i < rows; i++) {
+        const float *xi = x + i * dim, *dyi = d_y + i * dim;
+        float *dxi = d_x + i * dim;
+        const float m = mean[i], r = rstd[i];
+        float ag[LANES] = {0}, agx[LANES] = {0};
+        size_t j = 0;
+        for (; j + LANES <= dim; j += LANES)
+            for (size_t l = 0; l < LANES; l++) {
+                const float g = dyi[j + l] * w[j + l];
                 ag[l] += g;
-                agx[l] += g * (xi[j] - m) * r;
+                agx[l] += g * (xi[j + l] - m) * r;
             }
-            for (size_t wd = LANES / 2; wd > 0; wd /= 2)
-                for (size_t l = 0; l < wd; l++) ag[l] += ag[l + wd], agx[l] += agx[l + wd];
-            const float sg = ag[0] / (float)dim, sgx = agx[0] / (float)dim;
-            for (j = 0; j < dim; j++) {
-                const float xh = (xi[j] - m) * r;
-                dxi[j] += r * (dyi[j] * w[j] - sg - xh * sgx);
-            }
+        for (size_t l = 0; j < dim; j++, l++) {
+            const float g = dyi[j] * w[j];
+            ag[l] += g;
+            agx[l] += g * (xi[j] - m) * r;
         }
-        /* Parameter gradients: blocks of columns in parallel, rows in order within
-         * each column (vectorised across the block's columns). */
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp for schedule(static)
-#endif
+        for (size_t wd = LANES / 2; wd > 0; wd /= 2)
+            for (size_t l = 0; l < wd; l++) ag[l] += ag[l + wd], agx[l] += agx[l + wd];
+        const float sg = ag[0] / (float)dim, sgx = agx[0] / (float)dim;
+        for (j = 0; j < dim; j++) {
+            const float xh = (xi[j] - m) * r;
+            dxi[j] += r * (dyi[j] * w[j] - sg - xh * sgx);
+        }
+    }
+    /* Parameter gradients: blocks of columns in parallel, rows in order within
+     * each column (vectorised across the block's columns). */
+    if (d_w || d_b) {
+        const size_t nblk = (dim + LN_COLS - 1) / LN_COLS;
+        ATTN_OMP_FOR_IF(rows * dim >= 2 * ATTN_OMP_MIN_WORK)
         for (size_t blk = 0; blk < nblk; blk++) {
             const size_t j0 = blk * LN_COLS, cols = dim - j0 < LN_COLS ? dim - j0 : LN_COLS;
             float sw[LN_COLS] = {0}, sb[LN_COLS] = {0};
