@@ -105,6 +105,14 @@ void nn_block_build(nn_builder *b, nn_block *k, size_t l, int bias, size_t C, si
 
 static void add(float *y, const float *a, const float *b, size_t n)
 {
+    /* a generated token's row stays off the threads (a region costs more) */
+    if (n < ((size_t)1 << 15)) {
+        for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+        return;
+    }
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel for schedule(static)
+#endif
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 

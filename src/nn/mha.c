@@ -336,11 +336,12 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp = attn_workspace_take(ws, N * L, m->hq);
     float *dkp = attn_workspace_take(ws, N * S, m->hq), *dvp = attn_workspace_take(ws, N * S, m->hv);
     float *fw = attn_workspace_take(ws, nfw, 1);
-    memset(dconcat, 0, N * L * m->hv * sizeof(float)), memset(dqp, 0, N * L * m->hq * sizeof(float));
+    /* the flash backward adds to dqp, dkp and dvp; dconcat is written */
+    memset(dqp, 0, N * L * m->hq * sizeof(float));
     memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
-    st = attn_linear_backward(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
-                                          d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
-                                          c->out_dim);
+    st = attn_linear_backward_set(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
+                                  d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
+                                  c->out_dim);
     attn_flash_desc d = whole_desc(m, in, f);
     flash_use(&d, fw, nfw);
     if (!st)
