@@ -79,6 +79,11 @@ void attn_arena_free(attn_arena *arena);
  * buffer: a·b elements, and their bytes as floats, fit in size_t. */
 attn_status attn_size_mul(const char *what, size_t a, size_t b, size_t *out);
 
+/* bytes (rounded up to 64) 64-byte aligned, or NULL; from huge_min bytes on
+ * (0: never) 2 MiB aligned and advised onto transparent huge pages before
+ * the first touch (Linux; advice only). Release with free(). */
+void *attn_alloc_aligned(size_t bytes, size_t huge_min);
+
 /* A workspace: scratch floats that a layer or model takes per call without
  * allocating, from one 64-byte-aligned block that grows to the largest
  * request and is kept. Zero-initialise it ({0}) before use; not for two

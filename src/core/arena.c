@@ -16,23 +16,28 @@
  * aligned to 2 MiB and asked for transparent huge pages before their first
  * touch: a matrix-vector product streams such matrices once per token, and
  * with 4 KiB pages it misses the TLB every 4 KiB (measured: GPT-2's 154 MB
- * token table read 15-25% faster with huge pages). Linux only, advice only
- * (a kernel that says no leaves ordinary pages). */
+ * token table read 15-25% faster with huge pages). */
 #define HUGE_ARENA ((size_t)32 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
-static void *arena_alloc(size_t cap)
+void *attn_alloc_aligned(size_t bytes, size_t huge_min)
 {
+    if (bytes > SIZE_MAX - HUGE_PAGE) return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (cap >= HUGE_ARENA && cap <= SIZE_MAX - HUGE_PAGE) {
-        const size_t rounded = (cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    if (huge_min && bytes >= huge_min) {
+        const size_t rounded = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
         void *p = aligned_alloc(HUGE_PAGE, rounded);
         if (p) (void)madvise(p, rounded, MADV_HUGEPAGE);
         return p;
     }
+#else
+    (void)huge_min;
 #endif
-    return aligned_alloc(ARENA_ALIGN, cap);
+    return aligned_alloc(ARENA_ALIGN, bytes ? (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN
+                                            : ARENA_ALIGN);
 }
+
+static void *arena_alloc(size_t cap) { return attn_alloc_aligned(cap, HUGE_ARENA); }
 
 struct attn_arena {
     unsigned char *base;
