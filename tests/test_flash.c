@@ -373,6 +373,40 @@ static void test_qk_softmax(void **state)
     }
 }
 
+/* The backward's fused pair kernels give the bits of gemm then probs /
+ * dsoft at every level: whole and partial row groups, rows ld apart wider
+ * than they are, a row whose lse is -inf (all zero). */
+static void test_pair_kernels(void **state)
+{
+    (void)state;
+    enum { R = 64, DK = 40, LD = 48, BCOLS = FK_BC };
+    static float q[R * LD], kt[DK * BCOLS], lse[R], dd[R];
+    static float p1[R * BCOLS], p2[R * BCOLS], d1[R * BCOLS], d2[R * BCOLS];
+    for (size_t i = 0; i < R * LD; i++) q[i] = 2.0f * frand();
+    for (size_t i = 0; i < DK * BCOLS; i++) kt[i] = 2.0f * frand();
+    for (size_t r = 0; r < R; r++) lse[r] = 3.0f + frand(), dd[r] = frand();
+    lse[5] = -INFINITY;
+    const size_t rows_list[] = {64, 61, 3};
+    for (int lv = ATTN_SIMD_SCALAR; lv <= ATTN_SIMD_AVX512; lv++) {
+        if (lv > (int)attn_simd_best()) continue;
+        const fk_table *K = attn_fk_table((attn_simd)lv);
+        for (size_t ri = 0; ri < 3; ri++) {
+            const size_t rows = rows_list[ri], n = rows * BCOLS * sizeof(float);
+            K->gemm(p1, BCOLS, q, LD, 1, kt, BCOLS, rows, BCOLS, DK, NULL, 0);
+            K->probs(p1, rows, lse);
+            K->qk_probs(p2, q, LD, kt, DK, rows, lse);
+            assert_memory_equal(p1, p2, n);
+            K->gemm(d1, BCOLS, q, LD, 1, kt, BCOLS, rows, BCOLS, DK, NULL, 0);
+            K->dsoft(d1, p1, rows, dd);
+            K->dp_dsoft(d2, q, LD, kt, DK, rows, p1, dd);
+            assert_memory_equal(d1, d2, n);
+            if (rows > 5)
+                for (size_t c = 0; c < BCOLS; c++) assert_true(p2[5 * BCOLS + c] == 0.0f);
+            assert_true(p2[0] > 0.0f && p2[0] < 1.0f);
+        }
+    }
+}
+
 /* The built-in blocked GEMM against the double-accumulating reference. */
 static void test_gemm_builtin(void **state)
 {
@@ -647,7 +681,8 @@ int main(void)
         cmocka_unit_test(test_gemm_builtin), cmocka_unit_test(test_gemm_general),
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
         cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_merge_partials),
-        cmocka_unit_test(test_qk_softmax), cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_qk_softmax), cmocka_unit_test(test_pair_kernels),
+        cmocka_unit_test(test_transpose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

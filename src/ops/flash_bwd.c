@@ -250,6 +250,11 @@ static void bwd_pair(const bwd_args *a, const bwd_head *hb, const head_ctx *hc, 
     const fk_table *K = a->K;
     const size_t i0 = qt * BR, rows = min_sz(BR, d->l - i0);
     const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
+    if (!masks_apply(d, p, hc, i0, j0, valid)) { /* the same bits in registers */
+        K->qk_probs(tl->pt, qs, p->dkp, blk->kt, p->dk, rows, lse + i0);
+        K->dp_dsoft(tl->dst, dO, ldo, blk->vt, p->dv, rows, tl->pt, hb->dd + i0);
+        return;
+    }
     K->gemm(tl->pt, BC, qs, p->dkp, 1, blk->kt, BC, rows, BC, p->dk, NULL, 0);
     apply_masks(K, d, p, hc, tl->pt, rows, i0, j0, valid);
     K->probs(tl->pt, rows, lse + i0);

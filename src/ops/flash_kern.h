@@ -37,6 +37,14 @@ typedef struct fk_table {
     void (*probs)(float *s, size_t rows, const float *lse);
     /* dp = p ∘ (dp − dd[r]). */
     void (*dsoft)(float *dp, const float *p, size_t rows, const float *dd);
+    /* The backward's unmasked pairs, the bits of gemm then probs / dsoft
+     * without the tile's round trip: s = q·kt (q (rows, dk) ldq apart, kt
+     * (dk, FK_BC)) then probs(s, rows, lse); ds = dout·vt (dout (rows, dv)
+     * ldo apart, vt (dv, FK_BC)) then dsoft(ds, p, rows, dd). */
+    void (*qk_probs)(float *s, const float *q, size_t ldq, const float *kt, size_t dk,
+                     size_t rows, const float *lse);
+    void (*dp_dsoft)(float *ds, const float *dout, size_t ldo, const float *vt, size_t dv,
+                     size_t rows, const float *p, const float *dd);
     /* row[c] += src[c], c < FK_BC. */
     void (*add_row)(float *row, const float *src);
     /* row[c] = -inf where b[c] == 0, c < FK_BC. */

@@ -12,10 +12,13 @@
 
 #define FK_INL static inline FK_ATTR __attribute__((always_inline))
 
-/* The register-blocked micro-kernel: R rows × NV vectors. */
-FK_INL void FK(micro)(const int R, const int NV, float *C, size_t ldc, const float *A, size_t ars,
-                      size_t ats, const float *B, size_t ldb, size_t T, const float *rowscale,
-                      int accumulate)
+/* The register-blocked micro-kernel: R rows × NV vectors, then by EP what
+ * is stored: 0 the sums; 1 exp(sum − ev[r]) (0 where ev[r] = -inf): FK(probs);
+ * 2 pp ∘ (sum − ev[r]), pp laid out as C: FK(dsoft). The same operations
+ * as those kernels on the stored sums, without the tile's round trip. */
+FK_INL void FK(micro)(const int R, const int NV, const int EP, float *C, size_t ldc,
+                      const float *A, size_t ars, size_t ats, const float *B, size_t ldb, size_t T,
+                      const float *rowscale, int accumulate, const float *ev, const float *pp)
 {
     VF acc[RM][NVMAX];
 #pragma GCC unroll 8
@@ -55,21 +58,33 @@ FK_INL void FK(micro)(const int R, const int NV, float *C, size_t ldc, const flo
 #undef FK_ROW
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < RM; r++)
+    for (int r = 0; r < RM; r++) {
+        if (r >= R) continue;
+        const int zero = EP == 1 && ev[r] == -INFINITY;
+        const VF e = EP ? VSET1(ev[r]) : VZERO();
 #pragma GCC unroll 8
-        for (int v = 0; v < NVMAX; v++)
-            if (r < R && v < NV) VSTORE(C + r * ldc + v * W, acc[r][v]);
+        for (int v = 0; v < NVMAX; v++) {
+            if (v >= NV) continue;
+            float *cp = C + r * ldc + v * W;
+            if (EP == 0) VSTORE(cp, acc[r][v]);
+            else if (EP == 2) VSTORE(cp, VMUL(VLOAD(pp + r * ldc + v * W), VSUB(acc[r][v], e)));
+            else VSTORE(cp, zero ? VZERO() : FK(vexp_sm)(VSUB(acc[r][v], e)));
+        }
+    }
 }
 
-#define FK_CASE(R, NV)                                                                  \
-    case (R) * 8 + (NV):                                                                \
-        FK(micro)(R, NV, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, ats, b + c0, ldb, t, \
-                  rowscale ? rowscale + r0 : NULL, accumulate);                         \
+#define FK_CASE(R, NV)                                                                       \
+    case (R) * 8 + (NV):                                                                     \
+        FK(micro)(R, NV, EP, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, ats, b + c0, ldb, t, \
+                  rowscale ? rowscale + r0 : NULL, accumulate, ev ? ev + r0 : NULL,          \
+                  pp ? pp + r0 * ldc + c0 : NULL);                                           \
         break;
 
-static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, size_t ats,
-                             const float *b, size_t ldb, size_t rows, size_t ncols, size_t t,
-                             const float *rowscale, int accumulate)
+/* FK(gemm) with the micro-kernel's epilogue EP (ev, pp: rows from 0). */
+FK_INL void FK(gemm_ep)(const int EP, float *c, size_t ldc, const float *a, size_t ars,
+                        size_t ats, const float *b, size_t ldb, size_t rows, size_t ncols,
+                        size_t t, const float *rowscale, int accumulate, const float *ev,
+                        const float *pp)
 {
     for (size_t r0 = 0; r0 < rows; r0 += RM) {
         const int rr = (int)(rows - r0 < RM ? rows - r0 : RM);
@@ -100,6 +115,25 @@ static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, s
     }
 }
 #undef FK_CASE
+
+static FK_ATTR void FK(gemm)(float *c, size_t ldc, const float *a, size_t ars, size_t ats,
+                             const float *b, size_t ldb, size_t rows, size_t ncols, size_t t,
+                             const float *rowscale, int accumulate)
+{
+    FK(gemm_ep)(0, c, ldc, a, ars, ats, b, ldb, rows, ncols, t, rowscale, accumulate, NULL, NULL);
+}
+
+static FK_ATTR void FK(qk_probs)(float *s, const float *q, size_t ldq, const float *kt, size_t dk,
+                                 size_t rows, const float *lse)
+{
+    FK(gemm_ep)(1, s, FK_BC, q, ldq, 1, kt, FK_BC, rows, FK_BC, dk, NULL, 0, lse, NULL);
+}
+
+static FK_ATTR void FK(dp_dsoft)(float *ds, const float *dout, size_t ldo, const float *vt,
+                                 size_t dv, size_t rows, const float *p, const float *dd)
+{
+    FK(gemm_ep)(2, ds, FK_BC, dout, ldo, 1, vt, FK_BC, rows, FK_BC, dv, NULL, 0, dd, p);
+}
 
 #include "flash_tmpl_sm.h"
 
@@ -301,8 +335,9 @@ static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 }
 
 static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softmax), FK(probs),
-                                   FK(dsoft),    FK(add_row),        FK(bool_row),   FK(exp_n),
-                                   FK(gelu_fwd), FK(gelu_bwd),       FK(transpose),  FK(prefetch)};
+                                   FK(dsoft),    FK(qk_probs),       FK(dp_dsoft),   FK(add_row),
+                                   FK(bool_row), FK(exp_n),          FK(gelu_fwd),   FK(gelu_bwd),
+                                   FK(transpose), FK(prefetch)};
 
 #undef FK_INL
 
