@@ -14,8 +14,9 @@
  * key block) P = exp(S − lse), dS = P ∘ (dP − D) with dP = dO·Vᵀ, then
  *   dV += Pᵀ·dO,  dK += dSᵀ·(scale·Q),  dQ += scale·dS·K
  * (five products, as FlashAttention-2). Key blocks are walked in groups of
- * eight, each group sweeping the query tiles (dK, dV of the group in the
- * thread's tiles, each query tile's rows read once for the eight). dQ is
+ * eight (four with a task per head), each group sweeping the query tiles
+ * (dK, dV of the group in the thread's tiles, each query tile's rows read
+ * once for the group). dQ is
  * summed per chunk of key blocks and the chunks added to d_q in order
  * (flash_bwd.c: chunks depend on the shape only). With four or more (batch,
  * head) problems each task is one head, its chunks in turn. With fewer, tasks

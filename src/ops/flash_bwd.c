@@ -55,19 +55,22 @@ static size_t bwd_head_floats(const plan *p, int per_head)
 
 /* Key blocks a sweep over the query tiles handles together: each query
  * tile's scale·Q, dO and dQ rows (from L3 or memory at long N) are read once
- * for KB_GROUP blocks; the products and their order stay those of one block
- * at a time. Eight (the group's dK, dV sums 256 KB, in L2) ran 1-2 % faster
- * than four at N = 32768 and N = 4096 x 12 heads. */
+ * for a group of blocks; the products and their order stay those of one block
+ * at a time. Split mode (one long head): eight, which ran 2 % faster than
+ * four at N = 32768; per-head mode four, 2 % faster than eight at N = 4096
+ * x 12 heads (medians of 5 back-to-back runs, causal or not). */
 #define KB_GROUP 8
+static size_t kb_group(int per_head) { return per_head ? 4 : KB_GROUP; }
 
-/* Thread tiles: P, dS (BR, BC) | KB_GROUP dK, dV blocks (BC, dkp / dvp) |
- * one row of O and 16 results (dvp + 32) | split mode: KB_GROUP key blocks'
+/* Thread tiles: P, dS (BR, BC) | kb_group dK, dV blocks (BC, dkp / dvp) |
+ * one row of O and 16 results (dvp + 32) | split mode: kb_group key blocks'
  * Kt, Vt (d_k / d_v, BC) and K rows (BC, dkp; unused when d_k = dkp: kept
  * for simpler offsets). */
 static size_t bwd_tile_floats(const plan *p, int per_head)
 {
-    size_t f = 2 * BR * BC + KB_GROUP * BC * (p->dkp + p->dvp) + p->dvp + 32;
-    if (!per_head) f += KB_GROUP * ((p->dk + p->dv) * BC + BC * p->dkp);
+    const size_t g = kb_group(per_head);
+    size_t f = 2 * BR * BC + g * BC * (p->dkp + p->dvp) + p->dvp + 32;
+    if (!per_head) f += g * ((p->dk + p->dv) * BC + BC * p->dkp);
     return f;
 }
 
@@ -132,7 +135,7 @@ static bwd_head bwd_head_at(const plan *p, float *hb)
     return h;
 }
 
-/* A thread's tiles (bwd_tile_floats); dkb, dvb, kt, vt, kr: KB_GROUP blocks. */
+/* A thread's tiles (bwd_tile_floats); dkb, dvb, kt, vt, kr: kb_group blocks. */
 typedef struct bwd_tiles {
     float *pt, *dst, *dkb, *dvb, *orow, *res;
     float *kt, *vt, *kr; /* split mode: the key blocks in use; else NULL */
@@ -144,14 +147,15 @@ static bwd_tiles bwd_tiles_at(const plan *p, float *t)
     b.pt = t;
     b.dst = b.pt + BR * BC;
     b.dkb = b.dst + BR * BC;
-    b.dvb = b.dkb + KB_GROUP * BC * p->dkp;
-    b.orow = b.dvb + KB_GROUP * BC * p->dvp;
+    const size_t g = kb_group(p->per_head);
+    b.dvb = b.dkb + g * BC * p->dkp;
+    b.orow = b.dvb + g * BC * p->dvp;
     b.res = b.orow + p->dvp + 16;
     b.kt = b.vt = b.kr = NULL;
     if (!p->per_head) {
         b.kt = b.res + 16;
-        b.vt = b.kt + KB_GROUP * p->dk * BC;
-        b.kr = b.vt + KB_GROUP * p->dv * BC;
+        b.vt = b.kt + g * p->dk * BC;
+        b.kr = b.vt + g * p->dv * BC;
     }
     return b;
 }
@@ -275,7 +279,7 @@ static void bwd_prefetch_tile(const bwd_args *a, const float *qs, const float *d
     if (dqacc) a->K->prefetch(dqacc + BR * p->dkp, BR * p->dkp * sizeof(float));
 }
 
-/* dK, dV of key blocks kb0.. (ng <= KB_GROUP of them: blk) over the query
+/* dK, dV of key blocks kb0.. (ng <= kb_group of them: blk) over the query
  * tiles that see them; with dqacc (L, dkp), dQ rows += dS·K unscaled, block
  * after block (= for the block dq_first, the first of its chunk). */
 static void bwd_key_group(const bwd_args *a, const bwd_head *hb, const bwd_tiles *tl,
@@ -338,8 +342,9 @@ static void bwd_key_group(const bwd_args *a, const bwd_head *hb, const bwd_tiles
 static size_t bwd_key_range(const bwd_args *a, const bwd_head *hb, const bwd_tiles *tl,
                             size_t idx, size_t kb0, size_t kb1, float *dqacc)
 {
-    for (size_t kb = kb0; kb < kb1; kb += KB_GROUP) {
-        const size_t ng = min_sz(KB_GROUP, kb1 - kb);
+    const size_t group = kb_group(a->p->per_head);
+    for (size_t kb = kb0; kb < kb1; kb += group) {
+        const size_t ng = min_sz(group, kb1 - kb);
         bwd_block blk[KB_GROUP];
         for (size_t g = 0; g < ng; g++)
             blk[g] = a->p->per_head ? bwd_block_at(a, hb, idx, kb + g)
