@@ -28,6 +28,10 @@
 # checkpoint on the whole validation split (bench/nanogpt_eval.py): nanoGPT's
 # ms/iter is the median of its own per-iteration log.
 #
+# SEED=S (default 1337, nanoGPT's own) seeds all three runs: attn and the
+# PyTorch script by --seed, nanoGPT's train.py through bench/nanogpt_seed.py
+# (train.py has a fixed seed and no option for it).
+#
 # The whole run takes minutes; PARTS="peak attn" (of: peak attn torch nanogpt
 # report, all by default) runs some of them into OUT_DIR=DIR (default a new
 # temporary folder), so that the parts can run one at a time (e.g. each alone
@@ -44,8 +48,9 @@ PARTS=" ${PARTS:-peak attn torch nanogpt report} "
 part() { case "$PARTS" in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 EVAL_ITERS=${EVAL_ITERS:-0}
+SEED=${SEED:-1337}
 if [ "$EVAL_ITERS" -eq 0 ]; then EVAL=$ITERS; else EVAL=$(( ITERS < 250 ? ITERS : 250 )); fi
-echo "bench_gpt: $ITERS iterations, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
+echo "bench_gpt: $ITERS iterations, seed $SEED, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
 if [ -z "$PEAK" ] && [ -f "$OUT/peak.json" ] && ! part peak; then
     PEAK=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_fp32"]["median"])' "$OUT/peak.json")
 fi
@@ -58,13 +63,13 @@ fi
 if part attn; then
     rm -rf "$OUT/ckpt" "$OUT/attn.jsonl"
     /usr/bin/time -f '%M' -o "$OUT/attn.rss" "$ATTN" train --data "$DATA" --iters "$ITERS" \
-        --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
+        --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --seed "$SEED" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
     "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats > /dev/null 2> "$OUT/gen_cache"
     "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats --no-cache > /dev/null 2> "$OUT/gen_nocache"
 fi
 if part torch; then
     /usr/bin/time -f '%M' -o "$OUT/torch.rss" /usr/bin/python3 "$HERE/gpt_torch.py" --data "$DATA" \
-        --iters "$ITERS" --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" > "$OUT/torch.jsonl"
+        --iters "$ITERS" --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --seed "$SEED" > "$OUT/torch.jsonl"
 fi
 if [ -n "${NANOGPT_DIR:-}" ] && part nanogpt; then
     rm -rf "$OUT/nanogpt"
@@ -72,7 +77,7 @@ if [ -n "${NANOGPT_DIR:-}" ] && part nanogpt; then
     mkdir -p "$NG"
     for f in train.py model.py configurator.py config; do ln -s "$NANOGPT_DIR/$f" "$NG/$f"; done
     /usr/bin/python3 "$HERE/nanogpt_data.py" "$DATA" "$NG/data/shakespeare_char"
-    (cd "$NG" && /usr/bin/time -f '%M' -o "$OUT/nanogpt.rss" /usr/bin/python3 train.py \
+    (cd "$NG" && /usr/bin/time -f '%M' -o "$OUT/nanogpt.rss" /usr/bin/python3 "$HERE/nanogpt_seed.py" "$SEED" train.py \
         config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 \
         --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 \
         --max_iters="$ITERS" --lr_decay_iters="$ITERS" --dropout=0.0 --eval_interval="$ITERS" \
