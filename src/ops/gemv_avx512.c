@@ -6,8 +6,8 @@
  * (8 independent sums in flight, one load of a per 8 rows) and prefetches
  * each row PF bytes ahead, which keeps more misses in flight than the
  * hardware prefetcher does across 8 page-sized streams: over the decode
- * weights of GPT-2 on 2 Zen 5 cores, 8.2-8.9 ms a token against 10.4-10.9
- * (bench/ measurement in docs/performance.md). Each output is summed exactly
+ * weights of GPT-2 on 2 Zen 5 cores, 1.12-1.13x row_times_bt's speed through
+ * the library (bench/bench_gemv.c; docs/performance.md). Each output is summed exactly
  * as row_times_bt sums it (gemv_kern.h), so the level changes no bit. */
 #include "gemv_kern.h"
 
