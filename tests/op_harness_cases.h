@@ -10,6 +10,8 @@ static const op_case CASES[] = {
     {&OP_MATMUL_NT, {1, 3, 1}, 0, 1, 0},
     {&OP_MATMUL_NT, {4, 19, 5}, 0, 1, 0},
     {&OP_MATMUL_NT, {1, 37, 23}, 0, 1, 0}, /* one row: the small path's row kernel */
+    {&OP_MATMUL_NT, {3, 32, 13}, 0, 1, 0}, /* k of whole vectors, n past 8 rows */
+    {&OP_MATMUL_NT, {1, 777, 700}, 0, 1, 1}, /* the row kernel on threads, tails everywhere */
     {&OP_MATMUL_NT, {131, 67, 129}, 0, 1, 1},
     {&OP_LINEAR, {5, 7, 3}, 0, 1, 0},
     {&OP_LINEAR, {5, 7, 3}, LIN_BIAS, 1, 0},

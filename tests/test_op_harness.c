@@ -717,6 +717,34 @@ static void test_op(void **state) /* one cmocka test per op: all of its cases */
     assert_true(ran > 0);
 }
 
+/* The small products' row kernel sums each output the same way on every
+ * SIMD level (gemv_kern.h): a token's logits do not depend on the CPU. */
+static void test_matmul_nt_levels_same_bits(void **state)
+{
+    (void)state;
+    static const size_t shapes[][3] = {{1, 768, 77}, {1, 777, 700}, {2, 45, 9}, {1, 3, 17}};
+    const attn_simd saved = attn_simd_level();
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const size_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+        float *a = xcalloc(m * k, sizeof *a), *b = xcalloc(n * k, sizeof *b);
+        float *c0 = xcalloc(m * n, sizeof *c0), *c1 = xcalloc(m * n, sizeof *c1);
+        for (size_t i = 0; i < m * k; i++) a[i] = frand(1);
+        for (size_t i = 0; i < n * k; i++) b[i] = frand(1);
+        assert_int_equal(attn_simd_set(ATTN_SIMD_SCALAR), ATTN_OK);
+        assert_int_equal(attn_matmul_nt_forward(c0, a, b, m, k, n, NULL), ATTN_OK);
+        for (int lv = ATTN_SIMD_AVX2; lv <= (int)attn_simd_best(); lv++) {
+            assert_int_equal(attn_simd_set((attn_simd)lv), ATTN_OK);
+            memset(c1, 0, m * n * sizeof *c1);
+            assert_int_equal(attn_matmul_nt_forward(c1, a, b, m, k, n, NULL), ATTN_OK);
+            if (memcmp(c0, c1, m * n * sizeof *c0))
+                fail_msg("matmul_nt %zu x %zu x %zu: %s differs from scalar", m, k, n,
+                         attn_simd_name((attn_simd)lv));
+        }
+        free(a), free(b), free(c0), free(c1);
+    }
+    attn_simd_set(saved);
+}
+
 #define OP_TEST(def) {(def).name, test_op, NULL, NULL, (void *)&(def)}
 
 int main(void)
@@ -725,6 +753,7 @@ int main(void)
         OP_TEST(OP_MATMUL),    OP_TEST(OP_MATMUL_NT), OP_TEST(OP_LINEAR),  OP_TEST(OP_GEMM),
         OP_TEST(OP_SOFTMAX),   OP_TEST(OP_SDPA),      OP_TEST(OP_SDPA_FLASH), OP_TEST(OP_FLASH),
         OP_TEST(OP_LAYERNORM), OP_TEST(OP_GELU),      OP_TEST(OP_DROPOUT), OP_TEST(OP_EMBEDDING),
-        OP_TEST(OP_CE)};
+        OP_TEST(OP_CE),
+        cmocka_unit_test(test_matmul_nt_levels_same_bits)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "gemv_kern.h"
 #include "omp_util.h"
 #include "op_check.h"
 
@@ -115,11 +116,14 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
     }
 }
 
-/* b's columns per task of a threaded small product: a multiple of 4, so that
- * only the last task has a tail (which sums in the same order anyway); small
- * enough (96 KiB of b at width 768) that handing the tasks out as threads
- * come free balances them. */
-#define SMALL_COLS 32
+/* b's rows per task of a threaded small product: a multiple of 8 (the fast
+ * kernel's rows a pass), so that only the last task has a tail; 192 KiB of b
+ * at width 768, contiguous, so that each thread streams long runs of memory,
+ * and still small enough that handing the tasks out as threads come free
+ * balances them (a token's step runs dozens of these regions, and with a
+ * static split each waited for the thread that woke last under
+ * OMP_WAIT_POLICY=PASSIVE, as the CLI sets it on a busy machine). */
+#define SMALL_COLS 64
 /* Multiply-adds from which a small product runs on the threads: b then spans
  * megabytes, beyond the caches, and streaming it from memory on every core
  * is what makes a token's step fast (a parallel region costs microseconds). */
@@ -127,17 +131,20 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
 
 /* c (m, n) = a (m, k) · bᵀ with b (n, k), row by row; b's rows are split
  * among the threads when the product is big enough, each output computed
- * by row_times_bt exactly as in the serial loop (so the threads change no
- * bit). The tasks go to threads as they come free: a token's step runs
- * dozens of these regions, and with a static split each waited for the
- * thread that woke last (OMP_WAIT_POLICY=PASSIVE, as the CLI sets it). */
+ * by the level's kernel (gemv_avx512.c) or row_times_bt, which sum it the
+ * same way (gemv_kern.h), so neither the threads nor the level change a bit. */
 static void small_nt(float *c, const float *a, const float *b, size_t m, size_t k, size_t n)
 {
     const size_t tasks = (n + SMALL_COLS - 1) / SMALL_COLS;
+    const attn_gemv_fn kern = attn_gemv_kernel(attn_simd_level());
     ATTN_OMP_FOR_DYNAMIC_IF(tasks > 1 && m * k * n >= SMALL_PAR_WORK)
     for (size_t t = 0; t < tasks; t++) {
         const size_t j0 = t * SMALL_COLS, nw = n - j0 < SMALL_COLS ? n - j0 : SMALL_COLS;
-        for (size_t i = 0; i < m; i++) row_times_bt(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
+        for (size_t i = 0; i < m; i++)
+            if (kern)
+                kern(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
+            else
+                row_times_bt(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
     }
 }
 
