@@ -231,11 +231,49 @@ static void test_add_layernorm(void **state)
     attn_set_threads(saved_threads);
 }
 
+/* The linear layer's bias add and bias gradient run on the threads for large
+ * outputs: each element is the serial loop's (one add; one column summed in
+ * row order), so the bits are a hand loop's on 1 and 2 threads, for widths
+ * that are and are not multiples of the 16-column slabs. */
+static void test_linear_bias_threads(void **state)
+{
+    (void)state;
+    unsigned seed = 777;
+    static const size_t shapes[][3] = {{3, 4, 5}, {300, 64, 129}, {257, 32, 512}};
+    const int saved_threads = attn_threads();
+    for (int th = 1; th <= 2; th++) {
+        attn_set_threads(th);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            const size_t r = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+            float *x = malloc(r * in * sizeof *x), *w = malloc(out * in * sizeof *w);
+            float *bias = malloc(out * sizeof *bias), *y = malloc(r * out * sizeof *y);
+            float *y0 = malloc(r * out * sizeof *y0), *gb = calloc(out, sizeof *gb);
+            float *gb0 = calloc(out, sizeof *gb0), *gw = calloc(out * in, sizeof *gw);
+            assert_true(x && w && bias && y && y0 && gb && gb0 && gw);
+            for (size_t i = 0; i < r * in; i++) x[i] = frand(&seed);
+            for (size_t i = 0; i < out * in; i++) w[i] = frand(&seed);
+            for (size_t j = 0; j < out; j++) bias[j] = frand(&seed), gb[j] = gb0[j] = frand(&seed);
+            assert_int_equal(attn_linear_forward(y0, x, w, NULL, r, in, out), ATTN_OK);
+            for (size_t i = 0; i < r; i++)
+                for (size_t j = 0; j < out; j++) y0[i * out + j] += bias[j];
+            assert_int_equal(attn_linear_forward(y, x, w, bias, r, in, out), ATTN_OK);
+            assert_memory_equal(y, y0, r * out * sizeof *y);
+            for (size_t i = 0; i < r; i++) /* y0 as d_y: gb0 by the serial loop */
+                for (size_t j = 0; j < out; j++) gb0[j] += y0[i * out + j];
+            assert_int_equal(attn_linear_backward(NULL, gw, gb, y0, x, w, r, in, out), ATTN_OK);
+            assert_memory_equal(gb, gb0, out * sizeof *gb);
+            free(x), free(w), free(bias), free(y), free(y0), free(gb), free(gb0), free(gw);
+        }
+    }
+    attn_set_threads(saved_threads);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_set_same_bits),
                                        cmocka_unit_test(test_adamw_levels),
                                        cmocka_unit_test(test_layernorm_levels),
-                                       cmocka_unit_test(test_add_layernorm)};
+                                       cmocka_unit_test(test_add_layernorm),
+                                       cmocka_unit_test(test_linear_bias_threads)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,15 +3,41 @@
 
 #include <string.h>
 
+#include "omp_util.h"
 #include "op_check.h"
+
+/* y (rows, out) += bias (out) on every row: on the threads when large (each
+ * element one add, so the bits do not depend on them). */
+static void add_bias(float *y, const float *bias, size_t rows, size_t out)
+{
+    ATTN_OMP_FOR_IF(rows * out >= ATTN_OMP_MIN_WORK && rows > 1)
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < out; j++) y[i * out + j] += bias[j];
+}
+
+/* Columns of d_bias per task: one cache line of each row of d_y. */
+#define BIAS_COLS 16
+
+/* d_bias (out) += the sum over rows of d_y (rows, out): each column summed in
+ * row order by one task (slabs of BIAS_COLS columns), so the bits are those
+ * of the serial loop whatever the threads. */
+static void sum_bias(float *d_bias, const float *d_y, size_t rows, size_t out)
+{
+    const size_t slabs = (out + BIAS_COLS - 1) / BIAS_COLS;
+    ATTN_OMP_FOR_IF(rows * out >= ATTN_OMP_MIN_WORK && slabs > 1)
+    for (size_t s = 0; s < slabs; s++) {
+        const size_t j0 = s * BIAS_COLS, j1 = j0 + BIAS_COLS < out ? j0 + BIAS_COLS : out;
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = j0; j < j1; j++) d_bias[j] += d_y[i * out + j];
+    }
+}
 
 attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *bias,
                                 size_t rows, size_t in, size_t out)
 {
     attn_status st = attn_matmul_nt_forward(y, x, w, rows, in, out, NULL);
     if (st || !bias) return st;
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < out; j++) y[i * out + j] += bias[j];
+    add_bias(y, bias, rows, out);
     return ATTN_OK;
 }
 
@@ -21,8 +47,7 @@ attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const fl
 {
     attn_status st = attn_matmul_nt_backward(d_x, d_w, d_y, x, w, rows, in, out);
     if (st || !d_bias) return st;
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < out; j++) d_bias[j] += d_y[i * out + j];
+    sum_bias(d_bias, d_y, rows, out);
     return ATTN_OK;
 }
 
