@@ -79,6 +79,36 @@ static void test_arena(void **state)
     attn_arena_free(a);
 }
 
+/* A filter keeps the matching names only; recording others succeeds. */
+static void test_trace_filter(void **state)
+{
+    (void)state;
+    attn_trace *t = NULL;
+    assert_int_equal(attn_trace_create(&t), ATTN_OK);
+    float m[2] = {1, 2};
+    size_t s[2] = {1, 2};
+    const char *pat[] = {"layer*.head*.attention", "compare.*"};
+    assert_int_equal(attn_trace_set_filter(t, 2, pat), ATTN_OK);
+    static const char *const kept[][2] = {{"layer0.head1", "attention"}, {"layer11.head0", "attention"},
+                                          {"compare", "cosine"}};
+    static const char *const dropped[][2] = {{"layer0.head1", "scores"}, {"layer0", "attention"},
+                                             {NULL, "attention"}, {"layer0.head1.attention", "x"},
+                                             {"xlayer0.head1", "attention2"}};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(attn_trace_record(t, kept[i][0], kept[i][1], m, 2, s, NULL, NULL), ATTN_OK);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(attn_trace_record(t, dropped[i][0], dropped[i][1], m, 2, s, NULL, NULL), ATTN_OK);
+    assert_int_equal(attn_trace_count(t), 3);
+    assert_non_null(attn_trace_get(t, "layer11.head0.attention"));
+    assert_non_null(attn_trace_get(t, "compare.cosine"));
+    assert_null(attn_trace_get(t, "layer0.head1.scores"));
+    assert_int_equal(attn_trace_set_filter(t, 0, NULL), ATTN_OK); /* everything again */
+    assert_int_equal(attn_trace_record(t, "layer0", "scores", m, 2, s, NULL, NULL), ATTN_OK);
+    assert_int_equal(attn_trace_count(t), 4);
+    assert_int_equal(attn_trace_set_filter(t, 1, NULL), ATTN_E_INVALID);
+    attn_trace_free(t);
+}
+
 static void test_trace_entries_and_labels(void **state)
 {
     (void)state;
@@ -171,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_trace_entries_and_labels),
+        cmocka_unit_test(test_trace_filter),
         cmocka_unit_test(test_error_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

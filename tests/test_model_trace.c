@@ -254,6 +254,31 @@ static void decoder_trace(void **state)
     entry(tp, "run1.layer1.concat", 4, C); /* batch 1: no "batch0." */
     entry(tp, "run1.layer1.output", 4, C);
     assert_null(attn_trace_get(tp, "layer0.resid"));
+
+    /* A filtered trace keeps the maps and hidden states only, with the full trace's values. */
+    attn_trace *tf = NULL;
+    assert_int_equal(attn_trace_create(&tf), ATTN_OK);
+    const char *pat[] = {"run1.layer*.head*.attention", "run1.layer*.resid"};
+    assert_int_equal(attn_trace_set_filter(tf, 2, pat), ATTN_OK);
+    attn_op_ctx fctx = {tf, "run1"};
+    assert_int_equal(attn_gpt_forward(g, ids, NULL, 1, 4, NULL, &fctx), ATTN_OK);
+    assert_int_equal(attn_trace_count(tf), L * H + L);
+    assert_null(attn_trace_get(tf, "run1.logits"));
+    for (size_t i = 0; i < L * H + L; i++) {
+        attn_trace_entry fe;
+        assert_int_equal(attn_trace_entry_at(tf, i, &fe), ATTN_OK);
+        const attn_tensor *want = attn_trace_get(tp, fe.name);
+        assert_non_null(want);
+        assert_int_equal(fe.tensor->numel, want->numel);
+        for (size_t k = 0; k < want->numel; k++) assert_true(fe.tensor->data[k] == want->data[k]);
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < H; h++) {
+            char name[64];
+            snprintf(name, sizeof name, "run1.layer%zu.head%zu.attention", l, h);
+            assert_non_null(attn_trace_get(tf, name));
+        }
+    attn_trace_free(tf);
     attn_trace_free(tp);
     attn_trace_free(tr);
     attn_gpt_free(g);

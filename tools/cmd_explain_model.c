@@ -27,10 +27,20 @@ static void run_free(run *r)
     attn_trace_free(r->trace);
 }
 
+/* The maps, and the hidden states and their comparison for --compare-text,
+ * are all the views read: at 1,024 tokens the rest of the intermediates are
+ * gigabytes. --xlsx rebuilds a layer from its inputs, so it keeps everything. */
+static attn_status keep_needed(attn_trace *t, const explain_model_args *a)
+{
+    if (a->xlsx) return ATTN_OK;
+    const char *pat[] = {"layer*.head*.attention", "compare.*", "layer*.resid"};
+    return attn_trace_set_filter(t, a->compare ? 3 : 2, pat);
+}
+
 /* hf: a Hugging Face folder, whose limit is config.json's n_positions; an
  * attn checkpoint's is the context it was trained with. */
 static attn_status run_text(attn_gpt *g, const attn_tokenizer *tok, const char *text,
-                            const char *what, int hf, run *r)
+                            const char *what, int hf, const explain_model_args *a, run *r)
 {
     const attn_gpt_config *c = attn_gpt_get_config(g);
     attn_status st = attn_tokenizer_encode(tok, text, strlen(text), what, &r->ids, &r->n);
@@ -41,6 +51,7 @@ static attn_status run_text(attn_gpt *g, const attn_tokenizer *tok, const char *
                         hf ? "n_positions in config.json" : "its context: attn train --context");
     if (!st) st = attn_tokenizer_labels(tok, r->ids, r->n, &r->labels);
     if (!st) st = attn_trace_create(&r->trace);
+    if (!st) st = keep_needed(r->trace, a);
     if (!st) st = attn_gpt_trace_text(g, r->ids, r->n, (const char *const *)r->labels, r->trace);
     return st;
 }
@@ -107,8 +118,8 @@ int explain_model(const explain_model_args *a, const cli_attention_opts *o)
     /* Everything is computed before anything is written. */
     attn_status st = gpt_cli_load_model(a->dir, &g, &tok, &hf);
     if (!st) st = check_filters(a, attn_gpt_get_config(g));
-    if (!st) st = run_text(g, tok, a->text, "--text", hf, &ra);
-    if (!st && a->compare) st = run_text(g, tok, a->compare, "--compare-text", hf, &rb);
+    if (!st) st = run_text(g, tok, a->text, "--text", hf, a, &ra);
+    if (!st && a->compare) st = run_text(g, tok, a->compare, "--compare-text", hf, a, &rb);
     const size_t layers = g ? attn_gpt_get_config(g)->layers : 0;
     if (!st && a->compare) st = attn_gpt_compare_hidden(ra.trace, rb.trace, layers);
     int rc;

@@ -38,6 +38,13 @@ attn_status attn_trace_record(attn_trace *trace, const char *prefix, const char 
                               const float *data, int ndim, const size_t *shape,
                               const char *row_axis, const char *col_axis);
 
+/* From now on records only the entries whose full name matches one of the
+ * `n` glob patterns ('*' matches any run of characters), e.g.
+ * "layer*.head*.attention": a traced run then keeps what its reader needs and
+ * not every intermediate. Other recordings succeed and keep nothing. n == 0
+ * records everything again. Patterns are copied. */
+attn_status attn_trace_set_filter(attn_trace *trace, size_t n, const char *const *patterns);
+
 /* Attaches labels to an axis name (copied). Replaces earlier labels. */
 attn_status attn_trace_set_labels(attn_trace *trace, const char *axis, size_t n,
                                   const char *const *labels);

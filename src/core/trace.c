@@ -22,6 +22,8 @@ struct attn_trace {
     size_t n_entries, cap_entries;
     label_set *labels;
     size_t n_labels, cap_labels;
+    char **filter; /* glob patterns of the names to record; none: record all */
+    size_t n_filter;
 };
 
 static char *dup_or_null(const char *s)
@@ -68,9 +70,18 @@ static void free_labels(label_set *l)
     free(l->axis);
 }
 
+static void free_filter(attn_trace *t)
+{
+    for (size_t i = 0; i < t->n_filter; i++) free(t->filter[i]);
+    free(t->filter);
+    t->filter = NULL;
+    t->n_filter = 0;
+}
+
 void attn_trace_free(attn_trace *t)
 {
     if (!t) return;
+    free_filter(t);
     for (size_t i = 0; i < t->n_entries; i++) free_entry(&t->entries[i]);
     for (size_t i = 0; i < t->n_labels; i++) free_labels(&t->labels[i]);
     free(t->entries);
@@ -83,6 +94,52 @@ static entry *find_entry(const attn_trace *t, const char *name)
     for (size_t i = 0; i < t->n_entries; i++)
         if (strcmp(t->entries[i].name, name) == 0) return &t->entries[i];
     return NULL;
+}
+
+/* '*' matches any run of characters, everything else itself. */
+static int glob_match(const char *p, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*p == '*') {
+            star = ++p, resume = s;
+        } else if (*p == *s) {
+            p++, s++;
+        } else if (star) {
+            p = star, s = ++resume;
+        } else {
+            return 0;
+        }
+    }
+    while (*p == '*') p++;
+    return *p == '\0';
+}
+
+static int wanted(const attn_trace *t, const char *name)
+{
+    if (!t->n_filter) return 1;
+    for (size_t i = 0; i < t->n_filter; i++)
+        if (glob_match(t->filter[i], name)) return 1;
+    return 0;
+}
+
+attn_status attn_trace_set_filter(attn_trace *t, size_t n, const char *const *patterns)
+{
+    if (!t || (n && !patterns))
+        return attn_error(ATTN_E_INVALID, "attn_trace_set_filter: NULL argument");
+    free_filter(t);
+    if (!n) return ATTN_OK;
+    t->filter = calloc(n, sizeof *t->filter);
+    if (!t->filter) return attn_error(ATTN_E_NOMEM, "cannot allocate a trace filter");
+    for (size_t i = 0; i < n; i++) {
+        t->filter[i] = dup_or_null(patterns[i] ? patterns[i] : "");
+        t->n_filter = i + 1;
+        if (!t->filter[i]) {
+            free_filter(t);
+            return attn_error(ATTN_E_NOMEM, "cannot allocate a trace filter");
+        }
+    }
+    return ATTN_OK;
 }
 
 attn_status attn_trace_record(attn_trace *t, const char *prefix, const char *name,
@@ -101,6 +158,10 @@ attn_status attn_trace_record(attn_trace *t, const char *prefix, const char *nam
         memcpy(e.name + plen + 1, name, nlen + 1);
     } else {
         memcpy(e.name, name, nlen + 1);
+    }
+    if (!wanted(t, e.name)) { /* filtered out: not an error, the caller need not know */
+        free(e.name);
+        return ATTN_OK;
     }
     e.row_axis = dup_or_null(row_axis);
     e.col_axis = dup_or_null(col_axis);
