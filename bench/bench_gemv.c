@@ -42,7 +42,8 @@ int main(int argc, char **argv)
     for (size_t l = 0; l < 13; l++)
         for (size_t o = 0; o < (l < 12 ? 4u : 1u); o++) {
             const size_t op = l < 12 ? o : 4, n = ROWS[op] * COLS[op];
-            if (!(w[l * 4 + o] = aligned_alloc(64, n * sizeof(float)))) return 1; /* as the model's arena */
+            /* on huge pages, as the model's arena (one block of 500 MB) is */
+            if (!(w[l * 4 + o] = attn_alloc_aligned(n * sizeof(float), 1))) return 1;
             for (size_t i = 0; i < n; i++) w[l * 4 + o][i] = (float)(i % 5) * 1e-3f;
             bytes += (double)n * sizeof(float);
         }

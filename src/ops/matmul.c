@@ -136,15 +136,12 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
 static void small_nt(float *c, const float *a, const float *b, size_t m, size_t k, size_t n)
 {
     const size_t tasks = (n + SMALL_COLS - 1) / SMALL_COLS;
-    const attn_gemv_fn kern = attn_gemv_kernel(attn_simd_level());
+    attn_gemv_fn kern = attn_gemv_kernel(attn_simd_level());
+    if (!kern) kern = row_times_bt;
     ATTN_OMP_FOR_DYNAMIC_IF(tasks > 1 && m * k * n >= SMALL_PAR_WORK)
     for (size_t t = 0; t < tasks; t++) {
         const size_t j0 = t * SMALL_COLS, nw = n - j0 < SMALL_COLS ? n - j0 : SMALL_COLS;
-        for (size_t i = 0; i < m; i++)
-            if (kern)
-                kern(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
-            else
-                row_times_bt(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
+        for (size_t i = 0; i < m; i++) kern(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
     }
 }
 
