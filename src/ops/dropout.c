@@ -63,6 +63,40 @@ static void keep_flags(uint8_t *k, uint64_t key, size_t i0, size_t len, uint32_t
     keep_flags_c(k, key, i0, len, thr);
 }
 
+/* y = keep ? x·scale : 0 over one chunk, and the backward's d_x = keep ?
+ * 0 + d_y·scale : 0 (the bits of adding into a zeroed d_x): loops the
+ * compiler vectorises, with AVX-512 masks where the CPU has them (a branch
+ * an element was 3 % of a classifier step). The same bits either way. */
+#define APPLY_BODY                                                                  \
+    for (size_t j = 0; j < len; j++) y[j] = k[j] ? add + x[j] * scale : 0.0f;
+
+static void apply_c(float *y, const float *x, const uint8_t *k, size_t len, float scale, float add)
+{
+    APPLY_BODY
+}
+#if defined(__GNUC__) && defined(__x86_64__)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,prefer-vector-width=512")))
+static void apply_avx512(float *y, const float *x, const uint8_t *k, size_t len, float scale,
+                         float add)
+{
+    APPLY_BODY
+}
+#endif
+
+/* add: -0 in the forward (x + -0 is x, bit for bit), 0 in the backward. */
+static void apply(float *y, const float *x, const uint8_t *k, size_t len, float scale, float add,
+                  int avx512)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (avx512) {
+        apply_avx512(y, x, k, len, scale, add);
+        return;
+    }
+#endif
+    (void)avx512;
+    apply_c(y, x, k, len, scale, add);
+}
+
 static attn_status check(const void *a, const void *b, size_t n, float p, const char *what)
 {
     if (!a || !b) return attn_error(ATTN_E_INVALID, "%s: NULL buffer", what);
@@ -92,7 +126,7 @@ static attn_status dropout_run(float *y, uint8_t *mask, const float *x, size_t n
         const size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
         uint8_t own[DROPOUT_CHUNK], *k = mask ? mask + i0 : own;
         keep_flags(k, key, i0, len, thr, avx512);
-        for (size_t j = 0; j < len; j++) y[i0 + j] = k[j] ? x[i0 + j] * scale : 0.0f;
+        apply(y + i0, x + i0, k, len, scale, -0.0f, avx512);
     }
     return ATTN_OK;
 }
@@ -131,11 +165,12 @@ attn_status attn_dropout_backward_mask(float *d_x, const float *d_y, const uint8
     if (!st && !mask) st = attn_error(ATTN_E_INVALID, "dropout backward: NULL mask");
     if (st) return st;
     const float scale = 1.0f / (1.0f - p);
+    const int avx512 = attn_simd_level() == ATTN_SIMD_AVX512;
     const size_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
-        const size_t i0 = c * DROPOUT_CHUNK, end = n - i0 < DROPOUT_CHUNK ? n : i0 + DROPOUT_CHUNK;
-        for (size_t i = i0; i < end; i++) d_x[i] = mask[i] ? 0.0f + d_y[i] * scale : 0.0f;
+        const size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
+        apply(d_x + i0, d_y + i0, mask + i0, len, scale, 0.0f, avx512);
     }
     return ATTN_OK;
 }

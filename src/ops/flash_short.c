@@ -150,40 +150,87 @@ static void bwd_head_c(const attn_flash_desc *d, const short_head *h, const fk_t
 /* ---- AVX-512 ------------------------------------------------------------------- */
 #ifdef SHORT_X86
 #define SHORT_TARGET __attribute__((target("avx512f")))
+#define SHORT_INLINE SHORT_TARGET __attribute__((always_inline)) static inline
+#define RB 4 /* rows at a time: RB · NV independent sums hide the FMA's latency */
 
-/* srow (sp) = scale·q · kt + kmask, sp / 16 vectors (at most 4). */
-SHORT_TARGET static void scores_avx512(float *srow, const float *q, const float *kt,
-                                       const float *kmask, float scale, size_t dk, size_t sp)
+/* s (rows ≤ RB, lds apart) = scale·x · xt + add, NV vectors of keys: row r
+ * from x + r·ldx (d features; xt (d, 16·NV)). Each sum over the features in
+ * order, as one row alone would. */
+SHORT_INLINE void scores_nv(float *s, size_t lds, const float *x, size_t ldx, size_t rows,
+                            const float *xt, const float *add, float scale, size_t dd,
+                            const size_t NV)
 {
-    const size_t nv = sp / 16;
-    __m512 acc[SHORT_S / 16];
-    for (size_t v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
-    for (size_t c = 0; c < dk; c++) {
-        const __m512 qc = _mm512_set1_ps(scale * q[c]);
-        for (size_t v = 0; v < nv; v++)
-            acc[v] = _mm512_fmadd_ps(qc, _mm512_loadu_ps(kt + c * sp + 16 * v), acc[v]);
+    __m512 acc[RB][4];
+    const float *xr[RB];
+    for (size_t r = 0; r < RB; r++) {
+        xr[r] = x + (r < rows ? r : rows - 1) * ldx; /* past rows: row rows-1 again, not stored */
+        for (size_t v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
     }
-    for (size_t v = 0; v < nv; v++)
-        _mm512_storeu_ps(srow + 16 * v, _mm512_add_ps(acc[v], _mm512_loadu_ps(kmask + 16 * v)));
+    for (size_t c = 0; c < dd; c++) {
+        __m512 kv[4];
+        for (size_t v = 0; v < NV; v++) kv[v] = _mm512_loadu_ps(xt + c * 16 * NV + 16 * v);
+        for (size_t r = 0; r < RB; r++) {
+            const __m512 qc = _mm512_set1_ps(scale * xr[r][c]);
+            for (size_t v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(qc, kv[v], acc[r][v]);
+        }
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t v = 0; v < NV; v++)
+            _mm512_storeu_ps(s + r * lds + 16 * v, _mm512_add_ps(acc[r][v], _mm512_loadu_ps(add + 16 * v)));
 }
 
-/* y (n, a multiple of 16) += Σ_j w[j] · x[j·rs ..] over j < s, held in registers. */
-SHORT_TARGET static void rows_avx512(float *y, const float *w, const float *x, size_t rs, size_t s,
-                                     size_t n, float post)
+SHORT_TARGET static void scores_avx512(float *s, size_t lds, const float *x, size_t ldx, size_t rows,
+                                       const float *xt, const float *add, float scale, size_t dd,
+                                       size_t sp)
+{
+    switch (sp / 16) {
+    case 1: scores_nv(s, lds, x, ldx, rows, xt, add, scale, dd, 1); break;
+    case 2: scores_nv(s, lds, x, ldx, rows, xt, add, scale, dd, 2); break;
+    case 3: scores_nv(s, lds, x, ldx, rows, xt, add, scale, dd, 3); break;
+    default: scores_nv(s, lds, x, ldx, rows, xt, add, scale, dd, 4); break;
+    }
+}
+
+/* y_r (NV vectors from column c0; rows ≤ RB of them, ldy apart) += post[r] ·
+ * Σ_j w_r[j] · x[j·rs + c0 ..] over j < s (w_r = w + r·ldw), in registers. */
+SHORT_INLINE void rows_nv(float *y, size_t ldy, const float *w, size_t ldw, size_t rows,
+                          const float *x, size_t rs, size_t s, size_t c0, const float *post,
+                          const size_t NV)
+{
+    __m512 acc[RB][4];
+    const float *wr[RB];
+    for (size_t r = 0; r < RB; r++) {
+        wr[r] = w + (r < rows ? r : rows - 1) * ldw; /* past rows: row rows-1 again, not stored */
+        for (size_t v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    }
+    for (size_t j = 0; j < s; j++) {
+        __m512 xv[4];
+        for (size_t v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(x + j * rs + c0 + 16 * v);
+        for (size_t r = 0; r < RB; r++) {
+            const __m512 wj = _mm512_set1_ps(wr[r][j]);
+            for (size_t v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(wj, xv[v], acc[r][v]);
+        }
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const __m512 ps = _mm512_set1_ps(post[r]);
+        for (size_t v = 0; v < NV; v++) {
+            float *yv = y + r * ldy + c0 + 16 * v;
+            _mm512_storeu_ps(yv, _mm512_fmadd_ps(acc[r][v], ps, _mm512_loadu_ps(yv)));
+        }
+    }
+}
+
+/* rows_nv over n columns (a multiple of 16), 64 at a time. */
+SHORT_TARGET static void rows_avx512(float *y, size_t ldy, const float *w, size_t ldw, size_t rows,
+                                     const float *x, size_t rs, size_t s, size_t n,
+                                     const float *post)
 {
     for (size_t c0 = 0; c0 < n; c0 += 64) {
-        const size_t nv = (n - c0) / 16 < 4 ? (n - c0) / 16 : 4;
-        __m512 acc[4];
-        for (size_t v = 0; v < nv; v++) acc[v] = _mm512_setzero_ps();
-        for (size_t j = 0; j < s; j++) {
-            const __m512 wj = _mm512_set1_ps(w[j]);
-            for (size_t v = 0; v < nv; v++)
-                acc[v] = _mm512_fmadd_ps(wj, _mm512_loadu_ps(x + j * rs + c0 + 16 * v), acc[v]);
-        }
-        const __m512 ps = _mm512_set1_ps(post);
-        for (size_t v = 0; v < nv; v++) {
-            float *yv = y + c0 + 16 * v;
-            _mm512_storeu_ps(yv, _mm512_fmadd_ps(acc[v], ps, _mm512_loadu_ps(yv)));
+        switch ((n - c0) / 16) {
+        case 1: rows_nv(y, ldy, w, ldw, rows, x, rs, s, c0, post, 1); break;
+        case 2: rows_nv(y, ldy, w, ldw, rows, x, rs, s, c0, post, 2); break;
+        case 3: rows_nv(y, ldy, w, ldw, rows, x, rs, s, c0, post, 3); break;
+        default: rows_nv(y, ldy, w, ldw, rows, x, rs, s, c0, post, 4); break;
         }
     }
 }
@@ -209,32 +256,42 @@ SHORT_TARGET static float dot_avx512(const float *a, const float *b, size_t n)
     return _mm512_reduce_add_ps(acc);
 }
 
+/* x (sp) -= by, then the softmax's exp. */
+SHORT_TARGET static void exp_shift(const fk_table *K, float *x, size_t sp, float by)
+{
+    const __m512 b = _mm512_set1_ps(by);
+    for (size_t j = 0; j < sp; j += 16) _mm512_store_ps(x + j, _mm512_sub_ps(_mm512_load_ps(x + j), b));
+    K->exp_n(x, x, sp, 1);
+}
+
 SHORT_TARGET static void fwd_head_avx512(const attn_flash_desc *d, const short_head *h,
                                          const fk_table *K, float *kt)
 {
     const size_t s = d->s, sp = up16(s), dk = d->d_k, dv = d->d_v;
-    float srow[SHORT_S] __attribute__((aligned(64))), kmask[SHORT_S];
+    float sb[RB * SHORT_S] __attribute__((aligned(64))), kmask[SHORT_S], post[RB];
     pack_t(kt, h->k, d->k_rs, s, sp, dk);
     pack_mask(kmask, h->km, s, sp);
-    for (size_t i = 0; i < d->l; i++) {
-        float *o = h->out + i * d->o_rs;
-        scores_avx512(srow, h->q + i * d->q_rs, kt, kmask, d->scale, dk, sp);
-        float m = -INFINITY;
-        for (size_t j = 0; j < s; j++) m = srow[j] > m ? srow[j] : m;
-        if (m == -INFINITY) {
+    for (size_t i0 = 0; i0 < d->l; i0 += RB) {
+        const size_t rows = d->l - i0 < RB ? d->l - i0 : RB;
+        scores_avx512(sb, sp, h->q + i0 * d->q_rs, d->q_rs, rows, kt, kmask, d->scale, dk, sp);
+        for (size_t r = 0; r < rows; r++) {
+            float *srow = sb + r * sp, *o = h->out + (i0 + r) * d->o_rs;
+            float m = -INFINITY;
+            for (size_t j = 0; j < s; j++) m = srow[j] > m ? srow[j] : m;
             memset(o, 0, dv * sizeof(float));
-            if (h->lse_out) h->lse_out[i] = -INFINITY;
-            continue;
+            if (m == -INFINITY) { /* every key masked: as the tiled kernels */
+                memset(srow, 0, sp * sizeof(float));
+                post[r] = 0.0f;
+                if (h->lse_out) h->lse_out[i0 + r] = -INFINITY;
+                continue;
+            }
+            exp_shift(K, srow, sp, m);
+            float sum = 0.0f;
+            for (size_t j = 0; j < s; j++) sum += srow[j];
+            post[r] = 1.0f / sum;
+            if (h->lse_out) h->lse_out[i0 + r] = m + logf(sum);
         }
-        const __m512 mv = _mm512_set1_ps(m);
-        for (size_t j = 0; j < sp; j += 16)
-            _mm512_store_ps(srow + j, _mm512_sub_ps(_mm512_load_ps(srow + j), mv));
-        K->exp_n(srow, srow, sp, 1);
-        float sum = 0.0f;
-        for (size_t j = 0; j < s; j++) sum += srow[j];
-        memset(o, 0, dv * sizeof(float));
-        rows_avx512(o, srow, h->v, d->v_rs, s, dv, 1.0f / sum);
-        if (h->lse_out) h->lse_out[i] = m + logf(sum);
+        rows_avx512(h->out + i0 * d->o_rs, d->o_rs, sb, sp, rows, h->v, d->v_rs, s, dv, post);
     }
 }
 
@@ -242,31 +299,41 @@ SHORT_TARGET static void bwd_head_avx512(const attn_flash_desc *d, const short_h
                                          const fk_table *K, float *kt, float *vt)
 {
     const size_t s = d->s, sp = up16(s), dk = d->d_k, dv = d->d_v;
-    float p[SHORT_S] __attribute__((aligned(64))), ds[SHORT_S] __attribute__((aligned(64)));
-    float kmask[SHORT_S], zero[SHORT_S];
+    float p[RB * SHORT_S] __attribute__((aligned(64))), ds[RB * SHORT_S] __attribute__((aligned(64)));
+    float kmask[SHORT_S], zero[SHORT_S], one[RB] = {1.0f, 1.0f, 1.0f, 1.0f};
     pack_t(kt, h->k, d->k_rs, s, sp, dk);
     pack_t(vt, h->v, d->v_rs, s, sp, dv);
     pack_mask(kmask, h->km, s, sp);
     memset(zero, 0, sizeof zero);
-    for (size_t i = 0; i < d->l; i++) {
-        const float lse = h->lse[i];
-        if (lse == -INFINITY) continue;
-        const float *q = h->q + i * d->q_rs, *go = h->dout + i * d->o_rs, *o = h->o + i * d->o_rs;
-        scores_avx512(p, q, kt, kmask, d->scale, dk, sp);
-        const __m512 lv = _mm512_set1_ps(lse);
-        for (size_t j = 0; j < sp; j += 16)
-            _mm512_store_ps(p + j, _mm512_sub_ps(_mm512_load_ps(p + j), lv));
-        K->exp_n(p, p, sp, 1);
-        const __m512 ddv = _mm512_set1_ps(dot_avx512(go, o, dv)), sc = _mm512_set1_ps(d->scale);
-        scores_avx512(ds, go, vt, zero, 1.0f, dv, sp); /* dP = dO · Vᵀ */
-        for (size_t j = 0; j < sp; j += 16) {
-            const __m512 t = _mm512_mul_ps(_mm512_load_ps(p + j),
-                                           _mm512_sub_ps(_mm512_load_ps(ds + j), ddv));
-            _mm512_store_ps(ds + j, _mm512_mul_ps(sc, t));
+    const __m512 sc = _mm512_set1_ps(d->scale);
+    for (size_t i0 = 0; i0 < d->l; i0 += RB) {
+        const size_t rows = d->l - i0 < RB ? d->l - i0 : RB;
+        scores_avx512(p, sp, h->q + i0 * d->q_rs, d->q_rs, rows, kt, kmask, d->scale, dk, sp);
+        /* dP = dO · Vᵀ */
+        scores_avx512(ds, sp, h->dout + i0 * d->o_rs, d->o_rs, rows, vt, zero, 1.0f, dv, sp);
+        for (size_t r = 0; r < rows; r++) {
+            float *pr = p + r * sp, *dr = ds + r * sp;
+            const float lse = h->lse[i0 + r];
+            if (lse == -INFINITY) { /* every key masked: no gradient */
+                memset(pr, 0, sp * sizeof(float)), memset(dr, 0, sp * sizeof(float));
+                continue;
+            }
+            exp_shift(K, pr, sp, lse);
+            const float *go = h->dout + (i0 + r) * d->o_rs, *o = h->o + (i0 + r) * d->o_rs;
+            const __m512 ddv = _mm512_set1_ps(dot_avx512(go, o, dv));
+            for (size_t j = 0; j < sp; j += 16) {
+                const __m512 t = _mm512_mul_ps(_mm512_load_ps(pr + j),
+                                               _mm512_sub_ps(_mm512_load_ps(dr + j), ddv));
+                _mm512_store_ps(dr + j, _mm512_mul_ps(sc, t));
+            }
         }
-        if (h->dq) rows_avx512(h->dq + i * d->q_rs, ds, h->k, d->k_rs, s, dk, 1.0f);
-        if (h->dk) outer_avx512(h->dk, d->k_rs, ds, q, s, dk);
-        if (h->dv) outer_avx512(h->dv, d->v_rs, p, go, s, dv);
+        if (h->dq) rows_avx512(h->dq + i0 * d->q_rs, d->q_rs, ds, sp, rows, h->k, d->k_rs, s, dk, one);
+        for (size_t r = 0; r < rows; r++) {
+            if (h->lse[i0 + r] == -INFINITY) continue;
+            const float *q = h->q + (i0 + r) * d->q_rs, *go = h->dout + (i0 + r) * d->o_rs;
+            if (h->dk) outer_avx512(h->dk, d->k_rs, ds + r * sp, q, s, dk);
+            if (h->dv) outer_avx512(h->dv, d->v_rs, p + r * sp, go, s, dv);
+        }
     }
 }
 #endif
