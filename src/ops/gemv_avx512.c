@@ -2,13 +2,15 @@
  * a token's step in generation spends its time: it streams b (GPT-2 124M:
  * 495 MB a token) and is limited by memory, not arithmetic.
  *
- * Against row_times_bt's 4 rows a pass in portable C, it runs 8 rows a pass
- * (8 independent sums in flight, one load of a per 8 rows) and prefetches
+ * Against row_times_bt's 4 rows a pass in portable C, it runs 16 rows a pass
+ * (16 independent sums in flight, one load of a per 16 rows) and prefetches
  * each row PF bytes ahead, which keeps more misses in flight than the
- * hardware prefetcher does across 8 page-sized streams: over the decode
- * weights of GPT-2 on 2 Zen 5 cores, 1.12-1.13x row_times_bt's speed through
- * the library (bench/bench_gemv.c; docs/performance.md). Each output is summed exactly
- * as row_times_bt sums it (gemv_kern.h), so the level changes no bit. */
+ * hardware prefetcher does across page-sized streams: over the decode
+ * weights of GPT-2 on 2 Zen 5 cores, 1.19-1.23x row_times_bt's speed through
+ * the library (bench/bench_gemv.c; docs/performance.md), where 8 rows a pass
+ * gave 1.08-1.14x in the same runs and 4 rows fewer than that. Each output is
+ * summed exactly as row_times_bt sums it (gemv_kern.h), so the level changes
+ * no bit. */
 #include "gemv_kern.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -16,7 +18,7 @@
 
 #define V5 __attribute__((target("avx512f")))
 #define V5_INL static inline V5 __attribute__((always_inline))
-#define VR 8    /* rows a pass */
+#define VR 16   /* rows a pass (16 sums and a's vector: 17 of the 32 registers) */
 #define PF 256  /* prefetch distance in bytes, per row */
 
 /* lane l + lane l + 8, then + 4, + 2, + 1: row_times_bt's tree */
@@ -35,11 +37,11 @@ V5_INL void rows(const int R, float *c, const float *a, const float *b, size_t k
 {
     const size_t kv = k / 16 * 16;
     __m512 acc[VR];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (size_t p = 0; p < kv; p += 16) {
         const __m512 av = _mm512_loadu_ps(a + p);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
             _mm_prefetch((const char *)(b + r * k + p) + PF, _MM_HINT_T0);
             acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_loadu_ps(b + r * k + p), av));
@@ -48,12 +50,12 @@ V5_INL void rows(const int R, float *c, const float *a, const float *b, size_t k
     if (kv < k) { /* the tail goes to lanes 0.. as in row_times_bt; other lanes untouched */
         const __mmask16 m = (__mmask16)((1u << (k - kv)) - 1u);
         const __m512 av = _mm512_maskz_loadu_ps(m, a + kv);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int r = 0; r < R; r++)
             acc[r] = _mm512_mask_add_ps(acc[r], m, acc[r],
                                         _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + r * k + kv), av));
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; r++) c[r] = tree16(acc[r]);
 }
 
@@ -61,6 +63,7 @@ static V5 void gemv_avx512(float *c, const float *a, const float *b, size_t k, s
 {
     size_t j = 0;
     for (; j + VR <= n; j += VR) rows(VR, c + j, a, b + j * k, k);
+    for (; j + VR / 2 <= n; j += VR / 2) rows(VR / 2, c + j, a, b + j * k, k);
     for (; j < n; j++) rows(1, c + j, a, b + j * k, k);
 }
 #endif
