@@ -591,6 +591,54 @@ static void test_dropout_op(void **state)
     free(x), free(y), free(y2), free(dy), free(dx);
 }
 
+/* The flag-keeping forward and its backward against the hashing pair they
+ * replace in training: the same bits (the backward's on a zeroed d_x, some
+ * of whose d_y are -0: 0 + -0 is +0). */
+static void test_dropout_mask(void **state)
+{
+    (void)state;
+    enum { N = 300001 }; /* past the threads' threshold, not a whole number of chunks */
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *y2 = malloc(N * sizeof *y2);
+    float *dy = malloc(N * sizeof *dy), *dx = malloc(N * sizeof *dx), *dx2 = malloc(N * sizeof *dx2);
+    uint8_t *mask = malloc(N);
+    assert_true(x && y && y2 && dy && dx && dx2 && mask);
+    attn_rng r;
+    attn_rng_seed(&r, 11);
+    attn_rng_fill_normal(&r, x, N, 0.0f, 1.0f);
+    attn_rng_fill_normal(&r, dy, N, 0.0f, 1.0f);
+    for (size_t i = 0; i < N; i += 7) dy[i] = -0.0f;
+    const uint64_t key = attn_dropout_key(5, 6, 7);
+    const float ps[3] = {0.0f, 0.1f, 0.5f};
+    for (int k = 0; k < 3; k++) {
+        const float p = ps[k];
+        assert_int_equal(attn_dropout_forward(y, x, N, p, key, NULL), ATTN_OK);
+        memset(mask, 7, N);
+        assert_int_equal(attn_dropout_forward_mask(y2, mask, x, N, p, key), ATTN_OK);
+        assert_memory_equal(y, y2, N * sizeof *y);
+        size_t kept = 0;
+        for (size_t i = 0; i < N; i++) {
+            assert_true(mask[i] <= 1);
+            kept += mask[i];
+            if (!mask[i]) assert_true(y[i] == 0.0f);
+        }
+        if (p == 0.0f) assert_int_equal(kept, N);
+        else assert_true(fabs((double)(N - kept) - (double)N * p) < 5.0 * sqrt((double)N * p * (1.0 - p)));
+        memset(dx, 0, N * sizeof *dx);
+        assert_int_equal(attn_dropout_backward(dx, dy, N, p, key), ATTN_OK);
+        for (size_t i = 0; i < N; i++) dx2[i] = 3.0f; /* written, not added */
+        assert_int_equal(attn_dropout_backward_mask(dx2, dy, mask, N, p), ATTN_OK);
+        assert_memory_equal(dx, dx2, N * sizeof *dx);
+        /* in place */
+        memcpy(dx2, dy, N * sizeof *dy);
+        assert_int_equal(attn_dropout_backward_mask(dx2, dx2, mask, N, p), ATTN_OK);
+        assert_memory_equal(dx, dx2, N * sizeof *dx);
+    }
+    assert_int_equal(attn_dropout_forward_mask(y, NULL, x, N, 0.1f, key), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_backward_mask(dx, dy, NULL, N, 0.1f), ATTN_E_INVALID);
+    assert_int_equal(attn_dropout_backward_mask(dx, dy, mask, N, 1.0f), ATTN_E_INVALID);
+    free(x), free(y), free(y2), free(dy), free(dx), free(dx2), free(mask);
+}
+
 static void test_encoder_dropout(void **state)
 {
     (void)state;
@@ -680,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_encoder_grad_mean), cmocka_unit_test(test_encoder_grad_cls),
         cmocka_unit_test(test_key_padding),    cmocka_unit_test(test_adamw_sparse_rows),
         cmocka_unit_test(test_encoder_grad_rows), cmocka_unit_test(test_dropout_op),
+        cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_encoder_dropout), cmocka_unit_test(test_encoder_label_smoothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

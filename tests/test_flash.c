@@ -253,6 +253,28 @@ static void test_masks(void **state)
                    .qk_mag = 1, .v_mag = 1));
 }
 
+/* Shapes the short-sequence kernels take (at most 64 keys, d_k and d_v
+ * multiples of 16 up to 128, key padding only; flash_short.c): the C twin at
+ * the scalar and AVX2 levels, the AVX-512 one at avx512, each against the
+ * reference and the same bits on 1 and 2 threads (run_case). */
+static void test_short(void **state)
+{
+    (void)state;
+    /* the classifier's: interleaved heads, key padding */
+    run_case(&CASE(.name = "short 5x4 heads 19x19 d32 key padding", .batch = 5, .heads = 4,
+                   .l = 19, .s = 19, .dk = 32, .dv = 32, .masks = M_KEY, .interleaved = 1,
+                   .qk_mag = 1, .v_mag = 1));
+    /* the limits: 64 keys, d 128, more queries than keys */
+    run_case(&CASE(.name = "short 70x64 d128", .batch = 2, .heads = 1, .l = 70, .s = 64,
+                   .dk = 128, .dv = 128, .masks = M_KEY, .qk_mag = 1, .v_mag = 1));
+    /* one key: most batches have it masked, so rows with no key (lse -inf,
+     * output 0, no gradient) */
+    run_case(&CASE(.name = "short 6 batches 5x1 d16/48", .batch = 6, .heads = 2, .l = 5, .s = 1,
+                   .dk = 16, .dv = 48, .masks = M_KEY, .qk_mag = 1, .v_mag = 1, .scale = 0.7f));
+    run_case(&CASE(.name = "short 1x33 d64 large", .batch = 1, .heads = 3, .l = 1, .s = 33,
+                   .dk = 64, .dv = 16, .qk_mag = 30, .v_mag = 10));
+}
+
 static void test_large_values(void **state)
 {
     (void)state;
@@ -682,7 +704,7 @@ int main(void)
         cmocka_unit_test(test_matmul_backward_gemm), cmocka_unit_test(test_backward_modes),
         cmocka_unit_test(test_workspace_bound), cmocka_unit_test(test_merge_partials),
         cmocka_unit_test(test_qk_softmax), cmocka_unit_test(test_pair_kernels),
-        cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_transpose), cmocka_unit_test(test_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

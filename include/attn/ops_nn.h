@@ -115,6 +115,15 @@ attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, ui
                                   const attn_op_ctx *ctx);
 /* d_x += keep ? d_y / (1 - p) : 0     d_x, d_y: (n), same p and key. */
 attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float p, uint64_t key);
+/* The same forward keeping its flags: mask (n) = 1 where kept, 0 where
+ * dropped (all 1 when p = 0); y as attn_dropout_forward gives. */
+attn_status attn_dropout_forward_mask(float *y, uint8_t *mask, const float *x, size_t n, float p,
+                                       uint64_t key);
+/* Its backward from the flags (no hashing): d_x = mask ? d_y / (1 - p) : 0,
+ * written (not added): the bits attn_dropout_backward gives on a zeroed d_x.
+ * d_x may alias d_y. */
+attn_status attn_dropout_backward_mask(float *d_x, const float *d_y, const uint8_t *mask, size_t n,
+                                       float p);
 /* A key for (seed, step, site): distinct sites (layers, places) of a step
  * get independent masks. */
 uint64_t attn_dropout_key(uint64_t seed, uint64_t step, uint64_t site);

@@ -136,6 +136,22 @@ static attn_status block_ln1(nn_block *k, size_t R, size_t C, const attn_op_ctx 
                                   nn_sub_ctx(&sub, name, sizeof name, ctx, "ln_1"));
 }
 
+/* Dropout in place on x (n), keeping the flags in mask when there is one. */
+static attn_status block_drop(float *x, uint8_t *mask, size_t n, float p, uint64_t key)
+{
+    return mask ? attn_dropout_forward_mask(x, mask, x, n, p, key)
+                : attn_dropout_forward(x, x, n, p, key, NULL);
+}
+
+/* Its backward into d_x (n): from the flags, or hashing again into a zeroed d_x. */
+static attn_status block_drop_backward(float *d_x, const float *d_y, const uint8_t *mask, size_t n,
+                                       float p, uint64_t key)
+{
+    if (mask) return attn_dropout_backward_mask(d_x, d_y, mask, n, p);
+    memset(d_x, 0, n * sizeof(float));
+    return attn_dropout_backward(d_x, d_y, n, p, key);
+}
+
 /* The rest of the block once the attention's output (R, C) is in scratch:
  * the residual add, the MLP and its residual add into next (R, C). */
 static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R, size_t C,
@@ -144,8 +160,7 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     attn_op_ctx sub;
     char name[160];
     attn_status st = ATTN_OK;
-    if (k->drop_p > 0.0f)
-        st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_attn, NULL);
+    if (k->drop_p > 0.0f) st = block_drop(scratch, k->mask_attn, R * C, k->drop_p, k->key_attn);
     if (st) return st;
     if (ctx && ctx->trace) { /* "mid" recorded before ln_2's entries */
         add(k->mid, k->res, scratch, R * C);
@@ -164,8 +179,7 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     if (!st) st = attn_op_record(ctx, "mlp.gelu", k->act, R, 4 * C, "token", "hidden");
     if (!st) st = attn_linear_forward(scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
     if (!st) st = attn_op_record(ctx, "mlp.output", scratch, R, C, "token", "dim");
-    if (!st && k->drop_p > 0.0f)
-        st = attn_dropout_forward(scratch, scratch, R * C, k->drop_p, k->key_mlp, NULL);
+    if (!st && k->drop_p > 0.0f) st = block_drop(scratch, k->mask_mlp, R * C, k->drop_p, k->key_mlp);
     if (st) return st;
     add(next, k->mid, scratch, R * C);
     return attn_op_record(ctx, "resid", next, R, C, "token", "dim");
@@ -272,8 +286,7 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
     attn_status st = ATTN_OK;
     const float *d_mlp = d_res, *d_attn = d_res; /* the gradients past dropout */
     if (k->drop_p > 0.0f) {
-        memset(d_tmp, 0, R * C * sizeof(float));
-        st = attn_dropout_backward(d_tmp, d_res, R * C, k->drop_p, k->key_mlp);
+        st = block_drop_backward(d_tmp, d_res, k->mask_mlp, R * C, k->drop_p, k->key_mlp);
         d_mlp = d_tmp;
     }
     /* the _set ops write their input gradients: no zeroing passes */
@@ -290,8 +303,7 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
     /* mid = x + drop(attn(ln_1(x))); q = k = v = ln_1(x), so one gradient
      * buffer. d_big1 is free again: it takes the gradient past dropout. */
     if (!st && k->drop_p > 0.0f) {
-        memset(d_big1, 0, R * C * sizeof(float));
-        st = attn_dropout_backward(d_big1, d_res, R * C, k->drop_p, k->key_attn);
+        st = block_drop_backward(d_big1, d_res, k->mask_attn, R * C, k->drop_p, k->key_attn);
         d_attn = d_big1;
     }
     memset(d_tmp, 0, R * C * sizeof(float));

@@ -27,6 +27,9 @@ typedef struct nn_block {
      * the backward */
     float drop_p;
     uint64_t key_attn, key_mlp;
+    /* (max_rows, C) bytes each or NULL: the forward's keep flags, which the
+     * backward then reads instead of hashing again (the encoder's) */
+    uint8_t *mask_attn, *mask_mlp;
     /* saved activations, each (max_rows, ·) */
     float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
 } nn_block;

@@ -34,6 +34,7 @@ struct attn_encoder {
     float *res_out, *lnf, *lnf_mean, *lnf_rstd, *scratch, *kpm;
     float *pooled, *logits, *probs, *d_logits, *d_pooled;
     float *d_res, *d_tmp, *d_big1, *d_big2;
+    uint8_t *mask_x0; /* (max_rows, C): the embeddings' dropout flags */
     uint32_t *pos, *ids, *labels;
     size_t *lens;
     /* rows of wte whose gradient may be nonzero: the ids of every backward
@@ -140,12 +141,14 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     size_t own = V * C + T * C + L * (2 * C * (1 + b) + 8 * C * C + 4 * C * b + C * b) +
                  C * (1 + b) + K * C + K;
     size_t pad = 64 * (n_tab + 4);
-    size_t per_row = L * (4 * C + 8 * C + 4) + 2 * C + 2 + 1 + C + 2 * C + 8 * C;
+    const size_t mask_floats = (C + 3) / 4; /* a row's dropout flags, C bytes */
+    size_t per_row = L * (4 * C + 8 * C + 4 + 2 * mask_floats) + 2 * C + 2 + 1 + C + 2 * C + 8 * C +
+                     mask_floats;
     size_t per_ex = C * 2 + K * 3;
     if ((st = attn_arena_create(&e->params, own * sizeof(float) + pad)) ||
         (st = attn_arena_create(&e->grads, own * sizeof(float) + pad)) ||
         (st = attn_arena_create(&e->acts, (R * per_row + max_batch * per_ex) * sizeof(float) +
-                                              64 * (L * 12 + 32)))) {
+                                              64 * (L * 14 + 33)))) {
         attn_encoder_free(e);
         return st;
     }
@@ -174,6 +177,11 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     e->pooled = nn_act(&bd, max_batch, C), e->d_pooled = nn_act(&bd, max_batch, C);
     e->logits = nn_act(&bd, max_batch, K), e->probs = nn_act(&bd, max_batch, K);
     e->d_logits = nn_act(&bd, max_batch, K);
+    e->mask_x0 = (uint8_t *)nn_act(&bd, R, mask_floats);
+    for (size_t l = 0; l < L; l++) {
+        e->blocks[l].mask_attn = (uint8_t *)nn_act(&bd, R, mask_floats);
+        e->blocks[l].mask_mlp = (uint8_t *)nn_act(&bd, R, mask_floats);
+    }
     if (bd.st) {
         attn_encoder_free(e);
         return bd.st;
@@ -350,7 +358,8 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0, NULL);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1, NULL);
     set_dropout_keys(e, T);
-    if (!st && e->drop_p > 0.0f) st = attn_dropout_forward(x0, x0, R * C, e->drop_p, e->drop_key_x0, NULL);
+    if (!st && e->drop_p > 0.0f)
+        st = attn_dropout_forward_mask(x0, e->mask_x0, x0, R * C, e->drop_p, e->drop_key_x0);
     if (!st) st = attn_op_record(ctx, "embed", x0, R, C, "token", "dim");
     attn_op_ctx sub;
     char name[160];
@@ -431,8 +440,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     }
     float *d_x0 = e->d_res; /* past the embeddings' dropout */
     if (!st && e->drop_p > 0.0f) {
-        memset(e->d_tmp, 0, R * C * sizeof(float));
-        st = attn_dropout_backward(e->d_tmp, e->d_res, R * C, e->drop_p, e->drop_key_x0);
+        st = attn_dropout_backward_mask(e->d_tmp, e->d_res, e->mask_x0, R * C, e->drop_p);
         d_x0 = e->d_tmp;
     }
     if (!st) st = attn_embedding_backward(e->g_wte, d_x0, e->ids, R, C, V);

@@ -1,9 +1,10 @@
 /* dropout.c - inverted dropout with counter-based masks: element i of a
  * tensor is kept when a hash of (key, i) says so, so the mask needs no RNG
- * state and no storage (the backward recomputes it), and a training run that
- * derives the key from (seed, step, site) drops the same elements when it is
- * resumed. */
+ * state and no storage (the backward can recompute it, or read the flags the
+ * forward kept: _mask), and a training run that derives the key from (seed,
+ * step, site) drops the same elements when it is resumed. */
 #include <math.h>
+#include <string.h>
 
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
@@ -70,13 +71,16 @@ static attn_status check(const void *a, const void *b, size_t n, float p, const 
     return ATTN_OK;
 }
 
-static attn_status dropout_run(float *y, const float *x, size_t n, float p, uint64_t key)
+/* mask (n) or NULL: the keep flags, written as computed. */
+static attn_status dropout_run(float *y, uint8_t *mask, const float *x, size_t n, float p,
+                               uint64_t key)
 {
     attn_status st = check(y, x, n, p, "dropout");
     if (st) return st;
     if (p == 0.0f) {
         if (y != x)
             for (size_t i = 0; i < n; i++) y[i] = x[i];
+        if (mask) memset(mask, 1, n);
         return ATTN_OK;
     }
     const uint32_t thr = threshold(p);
@@ -86,7 +90,7 @@ static attn_status dropout_run(float *y, const float *x, size_t n, float p, uint
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
         const size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
-        uint8_t k[DROPOUT_CHUNK];
+        uint8_t own[DROPOUT_CHUNK], *k = mask ? mask + i0 : own;
         keep_flags(k, key, i0, len, thr, avx512);
         for (size_t j = 0; j < len; j++) y[i0 + j] = k[j] ? x[i0 + j] * scale : 0.0f;
     }
@@ -117,10 +121,36 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
     return ATTN_OK;
 }
 
+/* The flags the forward kept instead of the hashes (about 3 % of a
+ * classifier step on one thread); written, not added, so the caller needs no
+ * zeroing pass: the bits of attn_dropout_backward on a zeroed d_x. */
+attn_status attn_dropout_backward_mask(float *d_x, const float *d_y, const uint8_t *mask, size_t n,
+                                       float p)
+{
+    attn_status st = check(d_x, d_y, n, p, "dropout backward");
+    if (!st && !mask) st = attn_error(ATTN_E_INVALID, "dropout backward: NULL mask");
+    if (st) return st;
+    const float scale = 1.0f / (1.0f - p);
+    const size_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
+    ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i0 = c * DROPOUT_CHUNK, end = n - i0 < DROPOUT_CHUNK ? n : i0 + DROPOUT_CHUNK;
+        for (size_t i = i0; i < end; i++) d_x[i] = mask[i] ? 0.0f + d_y[i] * scale : 0.0f;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_dropout_forward_mask(float *y, uint8_t *mask, const float *x, size_t n, float p,
+                                       uint64_t key)
+{
+    if (!mask) return attn_error(ATTN_E_INVALID, "dropout: NULL mask");
+    return dropout_run(y, mask, x, n, p, key);
+}
+
 attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
                                   const attn_op_ctx *ctx)
 {
-    attn_status st = dropout_run(y, x, n, p, key);
+    attn_status st = dropout_run(y, NULL, x, n, p, key);
     if (!st) st = attn_op_record(ctx, "output", y, 1, n, NULL, NULL);
     return st;
 }

@@ -440,6 +440,10 @@ static attn_status forward_run(float *out, float *lse, const float *q, const flo
                                const float *v, const uint16_t *q16, const uint16_t *k16,
                                const uint16_t *v16, const attn_flash_desc *d)
 {
+    if (q && attn_fl_short_ok(d)) { /* fp32 products on a short sequence */
+        attn_fl_short_forward(out, lse, q, k, v, d);
+        return ATTN_OK;
+    }
     plan p;
     plan_forward(&p, d);
     /* The caller's workspace when it is big enough (64-byte aligned: it

@@ -455,6 +455,10 @@ static attn_status backward_run(float *d_q, float *d_k, float *d_v, const float 
                                 const uint16_t *const *in16, const float *out, const float *lse,
                                 const attn_flash_desc *d)
 {
+    if (!in16 && attn_fl_short_ok(d)) { /* fp32 products on a short sequence */
+        attn_fl_short_backward(d_q, d_k, d_v, d_out, q, k, v, out, lse, d);
+        return ATTN_OK;
+    }
     plan p;
     plan_backward(&p, d);
     /* The caller's workspace when it is big enough (64-byte aligned: it

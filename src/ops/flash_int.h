@@ -145,6 +145,18 @@ void pack_bf16_q(const plan *p, uint32_t *qw, in_view qh, size_t qrs, float scal
                  size_t rows, float *tmp);
 
 
+/* ---- short sequences (flash_short.c) ---- */
+
+/* 1 when the short-sequence kernels take d: fp32 products, at most 64 keys, d_k and
+ * d_v multiples of 16 up to 128, no mask but the key mask, not causal. */
+int attn_fl_short_ok(const attn_flash_desc *d);
+/* attn_flash_forward / attn_flash_backward on such a d. */
+void attn_fl_short_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                           const attn_flash_desc *d);
+void attn_fl_short_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *q,
+                            const float *k, const float *v, const float *out, const float *lse,
+                            const attn_flash_desc *d);
+
 /* ---- backward (flash_bwd.c, flash_bwd_bf16.c) ---- */
 
 typedef struct bwd_args {
