@@ -16,8 +16,10 @@
 # runs of 1 s on the same threads; PEAK_GFLOPS=X uses X instead), and
 # generation speed with and without the KV cache.
 #
-# PyTorch runs at its fastest thread count here (gpt_torch.py --threads auto
-# times the default, 1 and all cores first and says which it took).
+# PyTorch runs at its fastest thread count and precision here (gpt_torch.py
+# --threads auto --precision auto times the default, 1 and all cores, each in
+# fp32 and under CPU autocast to bfloat16, and says which it took).
+# ATTN_ARGS adds options to attn train (e.g. ATTN_ARGS="--precision bf16").
 #
 # NANOGPT_DIR=/path/to/nanoGPT (a checkout of karpathy/nanoGPT; nothing of it
 # is copied into this repository) also runs nanoGPT's own train.py with its
@@ -49,6 +51,7 @@ part() { case "$PARTS" in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 EVAL_ITERS=${EVAL_ITERS:-0}
 SEED=${SEED:-1337}
+ATTN_ARGS=${ATTN_ARGS:-}
 if [ "$EVAL_ITERS" -eq 0 ]; then EVAL=$ITERS; else EVAL=$(( ITERS < 250 ? ITERS : 250 )); fi
 echo "bench_gpt: $ITERS iterations, seed $SEED, $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-default}, output in $OUT"
 if [ -z "$PEAK" ] && [ -f "$OUT/peak.json" ] && ! part peak; then
@@ -62,8 +65,9 @@ fi
 
 if part attn; then
     rm -rf "$OUT/ckpt" "$OUT/attn.jsonl"
+    # shellcheck disable=SC2086
     /usr/bin/time -f '%M' -o "$OUT/attn.rss" "$ATTN" train --data "$DATA" --iters "$ITERS" \
-        --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --seed "$SEED" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" > "$OUT/attn.out"
+        --eval-every "$EVAL" --eval-iters "$EVAL_ITERS" --seed "$SEED" --out "$OUT/ckpt" --json-log "$OUT/attn.jsonl" $ATTN_ARGS > "$OUT/attn.out"
     "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats > /dev/null 2> "$OUT/gen_cache"
     "$ATTN" generate --model "$OUT/ckpt" --tokens 256 --temperature 0 --stats --no-cache > /dev/null 2> "$OUT/gen_nocache"
 fi
@@ -109,7 +113,8 @@ if ng:
     its = [float(m.group(1)) for m in re.finditer(r"^iter \d+: loss [0-9.]+, time ([0-9.]+)ms", open(out + "/nanogpt.out").read(), re.M)]
     n_rss = int(open(out + "/nanogpt.rss").read().split()[-1]) / 1024
     cols.append(("nanoGPT", statistics.median(its[1:]), n_rss, json.loads(open(out + "/nanogpt_val.json").read())["val_loss"]))
-print("PyTorch threads: %d (default %d; step ms by threads: %s)" % (ts["threads"], ts["threads_default"], ts["thread_trials_ms"]))
+print("PyTorch threads: %d, %s (default %d threads; step ms by threads/precision: %s)" % (
+    ts["threads"], ts.get("precision", "fp32"), ts["threads_default"], ts["thread_trials_ms"]))
 print("%-22s" % "" + "".join("%12s" % c[0] for c in cols) + "".join("%16s" % ("attn/" + c[0]) for c in cols[1:]))
 print("%-22s" % "ms/iter (median)" + "".join("%12.1f" % c[1] for c in cols) + "".join("%16.2f" % (c[1] / a_ms) for c in cols[1:]))
 print("%-22s" % "tokens/s" + "".join("%12.0f" % (tok / c[1] * 1e3) for c in cols) + "".join("%16.2f" % (c[1] / a_ms) for c in cols[1:]))

@@ -11,7 +11,7 @@ weight decay as attn's; AdamW with weight decay on the other matrices; label
 smoothing 0.1; linear warm-up then cosine decay, global norm clipping, length-bucketed batches, one
 evaluation per epoch, early stopping on validation accuracy) and the same
 metrics. Prints one JSON line per epoch and a summary line."""
-import argparse, collections, json, math, random, re, sys, time
+import argparse, collections, contextlib, json, math, random, re, sys, time
 
 import torch
 import torch.nn as nn
@@ -79,7 +79,16 @@ def batches(data, order, B):
         yield ids, pad, torch.tensor([data[i][1] for i in idx])
 
 
+def autocast(precision):
+    """bf16: CPU autocast to bfloat16 (fp32 weights, gradients and optimizer). fp32: nothing."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def evaluate(model, data, B, K):
+    """In fp32 whatever the training's precision (not timed; autocast breaks
+    nn.MultiheadAttention's inference fast path in 1.13)."""
     model.eval()
     order = sorted(range(len(data)), key=lambda i: -len(data[i][0]))
     pred, gold, loss = [0] * len(data), [d[1] for d in data], 0.0
@@ -113,6 +122,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.01); ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--dropout", type=float, default=0.1); ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1337); ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: the forward under CPU autocast to bfloat16 (fp32 weights and optimizer)")
     a = ap.parse_args()
     torch.manual_seed(a.seed); random.seed(a.seed)
     if a.threads: torch.set_num_threads(a.threads)
@@ -151,7 +162,8 @@ def main():
         for g in groups:
             ids, pad, y = next(batches(tr, g, B))
             for q in opt.param_groups + sparse.param_groups: q["lr"] = lr_at(step)
-            loss = F.cross_entropy(model(ids, pad), y, label_smoothing=a.label_smoothing)
+            with autocast(a.precision):
+                loss = F.cross_entropy(model(ids, pad), y, label_smoothing=a.label_smoothing)
             opt.zero_grad(set_to_none=True)
             sparse.zero_grad(set_to_none=True)
             loss.backward()
@@ -175,7 +187,8 @@ def main():
     print(json.dumps({"summary": True, "best_epoch": best[2], "train_s": round(train_s, 2),
                       "train_s_to_best": round(best_s, 2), "test_accuracy": acc, "test_macro_f1": f1,
                       "labels": labels, "test_f1": per_class,
-                      "vocab": len(vocab), "threads": torch.get_num_threads()}), flush=True)
+                      "vocab": len(vocab), "threads": torch.get_num_threads(),
+                      "precision": a.precision}), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,18 +5,22 @@ packed q|k|v projection, GELU(tanh) MLP, tied head, optional biases), GPT-2
 initialisation, AdamW (decay on matrices), global-norm clipping, warm-up then
 cosine decay, nanoGPT's batch sampling and 90/10 split of a character-level text.
 
-Threads (--threads auto, the default): PyTorch as it starts (as nanoGPT
-leaves it: torch.get_num_threads()), 1 and every core are each timed on 20
-training steps of a throwaway model before training, and the fastest is used
-(ties to fewer threads); the summary states the trials and the choice.
+Threads and precision (--threads auto and --precision auto, the defaults):
+PyTorch as it starts (as nanoGPT leaves it: torch.get_num_threads()), 1 and
+every core, each in fp32 and under CPU autocast to bfloat16 (fp32 weights
+and optimizer: what PyTorch offers for mixed precision on a CPU), are timed
+on 20 training steps of a throwaway model before training, and the fastest
+is used (ties to fewer threads, then fp32); the summary states the trials
+and the choice.
 
 Prints one JSON object per evaluation and a final summary line:
   {"summary": true, "ms_per_iter_median": .., "tokens_per_s": .., "val_loss": ..,
    "peak_rss_mib": .., "params": .., "threads": .., "threads_default": ..,
-   "thread_trials_ms": {..}}
+   "precision": .., "thread_trials_ms": {"N/fp32": .., "N/bf16": .., ..}}
 """
 import os
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -83,7 +87,14 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def time_threads(make, batch, n, steps=20, warmup=5):
+def autocast(precision):
+    """bf16: CPU autocast to bfloat16. fp32: nothing."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def time_threads(make, batch, n, precision, steps=20, warmup=5):
     """Median ms of a training step (forward, backward, AdamW) on n threads."""
     torch.set_num_threads(n)
     model = make()
@@ -92,7 +103,8 @@ def time_threads(make, batch, n, steps=20, warmup=5):
     for i in range(warmup + steps):
         x, y = batch()
         t0 = time.perf_counter()
-        loss = model(x, y)
+        with autocast(precision):
+            loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -118,6 +130,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--bias", action="store_true")
     ap.add_argument("--threads", default="auto", help="auto (the fastest of the default, 1, all) or N")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto (the faster, timed with the threads), fp32, or bf16 (CPU autocast)")
     a = ap.parse_args()
     default_threads = torch.get_num_threads()
     text = open(a.data, encoding="utf-8").read()
@@ -133,13 +147,16 @@ def main():
         return torch.stack([d[i:i + T] for i in ix]), torch.stack([d[i + 1:i + 1 + T] for i in ix])
 
     trials = {}
-    if a.threads == "auto":
+    counts = sorted({default_threads, 1, os.cpu_count() or 1}) if a.threads == "auto" else [int(a.threads)]
+    precisions = ["fp32", "bf16"] if a.precision == "auto" else [a.precision]
+    if len(counts) * len(precisions) > 1:
         make = lambda: GPT(len(chars), T, a.layers, a.heads, a.width, a.bias)
-        for n in sorted({default_threads, 1, os.cpu_count() or 1}):
-            trials[n] = time_threads(make, lambda: batch(train), n)
-        threads = min(trials, key=lambda n: (trials[n], n))
+        for n in counts:
+            for p in precisions:
+                trials[(n, p)] = time_threads(make, lambda: batch(train), n, p)
+        threads, precision = min(trials, key=lambda k: (trials[k], k[0], k[1] != "fp32"))
     else:
-        threads = int(a.threads)
+        threads, precision = counts[0], precisions[0]
     torch.set_num_threads(threads)
     torch.manual_seed(a.seed)  # after the trials: the same run whatever they drew
 
@@ -176,7 +193,8 @@ def main():
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(it)
-        loss = model(*batch(train))
+        with autocast(precision):
+            loss = model(*batch(train))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -191,7 +209,8 @@ def main():
                       "val_loss": val_loss, "params": sum(p.numel() for p in params),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                       "threads": torch.get_num_threads(), "threads_default": default_threads,
-                      "thread_trials_ms": {str(n): round(ms, 2) for n, ms in trials.items()}}),
+                      "precision": precision,
+                      "thread_trials_ms": {"%d/%s" % k: round(ms, 2) for k, ms in trials.items()}}),
           flush=True)
 
 

@@ -6,9 +6,11 @@
 #include "cli_support.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "attn/bench.h"
 #include "attn/gpt.h"
 
 static const cJSON *obj(const cJSON *o, const char *key)
@@ -41,6 +43,11 @@ static void check_common(const cJSON *root)
     /* keys and values of 2 layers at the middle step's 16 + 4 positions */
     assert_int_equal((size_t)number(root, "kv_bytes_per_token"), 2 * 2 * 20 * 32 * 4);
     assert_true(number(root, "bandwidth_gb_s") > 0.0);
+    /* measured after each of the 2 runs' decode (one before PyTorch, one after) */
+    const cJSON *runs = obj(root, "bandwidth_runs_gb_s");
+    assert_true(cJSON_IsArray(runs));
+    assert_int_equal(cJSON_GetArraySize(runs), 2);
+    for (int i = 0; i < 2; i++) assert_true(cJSON_GetArrayItem(runs, i)->valuedouble > 0.0);
     assert_true(number(root, "decode_limit_tok_s") > 0.0);
     const cJSON *a = obj(root, "attn");
     assert_true(number(a, "prefill_tok_s") > 0.0);
@@ -49,6 +56,25 @@ static void check_common(const cJSON *root)
     number(a, "prefill_peak_fraction");
     const cJSON *l = obj(root, "load_average");
     number(l, "start"), number(l, "before_torch"), number(l, "end");
+}
+
+/* The bandwidth probe's arguments are checked; a measure is positive. */
+static void test_bw_probe(void **state)
+{
+    (void)state;
+    attn_bench_bw *p = NULL;
+    assert_int_equal(attn_bench_bw_create(&p, 4095), ATTN_E_INVALID);
+    assert_null(p);
+    assert_int_equal(attn_bench_bw_create(&p, (size_t)1 << 20), ATTN_OK);
+    double gb = 0.0;
+    assert_int_equal(attn_bench_bw_measure(p, 0, &gb), ATTN_E_INVALID);
+    assert_int_equal(attn_bench_bw_measure(NULL, 1, &gb), ATTN_E_INVALID);
+    assert_int_equal(attn_bench_bw_measure(p, 2, &gb), ATTN_OK);
+    assert_true(gb > 0.0 && isfinite(gb));
+    attn_bench_bw_free(p);
+    attn_bench_bw_free(NULL);
+    assert_int_equal(attn_bench_read_bandwidth(4096, 1, &gb), ATTN_OK);
+    assert_true(gb > 0.0);
 }
 
 static void test_json_without_torch(void **state)
@@ -127,6 +153,7 @@ static void test_help_and_bad_option(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bw_probe),
         cmocka_unit_test(test_json_without_torch),
         cmocka_unit_test(test_json_with_torch),
         cmocka_unit_test(test_installed_script),

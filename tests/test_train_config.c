@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,8 @@ static void test_gpt_defaults_are_the_librarys(void **state)
     attn_train_config t0 = attn_train_defaults();
     assert_true(m.vocab_size == m0.vocab_size && m.context == m0.context && m.layers == m0.layers &&
                 m.heads == m0.heads && m.width == m0.width && m.bias == m0.bias);
-    assert_memory_equal(&t, &t0, sizeof t); /* no padding: 8 sizes, 8 floats, a u64 */
+    /* every field (8 sizes, 8 floats, a u64, an int), not the padding after */
+    assert_memory_equal(&t, &t0, offsetof(attn_train_config, precision) + sizeof t.precision);
     assert_int_equal(attn_hparams_check(attn_gpt_hparams(), parts), ATTN_OK);
 }
 
@@ -144,7 +146,7 @@ static void test_cli_help_and_config(void **state)
     const char *cfg = write_tmp("cls.json", "{\"model\": {\"layers\": 1, \"heads\": 2, \"width\": 8, \"context\": 6,"
                                             " \"pooling\": \"cls\"}, \"min_count\": 1, \"batch\": 4,"
                                             " \"label_smoothing\": 0.2, \"lr\": 0.003}");
-    r = run_cmd("'%s' train --task classify --data '%s/d' --out '%s/c' --config '%s' --epochs 1 --lr 5e-3 --no-baselines",
+    r = run_cmd("'%s' train --task classify --data '%s/d' --out '%s/c' --config '%s' --epochs 1 --lr 5e-3 --no-baselines --precision bf16",
                 attn_bin(), dir, dir, cfg);
     if (r.status) fail_msg("train --config: %s", r.err);
     run_result_free(&r);
@@ -158,6 +160,7 @@ static void test_cli_help_and_config(void **state)
     assert_int_equal((int)cJSON_GetObjectItem(m, "width")->valuedouble, 8);
     assert_string_equal(cJSON_GetObjectItem(m, "pooling")->valuestring, "cls");
     assert_int_equal((int)cJSON_GetObjectItem(t, "batch")->valuedouble, 4);
+    assert_string_equal(cJSON_GetObjectItem(t, "precision")->valuestring, "bf16");
     assert_true(cJSON_GetObjectItem(t, "lr")->valuedouble == 0.005); /* the flag wins */
     assert_true(cJSON_GetObjectItem(o, "label_smoothing")->valuedouble == 0.2);
     cJSON_Delete(root);

@@ -44,10 +44,14 @@ static const char usage[] =
     "bench/generate_torch.py and Debian's /usr/bin/python3 (PyTorch 1.13); the\n"
     "logits of both are compared. Beside them: the decode limit of memory\n"
     "bandwidth (parameter bytes a step reads / the read bandwidth measured here by\n"
-    "streaming a --bandwidth-mib buffer, default 1024; tiny 64) and the prefill's\n"
-    "share of the fp32 FMA peak (attn bench attention's measure); both measured\n"
-    "before and after the runs, the higher kept. The machine's\n"
-    "load average is printed beside the figures: they are noisy when it is busy.\n"
+    "streaming a --bandwidth-mib buffer, default 1024; tiny 64, with 1, 2, 4 and\n"
+    "8 streams a thread, the fastest kept) and the prefill's share of the fp32\n"
+    "FMA peak (attn bench attention's measure, before and after the runs, the\n"
+    "higher kept). The bandwidth is measured right after each run's decode, as\n"
+    "the machine's drifts within minutes: the limit is their median, and the\n"
+    "decode's fraction of it the median of each run's against its own. The\n"
+    "machine's load average is printed beside the figures: they are noisy when\n"
+    "it is busy.\n"
     "\n"
     "options:\n"
     "  --config C        gpt2 (default) or tiny\n"
@@ -265,7 +269,8 @@ static void run_torch(torch_res *t, const gen_opts *o, const attn_gpt *g, const 
 
 /* The figures, derived once for both outputs. */
 typedef struct gen_figs {
-    double bw, peak, limit, a_pre, a_dec, load[3];
+    double bw, peak, limit, a_pre, a_dec, dec_frac, load[3];
+    double bw_runs[2 * ATTN_BENCH_MAX_RUNS]; /* GB/s after each run's decode, in run order */
     size_t params;
 } gen_figs;
 
@@ -281,11 +286,14 @@ static void print_json(const gen_opts *o, const gen_figs *f, const attn_bench_ge
     printf(" \"bandwidth_gb_s\": %.3f, \"weight_bytes_per_token\": %zu, \"kv_bytes_per_token\": %zu,"
            " \"decode_limit_tok_s\": %.3f, \"fp32_peak_gflops\": %.2f,\n",
            f->bw, b->weight_bytes, b->kv_bytes, f->limit, f->peak);
+    printf(" \"bandwidth_runs_gb_s\": [");
+    for (int r = 0; r < 2 * o->reps; r++) printf("%s%.3f", r ? ", " : "", f->bw_runs[r]);
+    printf("],\n");
     printf(" \"attn\": {\"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"prefill_gflops\": %.3f,"
            " \"prefill_peak_fraction\": %.4f, \"decode_limit_fraction\": %.4f},\n",
            f->a_pre, f->a_dec, b->prefill_flops / (o->prompt / f->a_pre) / 1e9,
            f->peak > 0 ? b->prefill_flops * f->a_pre / o->prompt / 1e9 / f->peak : 0.0,
-           f->a_dec / f->limit);
+           f->dec_frac);
     if (t->ok) {
         const double tp = o->prompt / t->prefill_s, td = o->decode / t->decode_s;
         char diff[32] = "null"; /* JSON has no infinity: logits missing from PyTorch's side */
@@ -317,14 +325,14 @@ static void print_table(const gen_opts *o, const gen_figs *f, const attn_bench_g
            "%d threads\n",
            o->name, c->layers, c->heads, c->width, c->context, c->vocab_size, f->params / 1e6,
            attn_threads());
-    printf("read bandwidth %.2f GB/s (%d MiB buffer); a decode step reads %.1f MB of weights "
+    printf("read bandwidth %.2f GB/s (median, %d MiB buffer); a decode step reads %.1f MB of weights "
            "(+ %.1f MB of cache): limit %.2f tokens/s\n",
            f->bw, o->bw_mib, b->weight_bytes / 1e6, b->kv_bytes / 1e6, f->limit);
     printf("fp32 peak %.1f GFLOP/s\n\n", f->peak);
     printf("%-16s %22s %28s\n", "", "prefill (tokens/s)", "decode (tokens/s)");
     printf("%-16s %12.1f (%4.2f of peak) %14.2f (%4.2f of limit)\n", "attn", f->a_pre,
            f->peak > 0 ? b->prefill_flops * f->a_pre / o->prompt / 1e9 / f->peak : 0.0, f->a_dec,
-           f->a_dec / f->limit);
+           f->dec_frac);
     if (t->ok) {
         const double tp = o->prompt / t->prefill_s, td = o->decode / t->decode_s;
         char name[48];
@@ -376,20 +384,21 @@ int cmd_bench_generate(int argc, char **argv)
     torch_res t;
     memset(&t, 0, sizeof t);
     snprintf(t.why, sizeof t.why, "--no-torch");
+    attn_bench_bw *probe = NULL;
     attn_status st = attn_gpt_create(&g, &o.cfg, 1);
     if (!st) st = attn_gpt_init(g, (uint64_t)o.seed);
-    if (!st) st = attn_bench_read_bandwidth((size_t)o.bw_mib << 20, 9, &f.bw);
+    if (!st) st = attn_bench_bw_create(&probe, (size_t)o.bw_mib << 20);
+    b.bw = b2.bw = probe;
     if (!st) f.peak = fma_peak(&o);
     if (!st) st = attn_bench_generate(g, &b);
     f.load[1] = load1();
     if (!st && o.torch) run_torch(&t, &o, g, &b);
     if (!st) st = attn_bench_generate(g, &b2);
-    /* The machine's capacity is the best of two measurements, before and
-     * after the runs: a busy moment makes one of them low. */
-    double bw2 = 0.0;
-    if (!st) st = attn_bench_read_bandwidth((size_t)o.bw_mib << 20, 9, &bw2);
+    attn_bench_bw_free(probe);
+    /* The peak is the best of two measurements, before and after the runs:
+     * a busy moment makes one of them low. */
     const double peak2 = st ? 0.0 : fma_peak(&o);
-    f.bw = bw2 > f.bw ? bw2 : f.bw, f.peak = peak2 > f.peak ? peak2 : f.peak;
+    f.peak = peak2 > f.peak ? peak2 : f.peak;
     f.load[2] = load1();
     if (st) {
         attn_gpt_free(g);
@@ -400,9 +409,19 @@ int cmd_bench_generate(int argc, char **argv)
     memcpy(pr + o.reps, b2.prefill_runs, (size_t)o.reps * sizeof *pr);
     memcpy(dr, b.decode_runs, (size_t)o.reps * sizeof *dr);
     memcpy(dr + o.reps, b2.decode_runs, (size_t)o.reps * sizeof *dr);
+    /* each run's decode against the bandwidth measured right after it
+     * (before the medians, which sort their arrays) */
+    double bw[2 * ATTN_BENCH_MAX_RUNS], frac[2 * ATTN_BENCH_MAX_RUNS];
+    memcpy(bw, b.bw_runs, (size_t)o.reps * sizeof *bw);
+    memcpy(bw + o.reps, b2.bw_runs, (size_t)o.reps * sizeof *bw);
+    memcpy(f.bw_runs, bw, sizeof bw);
+    for (int r = 0; r < 2 * o.reps; r++)
+        frac[r] = (double)b.weight_bytes * o.decode / dr[r] / (bw[r] * 1e9);
+    f.bw = attn_bench_median(bw, 2 * o.reps);
+    f.dec_frac = attn_bench_median(frac, 2 * o.reps);
+    f.limit = f.bw * 1e9 / (double)b.weight_bytes;
     f.a_pre = o.prompt / attn_bench_median(pr, 2 * o.reps);
     f.a_dec = o.decode / attn_bench_median(dr, 2 * o.reps);
-    f.limit = f.bw * 1e9 / (double)b.weight_bytes;
     f.params = attn_gpt_config_params(&o.cfg);
     attn_gpt_free(g);
     if (o.json) print_json(&o, &f, &b, &t);

@@ -77,9 +77,17 @@ double attn_bench_now(void);
 double attn_bench_median(double *t, int n);
 
 /* Read bandwidth of memory in GB/s (1e9 bytes): the fastest of `runs`
- * streaming reads of a fresh `bytes` buffer (size it well beyond the caches)
- * split among attn_threads() threads, after one warm-up read (the fastest,
- * as STREAM reports: on a shared machine slower runs measure the neighbours). */
+ * rounds of streaming reads of a `bytes` buffer (size it well beyond the
+ * caches; on huge pages, as a model's weights) split among attn_threads()
+ * threads, each round reading it with 1, 2, 4 and 8 streams a thread, after
+ * one warm-up read (the fastest, as STREAM reports: on a shared machine
+ * slower runs measure the neighbours). A probe keeps its buffer, so that it
+ * can measure again between other work (attn_bench_generate does, after each
+ * repetition); attn_bench_read_bandwidth makes one, measures and frees it. */
+typedef struct attn_bench_bw attn_bench_bw;
+attn_status attn_bench_bw_create(attn_bench_bw **out, size_t bytes);
+attn_status attn_bench_bw_measure(const attn_bench_bw *p, int runs, double *gb_s);
+void attn_bench_bw_free(attn_bench_bw *p);
 attn_status attn_bench_read_bandwidth(size_t bytes, int runs, double *gb_s);
 
 /* Generation speed of a GPT (attn/gpt.h) with the KV cache: the prefill of a
@@ -91,9 +99,11 @@ typedef struct attn_bench_gen {
     /* in */
     size_t prompt, decode;
     int reps; /* at most ATTN_BENCH_MAX_RUNS */
+    attn_bench_bw *bw;   /* optional: measured after each repetition's decode (3 rounds) */
     /* out */
     double prefill_s, decode_s; /* medians: one prefill; all `decode` steps */
     double prefill_runs[ATTN_BENCH_MAX_RUNS], decode_runs[ATTN_BENCH_MAX_RUNS]; /* each run's */
+    double bw_runs[ATTN_BENCH_MAX_RUNS]; /* GB/s after each run's decode (with `bw`) */
     double prefill_flops;       /* multiply-adds × 2 of one prefill (last logits only) */
     size_t weight_bytes;        /* parameter bytes one decode step reads (the tied head once) */
     size_t kv_bytes;            /* cache bytes the middle decode step reads */

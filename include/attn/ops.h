@@ -303,16 +303,32 @@ int attn_have_cblas(void);
  * once): ATTN_BLAS=0 the built-in kernel, ATTN_BLAS=1 CBLAS where the library
  * has it (see attn_gemm_auto). Rows of c are computed in fixed blocks
  * (threads take whole blocks), so the result does not depend on the thread
- * count. ATTN_E_NOTFOUND for ATTN_GEMM_CBLAS without CBLAS. */
+ * count. ATTN_E_NOTFOUND for ATTN_GEMM_CBLAS without CBLAS.
+ * ATTN_GEMM_BF16 rounds a and b to bf16 (to nearest even) and sums the
+ * products in fp32, as mixed-precision training does: through the AVX-512
+ * BF16 dot products where attn_flash_bf16_available(), else through the
+ * built-in kernel on rounded copies (the same products, summed by FMAs). Its
+ * error against the fp32 product is at most about 2^-8 · Σ_k |a||b| per
+ * element (the inputs' rounding; tests/test_gemm_bf16.c). */
 typedef enum attn_gemm_kernel {
     ATTN_GEMM_AUTO = 0,
     ATTN_GEMM_BUILTIN = 1,
-    ATTN_GEMM_CBLAS = 2
+    ATTN_GEMM_CBLAS = 2,
+    ATTN_GEMM_BF16 = 3
 } attn_gemm_kernel;
 attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t k, size_t n,
                       int trans_a, int trans_b, int accumulate, attn_gemm_kernel which);
-/* The kernel ATTN_GEMM_AUTO stands for in this process (never AUTO). */
+/* The fp32 kernel ATTN_GEMM_AUTO stands for in this process (never AUTO;
+ * BUILTIN or CBLAS, whatever the precision below). */
 attn_gemm_kernel attn_gemm_auto(void);
+
+/* The products of ATTN_GEMM_AUTO, and so of every matmul and linear layer
+ * large enough for the GEMM: fp32 (the default) or bf16 (ATTN_GEMM_BF16's),
+ * for the whole process, as attn_simd_set; `attn train --precision bf16`
+ * sets it while it trains. Not to be changed while a GEMM runs. */
+typedef enum attn_precision { ATTN_PRECISION_FP32 = 0, ATTN_PRECISION_BF16 = 1 } attn_precision;
+void attn_gemm_set_precision(attn_precision p);
+attn_precision attn_gemm_precision(void);
 
 #ifdef __cplusplus
 }

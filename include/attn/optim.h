@@ -61,6 +61,7 @@ typedef struct attn_train_config {
     size_t batch, iters, warmup, decay_iters, accum, eval_every, eval_iters, checkpoint_every;
     float lr, min_lr, beta1, beta2, eps, weight_decay, grad_clip, val_fraction;
     uint64_t seed;
+    int precision; /* the GEMMs' while training: 0 fp32, 1 bf16 (attn_precision, attn/ops.h) */
 } attn_train_config;
 
 /* nanoGPT's shakespeare_char choices where they apply: batch 12, 2000

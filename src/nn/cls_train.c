@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "attn/classify.h"
+#include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "cls_internal.h"
 
@@ -275,12 +276,10 @@ attn_status attn_cls_trainer_baselines(attn_cls_trainer *t, attn_cls_which which
     return ATTN_OK;
 }
 
-attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
-                                 const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
-                                 void *user, int *stopped)
+static attn_status run_steps(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
+                             const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
+                             void *user, int *stopped)
 {
-    if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_run: NULL argument");
-    if (stopped) *stopped = 0;
     attn_cls_info *in = &t->info;
     const attn_train_config *c = &in->train;
     const size_t B = c->batch, S = in->steps_per_epoch, n = t->data[0].n;
@@ -375,6 +374,20 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
         early = 2;
     if (!st && saved != in->step) st = cls_dist_save(t, out_dir, 0);
     if (stopped) *stopped = early;
+    return st;
+}
+
+attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
+                                 const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
+                                 void *user, int *stopped)
+{
+    if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_run: NULL argument");
+    if (stopped) *stopped = 0;
+    /* the run's precision for its products, the caller's given back after */
+    const attn_precision prev = attn_gemm_precision();
+    attn_gemm_set_precision(t->info.train.precision ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32);
+    attn_status st = run_steps(t, out_dir, stop_at, stop, cb, user, stopped);
+    attn_gemm_set_precision(prev);
     return st;
 }
 

@@ -67,6 +67,8 @@ attn_status attn_bench_generate(attn_gpt *g, attn_bench_gen *b)
         t0 = attn_bench_now();
         for (size_t i = P; !st && i < P + D; i++) st = attn_gpt_kv_step(g, kv, ids + i, 1, logits);
         td[r] = attn_bench_now() - t0;
+        /* the memory's speed right after: the machine's drifts within minutes */
+        if (!st && b->bw) st = attn_bench_bw_measure(b->bw, 3, &b->bw_runs[r]);
     }
     if (!st) {
         memcpy(b->prefill_runs, tp, (size_t)b->reps * sizeof *tp);

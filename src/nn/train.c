@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "attn/ops.h"
 #include "attn/train.h"
 #include "ckpt_dir.h"
 
@@ -251,12 +252,10 @@ attn_status attn_trainer_evaluate(attn_trainer *t, int val, double *loss)
     return st;
 }
 
-attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_at,
+static attn_status run_steps(attn_trainer *t, const char *out_dir, size_t stop_at,
                              const volatile sig_atomic_t *stop, attn_train_progress_fn cb,
                              void *user, int *stopped)
 {
-    if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_trainer_run: NULL argument");
-    if (stopped) *stopped = 0;
     const attn_train_config *c = &t->info.train;
     const size_t T = t->info.model.context, B = c->batch;
     const attn_param_ref *params = attn_gpt_params(t->g);
@@ -328,5 +327,19 @@ attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_a
     }
     if (!st && saved != t->info.step) st = save(t, out_dir);
     if (stopped) *stopped = early;
+    return st;
+}
+
+attn_status attn_trainer_run(attn_trainer *t, const char *out_dir, size_t stop_at,
+                             const volatile sig_atomic_t *stop, attn_train_progress_fn cb,
+                             void *user, int *stopped)
+{
+    if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_trainer_run: NULL argument");
+    if (stopped) *stopped = 0;
+    /* the run's precision for its products, the caller's given back after */
+    const attn_precision prev = attn_gemm_precision();
+    attn_gemm_set_precision(t->info.train.precision ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32);
+    attn_status st = run_steps(t, out_dir, stop_at, stop, cb, user, stopped);
+    attn_gemm_set_precision(prev);
     return st;
 }

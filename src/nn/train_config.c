@@ -25,6 +25,11 @@
 #define OPEN_HI ATTN_HP_HI_OPEN
 #define OPEN (ATTN_HP_LO_OPEN | ATTN_HP_HI_OPEN)
 
+/* Both trainers': the products of the linear layers (attn_gemm_set_precision). */
+#define PRECISION                                                                                 \
+    {"precision", ATTN_HP_CHOICE, TR(precision), 0, 0, 1, 0, "fp32|bf16", "training", \
+     "the products of the linear layers: bf16 rounds\ntheir inputs (fp32 sums, fp32 weights kept)"}
+
 static const attn_hparam gpt[] = {
     {"layers", ATTN_HP_SIZE, GM(layers), 4, 1, 4096, 0, "N", "model", "blocks"},
     {"heads", ATTN_HP_SIZE, GM(heads), 4, 1, M24, 0, "N", "model", "attention heads"},
@@ -54,6 +59,7 @@ static const attn_hparam gpt[] = {
      "share of the text held out for validation"},
     {"seed", ATTN_HP_U64, TR(seed), 1337, 0, BIG, 0, "N", "training",
      "seed of initialisation and batch sampling"},
+    PRECISION,
     {"eval_every", ATTN_HP_SIZE, TR(eval_every), 250, 0, BIG, 0, "N", "progress and checkpoints",
      "validation loss every N steps, and at the end"},
     {"eval_iters", ATTN_HP_SIZE, TR(eval_iters), 20, 0, BIG, 0, "N", "progress and checkpoints",
@@ -99,6 +105,7 @@ static const attn_hparam cls[] = {
     {"label_smoothing", ATTN_HP_FLOAT, CO(label_smoothing), 0.1, 0, 1, OPEN_HI, "E", "training",
      "train on (1-E)·one-hot + E/classes targets"},
     {"seed", ATTN_HP_U64, TR(seed), 1337, 0, BIG, 0, "N", "training", "initialisation and batch order"},
+    PRECISION,
     {"eval_every", ATTN_HP_SIZE, TR(eval_every), 0, 0, BIG, 0, "N", "progress and checkpoints",
      "validate every N steps and at the end,\n0 = at the end of every epoch"},
     {"checkpoint_every", ATTN_HP_SIZE, TR(checkpoint_every), 0, 0, BIG, ATTN_HP_RESUMABLE, "N",

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flash_bf16.h"
 #include "flash_kern.h"
+#include "gemm_bf16.h"
 #include "gemm_kern.h"
 #include "op_check.h"
 
@@ -238,6 +240,43 @@ static attn_status gemm_builtin(float *c, const float *a, const float *b, size_t
     return ATTN_OK;
 }
 
+/* ---- bf16 products ---------------------------------------------------------------- */
+
+/* x rounded to bf16, as floats (each product of two is exact in fp32). */
+static float *bf16_copy(const float *x, size_t n)
+{
+    float *r = malloc((n ? n : 1) * sizeof *r);
+    for (size_t i = 0; r && i < n; i++) {
+        const uint32_t u = (uint32_t)attn_bf16_round(x[i]) << 16;
+        memcpy(&r[i], &u, sizeof u);
+    }
+    return r;
+}
+
+/* ATTN_GEMM_BF16: the AVX-512 BF16 kernel, or the built-in one on rounded copies. */
+static attn_status gemm_bf16(float *c, const float *a, const float *b, size_t m, size_t k,
+                             size_t n, int ta, int tb, int acc)
+{
+    if (attn_fk_bf16()) return attn_gemm_bf16_run(c, a, b, m, k, n, ta, tb, acc);
+    float *ar = bf16_copy(a, m * k), *br = bf16_copy(b, k * n);
+    attn_status st = ar && br ? gemm_builtin(c, ar, br, m, k, n, ta, tb, acc)
+                              : attn_error(ATTN_E_NOMEM, "gemm (bf16): cannot allocate rounded copies");
+    free(ar), free(br);
+    return st;
+}
+
+static int g_precision; /* attn_precision */
+
+void attn_gemm_set_precision(attn_precision p)
+{
+    __atomic_store_n(&g_precision, p == ATTN_PRECISION_BF16 ? 1 : 0, __ATOMIC_RELEASE);
+}
+
+attn_precision attn_gemm_precision(void)
+{
+    return __atomic_load_n(&g_precision, __ATOMIC_ACQUIRE) ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32;
+}
+
 /* ---- entry points -------------------------------------------------------------- */
 
 /* ATTN_GEMM_AUTO's kernel, chosen on first use. The built-in AVX-512 kernel is
@@ -264,7 +303,10 @@ attn_status attn_gemm(float *c, const float *a, const float *b, size_t m, size_t
 {
     attn_status st = check_gemm("gemm", c, a, b, m, k, n);
     if (st) return st;
-    if (which == ATTN_GEMM_AUTO) which = attn_gemm_auto();
+    if (which == ATTN_GEMM_AUTO)
+        which = attn_gemm_precision() == ATTN_PRECISION_BF16 ? ATTN_GEMM_BF16 : attn_gemm_auto();
+    if (which == ATTN_GEMM_BF16)
+        return gemm_bf16(c, a, b, m, k, n, !!trans_a, !!trans_b, !!accumulate);
     if (which == ATTN_GEMM_CBLAS)
         return gemm_cblas(c, a, b, m, k, n, !!trans_a, !!trans_b, !!accumulate);
     if (which != ATTN_GEMM_BUILTIN)

@@ -1,0 +1,238 @@
+/* gemm_bf16.c - ATTN_GEMM_BF16: c (M, N) = [c +] op(a) · op(b) with the
+ * products' inputs rounded to bf16 (to nearest even) and every sum in fp32,
+ * as mixed-precision training multiplies (fp32 master weights, bf16 products).
+ *
+ * With AVX-512 BF16 (attn_fk_bf16() non-NULL: the CPU has it and the SIMD
+ * level in use is avx512): a and b are converted once per call into pairs
+ * along k (flash_bf16.h's layout: one uint32 holds the bf16 values of k = 2p
+ * and 2p + 1, the even one low; an odd k's last partner is 0), then a 6 × 64
+ * micro-kernel (24 accumulators, 4 vectors of b and 6 broadcast pairs of a
+ * per pair of k: 24 vdpbf16ps for 2 × 384 multiply-adds) runs over fixed row
+ * blocks as the fp32 kernel does. vdpbf16ps adds the two products of a pair
+ * to the accumulator with its own rounding and flushes denormals, so its sums
+ * differ from an FMA chain's in the last bits.
+ * Elsewhere gemm.c runs the built-in fp32 GEMM on copies of a and b rounded
+ * to bf16 (each product of two bf16 values is exact in fp32, so these are the
+ * same products; the sums are an FMA chain's). Either way the result depends
+ * on the shape only, never on the threads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/ops.h"
+#include "flash_bf16.h"
+#include "flash_kern.h"
+#include "gemm_bf16.h"
+
+#ifdef ATTN_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static size_t up16(size_t x) { return (x + 15) & ~(size_t)15; }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define GB __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define GB_INL static inline GB __attribute__((always_inline))
+#define BR 6  /* rows per tile */
+#define BNV 4 /* vectors of 16 columns per tile */
+
+/* Row r (k floats) of x into kp words of pairs at dst (an odd k's last
+ * partner 0). */
+static GB void cvt_row(uint32_t *dst, const float *x, size_t k)
+{
+    for (size_t c = 0; c < k; c += 32) {
+        const size_t left = k - c;
+        const __mmask16 lo = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        const __mmask16 hi = left >= 32 ? 0xffff : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + c + 16),
+                                               _mm512_maskz_loadu_ps(lo, x + c));
+        const size_t words = (left + 1) / 2 < 16 ? (left + 1) / 2 : 16;
+        _mm512_mask_storeu_epi32(dst + c / 2, (__mmask16)((1u << words) - 1), (__m512i)h);
+    }
+}
+
+/* Rows 2p and 2p + 1 of x (n floats each, ldx apart; row 2p + 1 missing when
+ * last) into the n words of pairs at dst, then zeros up to np words. */
+static GB void cvt_pair_row(uint32_t *dst, const float *x0, const float *x1, size_t n, size_t np)
+{
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (size_t c = 0; c < np; c += 16) {
+        const size_t left = c < n ? n - c : 0;
+        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        const __m512 hi = x1 ? _mm512_maskz_loadu_ps(mk, x1 + c) : _mm512_setzero_ps();
+        __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_maskz_loadu_ps(mk, x0 + c));
+        _mm512_storeu_si512((void *)(dst + c), _mm512_permutexvar_epi16(idx, h));
+    }
+}
+
+/* c (R, NV·16, the last vector's columns by mask) [+]= pairs of a · pairs of
+ * b over tp pairs: a's pair (r, p) at a[r·ars + p·aps], b's pair row p at
+ * b + p·ldb. */
+GB_INL void tile(const int R, const int NV, float *c, size_t ldc, const uint32_t *a, size_t ars,
+                 size_t aps, const uint32_t *b, size_t ldb, size_t tp, __mmask16 last, int accumulate)
+{
+    __m512 acc[BR][BNV];
+#pragma GCC unroll 8
+    for (int r = 0; r < BR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < BNV; v++)
+            if (r < R && v < NV)
+                acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff,
+                                                               c + r * ldc + v * 16)
+                                       : _mm512_setzero_ps();
+    for (size_t p = 0; p < tp; p++) {
+        __m512bh bv[BNV];
+        const uint32_t *bp = b + p * ldb, *ap = a + p * aps;
+#pragma GCC unroll 8
+        for (int v = 0; v < BNV; v++)
+            if (v < NV) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(bp + v * 16));
+#pragma GCC unroll 8
+        for (int r = 0; r < BR; r++) {
+            if (r >= R) continue;
+            const __m512bh av = (__m512bh)_mm512_set1_epi32((int)ap[r * ars]);
+#pragma GCC unroll 8
+            for (int v = 0; v < BNV; v++)
+                if (v < NV) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < BR; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < BNV; v++)
+            if (r < R && v < NV)
+                _mm512_mask_storeu_ps(c + r * ldc + v * 16, v == NV - 1 ? last : 0xffff, acc[r][v]);
+}
+
+#define GB_CASE(R, NV)                                                                         \
+    case (R) * 8 + (NV):                                                                       \
+        tile(R, NV, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, aps, b + c0, ldb, tp, last, acc); \
+        break;
+
+/* Rows [0, rows) of c (n columns) against every column tile: the b tile
+ * (tp pairs × 64 columns) is reused by the block's row tiles. */
+static GB void block_bf16(float *c, size_t ldc, const uint32_t *a, size_t ars, size_t aps,
+                          const uint32_t *b, size_t ldb, size_t rows, size_t n, size_t tp, int acc)
+{
+    for (size_t c0 = 0; c0 < n; c0 += BNV * 16) {
+        const size_t left = n - c0, nv = (left + 15) / 16 < BNV ? (left + 15) / 16 : BNV;
+        const size_t tail = left - (nv - 1) * 16;
+        const __mmask16 last = tail >= 16 ? 0xffff : (__mmask16)((1u << tail) - 1);
+        for (size_t r0 = 0; r0 < rows; r0 += BR) {
+            const int rr = (int)(rows - r0 < BR ? rows - r0 : BR);
+            switch (rr * 8 + (int)nv) {
+                GB_CASE(1, 1) GB_CASE(2, 1) GB_CASE(3, 1) GB_CASE(4, 1) GB_CASE(5, 1) GB_CASE(6, 1)
+                GB_CASE(1, 2) GB_CASE(2, 2) GB_CASE(3, 2) GB_CASE(4, 2) GB_CASE(5, 2) GB_CASE(6, 2)
+                GB_CASE(1, 3) GB_CASE(2, 3) GB_CASE(3, 3) GB_CASE(4, 3) GB_CASE(5, 3) GB_CASE(6, 3)
+                GB_CASE(1, 4) GB_CASE(2, 4) GB_CASE(3, 4) GB_CASE(4, 4) GB_CASE(5, 4) GB_CASE(6, 4)
+            default: break;
+            }
+        }
+    }
+}
+#undef GB_CASE
+
+/* Rows per block (threads take whole blocks): by the shape only. */
+static size_t row_block(size_t m) { return m >= 512 ? 48 : m >= 128 ? 24 : 12; }
+
+/* Multiply-adds below which one thread does the whole product. */
+#define BF16_PAR_WORK ((double)(1 << 20))
+
+/* The converted operands: a's pairs (ars, aps apart), b's pair rows (ldb =
+ * np words apart), and for a transposed b its rows converted first (bt). */
+typedef struct bf16_job {
+    const float *a, *b;
+    size_t m, k, n, kp, np;
+    int ta, tb;
+    uint32_t *ap, *bp, *bt;
+    size_t ars, aps;
+} bf16_job;
+
+/* Conversion of a and b by the team (every thread calls it): a's rows or
+ * pair rows, b's pair rows, or b's rows then their transpose. */
+static GB void convert(const bf16_job *j, const fk_table *K)
+{
+    const size_t m = j->m, k = j->k, n = j->n, kp = j->kp, np = j->np;
+    if (!j->ta) {
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (size_t r = 0; r < m; r++) cvt_row(j->ap + r * kp, j->a + r * k, k);
+    } else {
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (size_t p = 0; p < kp; p++)
+            cvt_pair_row(j->ap + p * m, j->a + 2 * p * m, 2 * p + 1 < k ? j->a + (2 * p + 1) * m : NULL,
+                         m, m);
+    }
+    if (!j->tb) {
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (size_t p = 0; p < kp; p++)
+            cvt_pair_row(j->bp + p * np, j->b + 2 * p * n, 2 * p + 1 < k ? j->b + (2 * p + 1) * n : NULL,
+                         n, np);
+        return;
+    }
+    /* b (n, k): its rows as pairs (n, kp), then transposed word by word into
+     * (kp, np) by the flash kernels' 16 × 16 blocks (moves, no arithmetic:
+     * the bits stay), the columns past n zeroed */
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (size_t r = 0; r < n; r++) cvt_row(j->bt + r * kp, j->b + r * k, k);
+    const size_t nb = (kp + 15) / 16;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (size_t q = 0; q < nb; q++) {
+        const size_t p0 = q * 16, pw = kp - p0 < 16 ? kp - p0 : 16;
+        K->transpose((float *)(void *)(j->bp + p0 * np), np, (const float *)(const void *)(j->bt + p0),
+                     kp, n, pw);
+        for (size_t p = p0; p < p0 + pw; p++) memset(j->bp + p * np + n, 0, (np - n) * sizeof(uint32_t));
+    }
+}
+
+static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, size_t m, size_t k,
+                                    size_t n, int ta, int tb, int acc)
+{
+    bf16_job j = {a, b, m, k, n, (k + 1) / 2, up16(n), ta, tb, NULL, NULL, NULL, 0, 0};
+    const size_t a_words = m * j.kp, b_words = j.kp * j.np, t_words = tb ? n * j.kp : 0;
+    uint32_t *buf = aligned_alloc(64, ((a_words + b_words + t_words + 47) & ~(size_t)15) * sizeof *buf);
+    if (!buf) return attn_error(ATTN_E_NOMEM, "gemm (bf16): cannot allocate the converted operands");
+    j.ap = buf, j.bp = buf + ((a_words + 15) & ~(size_t)15);
+    j.bt = j.bp + ((b_words + 15) & ~(size_t)15);
+    j.ars = ta ? 1 : j.kp, j.aps = ta ? m : 1;
+    const fk_table *K = attn_fk_table(ATTN_SIMD_AVX512);
+    const size_t mb = row_block(m), nmb = (m + mb - 1) / mb;
+    const int par = nmb > 1 && (double)m * (double)k * (double)n >= BF16_PAR_WORK;
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel if (par)
+#endif
+    {
+        convert(&j, K);
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (size_t blk = 0; blk < nmb; blk++) {
+            const size_t r0 = blk * mb, rows = m - r0 < mb ? m - r0 : mb;
+            block_bf16(c + r0 * n, n, j.ap + r0 * j.ars, j.ars, j.aps, j.bp, j.np, rows, n, j.kp, acc);
+        }
+    }
+    free(buf);
+    return ATTN_OK;
+}
+#define GEMM_BF16_X86 1
+#endif
+
+attn_status attn_gemm_bf16_run(float *c, const float *a, const float *b, size_t m, size_t k,
+                               size_t n, int ta, int tb, int acc)
+{
+#ifdef GEMM_BF16_X86
+    if (attn_fk_bf16()) return gemm_bf16_avx512(c, a, b, m, k, n, ta, tb, acc);
+#else
+    (void)c, (void)a, (void)b, (void)m, (void)k, (void)n, (void)ta, (void)tb, (void)acc;
+#endif
+    return attn_error(ATTN_E_NOTFOUND, "gemm (bf16): no AVX-512 BF16 here");
+}

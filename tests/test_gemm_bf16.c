@@ -1,0 +1,160 @@
+/* test_gemm_bf16.c - ATTN_GEMM_BF16 and the products' precision switch.
+ *
+ * At every SIMD level this CPU has (the AVX-512 BF16 kernel where it runs,
+ * else the built-in GEMM on rounded copies): each output within fp32
+ * summation error of the exact sum of the bf16-rounded inputs' products, for
+ * every transposition, odd shapes and accumulation; far from that bound
+ * with the unrounded inputs (the rounding happened); the same bits on one
+ * thread and two. attn_gemm_set_precision routes ATTN_GEMM_AUTO, and so a
+ * model's layers, through it while set, and back after. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "../src/ops/flash_bf16.h"
+
+static float bf16_value(float x)
+{
+    uint32_t u = (uint32_t)attn_bf16_round(x) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Largest |c - exact| / (Σ|a||b| + tiny) over c, exact from the inputs as
+ * given (rounded = 0) or rounded to bf16 (rounded = 1), c0 the accumulated-into start. */
+static double worst(const float *c, const float *c0, const float *a, const float *b, size_t m,
+                    size_t k, size_t n, int ta, int tb, int rounded)
+{
+    double w = 0.0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = c0 ? (double)c0[i * n + j] : 0.0, mag = c0 ? fabs(s) : 0.0;
+            for (size_t p = 0; p < k; p++) {
+                /* op(a) (m, k) stored (k, m) when ta; op(b) (k, n) stored (n, k) when tb */
+                double x = ta ? a[p * m + i] : a[i * k + p], y = tb ? b[j * k + p] : b[p * n + j];
+                if (rounded) x = bf16_value((float)x), y = bf16_value((float)y);
+                s += x * y, mag += fabs(x * y);
+            }
+            const double e = fabs((double)c[i * n + j] - s) / (mag + 1e-30);
+            if (e > w) w = e;
+        }
+    return w;
+}
+
+static void fill(float *x, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
+    }
+}
+
+static const size_t shapes[][3] = {{1, 1, 1},   {7, 5, 3},   {13, 33, 17}, {64, 128, 96},
+                                   {50, 77, 130}, {200, 64, 70}, {6, 300, 64}};
+
+static void check_level(void)
+{
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const size_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+                    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+                    float *c = malloc(m * n * sizeof *c), *c0 = malloc(m * n * sizeof *c0);
+                    assert_non_null(a), assert_non_null(b), assert_non_null(c), assert_non_null(c0);
+                    fill(a, m * k, 1u + (unsigned)s), fill(b, k * n, 7u + (unsigned)s);
+                    fill(c0, m * n, 99u);
+                    memcpy(c, c0, m * n * sizeof *c);
+                    assert_int_equal(attn_gemm(c, a, b, m, k, n, ta, tb, acc, ATTN_GEMM_BF16), ATTN_OK);
+                    /* fp32 sums of k exact products: well inside 1e-5 of their magnitude */
+                    const double e = worst(c, acc ? c0 : NULL, a, b, m, k, n, ta, tb, 1);
+                    if (e > 1e-5)
+                        fail_msg("m %zu k %zu n %zu ta %d tb %d acc %d: %.3g", m, k, n, ta, tb, acc, e);
+                    if (k >= 33) /* against the unrounded inputs: bf16's 2^-9 shows */
+                        assert_true(worst(c, acc ? c0 : NULL, a, b, m, k, n, ta, tb, 0) > 1e-4);
+                    free(a), free(b), free(c), free(c0);
+                }
+}
+
+static void test_levels(void **state)
+{
+    (void)state;
+    const attn_simd best = attn_simd_best();
+    for (int lv = ATTN_SIMD_SCALAR; lv <= (int)best; lv++) {
+        assert_int_equal(attn_simd_set((attn_simd)lv), ATTN_OK);
+        check_level();
+    }
+    assert_int_equal(attn_simd_set(best), ATTN_OK);
+}
+
+/* Rows are computed in blocks fixed by the shape: threads change no bit. */
+static void test_threads_same_bits(void **state)
+{
+    (void)state;
+    const size_t m = 300, k = 130, n = 200;
+    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+    float *c1 = malloc(m * n * sizeof *c1), *c2 = malloc(m * n * sizeof *c2);
+    assert_non_null(a), assert_non_null(b), assert_non_null(c1), assert_non_null(c2);
+    fill(a, m * k, 3), fill(b, k * n, 5);
+    const int threads = attn_threads();
+    attn_set_threads(1);
+    assert_int_equal(attn_gemm(c1, a, b, m, k, n, 0, 1, 0, ATTN_GEMM_BF16), ATTN_OK);
+    attn_set_threads(2);
+    assert_int_equal(attn_gemm(c2, a, b, m, k, n, 0, 1, 0, ATTN_GEMM_BF16), ATTN_OK);
+    attn_set_threads(threads);
+    assert_memory_equal(c1, c2, m * n * sizeof *c1);
+    free(a), free(b), free(c1), free(c2);
+}
+
+/* The switch: AUTO is BF16 while set, fp32 after; a model's loss moves by
+ * bf16's rounding only. */
+static void test_precision_switch(void **state)
+{
+    (void)state;
+    const size_t m = 96, k = 80, n = 72;
+    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
+    float *c1 = malloc(m * n * sizeof *c1), *c2 = malloc(m * n * sizeof *c2);
+    assert_non_null(a), assert_non_null(b), assert_non_null(c1), assert_non_null(c2);
+    fill(a, m * k, 11), fill(b, k * n, 13);
+    assert_int_equal(attn_gemm_precision(), ATTN_PRECISION_FP32);
+    attn_gemm_set_precision(ATTN_PRECISION_BF16);
+    assert_int_equal(attn_gemm_precision(), ATTN_PRECISION_BF16);
+    assert_int_equal(attn_gemm(c1, a, b, m, k, n, 0, 0, 0, ATTN_GEMM_AUTO), ATTN_OK);
+    assert_int_equal(attn_gemm(c2, a, b, m, k, n, 0, 0, 0, ATTN_GEMM_BF16), ATTN_OK);
+    assert_memory_equal(c1, c2, m * n * sizeof *c1);
+    attn_gemm_set_precision(ATTN_PRECISION_FP32);
+    assert_int_equal(attn_gemm(c1, a, b, m, k, n, 0, 0, 0, ATTN_GEMM_AUTO), ATTN_OK);
+    assert_int_equal(attn_gemm(c2, a, b, m, k, n, 0, 0, 0, attn_gemm_auto()), ATTN_OK);
+    assert_memory_equal(c1, c2, m * n * sizeof *c1);
+
+    /* a GPT whose products are GEMM-sized (8 x 32 rows, width 64) */
+    const attn_gpt_config cfg = {50, 32, 2, 2, 64, 1};
+    attn_gpt *g = NULL;
+    assert_int_equal(attn_gpt_create(&g, &cfg, 8), ATTN_OK);
+    assert_int_equal(attn_gpt_init(g, 5), ATTN_OK);
+    uint32_t ids[8 * 32], tg[8 * 32];
+    for (size_t i = 0; i < 8 * 32; i++) ids[i] = (uint32_t)(i * 7 % 50), tg[i] = (uint32_t)(i * 3 % 50);
+    double l32 = 0.0, l16 = 0.0;
+    assert_int_equal(attn_gpt_forward(g, ids, tg, 8, 32, &l32, NULL), ATTN_OK);
+    attn_gemm_set_precision(ATTN_PRECISION_BF16);
+    assert_int_equal(attn_gpt_forward(g, ids, tg, 8, 32, &l16, NULL), ATTN_OK);
+    attn_gemm_set_precision(ATTN_PRECISION_FP32);
+    assert_true(l16 != l32);
+    assert_true(fabs(l16 - l32) < 1e-2 * fabs(l32));
+    attn_gpt_free(g);
+    free(a), free(b), free(c1), free(c2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_levels),
+        cmocka_unit_test(test_threads_same_bits),
+        cmocka_unit_test(test_precision_switch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
