@@ -414,9 +414,9 @@ int cmd_bench_generate(int argc, char **argv)
     double bw[2 * ATTN_BENCH_MAX_RUNS], frac[2 * ATTN_BENCH_MAX_RUNS];
     memcpy(bw, b.bw_runs, (size_t)o.reps * sizeof *bw);
     memcpy(bw + o.reps, b2.bw_runs, (size_t)o.reps * sizeof *bw);
-    memcpy(f.bw_runs, bw, sizeof bw);
+    memcpy(f.bw_runs, bw, 2 * (size_t)o.reps * sizeof *bw);
     for (int r = 0; r < 2 * o.reps; r++)
-        frac[r] = (double)b.weight_bytes * o.decode / dr[r] / (bw[r] * 1e9);
+        frac[r] = dr[r] > 0.0 ? (double)b.weight_bytes * o.decode / dr[r] / (bw[r] * 1e9) : 0.0;
     f.bw = attn_bench_median(bw, 2 * o.reps);
     f.dec_frac = attn_bench_median(frac, 2 * o.reps);
     f.limit = f.bw * 1e9 / (double)b.weight_bytes;
