@@ -53,6 +53,22 @@ static void fill(float *x, size_t n, unsigned seed)
     }
 }
 
+/* a (m, k) and b (k, n) filled from two seeds, c1 and c2 (m, n) to fill */
+typedef struct operands {
+    float *a, *b, *c1, *c2;
+} operands;
+
+static operands operands_make(size_t m, size_t k, size_t n, unsigned seed_a, unsigned seed_b)
+{
+    operands o = {malloc(m * k * sizeof(float)), malloc(k * n * sizeof(float)),
+                  malloc(m * n * sizeof(float)), malloc(m * n * sizeof(float))};
+    assert_non_null(o.a), assert_non_null(o.b), assert_non_null(o.c1), assert_non_null(o.c2);
+    fill(o.a, m * k, seed_a), fill(o.b, k * n, seed_b);
+    return o;
+}
+
+static void operands_free(operands *o) { free(o->a), free(o->b), free(o->c1), free(o->c2); }
+
 static const size_t shapes[][3] = {{1, 1, 1},   {7, 5, 3},   {13, 33, 17}, {64, 128, 96},
                                    {50, 77, 130}, {200, 64, 70}, {6, 300, 64}};
 
@@ -63,10 +79,9 @@ static void check_level(void)
             for (int tb = 0; tb < 2; tb++)
                 for (int acc = 0; acc < 2; acc++) {
                     const size_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
-                    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
-                    float *c = malloc(m * n * sizeof *c), *c0 = malloc(m * n * sizeof *c0);
-                    assert_non_null(a), assert_non_null(b), assert_non_null(c), assert_non_null(c0);
-                    fill(a, m * k, 1u + (unsigned)s), fill(b, k * n, 7u + (unsigned)s);
+                    operands o = operands_make(m, k, n, 1u + (unsigned)s, 7u + (unsigned)s);
+                    const float *a = o.a, *b = o.b;
+                    float *c = o.c1, *c0 = o.c2; /* c0: what c accumulates into */
                     fill(c0, m * n, 99u);
                     memcpy(c, c0, m * n * sizeof *c);
                     assert_int_equal(attn_gemm(c, a, b, m, k, n, ta, tb, acc, ATTN_GEMM_BF16), ATTN_OK);
@@ -76,7 +91,7 @@ static void check_level(void)
                         fail_msg("m %zu k %zu n %zu ta %d tb %d acc %d: %.3g", m, k, n, ta, tb, acc, e);
                     if (k >= 33) /* against the unrounded inputs: bf16's 2^-9 shows */
                         assert_true(worst(c, acc ? c0 : NULL, a, b, m, k, n, ta, tb, 0) > 1e-4);
-                    free(a), free(b), free(c), free(c0);
+                    operands_free(&o);
                 }
 }
 
@@ -96,10 +111,9 @@ static void test_threads_same_bits(void **state)
 {
     (void)state;
     const size_t m = 300, k = 130, n = 200;
-    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
-    float *c1 = malloc(m * n * sizeof *c1), *c2 = malloc(m * n * sizeof *c2);
-    assert_non_null(a), assert_non_null(b), assert_non_null(c1), assert_non_null(c2);
-    fill(a, m * k, 3), fill(b, k * n, 5);
+    operands o = operands_make(m, k, n, 3, 5);
+    const float *a = o.a, *b = o.b;
+    float *c1 = o.c1, *c2 = o.c2;
     const int threads = attn_threads();
     attn_set_threads(1);
     assert_int_equal(attn_gemm(c1, a, b, m, k, n, 0, 1, 0, ATTN_GEMM_BF16), ATTN_OK);
@@ -107,7 +121,7 @@ static void test_threads_same_bits(void **state)
     assert_int_equal(attn_gemm(c2, a, b, m, k, n, 0, 1, 0, ATTN_GEMM_BF16), ATTN_OK);
     attn_set_threads(threads);
     assert_memory_equal(c1, c2, m * n * sizeof *c1);
-    free(a), free(b), free(c1), free(c2);
+    operands_free(&o);
 }
 
 /* The switch: AUTO is BF16 while set, fp32 after; a model's loss moves by
@@ -116,10 +130,9 @@ static void test_precision_switch(void **state)
 {
     (void)state;
     const size_t m = 96, k = 80, n = 72;
-    float *a = malloc(m * k * sizeof *a), *b = malloc(k * n * sizeof *b);
-    float *c1 = malloc(m * n * sizeof *c1), *c2 = malloc(m * n * sizeof *c2);
-    assert_non_null(a), assert_non_null(b), assert_non_null(c1), assert_non_null(c2);
-    fill(a, m * k, 11), fill(b, k * n, 13);
+    operands o = operands_make(m, k, n, 11, 13);
+    const float *a = o.a, *b = o.b;
+    float *c1 = o.c1, *c2 = o.c2;
     assert_int_equal(attn_gemm_precision(), ATTN_PRECISION_FP32);
     attn_gemm_set_precision(ATTN_PRECISION_BF16);
     assert_int_equal(attn_gemm_precision(), ATTN_PRECISION_BF16);
@@ -146,7 +159,7 @@ static void test_precision_switch(void **state)
     assert_true(l16 != l32);
     assert_true(fabs(l16 - l32) < 1e-2 * fabs(l32));
     attn_gpt_free(g);
-    free(a), free(b), free(c1), free(c2);
+    operands_free(&o);
 }
 
 int main(void)

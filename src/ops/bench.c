@@ -388,8 +388,7 @@ done:
 #endif
 
 /* inlined with a constant `streams`, so that the sums stay in registers */
-BW_INLINE float stream_sum_n(const float *x, size_t n,
-                                                                const size_t streams)
+BW_INLINE float stream_sum_n(const float *x, size_t n, const size_t streams)
 {
     float acc[BW_MAX_STREAMS][BW_LANES] = {{0}};
     const size_t len = n / streams / (2 * BW_LANES) * (2 * BW_LANES);
