@@ -329,6 +329,75 @@ static FK_ATTR void FK(transpose)(float *dst, size_t ldd, const float *src, size
         for (size_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* Bytes ahead of the row in use that the lone query's passes prefetch: 8
+ * rows of 64 floats, as each head's keys and values are read once a token
+ * from memory and the next head's lie elsewhere. */
+#ifndef FK_OQ_AHEAD
+#define FK_OQ_AHEAD 2048
+#endif
+
+/* The lone query of a decode step: out (dv) = Σ_j p_j · v_j / Σ_j p_j with
+ * p_j = exp(s_j − max s), s = factor · k · q; q (dk), k (s, dk), v (s, dv),
+ * p (s) scratch. Bound by memory (the cache is
+ * read once a token: GPT-2's 12 layers × 2 × 1.7 MB at 544 tokens), so each
+ * pass streams its rows with prefetches ahead; the output is summed in
+ * registers, 8 vectors at a time, and scaled once at the end. */
+static FK_ATTR void FK(one_query)(float *out, const float *q, const float *k, const float *v,
+                                  size_t s, size_t dk, size_t dv, float factor, float *p)
+{
+    float mx = -INFINITY;
+    for (size_t j = 0; j < s; j++) {
+        const float *kj = k + j * dk;
+        for (size_t o = 0; o < dk * sizeof(float); o += 64) FK_PREFETCH((const char *)kj + FK_OQ_AHEAD + o);
+        VF acc = VZERO();
+        size_t c = 0;
+        for (; c + W <= dk; c += W) acc = VFMA(VLOAD(q + c), VLOAD(kj + c), acc);
+        float sc = HSUM(acc);
+        for (; c < dk; c++) sc += q[c] * kj[c];
+        p[j] = sc * factor;
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    size_t j = 0;
+    VF vs = VZERO();
+    for (; j + W <= s; j += W) {
+        const VF e = FK(vexp_sm)(VSUB(VLOAD(p + j), VSET1(mx)));
+        VSTORE(p + j, e);
+        vs = VADD(vs, e);
+    }
+    float sum = HSUM(vs);
+    for (; j < s; j++) { /* the tail through the same exp, one lane used */
+        float t[W];
+        for (int l = 0; l < W; l++) t[l] = p[j] - mx;
+        VSTORE(t, FK(vexp_sm)(VLOAD(t)));
+        sum += p[j] = t[0];
+    }
+    const VF inv = VSET1(1.0f / sum);
+    const size_t dvw = dv / W * W;
+    for (size_t c0 = 0; c0 < dvw; c0 += 8 * W) {
+        const int nv = dvw - c0 >= 8 * W ? 8 : (int)((dvw - c0) / W);
+        VF acc[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) acc[i] = VZERO();
+        for (size_t jj = 0; jj < s; jj++) {
+            const float *vj = v + jj * dv + c0;
+            for (size_t o = 0; o < (size_t)nv * W * sizeof(float); o += 64)
+                FK_PREFETCH((const char *)vj + FK_OQ_AHEAD + o);
+            const VF pj = VSET1(p[jj]);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                if (i < nv) acc[i] = VFMA(pj, VLOAD(vj + i * W), acc[i]);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            if (i < nv) VSTORE(out + c0 + (size_t)i * W, VMUL(acc[i], inv));
+    }
+    for (size_t c = dvw; c < dv; c++) { /* columns past the last vector */
+        float acc = 0.0f;
+        for (size_t jj = 0; jj < s; jj++) acc += p[jj] * v[jj * dv + c];
+        out[c] = acc * (1.0f / sum);
+    }
+}
+
 static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 {
     for (size_t o = 0; o < bytes; o += 64) FK_PREFETCH((const char *)p + o);
@@ -337,7 +406,7 @@ static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softmax), FK(probs),
                                    FK(dsoft),    FK(qk_probs),       FK(dp_dsoft),   FK(add_row),
                                    FK(bool_row), FK(exp_n),          FK(gelu_fwd),   FK(gelu_bwd),
-                                   FK(transpose), FK(prefetch)};
+                                   FK(transpose), FK(prefetch),       FK(one_query)};
 
 #undef FK_INL
 
