@@ -2,16 +2,17 @@
  * a token's step in generation spends its time: it streams b (GPT-2 124M:
  * 495 MB a token) and is limited by memory, not arithmetic.
  *
- * Against row_times_bt's 4 rows a pass in portable C, it runs 16 rows a pass
- * (16 independent sums in flight, one load of a per 16 rows): 2 rows from
- * each of 8 groups spread evenly over its rows, so that memory serves 8
- * streams far apart, as it serves best (here one stream a core reads about
- * 55 GB/s on two cores, four far apart 65). Each row is prefetched PF bytes
- * ahead, which keeps more misses in flight than the hardware prefetcher
- * does. Over the decode weights of GPT-2 on 2 Zen 5 cores (in one process,
- * three rounds): 8.7-9.0 ms a token against 9.2-9.4 for 8 rows from each
- * half of a 64-row task, the kernel before. Each output is summed exactly as
- * row_times_bt sums it (gemv_kern.h), so the level changes no bit. */
+ * It reads its rows as 4 groups spread evenly over them, one row of each
+ * group a pass: each group is then one sequential stream (a row follows
+ * the last), and memory serves 4 streams far apart a core best (here, on
+ * two cores: one stream a core about 55 GB/s, four 65, eight 56). Each row
+ * is prefetched PF bytes ahead, which keeps more misses in flight than the
+ * hardware prefetcher does. Over the decode weights of GPT-2 on 2 Zen 5
+ * cores (bench_gemv-like rounds in one process, memory reading 80 GB/s):
+ * 6.7-6.8 ms a token against 7.7-7.9 for 2 rows of 8 groups, 8.9-9.1 for 8
+ * rows of each half of a 64-row task (the kernel before those) and 8.0 for
+ * two groups. Each output is summed exactly as row_times_bt sums it
+ * (gemv_kern.h), so the level changes no bit. */
 #include "gemv_kern.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -19,9 +20,8 @@
 
 #define V5 __attribute__((target("avx512f")))
 #define V5_INL static inline V5 __attribute__((always_inline))
-#define VG 8    /* groups of rows read side by side */
-#define VR 2    /* rows of each group a pass: 16 sums and a's vector, 17 of the 32 registers */
-#define PF 512  /* prefetch distance in bytes, per row */
+#define VG 4     /* groups of rows read side by side, a row of each a pass */
+#define PF 1024  /* prefetch distance in bytes, per row */
 
 /* lane l + lane l + 8, then + 4, + 2, + 1: row_times_bt's tree */
 V5_INL float tree16(__m512 v)
@@ -34,49 +34,42 @@ V5_INL float tree16(__m512 v)
     return _mm_cvtss_f32(_mm_add_ss(o, _mm_shuffle_ps(o, o, 1)));
 }
 
-/* c (G·R) = b · a (k) for G groups of R rows, group g's first row g·gap
- * rows after b's (gap = R: G·R contiguous rows) */
-V5_INL void rows(const int G, const int R, float *c, const float *a, const float *b, size_t k,
-                 size_t gap)
+/* c[g·gap] = b[g·gap] · a (k) for rows g < G, gap rows apart */
+V5_INL void rows(const int G, float *c, const float *a, const float *b, size_t k, size_t gap)
 {
     const size_t kv = k / 16 * 16;
-    const float *br[VG * VR];
-    float *cr[VG * VR];
-    __m512 acc[VG * VR];
-#pragma GCC unroll 16
-    for (int r = 0; r < G * R; r++) {
-        const size_t row = (size_t)(r / R) * gap + (size_t)(r % R);
-        br[r] = b + row * k, cr[r] = c + row, acc[r] = _mm512_setzero_ps();
-    }
+    __m512 acc[VG];
+#pragma GCC unroll 4
+    for (int r = 0; r < G; r++) acc[r] = _mm512_setzero_ps();
     for (size_t p = 0; p < kv; p += 16) {
         const __m512 av = _mm512_loadu_ps(a + p);
-#pragma GCC unroll 16
-        for (int r = 0; r < G * R; r++) {
-            _mm_prefetch((const char *)(br[r] + p) + PF, _MM_HINT_T0);
-            acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_loadu_ps(br[r] + p), av));
+#pragma GCC unroll 4
+        for (int r = 0; r < G; r++) {
+            const float *br = b + (size_t)r * gap * k + p;
+            _mm_prefetch((const char *)br + PF, _MM_HINT_T0);
+            acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_loadu_ps(br), av));
         }
     }
     if (kv < k) { /* the tail goes to lanes 0.. as in row_times_bt; other lanes untouched */
         const __mmask16 m = (__mmask16)((1u << (k - kv)) - 1u);
         const __m512 av = _mm512_maskz_loadu_ps(m, a + kv);
-#pragma GCC unroll 16
-        for (int r = 0; r < G * R; r++)
-            acc[r] = _mm512_mask_add_ps(acc[r], m, acc[r],
-                                        _mm512_mul_ps(_mm512_maskz_loadu_ps(m, br[r] + kv), av));
+#pragma GCC unroll 4
+        for (int r = 0; r < G; r++)
+            acc[r] = _mm512_mask_add_ps(
+                acc[r], m, acc[r],
+                _mm512_mul_ps(_mm512_maskz_loadu_ps(m, b + (size_t)r * gap * k + kv), av));
     }
-#pragma GCC unroll 16
-    for (int r = 0; r < G * R; r++) *cr[r] = tree16(acc[r]);
+#pragma GCC unroll 4
+    for (int r = 0; r < G; r++) c[(size_t)r * gap] = tree16(acc[r]);
 }
 
-/* The rows in VG groups read side by side (VG streams a pass, far apart),
- * then the rest 16, 8 and 1 at a time. */
+/* The rows in VG groups read side by side (VG streams, far apart), then
+ * the last few alone. */
 static V5 void gemv_avx512(float *c, const float *a, const float *b, size_t k, size_t n)
 {
-    const size_t h = n / (VG * VR) * VR; /* rows in each group, a multiple of VR */
-    for (size_t j = 0; j < h; j += VR) rows(VG, VR, c + j, a, b + j * k, k, h);
-    size_t j = VG * h;
-    for (; j + 8 <= n; j += 8) rows(1, 8, c + j, a, b + j * k, k, 8);
-    for (; j < n; j++) rows(1, 1, c + j, a, b + j * k, k, 1);
+    const size_t h = n / VG; /* rows in each group */
+    for (size_t j = 0; j < h; j++) rows(VG, c + j, a, b + j * k, k, h);
+    for (size_t j = VG * h; j < n; j++) rows(1, c + j, a, b + j * k, k, 0);
 }
 #endif
 
