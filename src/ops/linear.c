@@ -8,7 +8,7 @@
 
 /* y (rows, out) += bias (out) on every row: on the threads when large (each
  * element one add, so the bits do not depend on them). */
-static void add_bias(float *y, const float *bias, size_t rows, size_t out)
+static void add_bias(float *restrict y, const float *restrict bias, size_t rows, size_t out)
 {
     ATTN_OMP_FOR_IF(rows * out >= ATTN_OMP_MIN_WORK && rows > 1)
     for (size_t i = 0; i < rows; i++)
@@ -26,9 +26,18 @@ static void sum_bias(float *d_bias, const float *d_y, size_t rows, size_t out)
     const size_t slabs = (out + BIAS_COLS - 1) / BIAS_COLS;
     ATTN_OMP_FOR_IF(rows * out >= ATTN_OMP_MIN_WORK && slabs > 1)
     for (size_t s = 0; s < slabs; s++) {
-        const size_t j0 = s * BIAS_COLS, j1 = j0 + BIAS_COLS < out ? j0 + BIAS_COLS : out;
-        for (size_t i = 0; i < rows; i++)
-            for (size_t j = j0; j < j1; j++) d_bias[j] += d_y[i * out + j];
+        const size_t j0 = s * BIAS_COLS, w = out - j0 < BIAS_COLS ? out - j0 : BIAS_COLS;
+        /* the slab's sums in registers: d_bias may alias nothing the compiler
+         * can prove, so summing into it directly was a store per add */
+        float acc[BIAS_COLS];
+        for (size_t j = 0; j < w; j++) acc[j] = d_bias[j0 + j];
+        if (w == BIAS_COLS)
+            for (size_t i = 0; i < rows; i++)
+                for (size_t j = 0; j < BIAS_COLS; j++) acc[j] += d_y[i * out + j0 + j];
+        else
+            for (size_t i = 0; i < rows; i++)
+                for (size_t j = 0; j < w; j++) acc[j] += d_y[i * out + j0 + j];
+        for (size_t j = 0; j < w; j++) d_bias[j0 + j] = acc[j];
     }
 }
 
