@@ -13,7 +13,8 @@
 # Prints ms/iter (median), tokens/s, peak resident memory (/usr/bin/time), the
 # final validation loss, attn's model FLOP utilisation against the fp32 peak
 # measured by `attn bench attention` just before attn trains (the median of 5
-# runs of 1 s on the same threads; PEAK_GFLOPS=X uses X instead), and
+# runs of 1 s on the same threads; PEAK_GFLOPS=X uses X instead; with
+# ATTN_ARGS="--precision bf16" also against the bf16 peak measured there), and
 # generation speed with and without the KV cache.
 #
 # PyTorch runs at its fastest thread count and precision here (gpt_torch.py
@@ -90,9 +91,9 @@ if [ -n "${NANOGPT_DIR:-}" ] && part nanogpt; then
         "$NG/data/shakespeare_char/val.bin" > "$OUT/nanogpt_val.json"
 fi
 part report || exit 0
-/usr/bin/python3 - "$OUT" "${PEAK:-0}" <<'PY'
+/usr/bin/python3 - "$OUT" "${PEAK:-0}" "$ATTN_ARGS" <<'PY'
 import json, statistics, sys, re
-out, peak = sys.argv[1], float(sys.argv[2])
+out, peak, attn_args = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 a = [json.loads(l) for l in open(out + "/attn.jsonl")]
 t = [json.loads(l) for l in open(out + "/torch.jsonl")]
 ts = [x for x in t if x.get("summary")][0]
@@ -120,6 +121,12 @@ print("%-22s" % "ms/iter (median)" + "".join("%12.1f" % c[1] for c in cols) + ""
 print("%-22s" % "tokens/s" + "".join("%12.0f" % (tok / c[1] * 1e3) for c in cols) + "".join("%16.2f" % (c[1] / a_ms) for c in cols[1:]))
 print("%-22s" % "peak RSS (MiB)" + "".join("%12.0f" % c[2] for c in cols) + "".join("%16.2f" % (a_rss / c[2]) for c in cols[1:]))
 print("%-22s" % "val loss (whole split)" + "".join("%12.4f" % c[3] for c in cols))
-print("attn model FLOP utilisation: %.1f%% of %g GFLOP/s (%.2f GFLOP/iter)" % (100 * mfu, peak, flops / 1e9))
+print("attn model FLOP utilisation: %.1f%% of the fp32 FMA peak, %g GFLOP/s (%.2f GFLOP/iter)" % (100 * mfu, peak, flops / 1e9))
+# with --precision bf16 the GEMMs run on bf16 dot products: their peak too
+if re.search(r"--precision[= ]bf16", attn_args) and os.path.exists(out + "/peak.json"):
+    pb = (json.load(open(out + "/peak.json")).get("peak_bf16") or {}).get("median", 0)
+    if pb > 0:
+        print("  (attn ran --precision bf16: %.1f%% of the bf16 dot-product peak, %g GFLOP/s)" % (
+            100 * flops / (a_ms / 1e3) / (pb * 1e9), pb))
 print("generation, 256 tokens: %.1f tokens/s with KV cache, %.1f without: %.1fx" % (gc, gn, gc / gn))
 PY

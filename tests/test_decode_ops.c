@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,27 +47,39 @@ static void test_one_query_hand(void **state)
     assert_close_f32(out, v, 2, 1e-6, 1e-6, "one query, top-left");
 }
 
-/* The one-query path against the reference and the fused kernel on odd sizes. */
+/* The one-query path (flash_tmpl.h's one_query) at every SIMD level against
+ * the reference and the fused kernel on odd sizes: key counts and widths
+ * past and short of the vectors (1, 8, 16 floats) and of the 8 vectors the
+ * output is summed in at a time. Its sums run in another order than the
+ * reference's and its exp is the softmax's polynomial, hence a tolerance. */
 static void test_one_query_twins(void **state)
 {
     (void)state;
-    const size_t ss[] = {1, 3, 17, 64, 301, 1024}, ds[] = {1, 5, 16, 64};
-    for (size_t a = 0; a < sizeof ss / sizeof *ss; a++)
-        for (size_t b = 0; b < sizeof ds / sizeof *ds; b++) {
-            const size_t S = ss[a], d = ds[b];
-            float *q = randn(d, 1 + a), *k = randn(S * d, 2 + b), *v = randn(S * d, 3 + a + b);
-            float out[64], ref[64], fused[64];
-            attn_sdpa_params p = attn_sdpa_defaults();
-            p.causal = b % 2 ? ATTN_CAUSAL_BOTTOM_RIGHT : ATTN_CAUSAL_NONE;
-            p.temperature = a % 2 ? 0.7f : 1.0f;
-            assert_int_equal(attn_sdpa_forward(out, NULL, q, k, v, 1, S, d, d, &p, NULL), ATTN_OK);
-            assert_int_equal(attn_sdpa_ref(ref, NULL, q, k, v, 1, S, d, d, &p, NULL), ATTN_OK);
-            assert_int_equal(attn_sdpa_flash_forward(fused, NULL, q, k, v, 1, S, d, d, &p),
-                             ATTN_OK);
-            assert_close_f32(out, ref, d, 1e-5, 1e-4, "one query vs reference");
-            assert_close_f32(out, fused, d, 1e-5, 1e-4, "one query vs fused kernel");
-            free(q), free(k), free(v);
-        }
+    const size_t ss[] = {1, 3, 17, 64, 301, 1024}, ds[] = {1, 5, 16, 24, 64, 130};
+    const attn_simd level = attn_simd_level();
+    for (int lv = ATTN_SIMD_SCALAR; lv <= (int)attn_simd_best(); lv++)
+        for (size_t a = 0; a < sizeof ss / sizeof *ss; a++)
+            for (size_t b = 0; b < sizeof ds / sizeof *ds; b++) {
+                const size_t S = ss[a], d = ds[b];
+                float *q = randn(d, 1 + a), *k = randn(S * d, 2 + b), *v = randn(S * d, 3 + a + b);
+                float out[130], ref[130], fused[130];
+                attn_sdpa_params p = attn_sdpa_defaults();
+                p.causal = b % 2 ? ATTN_CAUSAL_BOTTOM_RIGHT : ATTN_CAUSAL_NONE;
+                p.temperature = a % 2 ? 0.7f : 1.0f;
+                attn_simd_set((attn_simd)lv);
+                assert_int_equal(attn_sdpa_forward(out, NULL, q, k, v, 1, S, d, d, &p, NULL),
+                                 ATTN_OK);
+                attn_simd_set(level);
+                assert_int_equal(attn_sdpa_ref(ref, NULL, q, k, v, 1, S, d, d, &p, NULL), ATTN_OK);
+                assert_int_equal(attn_sdpa_flash_forward(fused, NULL, q, k, v, 1, S, d, d, &p),
+                                 ATTN_OK);
+                char what[96];
+                snprintf(what, sizeof what, "one query [%s] S %zu d %zu vs reference",
+                         attn_simd_name((attn_simd)lv), S, d);
+                assert_close_f32(out, ref, d, 1e-5, 1e-4, what);
+                assert_close_f32(out, fused, d, 1e-5, 1e-4, "one query vs fused kernel");
+                free(q), free(k), free(v);
+            }
 }
 
 /* c = a · bᵀ for one and three rows of a, big enough for the threads: close

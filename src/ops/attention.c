@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flash_kern.h"
 #include "op_check.h"
 
 attn_sdpa_params attn_sdpa_defaults(void)
@@ -237,8 +238,7 @@ attn_status attn_sdpa_flash_backward(float *grad_q, float *grad_k, float *grad_v
  * product itself at this size; so one query that no mask restricts (no
  * boolean or additive mask; causality lets a lone bottom-right-aligned query
  * see every key) is computed directly, serially, with its S scores on the
- * stack. The scores are a matrix-vector product (one sum per key would be a
- * chain of dependent adds). */
+ * stack. */
 #define ONE_QUERY_MAX_KEYS ATTN_SDPA_ONE_QUERY_MAX_KEYS /* 16 KiB of scores on the stack */
 
 static int one_query_fits(const attn_sdpa_params *p, size_t l, size_t s)
@@ -247,27 +247,14 @@ static int one_query_fits(const attn_sdpa_params *p, size_t l, size_t s)
            (p->causal == ATTN_CAUSAL_NONE || p->causal == ATTN_CAUSAL_BOTTOM_RIGHT);
 }
 
-/* out (d_v) = softmax(q · kᵀ · factor) · v for q (d_k), k (S, d_k), v (S, d_v). */
+/* out (d_v) = softmax(q · kᵀ · factor) · v for q (d_k), k (S, d_k), v (S, d_v),
+ * by the level's kernel (flash_tmpl.h's one_query). */
 static attn_status one_query(float *out, const float *q, const float *k, const float *v,
                              size_t s, size_t d_k, size_t d_v, const attn_sdpa_params *p)
 {
     float att[ONE_QUERY_MAX_KEYS];
-    attn_status st = attn_matmul_nt_forward(att, q, k, 1, d_k, s, NULL);
-    if (st) return st;
     const float factor = (float)((double)attn_sdpa_scale(p, d_k) / (double)p->temperature);
-    float mx = -INFINITY;
-    for (size_t j = 0; j < s; j++) {
-        att[j] *= factor;
-        if (att[j] > mx) mx = att[j];
-    }
-    float sum = 0.0f;
-    for (size_t j = 0; j < s; j++) sum += att[j] = expf(att[j] - mx);
-    const float inv = 1.0f / sum;
-    memset(out, 0, d_v * sizeof(float));
-    for (size_t j = 0; j < s; j++) {
-        const float w = att[j] * inv;
-        for (size_t t = 0; t < d_v; t++) out[t] += w * v[j * d_v + t];
-    }
+    attn_fk_table(attn_simd_level())->one_query(out, q, k, v, s, d_k, d_v, factor, att);
     return ATTN_OK;
 }
 

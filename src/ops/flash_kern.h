@@ -62,6 +62,10 @@ typedef struct fk_table {
                       size_t cols);
     /* Brings bytes from p into the cache ahead of use (nothing in C). */
     void (*prefetch)(const void *p, size_t bytes);
+    /* out (dv) = softmax(factor · k · q) · v for one query: q (dk), k (s, dk),
+     * v (s, dv), p (s) scratch: a decode step's attention over its cache. */
+    void (*one_query)(float *out, const float *q, const float *k, const float *v, size_t s,
+                      size_t dk, size_t dv, float factor, float *p);
 } fk_table;
 
 const fk_table *attn_fk_table(attn_simd level);

@@ -329,6 +329,104 @@ static FK_ATTR void FK(transpose)(float *dst, size_t ldd, const float *src, size
         for (size_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* Bytes ahead of the row in use that the lone query's passes prefetch: 4
+ * rows of 64 floats. */
+#ifndef FK_OQ_AHEAD
+#define FK_OQ_AHEAD 1024
+#endif
+/* Groups of keys the lone query reads side by side (gemv_avx512.c: memory
+ * serves four streams far apart a core best). */
+#define FK_OQ_G 4
+
+/* s_j = factor · q · k_j for key j (q (dk), k_j (dk)) */
+FK_INL float FK(oq_score)(const float *q, const float *kj, size_t dk, float factor)
+{
+    for (size_t o = 0; o < dk * sizeof(float); o += 64) FK_PREFETCH((const char *)kj + FK_OQ_AHEAD + o);
+    VF acc = VZERO();
+    size_t c = 0;
+    for (; c + W <= dk; c += W) acc = VFMA(VLOAD(q + c), VLOAD(kj + c), acc);
+    float sc = HSUM(acc);
+    for (; c < dk; c++) sc += q[c] * kj[c];
+    return sc * factor;
+}
+
+/* acc[i] += p_j · v_j[i·W ..] for the nv (<= 4) vectors of a value row's chunk */
+FK_INL void FK(oq_add)(VF *acc, int nv, float pj, const float *vj)
+{
+    for (size_t o = 0; o < (size_t)nv * W * sizeof(float); o += 64)
+        FK_PREFETCH((const char *)vj + FK_OQ_AHEAD + o);
+    const VF pv = VSET1(pj);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        if (i < nv) acc[i] = VFMA(pv, VLOAD(vj + i * W), acc[i]);
+}
+
+/* The lone query of a decode step: out (dv) = Σ_j p_j · v_j / Σ_j p_j with
+ * p_j = exp(s_j − max s), s = factor · k · q; q (dk), k (s, dk), v (s, dv),
+ * p (s) scratch. Bound by memory (the cache is read once a token: GPT-2's
+ * 12 layers × 2 × 1.7 MB at 544 tokens), so both passes read their rows in
+ * FK_OQ_G groups spread over the keys, prefetched ahead; the output sums
+ * stay in registers (4 vectors of each group at a time), added across the
+ * groups and scaled once at the end. */
+static FK_ATTR void FK(one_query)(float *out, const float *q, const float *k, const float *v,
+                                  size_t s, size_t dk, size_t dv, float factor, float *p)
+{
+    const size_t h = s / FK_OQ_G, rest = FK_OQ_G * h; /* keys in each group; then the rest */
+    float mx = -INFINITY;
+    for (size_t j = 0; j < h; j++)
+#pragma GCC unroll 4
+        for (int g = 0; g < FK_OQ_G; g++) {
+            const size_t jj = j + (size_t)g * h;
+            p[jj] = FK(oq_score)(q, k + jj * dk, dk, factor);
+            mx = p[jj] > mx ? p[jj] : mx;
+        }
+    for (size_t j = rest; j < s; j++) {
+        p[j] = FK(oq_score)(q, k + j * dk, dk, factor);
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    size_t j = 0;
+    VF vs = VZERO();
+    for (; j + W <= s; j += W) {
+        const VF e = FK(vexp_sm)(VSUB(VLOAD(p + j), VSET1(mx)));
+        VSTORE(p + j, e);
+        vs = VADD(vs, e);
+    }
+    float sum = HSUM(vs);
+    for (; j < s; j++) { /* the tail through the same exp, one lane used */
+        float t[W];
+        for (int l = 0; l < W; l++) t[l] = p[j] - mx;
+        VSTORE(t, FK(vexp_sm)(VLOAD(t)));
+        sum += p[j] = t[0];
+    }
+    const VF inv = VSET1(1.0f / sum);
+    const size_t dvw = dv / W * W;
+    for (size_t c0 = 0; c0 < dvw; c0 += 4 * W) {
+        const int nv = dvw - c0 >= 4 * W ? 4 : (int)((dvw - c0) / W);
+        VF acc[FK_OQ_G][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < FK_OQ_G; g++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) acc[g][i] = VZERO();
+        for (size_t jj = 0; jj < h; jj++)
+#pragma GCC unroll 4
+            for (int g = 0; g < FK_OQ_G; g++) {
+                const size_t key = jj + (size_t)g * h;
+                FK(oq_add)(acc[g], nv, p[key], v + key * dv + c0);
+            }
+        for (size_t key = rest; key < s; key++) FK(oq_add)(acc[0], nv, p[key], v + key * dv + c0);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            if (i < nv)
+                VSTORE(out + c0 + (size_t)i * W,
+                       VMUL(VADD(VADD(acc[0][i], acc[1][i]), VADD(acc[2][i], acc[3][i])), inv));
+    }
+    for (size_t c = dvw; c < dv; c++) { /* columns past the last vector */
+        float acc = 0.0f;
+        for (size_t jj = 0; jj < s; jj++) acc += p[jj] * v[jj * dv + c];
+        out[c] = acc * (1.0f / sum);
+    }
+}
+
 static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 {
     for (size_t o = 0; o < bytes; o += 64) FK_PREFETCH((const char *)p + o);
@@ -337,9 +435,10 @@ static FK_ATTR void FK(prefetch)(const void *p, size_t bytes)
 static const fk_table FK(table) = {FK(gemm),     FK(softmax_online), FK(qk_softmax), FK(probs),
                                    FK(dsoft),    FK(qk_probs),       FK(dp_dsoft),   FK(add_row),
                                    FK(bool_row), FK(exp_n),          FK(gelu_fwd),   FK(gelu_bwd),
-                                   FK(transpose), FK(prefetch)};
+                                   FK(transpose), FK(prefetch),       FK(one_query)};
 
 #undef FK_INL
+#undef FK_OQ_G
 
 /* The template consumes its parameters, so that the next level can define them. */
 #undef FK

@@ -116,14 +116,14 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
     }
 }
 
-/* b's rows per task of a threaded small product: a multiple of 8 (the fast
- * kernel's rows a pass), so that only the last task has a tail; 192 KiB of b
- * at width 768, contiguous, so that each thread streams long runs of memory,
- * and still small enough that handing the tasks out as threads come free
- * balances them (a token's step runs dozens of these regions, and with a
- * static split each waited for the thread that woke last under
- * OMP_WAIT_POLICY=PASSIVE, as the CLI sets it on a busy machine). */
-#define SMALL_COLS 64
+/* Tasks a thread of a threaded small product: b's rows are cut into this
+ * many equal ranges per thread (the kernel reads each range in several
+ * groups far apart, gemv_avx512.c), handed out as threads come free, so
+ * that a thread that wakes late (OMP_WAIT_POLICY=PASSIVE, as the CLI sets it
+ * on a busy machine) takes fewer; a token's step runs dozens of these
+ * regions. Two a thread ran as fast as a static split, 5 % faster than
+ * 64-row tasks, whose neighbouring ranges memory serves as one stream. */
+#define SMALL_TASKS_PER_THREAD 2
 /* Multiply-adds from which a small product runs on the threads: b then spans
  * megabytes, beyond the caches, and streaming it from memory on every core
  * is what makes a token's step fast (a parallel region costs microseconds). */
@@ -135,13 +135,15 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
  * same way (gemv_kern.h), so neither the threads nor the level change a bit. */
 static void small_nt(float *c, const float *a, const float *b, size_t m, size_t k, size_t n)
 {
-    const size_t tasks = (n + SMALL_COLS - 1) / SMALL_COLS;
+    const int par = m * k * n >= SMALL_PAR_WORK;
+    size_t tasks = par ? (size_t)attn_threads() * SMALL_TASKS_PER_THREAD : 1;
+    if (tasks > n / 16) tasks = n / 16 ? n / 16 : 1; /* at least 16 rows a task */
     attn_gemv_fn kern = attn_gemv_kernel(attn_simd_level());
     if (!kern) kern = row_times_bt;
-    ATTN_OMP_FOR_DYNAMIC_IF(tasks > 1 && m * k * n >= SMALL_PAR_WORK)
+    ATTN_OMP_FOR_DYNAMIC_IF(tasks > 1)
     for (size_t t = 0; t < tasks; t++) {
-        const size_t j0 = t * SMALL_COLS, nw = n - j0 < SMALL_COLS ? n - j0 : SMALL_COLS;
-        for (size_t i = 0; i < m; i++) kern(c + i * n + j0, a + i * k, b + j0 * k, k, nw);
+        const size_t j0 = n * t / tasks, j1 = n * (t + 1) / tasks;
+        for (size_t i = 0; i < m; i++) kern(c + i * n + j0, a + i * k, b + j0 * k, k, j1 - j0);
     }
 }
 
