@@ -69,8 +69,12 @@ static operands operands_make(size_t m, size_t k, size_t n, unsigned seed_a, uns
 
 static void operands_free(operands *o) { free(o->a), free(o->b), free(o->c1), free(o->c2); }
 
-static const size_t shapes[][3] = {{1, 1, 1},   {7, 5, 3},   {13, 33, 17}, {64, 128, 96},
-                                   {50, 77, 130}, {200, 64, 70}, {6, 300, 64}};
+/* {37, 200, 150}: on the threads (4 row blocks, over 2^20 multiply-adds) with
+ * m not a multiple of 16: a transposed a's pair rows (m words each) are
+ * stored under a mask, never into the next one, which may be another
+ * thread's (the race seldom shows: the second thread starts late). */
+static const size_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},     {13, 33, 17}, {64, 128, 96},
+                                   {50, 77, 130}, {200, 64, 70}, {6, 300, 64}, {37, 200, 150}};
 
 static void check_level(void)
 {

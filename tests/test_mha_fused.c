@@ -129,9 +129,82 @@ static void test_extra_positions(void **state)
                  .causal = ATTN_CAUSAL_TOP_LEFT, .key_pad = 1, .attn_mask = 2, .per_head = 1});
 }
 
+/* One forward and backward of self-attention on x (N·L, E) into out and, when
+ * `one`, the gradient dx summed into one buffer (else dq, dk, dv apart); k and
+ * v are x itself (self_packed: the three projections in one product) or
+ * copies of it (the three products). Parameter gradients into g. */
+static void self_run(attn_mha *m, const float *x, const float *xk, const float *xv, const float *dout,
+                     size_t N, size_t L, float *out, float *dq, float *dk, float *dv, int one,
+                     float *g, size_t ng)
+{
+    attn_mha_inputs in = {N, L, L, x, xk, xv, NULL, ATTN_MASK_BOOL, NULL, 0, ATTN_MASK_BOOL,
+                          ATTN_CAUSAL_NONE, NULL, NULL};
+    attn_mha_cache *cache = NULL;
+    assert_int_equal(attn_mha_cache_create(&cache), ATTN_OK);
+    attn_mha_zero_grad(m);
+    assert_int_equal(attn_mha_forward(m, out, NULL, 0, &in, cache, NULL), ATTN_OK);
+    assert_int_equal(attn_mha_backward(m, dq, one ? dq : dk, one ? dq : dv, dout, &in, cache), ATTN_OK);
+    memcpy(g, attn_mha_grads(m, NULL), ng * sizeof(float));
+    attn_mha_cache_free(cache);
+}
+
+/* Self-attention (query, key and value one input) projects in one product:
+ * the same bits as three (for one gradient buffer, self-attention's use, and
+ * for three), in fp32 and bf16 products, through the GEMMs (E = 64) and the
+ * small products' loops (E = 16). */
+static void test_self_packed(void **state)
+{
+    (void)state;
+    const size_t shapes[2][3] = {{64, 2, 40}, {16, 2, 9}}; /* E, N, L */
+    for (int prec = 0; prec < 2; prec++)
+        for (size_t s = 0; s < 2; s++) {
+            const size_t E = shapes[s][0], N = shapes[s][1], L = shapes[s][2], n = N * L * E;
+            attn_gemm_set_precision(prec ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32);
+            seed = 99 + s;
+            attn_mha_config cfg = attn_mha_default_config(E, 4);
+            attn_mha *m = NULL;
+            assert_int_equal(attn_mha_create(&m, &cfg), ATTN_OK);
+            assert_int_equal(attn_mha_init(m, 3), ATTN_OK);
+            size_t np, ng;
+            float *params = attn_mha_params(m, &np);
+            for (size_t i = 0; i < np; i++) params[i] += 0.05f * frand(); /* nonzero biases */
+            attn_mha_grads(m, &ng);
+            float *x = filled(n), *dout = filled(n), *xk = malloc(n * sizeof(float)), *xv = malloc(n * sizeof(float));
+            assert_non_null(xk), assert_non_null(xv);
+            memcpy(xk, x, n * sizeof(float)), memcpy(xv, x, n * sizeof(float));
+            float *o[2], *d[2][3], *g[2];
+            for (int r = 0; r < 2; r++) {
+                o[r] = malloc(n * sizeof(float)), g[r] = malloc(ng * sizeof(float));
+                assert_non_null(o[r]), assert_non_null(g[r]);
+                for (int t = 0; t < 3; t++) d[r][t] = calloc(n, sizeof(float)), assert_non_null(d[r][t]);
+            }
+            for (int one = 1; one >= 0; one--) {
+                for (int r = 0; r < 2; r++)
+                    for (int t = 0; t < 3; t++) memset(d[r][t], 0, n * sizeof(float));
+                self_run(m, x, xk, xv, dout, N, L, o[0], d[0][0], d[0][1], d[0][2], one, g[0], ng);
+                self_run(m, x, x, x, dout, N, L, o[1], d[1][0], d[1][1], d[1][2], one, g[1], ng);
+                assert_memory_equal(o[0], o[1], n * sizeof(float));
+                assert_memory_equal(g[0], g[1], ng * sizeof(float));
+                for (int t = 0; t < (one ? 1 : 3); t++) assert_memory_equal(d[0][t], d[1][t], n * sizeof(float));
+                /* and the gradient is not all zeros (the test could not fail) */
+                float big = 0.0f;
+                for (size_t i = 0; i < n; i++) big = fmaxf(big, fabsf(d[1][one ? 0 : 2][i]));
+                assert_true(big > 1e-3f);
+            }
+            for (int r = 0; r < 2; r++) {
+                free(o[r]), free(g[r]);
+                for (int t = 0; t < 3; t++) free(d[r][t]);
+            }
+            free(x), free(dout), free(xk), free(xv);
+            attn_mha_free(m);
+        }
+    attn_gemm_set_precision(ATTN_PRECISION_FP32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_plain), cmocka_unit_test(test_masks),
-                                       cmocka_unit_test(test_extra_positions)};
+                                       cmocka_unit_test(test_extra_positions),
+                                       cmocka_unit_test(test_self_packed)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

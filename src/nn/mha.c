@@ -250,14 +250,31 @@ static int whole_batch(const attn_mha *m, const attn_mha_inputs *in)
     return attn_mha_kv_len(m, in->src_len) == in->src_len && !odd_masks(m, in);
 }
 
+/* Self-attention with in_proj_weight (m->packed) whose query, key and value
+ * are one input: its three projections are one product, x · w_inᵀ, into one
+ * (N·L, 3E) block. Every element is the sum it was as three products (the
+ * same chain over E, and for the gradients the same chains over rows, and
+ * over q's, k's then v's columns in turn for d_x), so the bits are the same;
+ * one GEMM instead of three converts, packs and wakes the threads once. */
+static int self_packed(const attn_mha *m, const attn_mha_inputs *in)
+{
+    return m->packed && in->query == in->key && in->key == in->value &&
+           in->tgt_len == in->src_len;
+}
+
+/* qkv_rs: 0, or the row stride of q, k and v interleaved in one block. */
 static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
-                                  const fused_masks *f)
+                                  const fused_masks *f, size_t qkv_rs)
 {
     const attn_mha_config *c = &m->cfg;
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
     attn_flash_desc d = fused_desc(m, in, 0, f, 0, NULL);
     d.batch = N;
     d.q_bs = L * m->hq, d.k_bs = S * m->hq, d.v_bs = S * m->hv, d.o_bs = L * m->hv;
+    if (qkv_rs) {
+        d.q_rs = d.k_rs = d.v_rs = qkv_rs;
+        d.q_bs = L * qkv_rs, d.k_bs = d.v_bs = S * qkv_rs;
+    }
     if (f->am) d.add_mask_bs = in->attn_mask_per_head ? c->num_heads * L * S : 0;
     if (f->kpm) d.key_mask_bs = S;
     return d;
@@ -272,7 +289,7 @@ static size_t flash_floats(const attn_mha *m, const attn_mha_inputs *in, int who
 {
     fused_masks none;
     memset(&none, 0, sizeof none);
-    const attn_flash_desc d = whole ? whole_desc(m, in, &none)
+    const attn_flash_desc d = whole ? whole_desc(m, in, &none, 0)
                                     : fused_desc(m, in, 0, &none, odd_masks(m, in), NULL);
     return (backward ? attn_flash_backward_workspace(&d) : attn_flash_forward_workspace(&d)) /
            sizeof(float);
@@ -285,24 +302,26 @@ static void flash_use(attn_flash_desc *d, float *w, size_t n)
 }
 
 /* qp (N·L, hq), kp (N·S, hq), vp (N·S, hv) → concat (N·L, hv) → out; the
- * kernel's workspace fw (nfw floats). */
+ * kernel's workspace fw (nfw floats). With qkv_rs (self_packed) qp is the
+ * block (N·L, 3E) and kp, vp its columns from E and 2E. */
 static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  const fused_masks *f, float *qp, float *kp, float *vp,
-                                 float *concat, float *lse, float *out, float *fw, size_t nfw)
+                                 float *concat, float *lse, float *out, float *fw, size_t nfw,
+                                 size_t qkv_rs)
 {
     const attn_mha_config *c = &m->cfg;
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
     const float *bin = mha_part(m, m->o_bin);
     attn_status st = attn_linear_forward(qp, in->query, mha_part(m, m->o_wq), bin, N * L,
-                                         c->embed_dim, m->hq);
-    if (!st)
+                                         c->embed_dim, qkv_rs ? qkv_rs : m->hq);
+    if (!st && !qkv_rs)
         st = attn_linear_forward(kp, in->key, mha_part(m, m->o_wk), bin ? bin + m->hq : NULL, N * S,
                                  c->kdim, m->hq);
-    if (!st)
+    if (!st && !qkv_rs)
         st = attn_linear_forward(vp, in->value, mha_part(m, m->o_wv), bin ? bin + 2 * m->hq : NULL,
                                  N * S, c->vdim, m->hv);
     if (st) return st;
-    attn_flash_desc d = whole_desc(m, in, f);
+    attn_flash_desc d = whole_desc(m, in, f, qkv_rs);
     flash_use(&d, fw, nfw);
     st = attn_flash_forward(concat, lse, qp, kp, vp, &d);
     if (!st)
@@ -311,46 +330,36 @@ static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
     return st;
 }
 
-/* The backward of whole_forward; its scratch (the masks, dconcat, dqp, dkp,
- * dvp) from ws. */
-static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
-                                  const float *d_out, const attn_mha_inputs *in,
-                                  const attn_mha_cache *cache, attn_workspace *ws)
+/* The input gradients and the projections' parameter gradients from dqp,
+ * dkp, dvp (whole_backward's). Self-packed (cache->qkv_rs): dqp is the
+ * (N·L, 3E) block, so one linear backward gives w_in's and b_in's gradients
+ * and, when the three input gradients are one buffer (self-attention's),
+ * d_x; else each input's part of d_x from its columns copied out to tmp
+ * (N·L, E). */
+static attn_status project_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
+                                    const attn_mha_inputs *in, const attn_mha_cache *cache,
+                                    float *dqp, float *dkp, float *dvp, float *tmp)
 {
     const attn_mha_config *c = &m->cfg;
-    const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
-    /* check_inputs bounded N, L and S by 2^24: N·L and N·S fit */
-    size_t total = 0;
-    attn_status st = fused_masks_need(&total, m, in);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hv);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
-    const size_t nfw = flash_floats(m, in, 1, 1);
-    if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
-    if (!st) st = attn_workspace_reserve(ws, total);
-    if (st) return st;
-    fused_masks fm;
-    fused_masks_make(&fm, m, in, ws);
-    const fused_masks *f = &fm;
-    float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp = attn_workspace_take(ws, N * L, m->hq);
-    float *dkp = attn_workspace_take(ws, N * S, m->hq), *dvp = attn_workspace_take(ws, N * S, m->hv);
-    float *fw = attn_workspace_take(ws, nfw, 1);
-    /* the flash backward adds to dqp, dkp and dvp; dconcat is written */
-    memset(dqp, 0, N * L * m->hq * sizeof(float));
-    memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
-    st = attn_linear_backward_set(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
-                                  d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
-                                  c->out_dim);
-    attn_flash_desc d = whole_desc(m, in, f);
-    flash_use(&d, fw, nfw);
-    if (!st)
-        st = attn_flash_backward(dqp, dkp, dvp, dconcat, cache->qp, cache->kp, cache->vp,
-                                 cache->concat, cache->lse, &d);
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, E = c->embed_dim;
     float *gbin = mha_grad_part(m, m->o_bin);
-    if (!st)
-        st = attn_linear_backward(d_query, mha_grad_part(m, m->o_wq), gbin, dqp, in->query,
-                                  mha_part(m, m->o_wq), N * L, c->embed_dim, m->hq);
+    const size_t rs = cache->qkv_rs;
+    if (rs) {
+        const int one = d_query == d_key && d_key == d_value;
+        attn_status st = attn_linear_backward(one ? d_query : NULL, mha_grad_part(m, m->o_wq), gbin,
+                                              dqp, in->query, mha_part(m, m->o_wq), N * L, E, rs);
+        float *dx[3] = {d_query, d_key, d_value};
+        for (size_t part = 0; !st && !one && part < 3; part++) {
+            if (!dx[part]) continue;
+            for (size_t r = 0; r < N * L; r++)
+                memcpy(tmp + r * E, dqp + r * rs + part * E, E * sizeof(float));
+            st = attn_linear_backward(dx[part], NULL, NULL, tmp, in->query,
+                                      mha_part(m, m->o_wq) + part * E * E, N * L, E, E);
+        }
+        return st;
+    }
+    attn_status st = attn_linear_backward(d_query, mha_grad_part(m, m->o_wq), gbin, dqp, in->query,
+                                          mha_part(m, m->o_wq), N * L, E, m->hq);
     if (!st)
         st = attn_linear_backward(d_key, mha_grad_part(m, m->o_wk), gbin ? gbin + m->hq : NULL, dkp,
                                   in->key, mha_part(m, m->o_wk), N * S, c->kdim, m->hq);
@@ -358,6 +367,55 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
         st = attn_linear_backward(d_value, mha_grad_part(m, m->o_wv), gbin ? gbin + 2 * m->hq : NULL,
                                   dvp, in->value, mha_part(m, m->o_wv), N * S, c->vdim, m->hv);
     return st;
+}
+
+/* The backward of whole_forward; its scratch (the masks, dconcat, dqp, dkp,
+ * dvp, or self-packed the (N·L, 3E) block of the three and a copy of one
+ * third) from ws. */
+static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, float *d_value,
+                                  const float *d_out, const attn_mha_inputs *in,
+                                  const attn_mha_cache *cache, attn_workspace *ws)
+{
+    const attn_mha_config *c = &m->cfg;
+    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, rs = cache->qkv_rs;
+    /* check_inputs bounded N, L and S by 2^24: N·L and N·S fit; self-packed
+     * L = S and hq = hv = E: the same pieces, the block in the room of three */
+    size_t total = 0;
+    attn_status st = fused_masks_need(&total, m, in);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hv);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
+    if (!st && rs) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
+    const size_t nfw = flash_floats(m, in, 1, 1);
+    if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
+    if (!st) st = attn_workspace_reserve(ws, total);
+    if (st) return st;
+    fused_masks fm;
+    fused_masks_make(&fm, m, in, ws);
+    const fused_masks *f = &fm;
+    float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp, *dkp, *dvp, *tmp = NULL;
+    if (rs) {
+        dqp = attn_workspace_take(ws, N * L, rs), dkp = dqp + m->hq, dvp = dqp + 2 * m->hq;
+        tmp = attn_workspace_take(ws, N * L, m->hq);
+        memset(dqp, 0, N * L * rs * sizeof(float)); /* the flash backward adds to them */
+    } else {
+        dqp = attn_workspace_take(ws, N * L, m->hq);
+        dkp = attn_workspace_take(ws, N * S, m->hq), dvp = attn_workspace_take(ws, N * S, m->hv);
+        memset(dqp, 0, N * L * m->hq * sizeof(float));
+        memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
+    }
+    float *fw = attn_workspace_take(ws, nfw, 1);
+    /* dconcat is written */
+    st = attn_linear_backward_set(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
+                                  d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
+                                  c->out_dim);
+    attn_flash_desc d = whole_desc(m, in, f, rs);
+    flash_use(&d, fw, nfw);
+    if (!st)
+        st = attn_flash_backward(dqp, dkp, dvp, dconcat, cache->qp, cache->kp, cache->vp,
+                                 cache->concat, cache->lse, &d);
+    return st ? st : project_backward(m, d_query, d_key, d_value, in, cache, dqp, dkp, dvp, tmp);
 }
 
 /* Forward of batch n: concat (L, H·d_v) from qp, kp, vp; lse (H, L) or NULL;
@@ -442,16 +500,25 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
     fused_masks fm;
     fused_masks_make(&fm, m, in, ws);
     float *fw = attn_workspace_take(ws, nfw, 1);
-    float *qp = attn_workspace_take(at, NL, m->hq), *kp = attn_workspace_take(at, NS, m->hq);
-    float *vp = attn_workspace_take(at, NS, m->hv), *concat = attn_workspace_take(at, NL, m->hv);
+    /* self_packed: one block (NL, 3E) in the room of the three (NL = NS, hq = hv = E) */
+    const size_t qkv_rs = self_packed(m, in) ? 3 * m->hq : 0;
+    float *qp, *kp, *vp;
+    if (qkv_rs) {
+        qp = attn_workspace_take(at, NL, qkv_rs), kp = qp + m->hq, vp = qp + 2 * m->hq;
+    } else {
+        qp = attn_workspace_take(at, NL, m->hq), kp = attn_workspace_take(at, NS, m->hq);
+        vp = attn_workspace_take(at, NS, m->hv);
+    }
+    float *concat = attn_workspace_take(at, NL, m->hv);
     float *lse = cache ? attn_workspace_take(at, N * H, L) : NULL;
     if (cache) {
         cache->qp = qp, cache->kp = kp, cache->vp = vp, cache->concat = concat, cache->lse = lse;
+        cache->qkv_rs = qkv_rs;
         cache->probs = NULL;
         cache->batch = N, cache->tgt_len = L, cache->src_len = S, cache->kv_len = S;
         cache->fused = 1;
     }
-    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out, fw, nfw);
+    return whole_forward(m, in, &fm, qp, kp, vp, concat, lse, out, fw, nfw, qkv_rs);
 }
 
 /* The per-batch forward's buffers: scratch pieces from ws, what the
@@ -510,7 +577,7 @@ static attn_status forward_bufs(fwd_bufs *b, attn_mha *m, const attn_mha_inputs 
         cache->qp = b->qp, cache->kp = b->kp, cache->vp = b->vp, cache->concat = b->concat;
         cache->lse = fused ? extra : NULL, cache->probs = fused ? NULL : extra;
         cache->batch = N, cache->tgt_len = L, cache->src_len = in->src_len, cache->kv_len = S2;
-        cache->fused = fused;
+        cache->fused = fused, cache->qkv_rs = 0;
     }
     return ATTN_OK;
 }

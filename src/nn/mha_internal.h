@@ -32,6 +32,9 @@ struct attn_mha_cache {
     float *qp, *kp, *vp, *probs, *concat, *lse; /* pieces of ws */
     attn_workspace ws; /* one block, grown to the largest forward and kept */
     int fused; /* the forward ran the fused kernels: lse (N, H, L) instead of probs */
+    /* 0, or self-attention's projections in one block (N·L, 3E): qp, kp and
+     * vp are its column ranges, rows qkv_rs floats apart */
+    size_t qkv_rs;
 };
 
 #define ABSENT ((size_t)-1)

@@ -62,7 +62,10 @@ static GB void cvt_pair_row(uint32_t *dst, const float *x0, const float *x1, siz
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
         const __m512 hi = x1 ? _mm512_maskz_loadu_ps(mk, x1 + c) : _mm512_setzero_ps();
         __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_maskz_loadu_ps(mk, x0 + c));
-        _mm512_storeu_si512((void *)(dst + c), _mm512_permutexvar_epi16(idx, h));
+        /* only the np words of this pair row: past them lies the next row,
+         * which another thread may have written */
+        const __mmask16 ms = np - c >= 16 ? 0xffff : (__mmask16)((1u << (np - c)) - 1);
+        _mm512_mask_storeu_epi32(dst + c, ms, _mm512_permutexvar_epi16(idx, h));
     }
 }
 
