@@ -373,8 +373,8 @@ done:
  * interleaved sums each (vector loads, no dependency chain on one register),
  * each stream prefetched 256 bytes ahead. One sequential stream a core does
  * not reach what memory can do: on 2 Zen 5 cores 23-30 GB/s with one stream a
- * thread against 41-53 with four and the prefetch (38-49 without), and a
- * matrix-vector product reading 16 rows at a time gets about the latter; so
+ * thread against 41-53 with four and the prefetch (38-49 without), and the
+ * matrix-vector kernel reads four streams a core too (gemv_avx512.c); so
  * the probe tries 1, 2, 4 and 8 and keeps the fastest. */
 #define BW_MAX_STREAMS 8
 #define BW_LANES 8 /* sums a stream: 8 streams' fit the 16 vector registers of SSE2 */

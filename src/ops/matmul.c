@@ -121,8 +121,9 @@ static void row_times_bt(float *c, const float *a, const float *b, size_t k, siz
  * groups far apart, gemv_avx512.c), handed out as threads come free, so
  * that a thread that wakes late (OMP_WAIT_POLICY=PASSIVE, as the CLI sets it
  * on a busy machine) takes fewer; a token's step runs dozens of these
- * regions. Two a thread ran as fast as a static split, 5 % faster than
- * 64-row tasks, whose neighbouring ranges memory serves as one stream. */
+ * regions. Two a thread ran as fast as one (a static split) or four, and
+ * faster than the 64-row tasks of before, whose neighbouring rows memory
+ * served as one stream. */
 #define SMALL_TASKS_PER_THREAD 2
 /* Multiply-adds from which a small product runs on the threads: b then spans
  * megabytes, beyond the caches, and streaming it from memory on every core
