@@ -341,7 +341,8 @@ static FK_ATTR void FK(transpose)(float *dst, size_t ldd, const float *src, size
 /* s_j = factor · q · k_j for key j (q (dk), k_j (dk)) */
 FK_INL float FK(oq_score)(const float *q, const float *kj, size_t dk, float factor)
 {
-    for (size_t o = 0; o < dk * sizeof(float); o += 64) FK_PREFETCH((const char *)kj + FK_OQ_AHEAD + o);
+    for (size_t o = 0; o < dk * sizeof(float); o += 64)
+        FK_PREFETCH((const char *)kj + FK_OQ_AHEAD + o);
     VF acc = VZERO();
     size_t c = 0;
     for (; c + W <= dk; c += W) acc = VFMA(VLOAD(q + c), VLOAD(kj + c), acc);
