@@ -235,19 +235,6 @@ SHORT_TARGET static void rows_avx512(float *y, size_t ldy, const float *w, size_
     }
 }
 
-/* y[j·rs ..] += w[j] · x (n, a multiple of 16) for j < s. */
-SHORT_TARGET static void outer_avx512(float *y, size_t rs, const float *w, const float *x, size_t s,
-                                      size_t n)
-{
-    for (size_t j = 0; j < s; j++) {
-        const __m512 wj = _mm512_set1_ps(w[j]);
-        float *yj = y + j * rs;
-        for (size_t c = 0; c < n; c += 16)
-            _mm512_storeu_ps(yj + c, _mm512_fmadd_ps(wj, _mm512_loadu_ps(x + c),
-                                                     _mm512_loadu_ps(yj + c)));
-    }
-}
-
 SHORT_TARGET static float dot_avx512(const float *a, const float *b, size_t n)
 {
     __m512 acc = _mm512_setzero_ps();
@@ -295,44 +282,62 @@ SHORT_TARGET static void fwd_head_avx512(const attn_flash_desc *d, const short_h
     }
 }
 
+/* Query rows per chunk of the backward: dK and dV are summed over a chunk's
+ * rows in registers (rows_avx512 on the transposed dS and P), not added to
+ * memory row by row. */
+#define SB 64
+
 SHORT_TARGET static void bwd_head_avx512(const attn_flash_desc *d, const short_head *h,
                                          const fk_table *K, float *kt, float *vt)
 {
     const size_t s = d->s, sp = up16(s), dk = d->d_k, dv = d->d_v;
-    float p[RB * SHORT_S] __attribute__((aligned(64))), ds[RB * SHORT_S] __attribute__((aligned(64)));
+    float p[SB * SHORT_S] __attribute__((aligned(64))), ds[SB * SHORT_S] __attribute__((aligned(64)));
+    float pt[SHORT_S * SB] __attribute__((aligned(64))), dst[SHORT_S * SB] __attribute__((aligned(64)));
     float kmask[SHORT_S], zero[SHORT_S], one[RB] = {1.0f, 1.0f, 1.0f, 1.0f};
     pack_t(kt, h->k, d->k_rs, s, sp, dk);
     pack_t(vt, h->v, d->v_rs, s, sp, dv);
     pack_mask(kmask, h->km, s, sp);
     memset(zero, 0, sizeof zero);
     const __m512 sc = _mm512_set1_ps(d->scale);
-    for (size_t i0 = 0; i0 < d->l; i0 += RB) {
-        const size_t rows = d->l - i0 < RB ? d->l - i0 : RB;
-        scores_avx512(p, sp, h->q + i0 * d->q_rs, d->q_rs, rows, kt, kmask, d->scale, dk, sp);
-        /* dP = dO · Vᵀ */
-        scores_avx512(ds, sp, h->dout + i0 * d->o_rs, d->o_rs, rows, vt, zero, 1.0f, dv, sp);
-        for (size_t r = 0; r < rows; r++) {
-            float *pr = p + r * sp, *dr = ds + r * sp;
-            const float lse = h->lse[i0 + r];
-            if (lse == -INFINITY) { /* every key masked: no gradient */
-                memset(pr, 0, sp * sizeof(float)), memset(dr, 0, sp * sizeof(float));
-                continue;
+    for (size_t c0 = 0; c0 < d->l; c0 += SB) {
+        const size_t cr = d->l - c0 < SB ? d->l - c0 : SB;
+        for (size_t i0 = c0; i0 < c0 + cr; i0 += RB) {
+            const size_t rows = c0 + cr - i0 < RB ? c0 + cr - i0 : RB;
+            float *pb = p + (i0 - c0) * sp, *db = ds + (i0 - c0) * sp;
+            scores_avx512(pb, sp, h->q + i0 * d->q_rs, d->q_rs, rows, kt, kmask, d->scale, dk, sp);
+            /* dP = dO · Vᵀ */
+            scores_avx512(db, sp, h->dout + i0 * d->o_rs, d->o_rs, rows, vt, zero, 1.0f, dv, sp);
+            for (size_t r = 0; r < rows; r++) {
+                float *pr = pb + r * sp, *dr = db + r * sp;
+                const float lse = h->lse[i0 + r];
+                if (lse == -INFINITY) { /* every key masked: no gradient (zero rows add nothing) */
+                    memset(pr, 0, sp * sizeof(float)), memset(dr, 0, sp * sizeof(float));
+                    continue;
+                }
+                exp_shift(K, pr, sp, lse);
+                const float *go = h->dout + (i0 + r) * d->o_rs, *o = h->o + (i0 + r) * d->o_rs;
+                const __m512 ddv = _mm512_set1_ps(dot_avx512(go, o, dv));
+                for (size_t j = 0; j < sp; j += 16) {
+                    const __m512 t = _mm512_mul_ps(_mm512_load_ps(pr + j),
+                                                   _mm512_sub_ps(_mm512_load_ps(dr + j), ddv));
+                    _mm512_store_ps(dr + j, _mm512_mul_ps(sc, t));
+                }
             }
-            exp_shift(K, pr, sp, lse);
-            const float *go = h->dout + (i0 + r) * d->o_rs, *o = h->o + (i0 + r) * d->o_rs;
-            const __m512 ddv = _mm512_set1_ps(dot_avx512(go, o, dv));
-            for (size_t j = 0; j < sp; j += 16) {
-                const __m512 t = _mm512_mul_ps(_mm512_load_ps(pr + j),
-                                               _mm512_sub_ps(_mm512_load_ps(dr + j), ddv));
-                _mm512_store_ps(dr + j, _mm512_mul_ps(sc, t));
-            }
+            if (h->dq)
+                rows_avx512(h->dq + i0 * d->q_rs, d->q_rs, db, sp, rows, h->k, d->k_rs, s, dk, one);
         }
-        if (h->dq) rows_avx512(h->dq + i0 * d->q_rs, d->q_rs, ds, sp, rows, h->k, d->k_rs, s, dk, one);
-        for (size_t r = 0; r < rows; r++) {
-            if (h->lse[i0 + r] == -INFINITY) continue;
-            const float *q = h->q + (i0 + r) * d->q_rs, *go = h->dout + (i0 + r) * d->o_rs;
-            if (h->dk) outer_avx512(h->dk, d->k_rs, ds + r * sp, q, s, dk);
-            if (h->dv) outer_avx512(h->dv, d->v_rs, p + r * sp, go, s, dv);
+        /* dK += dSᵀ · Q and dV += Pᵀ · dO over the chunk's rows: key j's sums
+         * run over the rows in order, as the row-by-row updates did */
+        if (h->dk) K->transpose(dst, SB, ds, sp, cr, s);
+        if (h->dv) K->transpose(pt, SB, p, sp, cr, s);
+        for (size_t j0 = 0; j0 < s; j0 += RB) {
+            const size_t keys = s - j0 < RB ? s - j0 : RB;
+            if (h->dk)
+                rows_avx512(h->dk + j0 * d->k_rs, d->k_rs, dst + j0 * SB, SB, keys,
+                            h->q + c0 * d->q_rs, d->q_rs, cr, dk, one);
+            if (h->dv)
+                rows_avx512(h->dv + j0 * d->v_rs, d->v_rs, pt + j0 * SB, SB, keys,
+                            h->dout + c0 * d->o_rs, d->o_rs, cr, dv, one);
         }
     }
 }
