@@ -325,9 +325,10 @@ attn_gemm_kernel attn_gemm_auto(void);
 /* The products of ATTN_GEMM_AUTO, and so of every matmul and linear layer
  * large enough for the GEMM: fp32 (the default) or bf16 (ATTN_GEMM_BF16's),
  * for the whole process, as attn_simd_set; `attn train --precision bf16`
- * sets it while it trains. Not to be changed while a GEMM runs. */
+ * sets it while it trains. Not to be changed while a GEMM runs. The setter
+ * returns the precision it replaces, for the caller to give back. */
 typedef enum attn_precision { ATTN_PRECISION_FP32 = 0, ATTN_PRECISION_BF16 = 1 } attn_precision;
-void attn_gemm_set_precision(attn_precision p);
+attn_precision attn_gemm_set_precision(attn_precision p);
 attn_precision attn_gemm_precision(void);
 
 #ifdef __cplusplus

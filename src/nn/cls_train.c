@@ -384,8 +384,8 @@ attn_status attn_cls_trainer_run(attn_cls_trainer *t, const char *out_dir, size_
     if (!t || !out_dir) return attn_error(ATTN_E_INVALID, "attn_cls_trainer_run: NULL argument");
     if (stopped) *stopped = 0;
     /* the run's precision for its products, the caller's given back after */
-    const attn_precision prev = attn_gemm_precision();
-    attn_gemm_set_precision(t->info.train.precision ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32);
+    const attn_precision prev =
+        attn_gemm_set_precision(t->info.train.precision ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32);
     attn_status st = run_steps(t, out_dir, stop_at, stop, cb, user, stopped);
     attn_gemm_set_precision(prev);
     return st;

@@ -336,7 +336,7 @@ static FK_ATTR void FK(transpose)(float *dst, size_t ldd, const float *src, size
 #endif
 /* Groups of keys the lone query reads side by side (gemv_avx512.c: memory
  * serves four streams far apart a core best). */
-#define FK_OQ_G 4
+#define FK_OQ_G 4 /* a power of two (the groups are added pairwise) */
 
 /* s_j = factor · q · k_j for key j (q (dk), k_j (dk)) */
 FK_INL float FK(oq_score)(const float *q, const float *kj, size_t dk, float factor)
@@ -416,10 +416,12 @@ static FK_ATTR void FK(one_query)(float *out, const float *q, const float *k, co
             }
         for (size_t key = rest; key < s; key++) FK(oq_add)(acc[0], nv, p[key], v + key * dv + c0);
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++)
-            if (i < nv)
-                VSTORE(out + c0 + (size_t)i * W,
-                       VMUL(VADD(VADD(acc[0][i], acc[1][i]), VADD(acc[2][i], acc[3][i])), inv));
+        for (int i = 0; i < 4; i++) {
+            if (i >= nv) continue;
+            for (int w = 1; w < FK_OQ_G; w *= 2) /* pairwise: (g0 + g1) + (g2 + g3) */
+                for (int g = 0; g + w < FK_OQ_G; g += 2 * w) acc[g][i] = VADD(acc[g][i], acc[g + w][i]);
+            VSTORE(out + c0 + (size_t)i * W, VMUL(acc[0][i], inv));
+        }
     }
     for (size_t c = dvw; c < dv; c++) { /* columns past the last vector */
         float acc = 0.0f;

@@ -267,9 +267,10 @@ static attn_status gemm_bf16(float *c, const float *a, const float *b, size_t m,
 
 static int g_precision; /* attn_precision */
 
-void attn_gemm_set_precision(attn_precision p)
+attn_precision attn_gemm_set_precision(attn_precision p)
 {
-    __atomic_store_n(&g_precision, p == ATTN_PRECISION_BF16 ? 1 : 0, __ATOMIC_RELEASE);
+    const int was = __atomic_exchange_n(&g_precision, p == ATTN_PRECISION_BF16 ? 1 : 0, __ATOMIC_ACQ_REL);
+    return was ? ATTN_PRECISION_BF16 : ATTN_PRECISION_FP32;
 }
 
 attn_precision attn_gemm_precision(void)
