@@ -3,9 +3,10 @@
  * as mixed-precision training multiplies (fp32 master weights, bf16 products).
  *
  * With AVX-512 BF16 (attn_fk_bf16() non-NULL: the CPU has it and the SIMD
- * level in use is avx512): a and b are converted once per call into pairs
- * along k (flash_bf16.h's layout: one uint32 holds the bf16 values of k = 2p
- * and 2p + 1, the even one low; an odd k's last partner is 0), then a 6 × 64
+ * level in use is avx512): b is converted once per call into pairs along k
+ * (flash_bf16.h's layout: one uint32 holds the bf16 values of k = 2p and
+ * 2p + 1, the even one low; an odd k's last partner is 0), and a's rows block
+ * by block by the thread that multiplies them; then a 6 × 64
  * micro-kernel (24 accumulators, 4 vectors of b and 6 broadcast pairs of a
  * per pair of k: 24 vdpbf16ps for 2 × 384 multiply-adds) runs over fixed row
  * blocks as the fp32 kernel does. vdpbf16ps adds the two products of a pair
@@ -141,34 +142,21 @@ static size_t row_block(size_t m) { return m >= 512 ? 48 : m >= 128 ? 24 : 12; }
 /* Multiply-adds below which one thread does the whole product. */
 #define BF16_PAR_WORK ((double)(1 << 20))
 
-/* The converted operands: a's pairs (ars, aps apart), b's pair rows (ldb =
- * np words apart), and for a transposed b its rows converted first (bt). */
+/* b's converted pair rows (ldb = np words apart), for a transposed b its rows
+ * converted first (bt), and each thread's converted rows of a (at, mb · kp
+ * words a thread). */
 typedef struct bf16_job {
     const float *a, *b;
-    size_t m, k, n, kp, np;
+    size_t m, k, n, kp, np, mb;
     int ta, tb;
-    uint32_t *ap, *bp, *bt;
-    size_t ars, aps;
+    uint32_t *bp, *bt, *at;
 } bf16_job;
 
-/* Conversion of a and b by the team (every thread calls it): a's rows or
- * pair rows, b's pair rows, or b's rows then their transpose. */
-static GB void convert(const bf16_job *j, const fk_table *K)
+/* Conversion of b by the team (every thread calls it): its pair rows, or its
+ * rows then their transpose. */
+static GB void convert_b(const bf16_job *j, const fk_table *K)
 {
-    const size_t m = j->m, k = j->k, n = j->n, kp = j->kp, np = j->np;
-    if (!j->ta) {
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-        for (size_t r = 0; r < m; r++) cvt_row(j->ap + r * kp, j->a + r * k, k);
-    } else {
-#ifdef ATTN_HAVE_OPENMP
-#pragma omp for schedule(static) nowait
-#endif
-        for (size_t p = 0; p < kp; p++)
-            cvt_pair_row(j->ap + p * m, j->a + 2 * p * m, 2 * p + 1 < k ? j->a + (2 * p + 1) * m : NULL,
-                         m, m);
-    }
+    const size_t k = j->k, n = j->n, kp = j->kp, np = j->np;
     if (!j->tb) {
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(static)
@@ -197,30 +185,60 @@ static GB void convert(const bf16_job *j, const fk_table *K)
     }
 }
 
+/* Rows [r0, r0 + rows) of op(a) converted into dst by the thread that then
+ * multiplies them (they stay in its cache; no pass over all of a, no
+ * barrier): rows of pairs kp words apart (*ars = kp, *aps = 1), or for a
+ * transposed a pair rows of `rows` words (*ars = 1, *aps = rows). */
+static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_t rows, size_t *ars,
+                              size_t *aps)
+{
+    const size_t m = j->m, k = j->k, kp = j->kp;
+    if (!j->ta) {
+        for (size_t r = 0; r < rows; r++) cvt_row(dst + r * kp, j->a + (r0 + r) * k, k);
+        *ars = kp, *aps = 1;
+        return;
+    }
+    for (size_t p = 0; p < kp; p++)
+        cvt_pair_row(dst + p * rows, j->a + 2 * p * m + r0,
+                     2 * p + 1 < k ? j->a + (2 * p + 1) * m + r0 : NULL, rows, rows);
+    *ars = 1, *aps = rows;
+}
+
 static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, size_t m, size_t k,
                                     size_t n, int ta, int tb, int acc)
 {
-    bf16_job j = {a, b, m, k, n, (k + 1) / 2, up16(n), ta, tb, NULL, NULL, NULL, 0, 0};
-    const size_t a_words = m * j.kp, b_words = j.kp * j.np, t_words = tb ? n * j.kp : 0;
-    uint32_t *buf = aligned_alloc(64, ((a_words + b_words + t_words + 47) & ~(size_t)15) * sizeof *buf);
-    if (!buf) return attn_error(ATTN_E_NOMEM, "gemm (bf16): cannot allocate the converted operands");
-    j.ap = buf, j.bp = buf + ((a_words + 15) & ~(size_t)15);
-    j.bt = j.bp + ((b_words + 15) & ~(size_t)15);
-    j.ars = ta ? 1 : j.kp, j.aps = ta ? m : 1;
-    const fk_table *K = attn_fk_table(ATTN_SIMD_AVX512);
     const size_t mb = row_block(m), nmb = (m + mb - 1) / mb;
     const int par = nmb > 1 && (double)m * (double)k * (double)n >= BF16_PAR_WORK;
+    size_t nthr = 1;
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel if (par)
+    if (par) nthr = (size_t)omp_get_max_threads();
+#endif
+    bf16_job j = {a, b, m, k, n, (k + 1) / 2, up16(n), mb, ta, tb, NULL, NULL, NULL};
+    const size_t b_words = j.kp * j.np, t_words = tb ? n * j.kp : 0;
+    const size_t a_words = ((mb * j.kp + 15) & ~(size_t)15) * nthr;
+    uint32_t *buf = aligned_alloc(64, ((a_words + b_words + t_words + 47) & ~(size_t)15) * sizeof *buf);
+    if (!buf) return attn_error(ATTN_E_NOMEM, "gemm (bf16): cannot allocate the converted operands");
+    j.at = buf, j.bp = buf + a_words;
+    j.bt = j.bp + ((b_words + 15) & ~(size_t)15);
+    const fk_table *K = attn_fk_table(ATTN_SIMD_AVX512);
+#ifdef ATTN_HAVE_OPENMP
+#pragma omp parallel if (par) num_threads((int)nthr)
 #endif
     {
-        convert(&j, K);
+        size_t me = 0;
+#ifdef ATTN_HAVE_OPENMP
+        me = (size_t)omp_get_thread_num();
+#endif
+        uint32_t *mine = j.at + me * ((mb * j.kp + 15) & ~(size_t)15);
+        convert_b(&j, K);
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
         for (size_t blk = 0; blk < nmb; blk++) {
             const size_t r0 = blk * mb, rows = m - r0 < mb ? m - r0 : mb;
-            block_bf16(c + r0 * n, n, j.ap + r0 * j.ars, j.ars, j.aps, j.bp, j.np, rows, n, j.kp, acc);
+            size_t ars, aps;
+            convert_a_rows(&j, mine, r0, rows, &ars, &aps);
+            block_bf16(c + r0 * n, n, mine, ars, aps, j.bp, j.np, rows, n, j.kp, acc);
         }
     }
     free(buf);
