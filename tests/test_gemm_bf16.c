@@ -6,7 +6,10 @@
  * every transposition, odd shapes and accumulation; far from that bound
  * with the unrounded inputs (the rounding happened); the same bits on one
  * thread and two. attn_gemm_set_precision routes ATTN_GEMM_AUTO, and so a
- * model's layers, through it while set, and back after. */
+ * model's layers, through it while set, and back after. A linear layer in
+ * bf16 precision (whose bias and bias gradient the GEMM's epilogues fold in
+ * where the AVX-512 BF16 kernel runs) gives the bits of the GEMM followed by
+ * separate bias passes. */
 #include "test_support.h"
 
 #include <math.h>
@@ -166,12 +169,58 @@ static void test_precision_switch(void **state)
     operands_free(&o);
 }
 
+/* attn_linear_forward / _backward in bf16 precision against the GEMM and
+ * plain loops for the bias: the same bits, on one thread and two, for odd
+ * shapes (an odd number of rows is an odd k for the weight gradient). */
+static void test_linear_bias_epilogues(void **state)
+{
+    (void)state;
+    const size_t dims[][3] = {{37, 200, 150}, {300, 128, 384}, {64, 130, 17}, {1136, 128, 512}};
+    const int threads = attn_threads();
+    const attn_precision was = attn_gemm_set_precision(ATTN_PRECISION_BF16);
+    for (size_t si = 0; si < sizeof dims / sizeof dims[0]; si++) {
+        const size_t rows = dims[si][0], in = dims[si][1], out = dims[si][2];
+        float *x = malloc(rows * in * sizeof *x), *w = malloc(out * in * sizeof *w);
+        float *bias = malloc(out * sizeof *bias), *dy = malloc(rows * out * sizeof *dy);
+        float *y1 = malloc(rows * out * sizeof *y1), *y2 = malloc(rows * out * sizeof *y2);
+        float *dx1 = malloc(rows * in * sizeof *dx1), *dx2 = malloc(rows * in * sizeof *dx2);
+        float *dw1 = malloc(out * in * sizeof *dw1), *dw2 = malloc(out * in * sizeof *dw2);
+        float *db1 = malloc(out * sizeof *db1), *db2 = malloc(out * sizeof *db2);
+        assert_true(x && w && bias && dy && y1 && y2 && dx1 && dx2 && dw1 && dw2 && db1 && db2);
+        fill(x, rows * in, 3), fill(w, out * in, 5), fill(bias, out, 7), fill(dy, rows * out, 9);
+        /* the expected bits: the products (through the bf16 GEMM when large
+         * enough), then the bias added / summed in row order */
+        assert_int_equal(attn_matmul_nt_forward(y1, x, w, rows, in, out, NULL), ATTN_OK);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < out; j++) y1[i * out + j] += bias[j];
+        fill(dx1, rows * in, 11), fill(dw1, out * in, 13), fill(db1, out, 15);
+        assert_int_equal(attn_matmul_nt_backward(dx1, dw1, dy, x, w, rows, in, out), ATTN_OK);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < out; j++) db1[j] += dy[i * out + j];
+        for (int t = 1; t <= 2; t++) {
+            attn_set_threads(t);
+            assert_int_equal(attn_linear_forward(y2, x, w, bias, rows, in, out), ATTN_OK);
+            assert_memory_equal(y1, y2, rows * out * sizeof *y1);
+            fill(dx2, rows * in, 11), fill(dw2, out * in, 13), fill(db2, out, 15);
+            assert_int_equal(attn_linear_backward(dx2, dw2, db2, dy, x, w, rows, in, out), ATTN_OK);
+            assert_memory_equal(dx1, dx2, rows * in * sizeof *dx1);
+            assert_memory_equal(dw1, dw2, out * in * sizeof *dw1);
+            assert_memory_equal(db1, db2, out * sizeof *db1);
+        }
+        attn_set_threads(threads);
+        free(x), free(w), free(bias), free(dy), free(y1), free(y2);
+        free(dx1), free(dx2), free(dw1), free(dw2), free(db1), free(db2);
+    }
+    attn_gemm_set_precision(was);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_threads_same_bits),
         cmocka_unit_test(test_precision_switch),
+        cmocka_unit_test(test_linear_bias_epilogues),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

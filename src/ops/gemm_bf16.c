@@ -72,9 +72,11 @@ static GB void cvt_pair_row(uint32_t *dst, const float *x0, const float *x1, siz
 
 /* c (R, NV·16, the last vector's columns by mask) [+]= pairs of a · pairs of
  * b over tp pairs: a's pair (r, p) at a[r·ars + p·aps], b's pair row p at
- * b + p·ldb. */
+ * b + p·ldb; then + bias (NV·16, from the tile's first column) if not NULL,
+ * added to the finished sum as a separate pass would. */
 GB_INL void tile(const int R, const int NV, float *c, size_t ldc, const uint32_t *a, size_t ars,
-                 size_t aps, const uint32_t *b, size_t ldb, size_t tp, __mmask16 last, int accumulate)
+                 size_t aps, const uint32_t *b, size_t ldb, size_t tp, __mmask16 last, int accumulate,
+                 const float *bias)
 {
     __m512 acc[BR][BNV];
 #pragma GCC unroll 8
@@ -100,6 +102,17 @@ GB_INL void tile(const int R, const int NV, float *c, size_t ldc, const uint32_t
                 if (v < NV) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
         }
     }
+    if (bias) {
+        __m512 bv[BNV];
+#pragma GCC unroll 8
+        for (int v = 0; v < BNV; v++)
+            if (v < NV) bv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, bias + v * 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < BR; r++)
+#pragma GCC unroll 8
+            for (int v = 0; v < BNV; v++)
+                if (r < R && v < NV) acc[r][v] = _mm512_add_ps(acc[r][v], bv[v]);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < BR; r++)
 #pragma GCC unroll 8
@@ -110,13 +123,15 @@ GB_INL void tile(const int R, const int NV, float *c, size_t ldc, const uint32_t
 
 #define GB_CASE(R, NV)                                                                         \
     case (R) * 8 + (NV):                                                                       \
-        tile(R, NV, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, aps, b + c0, ldb, tp, last, acc); \
+        tile(R, NV, c + r0 * ldc + c0, ldc, a + r0 * ars, ars, aps, b + c0, ldb, tp, last, acc,  \
+             bias ? bias + c0 : NULL);                                                          \
         break;
 
 /* Rows [0, rows) of c (n columns) against every column tile: the b tile
  * (tp pairs × 64 columns) is reused by the block's row tiles. */
 static GB void block_bf16(float *c, size_t ldc, const uint32_t *a, size_t ars, size_t aps,
-                          const uint32_t *b, size_t ldb, size_t rows, size_t n, size_t tp, int acc)
+                          const uint32_t *b, size_t ldb, size_t rows, size_t n, size_t tp, int acc,
+                          const float *bias)
 {
     for (size_t c0 = 0; c0 < n; c0 += BNV * 16) {
         const size_t left = n - c0, nv = (left + 15) / 16 < BNV ? (left + 15) / 16 : BNV;
@@ -188,9 +203,11 @@ static GB void convert_b(const bf16_job *j, const fk_table *K)
 /* Rows [r0, r0 + rows) of op(a) converted into dst by the thread that then
  * multiplies them (they stay in its cache; no pass over all of a, no
  * barrier): rows of pairs kp words apart (*ars = kp, *aps = 1), or for a
- * transposed a pair rows of `rows` words (*ars = 1, *aps = rows). */
+ * transposed a pair rows of `rows` words (*ars = 1, *aps = rows). With a
+ * transposed a, sums (m) if not NULL: sums[r] += Σ_k op(a)[r][k] of the fp32
+ * values, k in order, as a loop over a's stored rows would add them. */
 static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_t rows, size_t *ars,
-                              size_t *aps)
+                              size_t *aps, float *sums)
 {
     const size_t m = j->m, k = j->k, kp = j->kp;
     if (!j->ta) {
@@ -198,14 +215,35 @@ static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_
         *ars = kp, *aps = 1;
         return;
     }
-    for (size_t p = 0; p < kp; p++)
-        cvt_pair_row(dst + p * rows, j->a + 2 * p * m + r0,
-                     2 * p + 1 < k ? j->a + (2 * p + 1) * m + r0 : NULL, rows, rows);
     *ars = 1, *aps = rows;
+    if (!sums) {
+        for (size_t p = 0; p < kp; p++)
+            cvt_pair_row(dst + p * rows, j->a + 2 * p * m + r0,
+                         2 * p + 1 < k ? j->a + (2 * p + 1) * m + r0 : NULL, rows, rows);
+        return;
+    }
+    /* 16 rows of op(a) at a time, their sums in a register across every pair */
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (size_t c = 0; c < rows; c += 16) {
+        const size_t left = rows - c;
+        const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(mk, sums + r0 + c);
+        for (size_t p = 0; p < kp; p++) {
+            const __m512 lo = _mm512_maskz_loadu_ps(mk, j->a + 2 * p * m + r0 + c);
+            const __m512 hi = 2 * p + 1 < k ? _mm512_maskz_loadu_ps(mk, j->a + (2 * p + 1) * m + r0 + c)
+                                            : _mm512_setzero_ps();
+            acc = _mm512_add_ps(acc, lo);
+            if (2 * p + 1 < k) acc = _mm512_add_ps(acc, hi);
+            const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+            _mm512_mask_storeu_epi32(dst + p * rows + c, mk, _mm512_permutexvar_epi16(idx, h));
+        }
+        _mm512_mask_storeu_ps(sums + r0 + c, mk, acc);
+    }
 }
 
 static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, size_t m, size_t k,
-                                    size_t n, int ta, int tb, int acc)
+                                    size_t n, int ta, int tb, int acc, const float *bias, float *a_sums)
 {
     const size_t mb = row_block(m), nmb = (m + mb - 1) / mb;
     const int par = nmb > 1 && (double)m * (double)k * (double)n >= BF16_PAR_WORK;
@@ -237,8 +275,8 @@ static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, si
         for (size_t blk = 0; blk < nmb; blk++) {
             const size_t r0 = blk * mb, rows = m - r0 < mb ? m - r0 : mb;
             size_t ars, aps;
-            convert_a_rows(&j, mine, r0, rows, &ars, &aps);
-            block_bf16(c + r0 * n, n, mine, ars, aps, j.bp, j.np, rows, n, j.kp, acc);
+            convert_a_rows(&j, mine, r0, rows, &ars, &aps, a_sums);
+            block_bf16(c + r0 * n, n, mine, ars, aps, j.bp, j.np, rows, n, j.kp, acc, bias);
         }
     }
     free(buf);
@@ -250,10 +288,18 @@ static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, si
 attn_status attn_gemm_bf16_run(float *c, const float *a, const float *b, size_t m, size_t k,
                                size_t n, int ta, int tb, int acc)
 {
+    return attn_gemm_bf16_fused(c, a, b, m, k, n, ta, tb, acc, NULL, NULL);
+}
+
+attn_status attn_gemm_bf16_fused(float *c, const float *a, const float *b, size_t m, size_t k,
+                                 size_t n, int ta, int tb, int acc, const float *bias, float *a_sums)
+{
+    if (a_sums && !ta) return attn_error(ATTN_E_INVALID, "gemm (bf16): a's sums need a transposed a");
 #ifdef GEMM_BF16_X86
-    if (attn_fk_bf16()) return gemm_bf16_avx512(c, a, b, m, k, n, ta, tb, acc);
+    if (attn_fk_bf16()) return gemm_bf16_avx512(c, a, b, m, k, n, ta, tb, acc, bias, a_sums);
 #else
-    (void)c, (void)a, (void)b, (void)m, (void)k, (void)n, (void)ta, (void)tb, (void)acc;
+    (void)c, (void)a, (void)b, (void)m, (void)k, (void)n, (void)ta, (void)tb, (void)acc, (void)bias,
+        (void)a_sums;
 #endif
     return attn_error(ATTN_E_NOTFOUND, "gemm (bf16): no AVX-512 BF16 here");
 }

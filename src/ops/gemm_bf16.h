@@ -11,4 +11,13 @@
 attn_status attn_gemm_bf16_run(float *c, const float *a, const float *b, size_t m, size_t k,
                                size_t n, int ta, int tb, int acc);
 
+/* attn_gemm_bf16_run with two epilogues that save the linear layers a pass
+ * each: bias (n) if not NULL is added to every row of c after its sum (the
+ * bits of a separate c += bias); a_sums (m) if not NULL, with ta only, gets
+ * a_sums[r] += Σ_k op(a)[r][k] of the fp32 values, k in order (the bits of
+ * a loop over a's stored rows): a linear layer's bias gradient from the
+ * d_y its weight gradient reads anyway. */
+attn_status attn_gemm_bf16_fused(float *c, const float *a, const float *b, size_t m, size_t k,
+                                 size_t n, int ta, int tb, int acc, const float *bias, float *a_sums);
+
 #endif

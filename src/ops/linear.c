@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "flash_bf16.h"
+#include "gemm_bf16.h"
 #include "omp_util.h"
 #include "op_check.h"
 
@@ -41,9 +43,30 @@ static void sum_bias(float *d_bias, const float *d_y, size_t rows, size_t out)
     }
 }
 
+/* attn_matmul_nt_backward takes its GEMM from this size on (matmul.c's
+ * `large`); below it, its loops add to d_x, so d_x is zeroed for them. */
+static int through_gemm(size_t m, size_t k, size_t n)
+{
+    return (double)m * (double)k * (double)n >= 64.0 * 64.0 * 64.0 && m >= 16 && n >= 16;
+}
+
+/* Whether a product of this shape runs in the AVX-512 BF16 GEMM (bf16
+ * precision, a CPU that has it, large enough), whose epilogues add the bias
+ * and sum its gradient in the passes it makes anyway, with the same bits as
+ * add_bias and sum_bias. */
+static int fused_bf16(size_t m, size_t k, size_t n)
+{
+    return attn_gemm_precision() == ATTN_PRECISION_BF16 && attn_fk_bf16() && through_gemm(m, k, n);
+}
+
 attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *bias,
                                 size_t rows, size_t in, size_t out)
 {
+    if (bias && fused_bf16(rows, in, out)) {
+        attn_status st = attn_check_matmul("matmul_nt", y, x, w, rows, in, out);
+        /* y (rows, out) = x (rows, in) · w (out, in)ᵀ + bias */
+        return st ? st : attn_gemm_bf16_fused(y, x, w, rows, in, out, 0, 1, 0, bias, NULL);
+    }
     attn_status st = attn_matmul_nt_forward(y, x, w, rows, in, out, NULL);
     if (st || !bias) return st;
     add_bias(y, bias, rows, out);
@@ -54,17 +77,16 @@ attn_status attn_linear_backward(float *d_x, float *d_w, float *d_bias, const fl
                                  const float *x, const float *w, size_t rows, size_t in,
                                  size_t out)
 {
+    if (d_w && d_bias && fused_bf16(out, rows, in)) {
+        attn_status st = attn_check_matmul("matmul_nt_backward", d_y, x, w, rows, in, out);
+        if (!st && d_x) st = attn_matmul_nt_backward(d_x, NULL, d_y, x, w, rows, in, out);
+        /* d_w (out, in) += d_yᵀ (out, rows) · x (rows, in); d_bias += d_y's column sums */
+        return st ? st : attn_gemm_bf16_fused(d_w, d_y, x, out, rows, in, 1, 0, 1, NULL, d_bias);
+    }
     attn_status st = attn_matmul_nt_backward(d_x, d_w, d_y, x, w, rows, in, out);
     if (st || !d_bias) return st;
     sum_bias(d_bias, d_y, rows, out);
     return ATTN_OK;
-}
-
-/* attn_matmul_nt_backward takes its GEMM from this size on (matmul.c's
- * `large`); below it, its loops add to d_x, so d_x is zeroed for them. */
-static int through_gemm(size_t m, size_t k, size_t n)
-{
-    return (double)m * (double)k * (double)n >= 64.0 * 64.0 * 64.0 && m >= 16 && n >= 16;
 }
 
 attn_status attn_linear_backward_set(float *d_x, float *d_w, float *d_bias, const float *d_y,
