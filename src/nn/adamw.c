@@ -230,20 +230,39 @@ attn_status attn_adamw_step(attn_adamw *o, float lr)
     return ATTN_OK;
 }
 
+/* Partial sums of the squares: SQ_LANES independent sums (element j of a
+ * run into lane j mod SQ_LANES), folded pairwise at the end. Fixed lanes, so
+ * the bits do not depend on the SIMD level or the threads; a single running
+ * sum waited 4 cycles an element for the add before it. Each square of a
+ * float is exact in double, so a fused multiply-add changes no bit. */
+#define SQ_LANES 32
+
+/* acc[(at + j) mod SQ_LANES] += g[j]², j < n; at moves past them (so rows
+ * given one by one land in the lanes of the whole tensor's run). */
+static void squares_into(double *acc, const float *g, size_t n, size_t *at)
+{
+    size_t j = 0, l = *at % SQ_LANES;
+    for (; j < n && l; j++, l = (l + 1) % SQ_LANES) acc[l] += (double)g[j] * g[j];
+    for (; j + SQ_LANES <= n; j += SQ_LANES)
+        for (size_t i = 0; i < SQ_LANES; i++) acc[i] += (double)g[j + i] * g[j + i];
+    for (size_t i = 0; j + i < n; i++) acc[i] += (double)g[j + i] * g[j + i];
+    *at += n;
+}
+
 /* Sum of squares of one parameter's gradient (rows: NULL or its touched rows). */
 static double sum_squares(const attn_param_ref *p, const uint32_t *rows, size_t n_rows)
 {
-    double s = 0.0;
+    double acc[SQ_LANES] = {0};
+    size_t at = 0;
     if (!rows) {
-        for (size_t j = 0; j < p->numel; j++) s += (double)p->grad[j] * p->grad[j];
-        return s;
+        squares_into(acc, p->grad, p->numel, &at);
+    } else {
+        const size_t cols = p->shape[1];
+        for (size_t r = 0; r < n_rows; r++) squares_into(acc, p->grad + (size_t)rows[r] * cols, cols, &at);
     }
-    const size_t cols = p->shape[1];
-    for (size_t r = 0; r < n_rows; r++) {
-        const float *g = p->grad + (size_t)rows[r] * cols;
-        for (size_t j = 0; j < cols; j++) s += (double)g[j] * g[j];
-    }
-    return s;
+    for (size_t w = SQ_LANES / 2; w; w /= 2)
+        for (size_t l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
 }
 
 /* Tensors per group of the norm's partial sums (on the stack). */

@@ -8,6 +8,7 @@
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "attn/rng.h"
+#include "../ops/omp_util.h"
 
 static void record(nn_builder *b, const char *name, float *data, float *grad, int ndim,
                    size_t s0, size_t s1, size_t numel)
@@ -306,7 +307,7 @@ attn_status nn_block_backward(nn_block *k, attn_mha_inputs in, float *d_res, flo
         st = block_drop_backward(d_big1, d_res, k->mask_attn, R * C, k->drop_p, k->key_attn);
         d_attn = d_big1;
     }
-    memset(d_tmp, 0, R * C * sizeof(float));
+    attn_zero_floats(d_tmp, R * C);
     in.query = in.key = in.value = k->ln1;
     if (!st) st = attn_mha_backward(k->mha, d_tmp, d_tmp, d_tmp, d_attn, &in, k->cache);
     if (!st)

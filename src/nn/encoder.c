@@ -16,6 +16,7 @@
 #include "attn/rng.h"
 #include "attn/tensor.h"
 #include "block.h"
+#include "../ops/omp_util.h"
 
 #define SIZE_LIMIT ((size_t)1 << 24)
 
@@ -419,7 +420,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
         st = attn_linear_backward(e->d_pooled, e->g_head_w, e->g_head_b, e->d_logits, e->pooled,
                                   e->head_w, B, C, K);
     if (st) return st;
-    memset(e->d_tmp, 0, R * C * sizeof(float));
+    attn_zero_floats(e->d_tmp, R * C);
     for (size_t b = 0; b < B; b++) {
         const float *dp = e->d_pooled + b * C;
         float *dh = e->d_tmp + b * T * C;
@@ -431,7 +432,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
         for (size_t t = 0; t < e->lens[b]; t++)
             for (size_t j = 0; j < C; j++) dh[t * C + j] = dp[j] * inv;
     }
-    memset(e->d_res, 0, R * C * sizeof(float));
+    attn_zero_floats(e->d_res, R * C);
     st = attn_layernorm_backward(e->d_res, e->g_lnf_w, e->g_lnf_b, e->d_tmp, e->res_out, e->lnf_w,
                                  e->lnf_mean, e->lnf_rstd, R, C);
     for (size_t l = c->layers; !st && l-- > 0;) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "mha_internal.h"
+#include "../ops/omp_util.h"
 
 /* The scratch of a call: the caller's workspace (in->workspace) or the layer's. */
 static attn_workspace *scratch_of(attn_mha *m, const attn_mha_inputs *in)
@@ -398,12 +399,12 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     if (rs) {
         dqp = attn_workspace_take(ws, N * L, rs), dkp = dqp + m->hq, dvp = dqp + 2 * m->hq;
         tmp = attn_workspace_take(ws, N * L, m->hq);
-        memset(dqp, 0, N * L * rs * sizeof(float)); /* the flash backward adds to them */
+        attn_zero_floats(dqp, N * L * rs); /* the flash backward adds to them */
     } else {
         dqp = attn_workspace_take(ws, N * L, m->hq);
         dkp = attn_workspace_take(ws, N * S, m->hq), dvp = attn_workspace_take(ws, N * S, m->hv);
-        memset(dqp, 0, N * L * m->hq * sizeof(float));
-        memset(dkp, 0, N * S * m->hq * sizeof(float)), memset(dvp, 0, N * S * m->hv * sizeof(float));
+        attn_zero_floats(dqp, N * L * m->hq);
+        attn_zero_floats(dkp, N * S * m->hq), attn_zero_floats(dvp, N * S * m->hv);
     }
     float *fw = attn_workspace_take(ws, nfw, 1);
     /* dconcat is written */

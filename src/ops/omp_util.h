@@ -2,6 +2,9 @@
 #ifndef ATTN_OMP_UTIL_H
 #define ATTN_OMP_UTIL_H
 
+#include <stddef.h>
+#include <string.h>
+
 #define ATTN_PRAGMA(x) _Pragma(#x)
 #ifdef ATTN_HAVE_OPENMP
 /* A static schedule: every row goes to a fixed thread and is computed the same
@@ -19,5 +22,14 @@
 
 /* Work (elements touched) below which threads cost more than they give. */
 #define ATTN_OMP_MIN_WORK 16384
+
+/* x (n) = 0, in 64 KiB pieces on the threads when there are several: a
+ * layer's gradient buffer zeroed by one thread keeps the others waiting. */
+static inline void attn_zero_floats(float *x, size_t n)
+{
+    const size_t piece = 16384, np = (n + piece - 1) / piece;
+    ATTN_OMP_FOR_IF(np > 1)
+    for (size_t i = 0; i < np; i++) memset(x + i * piece, 0, (n - i * piece < piece ? n - i * piece : piece) * sizeof(float));
+}
 
 #endif
