@@ -251,12 +251,29 @@ SHORT_TARGET static void exp_shift(const fk_table *K, float *x, size_t sp, float
     K->exp_n(x, x, sp, 1);
 }
 
+/* pack_t by the level's 16 × 16 register transposes: the whole 16-row blocks
+ * of x straight, the last partial one through a zero-padded copy (the scalar
+ * pack_t's strided loads and stores were a third of the forward head's time). */
+SHORT_TARGET static void pack_t16(const fk_table *K, float *xt, const float *x, size_t rs, size_t s,
+                                  size_t sp, size_t dd)
+{
+    const size_t full = s / 16 * 16;
+    if (full) K->transpose(xt, sp, x, rs, full, dd);
+    if (s == full) return;
+    float tmp[16 * SHORT_D] __attribute__((aligned(64)));
+    for (size_t r = 0; r < 16; r++) {
+        if (full + r < s) memcpy(tmp + r * dd, x + (full + r) * rs, dd * sizeof(float));
+        else memset(tmp + r * dd, 0, dd * sizeof(float));
+    }
+    K->transpose(xt + full, sp, tmp, dd, 16, dd);
+}
+
 SHORT_TARGET static void fwd_head_avx512(const attn_flash_desc *d, const short_head *h,
                                          const fk_table *K, float *kt)
 {
     const size_t s = d->s, sp = up16(s), dk = d->d_k, dv = d->d_v;
     float sb[RB * SHORT_S] __attribute__((aligned(64))), kmask[SHORT_S], post[RB];
-    pack_t(kt, h->k, d->k_rs, s, sp, dk);
+    pack_t16(K, kt, h->k, d->k_rs, s, sp, dk);
     pack_mask(kmask, h->km, s, sp);
     for (size_t i0 = 0; i0 < d->l; i0 += RB) {
         const size_t rows = d->l - i0 < RB ? d->l - i0 : RB;
@@ -294,8 +311,8 @@ SHORT_TARGET static void bwd_head_avx512(const attn_flash_desc *d, const short_h
     float p[SB * SHORT_S] __attribute__((aligned(64))), ds[SB * SHORT_S] __attribute__((aligned(64)));
     float pt[SHORT_S * SB] __attribute__((aligned(64))), dst[SHORT_S * SB] __attribute__((aligned(64)));
     float kmask[SHORT_S], zero[SHORT_S], one[RB] = {1.0f, 1.0f, 1.0f, 1.0f};
-    pack_t(kt, h->k, d->k_rs, s, sp, dk);
-    pack_t(vt, h->v, d->v_rs, s, sp, dv);
+    pack_t16(K, kt, h->k, d->k_rs, s, sp, dk);
+    pack_t16(K, vt, h->v, d->v_rs, s, sp, dv);
     pack_mask(kmask, h->km, s, sp);
     memset(zero, 0, sizeof zero);
     const __m512 sc = _mm512_set1_ps(d->scale);
