@@ -318,6 +318,12 @@ SHORT_TARGET static void bwd_head_avx512(const attn_flash_desc *d, const short_h
     const __m512 sc = _mm512_set1_ps(d->scale);
     for (size_t c0 = 0; c0 < d->l; c0 += SB) {
         const size_t cr = d->l - c0 < SB ? d->l - c0 : SB;
+        /* dO · O of the chunk's rows first: their loads (first touches of
+         * rows written long before) independent of each other, not each
+         * waited for between the rows' products */
+        float ddo[SB];
+        for (size_t r = 0; r < cr; r++)
+            ddo[r] = dot_avx512(h->dout + (c0 + r) * d->o_rs, h->o + (c0 + r) * d->o_rs, dv);
         for (size_t i0 = c0; i0 < c0 + cr; i0 += RB) {
             const size_t rows = c0 + cr - i0 < RB ? c0 + cr - i0 : RB;
             float *pb = p + (i0 - c0) * sp, *db = ds + (i0 - c0) * sp;
@@ -332,8 +338,7 @@ SHORT_TARGET static void bwd_head_avx512(const attn_flash_desc *d, const short_h
                     continue;
                 }
                 exp_shift(K, pr, sp, lse);
-                const float *go = h->dout + (i0 + r) * d->o_rs, *o = h->o + (i0 + r) * d->o_rs;
-                const __m512 ddv = _mm512_set1_ps(dot_avx512(go, o, dv));
+                const __m512 ddv = _mm512_set1_ps(ddo[i0 + r - c0]);
                 for (size_t j = 0; j < sp; j += 16) {
                     const __m512 t = _mm512_mul_ps(_mm512_load_ps(pr + j),
                                                    _mm512_sub_ps(_mm512_load_ps(dr + j), ddv));
