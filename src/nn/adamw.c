@@ -199,9 +199,11 @@ attn_status attn_adamw_step(attn_adamw *o, float lr)
     const update_fn update = update_kernel();
     /* The dense parameters: all their chunks in one parallel loop (one
      * region a step instead of one per tensor); elementwise, so the split
-     * changes no bit. */
+     * changes no bit. Handed out as threads come free: the lazy parameters'
+     * chunks are skipped, and a static split gave a classifier's whole dense
+     * update to the thread that did not get its embedding's chunks. */
 #ifdef ATTN_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (o->total >= PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 8) if (o->total >= PAR_MIN)
 #endif
     for (size_t q = 0; q < o->n_chunks; q++) {
         const adam_chunk *ch = &o->chunks[q];

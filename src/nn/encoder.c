@@ -205,7 +205,7 @@ void attn_encoder_zero_grad(attn_encoder *e)
 {
     if (!e) return;
     const size_t C = e->cfg.width;
-    for (size_t i = 1; i < e->n_table; i++) memset(e->table[i].grad, 0, e->table[i].numel * sizeof(float));
+    for (size_t i = 1; i < e->n_table; i++) attn_zero_floats(e->table[i].grad, e->table[i].numel);
     /* wte's gradient is nonzero only in the rows the backwards touched: zero
      * those (the whole table the first time) instead of V·C floats. */
     if (!e->grads_zeroed) memset(e->g_wte, 0, e->table[0].numel * sizeof(float));

@@ -261,10 +261,10 @@ SHORT_TARGET static void pack_t16(const fk_table *K, float *xt, const float *x, 
     if (full) K->transpose(xt, sp, x, rs, full, dd);
     if (s == full) return;
     float tmp[16 * SHORT_D] __attribute__((aligned(64)));
-    for (size_t r = 0; r < 16; r++) {
-        if (full + r < s) memcpy(tmp + r * dd, x + (full + r) * rs, dd * sizeof(float));
-        else memset(tmp + r * dd, 0, dd * sizeof(float));
-    }
+    for (size_t r = 0; r < 16; r++) /* dd is a multiple of 16 */
+        for (size_t c = 0; c < dd; c += 16)
+            _mm512_store_ps(tmp + r * dd + c, full + r < s ? _mm512_loadu_ps(x + (full + r) * rs + c)
+                                                           : _mm512_setzero_ps());
     K->transpose(xt + full, sp, tmp, dd, 16, dd);
 }
 
