@@ -55,7 +55,8 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 /* Starts attn train with the task's arguments and then `mode dir` (--out or
- * --resume) and extra (may be NULL); stdout and stderr to /dev/null. */
+ * --resume) and extra (may be NULL); stdout to /dev/null, stderr to
+ * dir.stderr (quoted by failed()). */
 static pid_t start(const task *tk, const char *mode, const char *dir, const char *extra, const char *extra_val)
 {
     const char *argv[64];
@@ -66,7 +67,23 @@ static pid_t start(const task *tk, const char *mode, const char *dir, const char
     argv[n++] = mode, argv[n++] = dir;
     if (extra) argv[n++] = extra, argv[n++] = extra_val;
     argv[n] = NULL;
-    return start_quiet(argv);
+    char err[700];
+    snprintf(err, sizeof err, "%s.stderr", dir);
+    return start_quiet_err(argv, err);
+}
+
+/* Fails the test: what happened, and the start of what attn train said. */
+static void failed(const char *name, const char *dir, const char *what, int status)
+{
+    char path[700], said[512] = "";
+    snprintf(path, sizeof path, "%s.stderr", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        const size_t got = fread(said, 1, sizeof said - 1, f);
+        said[got] = 0;
+        fclose(f);
+    }
+    fail_msg("%s: %s %s failed (status %d); its stderr: %s", name, what, dir, status, said);
 }
 
 static int finish(pid_t pid)
@@ -80,7 +97,7 @@ static void run_to_end(const task *tk, const char *mode, const char *dir, const 
 {
     int status = finish(start(tk, mode, dir, extra, val));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("%s: attn train %s %s %s %s failed (%d)", tk->name, mode, dir, extra ? extra : "", val ? val : "", status);
+        failed(tk->name, dir, mode, status);
 }
 
 /* The state in dir: its step (-1 when there is none) and a hash of its
@@ -189,7 +206,7 @@ static void chain(const task *tk, uint64_t *seed, size_t max_kills, tally *ty)
         }
         int status = finish(pid);
         if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) { /* it ended first */
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail_msg("%s: attn train failed (%d)", tk->name, status);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed(tk->name, dir, fresh ? "--out" : "--resume", status);
             killed = 0;
         }
         uint64_t h = 0;

@@ -166,18 +166,21 @@ void run_cmds(size_t n, const char *const *cmds, run_result *r)
     }
 }
 
-int start_quiet(const char *const *argv)
+int start_quiet_err(const char *const *argv, const char *err_path)
 {
     pid_t pid = fork();
     if (pid == 0) {
         FILE *devnull = fopen("/dev/null", "w");
-        if (devnull) dup2(fileno(devnull), 1), dup2(fileno(devnull), 2);
+        FILE *err = err_path ? fopen(err_path, "w") : NULL;
+        if (devnull) dup2(fileno(devnull), 1), dup2(fileno(err ? err : devnull), 2);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     if (pid < 0) fail_msg("fork failed");
     return (int)pid;
 }
+
+int start_quiet(const char *const *argv) { return start_quiet_err(argv, NULL); }
 
 void run_result_free(run_result *r)
 {

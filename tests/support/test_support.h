@@ -34,6 +34,9 @@ void run_cmds(size_t n, const char *const *cmds, run_result *r);
 /* Starts argv (argv[0] a path) in the background, stdout and stderr to
  * /dev/null; returns its process id (for waitpid and kill). */
 int start_quiet(const char *const *argv);
+/* start_quiet with stderr to the file err_path (replaced; NULL: /dev/null),
+ * for a test to quote when the command fails. */
+int start_quiet_err(const char *const *argv, const char *err_path);
 /* Bad input as the CLI reports it: exit 2 and one line on stderr that starts
  * with cmd ("attn train:") and holds needle; fails the test otherwise. Frees r. */
 void expect_bad_input(run_result *r, const char *cmd, const char *needle);
