@@ -10,7 +10,10 @@
  * rounding): 2^t for t = x·log2e, n = round(t), a degree-5 polynomial for
  * 2^(t − n) on [-1/2, 1/2] (relative error 1.6e-7 with its rounding; 1 at
  * t = 0 exactly), then 2^n: ten vector operations where exp takes fifteen,
- * about 3 % of the forward (4 % of its tile loop). log2e and t in floats add
+ * about 3 % of the forward (4 % of its tile loop); AVX-512 takes f = t − floor(t) in
+ * [0, 1) by vreduceps instead, with a polynomial for that range (flash_exp.h, relative
+ * error 1.44e-7 with its rounding), whose 2^floor(t) vscalefps applies itself: eight
+ * operations. log2e and t in floats add
  * |x|·7.3e-8 relative error: at most 4e-8 of the row's largest probability
  * (at x = -1/ln2). Below
  * 2^-126 (AVX2) or 2^-149 (AVX-512, C) the result is 0 (so -inf → 0); NaN
