@@ -3,9 +3,10 @@
  * each its whole (L, S) score matrix row by row, with no packing into the
  * tiled kernels' 64 × 64 tiles (which on such sequences compute mostly
  * padding) and one parallel region per call. The backward recomputes each
- * probability row from lse as the tiled one does and adds dK and dV row by
- * row, so a task touches only its own head. Every head is computed the same
- * way whatever thread runs it: the threads change no bit.
+ * probability row from lse as the tiled one does and adds each key's dK and
+ * dV over the query rows in order (the AVX-512 twin a chunk of rows at a
+ * time, in registers), so a task touches only its own head. Every head is
+ * computed the same way whatever thread runs it: the threads change no bit.
  *
  * Two twins: plain C (the reference, and the scalar and AVX2 levels) and
  * AVX-512 (16 keys or 16 features a vector, FMA). Both take the softmax's

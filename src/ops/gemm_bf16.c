@@ -52,12 +52,19 @@ static GB void cvt_row(uint32_t *dst, const float *x, size_t k)
     }
 }
 
+/* The word order that interleaves two rows' bf16 values (cvtne2ps gives the
+ * second row's 16 in the high half) into pairs, the even row's value low. */
+GB_INL __m512i pair_order(void)
+{
+    return _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                            21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+}
+
 /* Rows 2p and 2p + 1 of x (n floats each, ldx apart; row 2p + 1 missing when
  * last) into the n words of pairs at dst, then zeros up to np words. */
 static GB void cvt_pair_row(uint32_t *dst, const float *x0, const float *x1, size_t n, size_t np)
 {
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
-                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i idx = pair_order();
     for (size_t c = 0; c < np; c += 16) {
         const size_t left = c < n ? n - c : 0;
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
@@ -223,8 +230,7 @@ static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_
         return;
     }
     /* 16 rows of op(a) at a time, their sums in a register across every pair */
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
-                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i idx = pair_order();
     for (size_t c = 0; c < rows; c += 16) {
         const size_t left = rows - c;
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);

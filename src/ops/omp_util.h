@@ -29,7 +29,10 @@ static inline void attn_zero_floats(float *x, size_t n)
 {
     const size_t piece = 16384, np = (n + piece - 1) / piece;
     ATTN_OMP_FOR_IF(np > 1)
-    for (size_t i = 0; i < np; i++) memset(x + i * piece, 0, (n - i * piece < piece ? n - i * piece : piece) * sizeof(float));
+    for (size_t i = 0; i < np; i++) {
+        const size_t len = n - i * piece < piece ? n - i * piece : piece;
+        memset(x + i * piece, 0, len * sizeof(float));
+    }
 }
 
 #endif
