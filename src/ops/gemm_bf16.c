@@ -52,28 +52,28 @@ static GB void cvt_row(uint32_t *dst, const float *x, size_t k)
     }
 }
 
-/* The word order that interleaves two rows' bf16 values (cvtne2ps gives the
- * second row's 16 in the high half) into pairs, the even row's value low. */
-GB_INL __m512i pair_order(void)
+/* 16 values of rows 2p (lo) and 2p + 1 (hi) rounded to bf16 and stored as
+ * 16 words of pairs at dst (the words of ms), the even row's value low:
+ * cvtne2ps gives hi's 16 in the high half, the permutation interleaves. */
+GB_INL void store_pairs(uint32_t *dst, __m512 lo, __m512 hi, __mmask16 ms)
 {
-    return _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                            21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    _mm512_mask_storeu_epi32(dst, ms, _mm512_permutexvar_epi16(order, (__m512i)_mm512_cvtne2ps_pbh(hi, lo)));
 }
 
 /* Rows 2p and 2p + 1 of x (n floats each, ldx apart; row 2p + 1 missing when
  * last) into the n words of pairs at dst, then zeros up to np words. */
 static GB void cvt_pair_row(uint32_t *dst, const float *x0, const float *x1, size_t n, size_t np)
 {
-    const __m512i idx = pair_order();
     for (size_t c = 0; c < np; c += 16) {
         const size_t left = c < n ? n - c : 0;
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
         const __m512 hi = x1 ? _mm512_maskz_loadu_ps(mk, x1 + c) : _mm512_setzero_ps();
-        __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_maskz_loadu_ps(mk, x0 + c));
         /* only the np words of this pair row: past them lies the next row,
          * which another thread may have written */
         const __mmask16 ms = np - c >= 16 ? 0xffff : (__mmask16)((1u << (np - c)) - 1);
-        _mm512_mask_storeu_epi32(dst + c, ms, _mm512_permutexvar_epi16(idx, h));
+        store_pairs(dst + c, _mm512_maskz_loadu_ps(mk, x0 + c), hi, ms);
     }
 }
 
@@ -165,11 +165,10 @@ static size_t row_block(size_t m) { return m >= 512 ? 48 : m >= 128 ? 24 : 12; }
 #define BF16_PAR_WORK ((double)(1 << 20))
 
 /* b's converted pair rows (ldb = np words apart), for a transposed b its rows
- * converted first (bt), and each thread's converted rows of a (at, mb · kp
- * words a thread). */
+ * converted first (bt), and each thread's converted rows of a (at). */
 typedef struct bf16_job {
     const float *a, *b;
-    size_t m, k, n, kp, np, mb;
+    size_t m, k, n, kp, np;
     int ta, tb;
     uint32_t *bp, *bt, *at;
 } bf16_job;
@@ -230,7 +229,6 @@ static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_
         return;
     }
     /* 16 rows of op(a) at a time, their sums in a register across every pair */
-    const __m512i idx = pair_order();
     for (size_t c = 0; c < rows; c += 16) {
         const size_t left = rows - c;
         const __mmask16 mk = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
@@ -241,8 +239,7 @@ static GB void convert_a_rows(const bf16_job *j, uint32_t *dst, size_t r0, size_
                                             : _mm512_setzero_ps();
             acc = _mm512_add_ps(acc, lo);
             if (2 * p + 1 < k) acc = _mm512_add_ps(acc, hi);
-            const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            _mm512_mask_storeu_epi32(dst + p * rows + c, mk, _mm512_permutexvar_epi16(idx, h));
+            store_pairs(dst + p * rows + c, lo, hi, mk);
         }
         _mm512_mask_storeu_ps(sums + r0 + c, mk, acc);
     }
@@ -257,9 +254,9 @@ static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, si
 #ifdef ATTN_HAVE_OPENMP
     if (par) nthr = (size_t)omp_get_max_threads();
 #endif
-    bf16_job j = {a, b, m, k, n, (k + 1) / 2, up16(n), mb, ta, tb, NULL, NULL, NULL};
+    bf16_job j = {a, b, m, k, n, (k + 1) / 2, up16(n), ta, tb, NULL, NULL, NULL};
     const size_t b_words = j.kp * j.np, t_words = tb ? n * j.kp : 0;
-    const size_t a_words = ((mb * j.kp + 15) & ~(size_t)15) * nthr;
+    const size_t a_stride = (mb * j.kp + 15) & ~(size_t)15, a_words = a_stride * nthr; /* a thread's */
     uint32_t *buf = aligned_alloc(64, ((a_words + b_words + t_words + 47) & ~(size_t)15) * sizeof *buf);
     if (!buf) return attn_error(ATTN_E_NOMEM, "gemm (bf16): cannot allocate the converted operands");
     j.at = buf, j.bp = buf + a_words;
@@ -273,7 +270,7 @@ static attn_status gemm_bf16_avx512(float *c, const float *a, const float *b, si
 #ifdef ATTN_HAVE_OPENMP
         me = (size_t)omp_get_thread_num();
 #endif
-        uint32_t *mine = j.at + me * ((mb * j.kp + 15) & ~(size_t)15);
+        uint32_t *mine = j.at + me * a_stride;
         convert_b(&j, K);
 #ifdef ATTN_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)

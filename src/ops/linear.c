@@ -5,6 +5,7 @@
 
 #include "flash_bf16.h"
 #include "gemm_bf16.h"
+#include "matmul_int.h"
 #include "omp_util.h"
 #include "op_check.h"
 
@@ -43,20 +44,14 @@ static void sum_bias(float *d_bias, const float *d_y, size_t rows, size_t out)
     }
 }
 
-/* attn_matmul_nt_backward takes its GEMM from this size on (matmul.c's
- * `large`); below it, its loops add to d_x, so d_x is zeroed for them. */
-static int through_gemm(size_t m, size_t k, size_t n)
-{
-    return (double)m * (double)k * (double)n >= 64.0 * 64.0 * 64.0 && m >= 16 && n >= 16;
-}
-
 /* Whether a product of this shape runs in the AVX-512 BF16 GEMM (bf16
  * precision, a CPU that has it, large enough), whose epilogues add the bias
  * and sum its gradient in the passes it makes anyway, with the same bits as
  * add_bias and sum_bias. */
 static int fused_bf16(size_t m, size_t k, size_t n)
 {
-    return attn_gemm_precision() == ATTN_PRECISION_BF16 && attn_fk_bf16() && through_gemm(m, k, n);
+    return attn_gemm_precision() == ATTN_PRECISION_BF16 && attn_fk_bf16() &&
+           attn_matmul_through_gemm(m, k, n);
 }
 
 attn_status attn_linear_forward(float *y, const float *x, const float *w, const float *bias,
@@ -96,7 +91,8 @@ attn_status attn_linear_backward_set(float *d_x, float *d_w, float *d_bias, cons
     if (!d_x) return attn_linear_backward(NULL, d_w, d_bias, d_y, x, w, rows, in, out);
     attn_status st = attn_check_matmul("linear_backward_set", d_y, x, w, rows, in, out);
     if (st) return st;
-    if (!through_gemm(rows, out, in)) {
+    /* below the GEMM's size attn_matmul_nt_backward's loops add to d_x */
+    if (!attn_matmul_through_gemm(rows, out, in)) {
         memset(d_x, 0, rows * in * sizeof(float));
         return attn_linear_backward(d_x, d_w, d_bias, d_y, x, w, rows, in, out);
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gemv_kern.h"
+#include "matmul_int.h"
 #include "omp_util.h"
 #include "op_check.h"
 
@@ -41,7 +42,7 @@ attn_status attn_matmul_nt_ref(float *c, const float *a, const float *b, size_t 
  * CBLAS, threaded over fixed row blocks); small ones through the loops below. */
 #define GEMM_LARGE (64.0 * 64.0 * 64.0)
 
-static int large(size_t m, size_t k, size_t n)
+int attn_matmul_through_gemm(size_t m, size_t k, size_t n)
 {
     return (double)m * (double)k * (double)n >= GEMM_LARGE && m >= 16 && n >= 16;
 }
@@ -156,7 +157,7 @@ attn_status attn_matmul_forward(float *c, const float *a, const float *b, size_t
     if (ctx && ctx->trace) return attn_matmul_ref(c, a, b, m, k, n);
     attn_status st = attn_check_matmul("matmul", c, a, b, m, k, n);
     if (st) return st;
-    if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 0);
+    if (attn_matmul_through_gemm(m, k, n)) return gemm_large(c, a, b, m, k, n, 0);
     for (size_t i = 0; i < m; i++) {
         float *ci = c + i * n;
         memset(ci, 0, n * sizeof(float));
@@ -175,7 +176,7 @@ attn_status attn_matmul_nt_forward(float *c, const float *a, const float *b, siz
     if (ctx && ctx->trace) return attn_matmul_nt_ref(c, a, b, m, k, n);
     attn_status st = attn_check_matmul("matmul_nt", c, a, b, m, k, n);
     if (st) return st;
-    if (large(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
+    if (attn_matmul_through_gemm(m, k, n)) return gemm_large(c, a, b, m, k, n, 1);
     small_nt(c, a, b, m, k, n);
     return ATTN_OK;
 }
@@ -186,7 +187,7 @@ attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const
     attn_status st = attn_check_matmul("matmul_backward", d_c, a, b, m, k, n);
     if (st) return st;
     /* d_a (M,K) += d_c (M,N) · bᵀ */
-    if (d_a && large(m, n, k)) {
+    if (d_a && attn_matmul_through_gemm(m, n, k)) {
         if ((st = attn_gemm(d_a, d_c, b, m, n, k, 0, 1, 1, ATTN_GEMM_AUTO))) return st;
     } else if (d_a) { /* row i of d_c dotted with row p of b */
         for (size_t i = 0; i < m; i++)
@@ -198,7 +199,7 @@ attn_status attn_matmul_backward(float *d_a, float *d_b, const float *d_c, const
             }
     }
     /* d_b (K,N) += aᵀ (K,M) · d_c (M,N) */
-    if (d_b && large(k, m, n)) {
+    if (d_b && attn_matmul_through_gemm(k, m, n)) {
         if ((st = attn_gemm(d_b, a, d_c, k, m, n, 1, 0, 1, ATTN_GEMM_AUTO))) return st;
     } else if (d_b) { /* rank-1 updates, contiguous rows */
         for (size_t i = 0; i < m; i++)
@@ -218,7 +219,7 @@ attn_status attn_matmul_nt_backward(float *d_a, float *d_b, const float *d_c, co
     attn_status st = attn_check_matmul("matmul_nt_backward", d_c, a, b, m, k, n);
     if (st) return st;
     /* d_a (M,K) += d_c (M,N) · b (N,K) */
-    if (d_a && large(m, n, k)) {
+    if (d_a && attn_matmul_through_gemm(m, n, k)) {
         if ((st = attn_gemm(d_a, d_c, b, m, n, k, 0, 0, 1, ATTN_GEMM_AUTO))) return st;
     } else if (d_a) {
         for (size_t i = 0; i < m; i++) {
@@ -231,7 +232,7 @@ attn_status attn_matmul_nt_backward(float *d_a, float *d_b, const float *d_c, co
         }
     }
     /* d_b (N,K) += d_cᵀ (N,M) · a (M,K) */
-    if (d_b && large(n, m, k)) {
+    if (d_b && attn_matmul_through_gemm(n, m, k)) {
         if ((st = attn_gemm(d_b, d_c, a, n, m, k, 1, 0, 1, ATTN_GEMM_AUTO))) return st;
     } else if (d_b) {
         for (size_t i = 0; i < m; i++) {
