@@ -344,7 +344,7 @@ static void check_mha(attn_mha_config cfg, size_t N, size_t L, size_t S, int pad
     float *kpm = calloc(N * S, sizeof(float));
     if (padding && S > 1) kpm[S - 1] = 1; /* batch 0 ignores its last key */
     attn_mha_inputs in = {N, L, S, q, k, v, padding ? kpm : NULL, ATTN_MASK_BOOL, NULL, 0,
-                          ATTN_MASK_BOOL, causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE, NULL, NULL};
+                          ATTN_MASK_BOOL, causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE, NULL, NULL, NULL};
     attn_mha_cache *cache = NULL;
     assert_int_equal(attn_mha_cache_create(&cache), ATTN_OK);
     float *out = malloc(N * L * cfg.out_dim * sizeof(float));

@@ -65,7 +65,7 @@ static void run(const mcase *c)
     }
     attn_mha_inputs in = {N, L, S, q, k, v, kp, c->key_pad == 1 ? ATTN_MASK_BOOL : ATTN_MASK_ADDITIVE,
                           am, c->per_head, c->attn_mask == 1 ? ATTN_MASK_BOOL : ATTN_MASK_ADDITIVE,
-                          c->causal, NULL, NULL};
+                          c->causal, NULL, NULL, NULL};
     float *out_ref = calloc(N * L * E, sizeof(float)), *out = calloc(N * L * E, sizeof(float));
     float *w = calloc(N * H * L * S2, sizeof(float));
     size_t ng;
@@ -138,7 +138,7 @@ static void self_run(attn_mha *m, const float *x, const float *xk, const float *
                      float *g, size_t ng)
 {
     attn_mha_inputs in = {N, L, L, x, xk, xv, NULL, ATTN_MASK_BOOL, NULL, 0, ATTN_MASK_BOOL,
-                          ATTN_CAUSAL_NONE, NULL, NULL};
+                          ATTN_CAUSAL_NONE, NULL, NULL, NULL};
     attn_mha_cache *cache = NULL;
     assert_int_equal(attn_mha_cache_create(&cache), ATTN_OK);
     attn_mha_zero_grad(m);

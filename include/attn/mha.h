@@ -98,6 +98,15 @@ typedef struct attn_mha_inputs {
      * layer's own. Either way a call allocates only when it needs more than
      * any call before; one layer or workspace serves one thread at a time. */
     attn_workspace *workspace;
+    /* Packed sequences (NULL: none): self-attention (query = key = value,
+     * L = S) over N sequences of different lengths stored back to back,
+     * sequence n the rows [seq_offsets[n], seq_offsets[n + 1]) of query and
+     * of out (seq_offsets[N] rows in all), 1 to L of them, each attending to
+     * its own rows only. The result is the padded batch's (lengths as a key
+     * padding mask) on its real rows, without the padding's work. Only on
+     * the fused path (no weights, no trace) with short sequences (L ≤ 64,
+     * head dims multiples of 16), no masks, no bias_kv or zero_attn. */
+    const size_t *seq_offsets;
 } attn_mha_inputs;
 
 /* Key positions seen by the heads: S, + 1 with add_bias_kv, + 1 with add_zero_attn. */

@@ -215,6 +215,14 @@ typedef struct attn_flash_desc {
     size_t add_mask_hs, add_mask_bs;
     const float *key_mask;
     size_t key_mask_bs;
+    /* Packed sequences (NULL: none; attn_flash_desc_make's): batch b is the
+     * rows [seq_off[b], seq_off[b + 1]) of q, k, v and out (the row and head
+     * strides as set, the batch strides unused), 1 to l of them, attending
+     * to its own rows only: the result a padded batch gives on its real
+     * rows, without the padding's work. lse keeps its (batch, heads, l)
+     * layout. Self-attention on short sequences only: l = s ≤ 64, fp32
+     * inputs, no masks, not causal (else ATTN_E_INVALID). */
+    const size_t *seq_off;
     attn_flash_dtype dtype; /* of the products (attn_flash_desc_make: fp32) */
     /* Scratch, 64-byte aligned, from the caller (an arena or workspace it
      * owns): the forward uses it when workspace_bytes >=

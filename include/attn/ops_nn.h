@@ -119,6 +119,14 @@ attn_status attn_dropout_backward(float *d_x, const float *d_y, size_t n, float 
  * dropped (all 1 when p = 0); y as attn_dropout_forward gives. */
 attn_status attn_dropout_forward_mask(float *y, uint8_t *mask, const float *x, size_t n, float p,
                                        uint64_t key);
+/* attn_dropout_forward_mask on packed sequences: x, y (seq_off[N], C) hold
+ * N sequences back to back, sequence b the rows [seq_off[b], seq_off[b+1]),
+ * at most T of them; row t of sequence b is hashed as row b·T + t of the
+ * padded (N, T, C) tensor, so the flags are the padded batch's on its real
+ * rows. mask (seq_off[N]·C): the flags, packed as y. */
+attn_status attn_dropout_forward_mask_packed(float *y, uint8_t *mask, const float *x,
+                                              const size_t *seq_off, size_t N, size_t T, size_t C,
+                                              float p, uint64_t key);
 /* Its backward from the flags (no hashing): d_x = mask ? d_y / (1 - p) : 0,
  * written (not added): the bits attn_dropout_backward gives on a zeroed d_x.
  * d_x may alias d_y. */

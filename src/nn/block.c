@@ -138,8 +138,11 @@ static attn_status block_ln1(nn_block *k, size_t R, size_t C, const attn_op_ctx 
 }
 
 /* Dropout in place on x (n), keeping the flags in mask when there is one. */
-static attn_status block_drop(float *x, uint8_t *mask, size_t n, float p, uint64_t key)
+static attn_status block_drop(const nn_block *k, float *x, uint8_t *mask, size_t n, float p,
+                              uint64_t key, size_t C)
 {
+    if (mask && k->seq_off)
+        return attn_dropout_forward_mask_packed(x, mask, x, k->seq_off, k->seq_n, k->seq_t, C, p, key);
     return mask ? attn_dropout_forward_mask(x, mask, x, n, p, key)
                 : attn_dropout_forward(x, x, n, p, key, NULL);
 }
@@ -161,7 +164,7 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     attn_op_ctx sub;
     char name[160];
     attn_status st = ATTN_OK;
-    if (k->drop_p > 0.0f) st = block_drop(scratch, k->mask_attn, R * C, k->drop_p, k->key_attn);
+    if (k->drop_p > 0.0f) st = block_drop(k, scratch, k->mask_attn, R * C, k->drop_p, k->key_attn, C);
     if (st) return st;
     if (ctx && ctx->trace) { /* "mid" recorded before ln_2's entries */
         add(k->mid, k->res, scratch, R * C);
@@ -180,7 +183,7 @@ static attn_status block_rest(nn_block *k, float *next, float *scratch, size_t R
     if (!st) st = attn_op_record(ctx, "mlp.gelu", k->act, R, 4 * C, "token", "hidden");
     if (!st) st = attn_linear_forward(scratch, k->act, k->proj_w, k->proj_b, R, 4 * C, C);
     if (!st) st = attn_op_record(ctx, "mlp.output", scratch, R, C, "token", "dim");
-    if (!st && k->drop_p > 0.0f) st = block_drop(scratch, k->mask_mlp, R * C, k->drop_p, k->key_mlp);
+    if (!st && k->drop_p > 0.0f) st = block_drop(k, scratch, k->mask_mlp, R * C, k->drop_p, k->key_mlp, C);
     if (st) return st;
     add(next, k->mid, scratch, R * C);
     return attn_op_record(ctx, "resid", next, R, C, "token", "dim");

@@ -30,6 +30,12 @@ typedef struct nn_block {
     /* (max_rows, C) bytes each or NULL: the forward's keep flags, which the
      * backward then reads instead of hashing again (the encoder's) */
     uint8_t *mask_attn, *mask_mlp;
+    /* packed sequences (the encoder's; NULL: rows padded or one sequence):
+     * the rows are seq_n sequences back to back from these offsets, each at
+     * most seq_t long; the masks are then those of the padded (seq_n·seq_t)
+     * rows (attn_dropout_forward_mask_packed) */
+    const size_t *seq_off;
+    size_t seq_n, seq_t;
     /* saved activations, each (max_rows, ·) */
     float *res, *ln1, *ln1_mean, *ln1_rstd, *mid, *ln2, *ln2_mean, *ln2_rstd, *fc, *act;
 } nn_block;

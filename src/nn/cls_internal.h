@@ -9,9 +9,15 @@
 
 #define CLS_FORMAT "attn-encoder"
 
+/* A training step's batch is computed in this many parts (cls_train.c's
+ * step_parts): two measured fastest on two threads (docs/classify.md). */
+#define CLS_PARTS 2
+
 struct attn_cls_trainer {
     attn_cls_info info;
     attn_encoder *e;
+    /* a step's parts after the first (cls_train.c's step_parts), made on first use */
+    attn_encoder *part[CLS_PARTS - 1];
     attn_tokenizer *tok;
     attn_adamw *opt;
     attn_cls_split split[3];

@@ -16,6 +16,12 @@
 #include "attn/ops.h"
 #include "attn/ops_nn.h"
 #include "cls_internal.h"
+#include "encoder_int.h"
+#include "../ops/omp_util.h"
+
+#ifdef ATTN_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 static double now_s(void)
 {
@@ -34,6 +40,7 @@ void attn_cls_trainer_free(attn_cls_trainer *t)
     cls_dist_free(t);
     attn_adamw_free(t->opt);
     attn_encoder_free(t->e);
+    for (int p = 0; p < CLS_PARTS - 1; p++) attn_encoder_free(t->part[p]);
     attn_tokenizer_free(t->tok);
     for (int i = 0; i < 3; i++) attn_cls_split_free(&t->split[i]), attn_cls_tokens_free(&t->data[i]);
     attn_cls_info_free(&t->info);
@@ -276,6 +283,84 @@ attn_status attn_cls_trainer_baselines(attn_cls_trainer *t, attn_cls_which which
     return ATTN_OK;
 }
 
+/* Forward and backward of examples [a, b) of the nb in the batch (padded to
+ * T) on e, its gradients weighted by their share; *loss: its share of the
+ * batch's mean loss. Dropout masks from (seed, step) and the example's place
+ * in the batch: a resumed run, any number of ranks or parts, drops the same. */
+static attn_status part_step(attn_cls_trainer *t, attn_encoder *e, size_t a, size_t b, size_t nb,
+                             size_t T, double *loss)
+{
+    const attn_cls_info *in = &t->info;
+    *loss = 0.0;
+    if (e != t->e) attn_encoder_zero_grad(e);
+    if (b == a) return ATTN_OK;
+    if (e != t->e) nn_encoder_copy_weights(e, t->e, t->x + a * T, (b - a) * T);
+    attn_status st = attn_encoder_set_dropout(e, in->opts.dropout, attn_dropout_key(in->train.seed, in->step, 0));
+    if (!st) st = attn_encoder_set_dropout_row(e, a);
+    if (!st) st = attn_encoder_set_label_smoothing(e, in->opts.label_smoothing);
+    if (!st) st = attn_encoder_forward(e, t->x + a * T, t->lens + a, t->y + a, b - a, T, loss, NULL);
+    if (!st) st = attn_encoder_backward(e, (float)(b - a) / (float)nb);
+    *loss *= (double)(b - a) / (double)nb;
+    if (!st) st = attn_encoder_set_dropout(e, 0.0f, 0);
+    if (!st) st = attn_encoder_set_dropout_row(e, 0);
+    if (!st) st = attn_encoder_set_label_smoothing(e, 0.0f);
+    return st;
+}
+
+/* A step's examples [lo, hi) in CLS_PARTS parts of about equal tokens: the
+ * first on t->e, the others on t->part[] (the same weights), whose
+ * gradients are then added into t->e's in order. Two threads run the parts
+ * side by side, each alone in its ops: a step is about a hundred small
+ * parallel regions, each costing both threads a wait, so parts on one
+ * thread each beat one batch on two; and a part's activations stay in the
+ * core's cache. Any other thread count runs them in turn, each on all the
+ * threads; the sums are the same either way, so the threads change no bit.
+ * *loss: the batch's mean loss (this rank's share). */
+static attn_status step_parts(attn_cls_trainer *t, size_t lo, size_t hi, size_t nb, size_t T,
+                              double *loss)
+{
+    attn_encoder *e[CLS_PARTS] = {t->e};
+    for (int p = 1; p < CLS_PARTS; p++) {
+        if (!t->part[p - 1]) {
+            attn_status st = attn_encoder_create(&t->part[p - 1], &t->info.model, t->info.train.batch);
+            if (st) return st;
+        }
+        e[p] = t->part[p - 1];
+    }
+    size_t all = 0, from[CLS_PARTS], to[CLS_PARTS];
+    for (size_t i = lo; i < hi; i++) all += t->lens[i];
+    size_t at = lo, sum = 0;
+    for (int p = 0; p < CLS_PARTS; p++) {
+        from[p] = at;
+        /* up to the p+1'th share of the tokens, at least one example while some are left */
+        const size_t goal = all * (size_t)(p + 1) / CLS_PARTS;
+        while (at < hi && (p == CLS_PARTS - 1 || sum + t->lens[at] <= goal || at == from[p])) sum += t->lens[at++];
+        to[p] = at;
+    }
+    attn_status st[CLS_PARTS];
+    double l[CLS_PARTS];
+    for (int p = 0; p < CLS_PARTS; p++) st[p] = ATTN_OK, l[p] = 0.0;
+#ifdef ATTN_HAVE_OPENMP
+    if (omp_get_max_threads() == 2 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(2)
+        {
+            omp_set_num_threads(1); /* this part's ops: on this thread alone */
+            for (int p = omp_get_thread_num(); p < CLS_PARTS; p += 2)
+                st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p]);
+        }
+    } else
+#endif
+    {
+        for (int p = 0; p < CLS_PARTS; p++) st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p]);
+    }
+    for (int p = 0; p < CLS_PARTS; p++)
+        if (st[p]) return st[p];
+    double total = l[0];
+    for (int p = 1; p < CLS_PARTS; p++) nn_encoder_add_grads(t->e, e[p]), total += l[p];
+    *loss = total;
+    return ATTN_OK;
+}
+
 static attn_status run_steps(attn_cls_trainer *t, const char *out_dir, size_t stop_at,
                              const volatile sig_atomic_t *stop, attn_cls_progress_fn cb,
                              void *user, int *stopped)
@@ -308,18 +393,7 @@ static attn_status run_steps(attn_cls_trainer *t, const char *out_dir, size_t st
         double loss = 0.0;
         size_t lo, hi; /* data parallel: this rank's examples, weighted by their share */
         cls_dist_rows(t, nb, &lo, &hi);
-        /* dropout masks from (seed, step) and the example's place in the
-         * batch: a resumed run, or any number of ranks, drops the same */
-        st = attn_encoder_set_dropout(t->e, in->opts.dropout, attn_dropout_key(c->seed, in->step, 0));
-        if (!st) st = attn_encoder_set_dropout_row(t->e, lo);
-        if (!st) st = attn_encoder_set_label_smoothing(t->e, in->opts.label_smoothing);
-        if (!st && hi > lo)
-            st = attn_encoder_forward(t->e, t->x + lo * T, t->lens + lo, t->y + lo, hi - lo, T, &loss, NULL);
-        if (!st && hi > lo) st = attn_encoder_backward(t->e, (float)(hi - lo) / (float)nb);
-        loss *= (double)(hi - lo) / (double)nb;
-        if (!st) st = attn_encoder_set_dropout(t->e, 0.0f, 0);
-        if (!st) st = attn_encoder_set_dropout_row(t->e, 0);
-        if (!st) st = attn_encoder_set_label_smoothing(t->e, 0.0f);
+        st = step_parts(t, lo, hi, nb, T, &loss);
         /* The token embedding is updated row-sparsely: only the rows this
          * batch used (clipping reads only those rows too). */
         size_t n_rows = 0;

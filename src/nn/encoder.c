@@ -16,6 +16,7 @@
 #include "attn/rng.h"
 #include "attn/tensor.h"
 #include "block.h"
+#include "encoder_int.h"
 #include "../ops/omp_util.h"
 
 #define SIZE_LIMIT ((size_t)1 << 24)
@@ -50,6 +51,13 @@ struct attn_encoder {
     uint64_t drop_key_x0;
     size_t drop_row0;      /* the first example's place in the whole batch (data parallel) */
     size_t batch, seq;
+    /* An untraced forward packs the rows: example b is rows [seq_off[b],
+     * seq_off[b + 1]) of every activation, rows of them in all, and no
+     * padding is computed (a batch of texts is mostly padding: 1,100 real
+     * tokens in 3,400 rows on the WordNet classifier's batches). A traced
+     * forward keeps the padded (B·T) rows, seq_off NULL, for the trace's
+     * (T, T) entries. */
+    size_t *seq_off_buf, *seq_off, act_rows;
     int have_labels;
 };
 
@@ -97,7 +105,8 @@ void attn_encoder_free(attn_encoder *e)
             attn_mha_cache_free(e->blocks[l].cache);
         }
     free(e->blocks), free(e->table), free(e->names);
-    free(e->pos), free(e->ids), free(e->labels), free(e->lens), free(e->row_mark), free(e->rows);
+    free(e->pos), free(e->ids), free(e->seq_off_buf), free(e->labels), free(e->lens);
+    free(e->row_mark), free(e->rows);
     attn_arena_free(e->params), attn_arena_free(e->grads), attn_arena_free(e->acts);
     attn_workspace_free(&e->ws);
     free(e);
@@ -133,9 +142,10 @@ attn_status attn_encoder_create(attn_encoder **out, const attn_encoder_config *c
     e->names = malloc(name_cap);
     e->pos = malloc(R * sizeof *e->pos), e->ids = malloc(R * sizeof *e->ids);
     e->labels = malloc(max_batch * sizeof *e->labels), e->lens = malloc(max_batch * sizeof *e->lens);
+    e->seq_off_buf = malloc((max_batch + 1) * sizeof *e->seq_off_buf);
     e->row_mark = calloc(V, 1), e->rows = malloc(V * sizeof *e->rows);
     if (!e->blocks || !e->table || !e->names || !e->pos || !e->ids || !e->labels || !e->lens ||
-        !e->row_mark || !e->rows) {
+        !e->seq_off_buf || !e->row_mark || !e->rows) {
         attn_encoder_free(e);
         return attn_error(ATTN_E_NOMEM, "cannot allocate an encoder");
     }
@@ -230,6 +240,34 @@ const uint32_t *attn_encoder_grad_rows(attn_encoder *e, size_t *n)
     return e->rows;
 }
 
+void nn_encoder_copy_weights(attn_encoder *dst, const attn_encoder *src, const uint32_t *ids, size_t n)
+{
+    const size_t C = src->cfg.width;
+    for (size_t i = 1; i < src->n_table; i++)
+        memcpy(dst->table[i].data, src->table[i].data, src->table[i].numel * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        memcpy(dst->wte + (size_t)ids[i] * C, src->wte + (size_t)ids[i] * C, C * sizeof(float));
+}
+
+void nn_encoder_add_grads(attn_encoder *dst, const attn_encoder *src)
+{
+    const size_t C = src->cfg.width;
+    for (size_t i = 1; i < src->n_table; i++) {
+        float *g = dst->table[i].grad;
+        const float *h = src->table[i].grad;
+        const size_t n = src->table[i].numel;
+        ATTN_OMP_FOR_IF(n >= 4 * ATTN_OMP_MIN_WORK)
+        for (size_t j = 0; j < n; j++) g[j] += h[j];
+    }
+    for (size_t r = 0; r < src->n_rows; r++) {
+        const uint32_t row = src->rows[r];
+        float *g = dst->g_wte + (size_t)row * C;
+        const float *h = src->g_wte + (size_t)row * C;
+        for (size_t j = 0; j < C; j++) g[j] += h[j];
+        if (!dst->row_mark[row]) dst->row_mark[row] = 1, dst->rows[dst->n_rows++] = row, dst->rows_sorted = 0;
+    }
+}
+
 /* ---- forward and backward ------------------------------------------------------ */
 
 attn_status attn_encoder_set_label_smoothing(attn_encoder *e, float eps)
@@ -278,7 +316,8 @@ static attn_mha_inputs mha_inputs(attn_encoder *e)
     memset(&in, 0, sizeof in);
     in.workspace = &e->ws;
     in.batch = e->batch, in.tgt_len = e->seq, in.src_len = e->seq;
-    in.key_padding_mask = e->kpm;
+    if (e->seq_off) in.seq_offsets = e->seq_off; /* packed: no padding to mask */
+    else in.key_padding_mask = e->kpm;
     in.key_padding_kind = ATTN_MASK_BOOL;
     return in;
 }
@@ -339,7 +378,7 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
         return attn_error(ATTN_E_INVALID,
                           "encoder forward: batch %zu and length %zu must be in [1, %zu] and [1, %zu]",
                           B, T, e->max_batch, c->context);
-    const size_t C = c->width, V = c->vocab_size, K = c->classes, R = B * T;
+    const size_t C = c->width, V = c->vocab_size, K = c->classes;
     for (size_t b = 0; b < B; b++) {
         if (!lens[b] || lens[b] > T)
             return attn_error(ATTN_E_INVALID, "encoder forward: example %zu has length %zu, not in [1, %zu]",
@@ -349,18 +388,39 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
                               labels[b], b, K);
     }
     e->batch = B, e->seq = T, e->have_labels = 0;
-    memcpy(e->ids, ids, R * sizeof *ids);
     memcpy(e->lens, lens, B * sizeof *lens);
-    for (size_t i = 0; i < R; i++) {
-        e->pos[i] = (uint32_t)(i % T);
-        e->kpm[i] = i % T >= lens[i / T] ? 1.0f : 0.0f;
+    /* The fused attention takes packed rows where its short kernels run
+     * (T ≤ 64 and heads of 16k dims); a trace wants the padded (T, T). */
+    const size_t dh = C / c->heads;
+    e->seq_off = !(ctx && ctx->trace) && T <= 64 && dh % 16 == 0 && dh <= 128 ? e->seq_off_buf : NULL;
+    size_t R = B * T;
+    if (e->seq_off) {
+        R = 0;
+        for (size_t b = 0; b < B; b++) {
+            e->seq_off[b] = R;
+            for (size_t t = 0; t < lens[b]; t++)
+                e->ids[R + t] = ids[b * T + t], e->pos[R + t] = (uint32_t)t;
+            R += lens[b];
+        }
+        e->seq_off[B] = R;
+    } else {
+        memcpy(e->ids, ids, R * sizeof *ids);
+        for (size_t i = 0; i < R; i++) {
+            e->pos[i] = (uint32_t)(i % T);
+            e->kpm[i] = i % T >= lens[i / T] ? 1.0f : 0.0f;
+        }
     }
+    e->act_rows = R;
+    for (size_t l = 0; l < c->layers; l++)
+        e->blocks[l].seq_off = e->seq_off, e->blocks[l].seq_n = B, e->blocks[l].seq_t = T;
     float *x0 = e->blocks[0].res;
     attn_status st = attn_embedding_forward(x0, e->ids, e->wte, R, C, V, 0, NULL);
     if (!st) st = attn_embedding_forward(x0, e->pos, e->wpe, R, C, c->context, 1, NULL);
     set_dropout_keys(e, T);
     if (!st && e->drop_p > 0.0f)
-        st = attn_dropout_forward_mask(x0, e->mask_x0, x0, R * C, e->drop_p, e->drop_key_x0);
+        st = e->seq_off ? attn_dropout_forward_mask_packed(x0, e->mask_x0, x0, e->seq_off, B, T, C,
+                                                            e->drop_p, e->drop_key_x0)
+                        : attn_dropout_forward_mask(x0, e->mask_x0, x0, R * C, e->drop_p, e->drop_key_x0);
     if (!st) st = attn_op_record(ctx, "embed", x0, R, C, "token", "dim");
     attn_op_ctx sub;
     char name[160];
@@ -377,7 +437,7 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     if (st) return st;
     for (size_t b = 0; b < B; b++) {
         float *p = e->pooled + b * C;
-        const float *h = e->lnf + b * T * C;
+        const float *h = e->lnf + (e->seq_off ? e->seq_off[b] : b * T) * C;
         if (c->pooling == ATTN_POOL_CLS) {
             memcpy(p, h, C * sizeof(float));
             continue;
@@ -411,7 +471,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
         return attn_error(ATTN_E_INVALID, "attn_encoder_backward: no forward with labels to differentiate");
     const attn_encoder_config *c = &e->cfg;
     const size_t C = c->width, V = c->vocab_size, K = c->classes, B = e->batch, T = e->seq;
-    const size_t R = B * T;
+    const size_t R = e->act_rows;
     memset(e->d_logits, 0, B * K * sizeof(float));
     attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
                                                 loss_scale / (float)B, B, K, e->smoothing);
@@ -423,7 +483,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     attn_zero_floats(e->d_tmp, R * C);
     for (size_t b = 0; b < B; b++) {
         const float *dp = e->d_pooled + b * C;
-        float *dh = e->d_tmp + b * T * C;
+        float *dh = e->d_tmp + (e->seq_off ? e->seq_off[b] : b * T) * C;
         if (c->pooling == ATTN_POOL_CLS) {
             memcpy(dh, dp, C * sizeof(float));
             continue;

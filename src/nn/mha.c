@@ -56,7 +56,31 @@ static attn_status check_inputs(const attn_mha *m, const attn_mha_inputs *in)
             return attn_error(ATTN_E_INVALID, "multi-head attention: the masks and causality "
                                               "go in the inputs, not in their sdpa params");
     }
+    if (!in->seq_offsets) return ATTN_OK;
+    if (in->query != in->key || in->key != in->value || in->tgt_len != in->src_len ||
+        in->key_padding_mask || in->attn_mask || in->causal != ATTN_CAUSAL_NONE ||
+        m->cfg.add_bias_kv || m->cfg.add_zero_attn)
+        return attn_error(ATTN_E_INVALID, "multi-head attention: packed sequences need "
+                                          "self-attention (query = key = value, L = S) without "
+                                          "masks, causality, bias_kv or zero_attn");
+    for (size_t n = 0; n < in->batch; n++)
+        if (in->seq_offsets[n + 1] <= in->seq_offsets[n] ||
+            in->seq_offsets[n + 1] - in->seq_offsets[n] > in->tgt_len)
+            return attn_error(ATTN_E_INVALID,
+                              "multi-head attention: packed sequence %zu spans rows %zu to %zu, "
+                              "expected 1 to %zu rows",
+                              n, in->seq_offsets[n], in->seq_offsets[n + 1], in->tgt_len);
     return ATTN_OK;
+}
+
+/* Rows of the queries (N·L, or packed the sequences' sum) and of the keys. */
+static size_t rows_q(const attn_mha_inputs *in)
+{
+    return in->seq_offsets ? in->seq_offsets[in->batch] : in->batch * in->tgt_len;
+}
+static size_t rows_kv(const attn_mha_inputs *in)
+{
+    return in->seq_offsets ? in->seq_offsets[in->batch] : in->batch * in->src_len;
 }
 
 /* One mask value in additive form: bool nonzero → -inf, float added. */
@@ -278,6 +302,7 @@ static attn_flash_desc whole_desc(const attn_mha *m, const attn_mha_inputs *in,
     }
     if (f->am) d.add_mask_bs = in->attn_mask_per_head ? c->num_heads * L * S : 0;
     if (f->kpm) d.key_mask_bs = S;
+    d.seq_off = in->seq_offsets;
     return d;
 }
 
@@ -311,22 +336,22 @@ static attn_status whole_forward(const attn_mha *m, const attn_mha_inputs *in,
                                  size_t qkv_rs)
 {
     const attn_mha_config *c = &m->cfg;
-    const size_t N = in->batch, L = in->tgt_len, S = in->src_len;
+    const size_t NL = rows_q(in), NS = rows_kv(in);
     const float *bin = mha_part(m, m->o_bin);
-    attn_status st = attn_linear_forward(qp, in->query, mha_part(m, m->o_wq), bin, N * L,
+    attn_status st = attn_linear_forward(qp, in->query, mha_part(m, m->o_wq), bin, NL,
                                          c->embed_dim, qkv_rs ? qkv_rs : m->hq);
     if (!st && !qkv_rs)
-        st = attn_linear_forward(kp, in->key, mha_part(m, m->o_wk), bin ? bin + m->hq : NULL, N * S,
+        st = attn_linear_forward(kp, in->key, mha_part(m, m->o_wk), bin ? bin + m->hq : NULL, NS,
                                  c->kdim, m->hq);
     if (!st && !qkv_rs)
         st = attn_linear_forward(vp, in->value, mha_part(m, m->o_wv), bin ? bin + 2 * m->hq : NULL,
-                                 N * S, c->vdim, m->hv);
+                                 NS, c->vdim, m->hv);
     if (st) return st;
     attn_flash_desc d = whole_desc(m, in, f, qkv_rs);
     flash_use(&d, fw, nfw);
     st = attn_flash_forward(concat, lse, qp, kp, vp, &d);
     if (!st)
-        st = attn_linear_forward(out, concat, mha_part(m, m->o_wo), mha_part(m, m->o_bo), N * L, m->hv,
+        st = attn_linear_forward(out, concat, mha_part(m, m->o_wo), mha_part(m, m->o_bo), NL, m->hv,
                                  c->out_dim);
     return st;
 }
@@ -342,31 +367,31 @@ static attn_status project_backward(attn_mha *m, float *d_query, float *d_key, f
                                     float *dqp, float *dkp, float *dvp, float *tmp)
 {
     const attn_mha_config *c = &m->cfg;
-    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, E = c->embed_dim;
+    const size_t NL = rows_q(in), NS = rows_kv(in), E = c->embed_dim;
     float *gbin = mha_grad_part(m, m->o_bin);
     const size_t rs = cache->qkv_rs;
     if (rs) {
         const int one = d_query == d_key && d_key == d_value;
         attn_status st = attn_linear_backward(one ? d_query : NULL, mha_grad_part(m, m->o_wq), gbin,
-                                              dqp, in->query, mha_part(m, m->o_wq), N * L, E, rs);
+                                              dqp, in->query, mha_part(m, m->o_wq), NL, E, rs);
         float *dx[3] = {d_query, d_key, d_value};
         for (size_t part = 0; !st && !one && part < 3; part++) {
             if (!dx[part]) continue;
-            for (size_t r = 0; r < N * L; r++)
+            for (size_t r = 0; r < NL; r++)
                 memcpy(tmp + r * E, dqp + r * rs + part * E, E * sizeof(float));
             st = attn_linear_backward(dx[part], NULL, NULL, tmp, in->query,
-                                      mha_part(m, m->o_wq) + part * E * E, N * L, E, E);
+                                      mha_part(m, m->o_wq) + part * E * E, NL, E, E);
         }
         return st;
     }
     attn_status st = attn_linear_backward(d_query, mha_grad_part(m, m->o_wq), gbin, dqp, in->query,
-                                          mha_part(m, m->o_wq), N * L, E, m->hq);
+                                          mha_part(m, m->o_wq), NL, E, m->hq);
     if (!st)
         st = attn_linear_backward(d_key, mha_grad_part(m, m->o_wk), gbin ? gbin + m->hq : NULL, dkp,
-                                  in->key, mha_part(m, m->o_wk), N * S, c->kdim, m->hq);
+                                  in->key, mha_part(m, m->o_wk), NS, c->kdim, m->hq);
     if (!st)
         st = attn_linear_backward(d_value, mha_grad_part(m, m->o_wv), gbin ? gbin + 2 * m->hq : NULL,
-                                  dvp, in->value, mha_part(m, m->o_wv), N * S, c->vdim, m->hv);
+                                  dvp, in->value, mha_part(m, m->o_wv), NS, c->vdim, m->hv);
     return st;
 }
 
@@ -378,16 +403,16 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
                                   const attn_mha_cache *cache, attn_workspace *ws)
 {
     const attn_mha_config *c = &m->cfg;
-    const size_t N = in->batch, L = in->tgt_len, S = in->src_len, rs = cache->qkv_rs;
+    const size_t NL = rows_q(in), NS = rows_kv(in), rs = cache->qkv_rs;
     /* check_inputs bounded N, L and S by 2^24: N·L and N·S fit; self-packed
      * L = S and hq = hv = E: the same pieces, the block in the room of three */
     size_t total = 0;
     attn_status st = fused_masks_need(&total, m, in);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hv);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hq);
-    if (!st) st = attn_workspace_add(&total, "attention gradients", N * S, m->hv);
-    if (!st && rs) st = attn_workspace_add(&total, "attention gradients", N * L, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", NL, m->hv);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", NL, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", NS, m->hq);
+    if (!st) st = attn_workspace_add(&total, "attention gradients", NS, m->hv);
+    if (!st && rs) st = attn_workspace_add(&total, "attention gradients", NL, m->hq);
     const size_t nfw = flash_floats(m, in, 1, 1);
     if (!st) st = attn_workspace_add(&total, "attention workspace", nfw, 1);
     if (!st) st = attn_workspace_reserve(ws, total);
@@ -395,21 +420,21 @@ static attn_status whole_backward(attn_mha *m, float *d_query, float *d_key, flo
     fused_masks fm;
     fused_masks_make(&fm, m, in, ws);
     const fused_masks *f = &fm;
-    float *dconcat = attn_workspace_take(ws, N * L, m->hv), *dqp, *dkp, *dvp, *tmp = NULL;
+    float *dconcat = attn_workspace_take(ws, NL, m->hv), *dqp, *dkp, *dvp, *tmp = NULL;
     if (rs) {
-        dqp = attn_workspace_take(ws, N * L, rs), dkp = dqp + m->hq, dvp = dqp + 2 * m->hq;
-        tmp = attn_workspace_take(ws, N * L, m->hq);
-        attn_zero_floats(dqp, N * L * rs); /* the flash backward adds to them */
+        dqp = attn_workspace_take(ws, NL, rs), dkp = dqp + m->hq, dvp = dqp + 2 * m->hq;
+        tmp = attn_workspace_take(ws, NL, m->hq);
+        attn_zero_floats(dqp, NL * rs); /* the flash backward adds to them */
     } else {
-        dqp = attn_workspace_take(ws, N * L, m->hq);
-        dkp = attn_workspace_take(ws, N * S, m->hq), dvp = attn_workspace_take(ws, N * S, m->hv);
-        attn_zero_floats(dqp, N * L * m->hq);
-        attn_zero_floats(dkp, N * S * m->hq), attn_zero_floats(dvp, N * S * m->hv);
+        dqp = attn_workspace_take(ws, NL, m->hq);
+        dkp = attn_workspace_take(ws, NS, m->hq), dvp = attn_workspace_take(ws, NS, m->hv);
+        attn_zero_floats(dqp, NL * m->hq);
+        attn_zero_floats(dkp, NS * m->hq), attn_zero_floats(dvp, NS * m->hv);
     }
     float *fw = attn_workspace_take(ws, nfw, 1);
     /* dconcat is written */
     st = attn_linear_backward_set(dconcat, mha_grad_part(m, m->o_wo), mha_grad_part(m, m->o_bo),
-                                  d_out, cache->concat, mha_part(m, m->o_wo), N * L, m->hv,
+                                  d_out, cache->concat, mha_part(m, m->o_wo), NL, m->hv,
                                   c->out_dim);
     attn_flash_desc d = whole_desc(m, in, f, rs);
     flash_use(&d, fw, nfw);
@@ -484,7 +509,7 @@ static attn_status forward_whole(attn_mha *m, float *out, const attn_mha_inputs 
 {
     const size_t N = in->batch, L = in->tgt_len, S = in->src_len, H = m->cfg.num_heads;
     /* check_inputs bounded N, L and S by 2^24 and N·H·L·S by 1e15 */
-    const size_t NL = N * L, NS = N * S;
+    const size_t NL = rows_q(in), NS = rows_kv(in);
     attn_workspace *at = cache ? &cache->ws : ws;
     size_t scratch = 0, keep = 0, *tot = cache ? &keep : &scratch;
     attn_status st = fused_masks_need(&scratch, m, in);
@@ -598,6 +623,9 @@ attn_status attn_mha_forward(attn_mha *m, float *out, float *weights, int averag
     const int fused = !tracing && !weights;
     attn_workspace *ws = scratch_of(m, in);
     if (fused && whole_batch(m, in)) return forward_whole(m, out, in, cache, ws);
+    if (in->seq_offsets)
+        return attn_error(ATTN_E_INVALID, "multi-head attention: packed sequences give no "
+                                          "weights and no trace");
 
     /* ctx->prefix and a dot before every name, when set */
     char pre[128] = "";
@@ -684,6 +712,8 @@ attn_status attn_mha_backward(attn_mha *m, float *d_query, float *d_key, float *
     const int fused = cache->fused;
     attn_workspace *ws = scratch_of(m, in);
     if (fused && whole_batch(m, in)) return whole_backward(m, d_query, d_key, d_value, d_out, in, cache, ws);
+    if (in->seq_offsets)
+        return attn_error(ATTN_E_INVALID, "attn_mha_backward: packed sequences need a fused forward");
     const int odd = fused && odd_masks(m, in);
     size_t total = 0;
     const size_t rows[11] = {L, L, S2, S2, L, S2, S2, L, L, S2, S2};

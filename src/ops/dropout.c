@@ -189,3 +189,33 @@ attn_status attn_dropout_forward(float *y, const float *x, size_t n, float p, ui
     if (!st) st = attn_op_record(ctx, "output", y, 1, n, NULL, NULL);
     return st;
 }
+
+attn_status attn_dropout_forward_mask_packed(float *y, uint8_t *mask, const float *x,
+                                              const size_t *seq_off, size_t N, size_t T, size_t C,
+                                              float p, uint64_t key)
+{
+    if (!mask || !seq_off) return attn_error(ATTN_E_INVALID, "dropout (packed): NULL mask or offsets");
+    if (!N || !T || !C) return attn_error(ATTN_E_INVALID, "dropout (packed): sizes must be > 0");
+    for (size_t b = 0; b < N; b++)
+        if (seq_off[b + 1] < seq_off[b] || seq_off[b + 1] - seq_off[b] > T)
+            return attn_error(ATTN_E_INVALID, "dropout (packed): sequence %zu spans rows %zu to %zu, "
+                              "expected at most %zu rows", b, seq_off[b], seq_off[b + 1], T);
+    const size_t n = seq_off[N] * C;
+    attn_status st = check(y, x, n ? n : 1, p, "dropout (packed)");
+    if (st || !n) return st;
+    if (p == 0.0f) return dropout_run(y, mask, x, n, p, key);
+    const uint32_t thr = threshold(p);
+    const float scale = 1.0f / (1.0f - p);
+    const int avx512 = attn_simd_level() == ATTN_SIMD_AVX512;
+    /* a sequence a task: its elements are one run of the padded tensor's */
+    ATTN_OMP_FOR_DYNAMIC_IF(n >= 8 * ATTN_OMP_MIN_WORK)
+    for (size_t b = 0; b < N; b++) {
+        const size_t r0 = seq_off[b] * C, e = seq_off[b + 1] * C, h0 = b * T * C;
+        for (size_t i0 = r0; i0 < e; i0 += DROPOUT_CHUNK) {
+            const size_t len = e - i0 < DROPOUT_CHUNK ? e - i0 : DROPOUT_CHUNK;
+            keep_flags(mask + i0, key, h0 + (i0 - r0), len, thr, avx512);
+            apply(y + i0, x + i0, mask + i0, len, scale, -0.0f, avx512);
+        }
+    }
+    return ATTN_OK;
+}

@@ -161,7 +161,18 @@ attn_status check_desc(const char *op, const attn_flash_desc *d)
     if (!st) st = attn_mul_sizes(op, d->l, d->s, &tmp);
     if (!st) st = attn_mul_sizes(op, up16(d->s) + BC, up16(d->d_k) + up16(d->d_v), &tmp);
     if (!st) st = attn_mul_sizes(op, up16(d->l) + BR, up16(d->d_k) + up16(d->d_v), &tmp);
-    return st;
+    if (st || !d->seq_off) return st;
+    if (d->l != d->s || !attn_fl_short_ok(d) || d->key_mask)
+        return attn_error(ATTN_E_INVALID,
+                          "%s: packed sequences need self-attention on at most 64 keys (L = S), "
+                          "fp32 products, no masks and no causal mask; got L=%zu S=%zu",
+                          op, d->l, d->s);
+    for (size_t b = 0; b < d->batch; b++)
+        if (d->seq_off[b + 1] <= d->seq_off[b] || d->seq_off[b + 1] - d->seq_off[b] > d->l)
+            return attn_error(ATTN_E_INVALID,
+                              "%s: packed sequence %zu spans rows %zu to %zu, expected 1 to %zu rows",
+                              op, b, d->seq_off[b], d->seq_off[b + 1], d->l);
+    return ATTN_OK;
 }
 
 /* ---- masks ---------------------------------------------------------------------- */
@@ -538,6 +549,7 @@ attn_status attn_flash_forward_bf16(float *out, float *lse, const uint16_t *q, c
 {
     attn_status st = check_desc("flash attention (bf16 inputs)", d);
     if (st) return st;
+    if (d->seq_off) return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): packed sequences take fp32 inputs");
     if (!out || !q || !k || !v)
         return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): NULL buffer");
     attn_flash_desc d16 = *d;

@@ -497,6 +497,8 @@ attn_status attn_flash_backward_bf16(float *d_q, float *d_k, float *d_v, const f
 {
     attn_status st = check_desc("flash attention backward (bf16 inputs)", d);
     if (st) return st;
+    if (d->seq_off)
+        return attn_error(ATTN_E_INVALID, "flash attention backward (bf16 inputs): packed sequences take fp32 inputs");
     if (!d_out || !q || !k || !v || !out || !lse)
         return attn_error(ATTN_E_INVALID, "flash attention backward (bf16 inputs): NULL buffer");
     if (!d_q && !d_k && !d_v) return ATTN_OK;

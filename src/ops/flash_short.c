@@ -43,12 +43,21 @@ typedef struct short_head {
 static const float *off_c(const float *p, size_t off) { return p ? p + off : NULL; }
 static float *off_w(float *p, size_t off) { return p ? p + off : NULL; }
 
-/* Head idx's views of the whole call's (base). */
-static short_head head_at(const attn_flash_desc *d, size_t idx, const short_head *base)
+/* Head idx's views of the whole call's (base); *hd: d with, for packed
+ * sequences (d->seq_off), the head's own length as l and s. */
+static short_head head_at(const attn_flash_desc *d, size_t idx, const short_head *base,
+                          attn_flash_desc *hd)
 {
     const size_t b = idx / d->heads, n = idx % d->heads;
-    const size_t qo = b * d->q_bs + n * d->q_hs, ko = b * d->k_bs + n * d->k_hs;
-    const size_t vo = b * d->v_bs + n * d->v_hs, oo = b * d->o_bs + n * d->o_hs;
+    size_t qo = b * d->q_bs + n * d->q_hs, ko = b * d->k_bs + n * d->k_hs;
+    size_t vo = b * d->v_bs + n * d->v_hs, oo = b * d->o_bs + n * d->o_hs;
+    *hd = *d;
+    if (d->seq_off) { /* check_desc: 1 ≤ rows ≤ l */
+        const size_t r0 = d->seq_off[b];
+        hd->l = hd->s = d->seq_off[b + 1] - r0;
+        qo = r0 * d->q_rs + n * d->q_hs, ko = r0 * d->k_rs + n * d->k_hs;
+        vo = r0 * d->v_rs + n * d->v_hs, oo = r0 * d->o_rs + n * d->o_hs;
+    }
     short_head h;
     h.q = base->q + qo, h.k = base->k + ko, h.v = base->v + vo;
     h.o = off_c(base->o, oo), h.dout = off_c(base->dout, oo), h.out = off_w(base->out, oo);
@@ -394,17 +403,18 @@ static void short_run(const attn_flash_desc *d, const short_head *base, int back
     for (size_t idx = 0; idx < nh; idx++) {
         float kt[SHORT_D * SHORT_S] __attribute__((aligned(64)));
         float vt[SHORT_D * SHORT_S] __attribute__((aligned(64)));
-        const short_head h = head_at(d, idx, base);
+        attn_flash_desc hd;
+        const short_head h = head_at(d, idx, base, &hd);
 #ifdef SHORT_X86
         if (wide) {
-            if (backward) bwd_head_avx512(d, &h, K, kt, vt);
-            else fwd_head_avx512(d, &h, K, kt);
+            if (backward) bwd_head_avx512(&hd, &h, K, kt, vt);
+            else fwd_head_avx512(&hd, &h, K, kt);
             continue;
         }
 #endif
         (void)wide;
-        if (backward) bwd_head_c(d, &h, K, kt, vt);
-        else fwd_head_c(d, &h, K, kt);
+        if (backward) bwd_head_c(&hd, &h, K, kt, vt);
+        else fwd_head_c(&hd, &h, K, kt);
     }
 }
 
