@@ -17,7 +17,6 @@
 #include "attn/ops_nn.h"
 #include "cls_internal.h"
 #include "encoder_int.h"
-#include "../ops/omp_util.h"
 
 #ifdef ATTN_HAVE_OPENMP
 #include <omp.h>
@@ -342,19 +341,22 @@ static attn_status step_parts(attn_cls_trainer *t, size_t lo, size_t hi, size_t 
     for (int p = 0; p < CLS_PARTS; p++) st[p] = ATTN_OK, l[p] = 0.0;
 #ifdef ATTN_HAVE_OPENMP
     if (omp_get_max_threads() == 2 && !omp_in_parallel()) {
+        char why[CLS_PARTS][256]; /* a part's error message: attn_last_error is per thread */
 #pragma omp parallel num_threads(2)
         {
             omp_set_num_threads(1); /* this part's ops: on this thread alone */
             for (int p = omp_get_thread_num(); p < CLS_PARTS; p += 2)
-                st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p]);
+                if ((st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p])))
+                    snprintf(why[p], sizeof why[p], "%s", attn_last_error());
         }
+        for (int p = 0; p < CLS_PARTS; p++)
+            if (st[p]) return attn_error(st[p], "%s", why[p]);
     } else
 #endif
     {
-        for (int p = 0; p < CLS_PARTS; p++) st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p]);
+        for (int p = 0; p < CLS_PARTS; p++)
+            if ((st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p]))) return st[p];
     }
-    for (int p = 0; p < CLS_PARTS; p++)
-        if (st[p]) return st[p];
     double total = l[0];
     for (int p = 1; p < CLS_PARTS; p++) nn_encoder_add_grads(t->e, e[p]), total += l[p];
     *loss = total;
