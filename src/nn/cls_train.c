@@ -312,8 +312,9 @@ static attn_status part_step(attn_cls_trainer *t, attn_encoder *e, size_t a, siz
  * side by side, each alone in its ops: a step is about a hundred small
  * parallel regions, each costing both threads a wait, so parts on one
  * thread each beat one batch on two; and a part's activations stay in the
- * core's cache. Any other thread count runs them in turn, each on all the
- * threads; the sums are the same either way, so the threads change no bit.
+ * core's cache. More threads: each part on half of them; one thread: the
+ * parts in turn. The sums are the same either way, so the threads change
+ * no bit.
  * *loss: the batch's mean loss (this rank's share). */
 static attn_status step_parts(attn_cls_trainer *t, size_t lo, size_t hi, size_t nb, size_t T,
                               double *loss)
@@ -340,15 +341,22 @@ static attn_status step_parts(attn_cls_trainer *t, size_t lo, size_t hi, size_t 
     double l[CLS_PARTS];
     for (int p = 0; p < CLS_PARTS; p++) st[p] = ATTN_OK, l[p] = 0.0;
 #ifdef ATTN_HAVE_OPENMP
-    if (omp_get_max_threads() == 2 && !omp_in_parallel()) {
+    const int threads = omp_get_max_threads();
+    if (threads >= 2 && !omp_in_parallel()) {
         char why[CLS_PARTS][256]; /* a part's error message: attn_last_error is per thread */
+        /* more than two threads: each part's ops on its share of them, a
+         * nested team (the levels allowed given back after) */
+        const int levels = omp_get_max_active_levels();
+        if (threads > 2 && levels < 2) omp_set_max_active_levels(2);
 #pragma omp parallel num_threads(2)
         {
-            omp_set_num_threads(1); /* this part's ops: on this thread alone */
-            for (int p = omp_get_thread_num(); p < CLS_PARTS; p += 2)
+            const int me = omp_get_thread_num();
+            omp_set_num_threads(me ? threads / 2 : threads - threads / 2);
+            for (int p = me; p < CLS_PARTS; p += 2)
                 if ((st[p] = part_step(t, e[p], from[p], to[p], nb, T, &l[p])))
                     snprintf(why[p], sizeof why[p], "%s", attn_last_error());
         }
+        if (threads > 2 && levels < 2) omp_set_max_active_levels(levels);
         for (int p = 0; p < CLS_PARTS; p++)
             if (st[p]) return attn_error(st[p], "%s", why[p]);
     } else
