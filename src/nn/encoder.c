@@ -52,11 +52,11 @@ struct attn_encoder {
     size_t drop_row0;      /* the first example's place in the whole batch (data parallel) */
     size_t batch, seq;
     /* An untraced forward packs the rows: example b is rows [seq_off[b],
-     * seq_off[b + 1]) of every activation, rows of them in all, and no
-     * padding is computed (a batch of texts is mostly padding: 1,100 real
-     * tokens in 3,400 rows on the WordNet classifier's batches). A traced
-     * forward keeps the padded (B·T) rows, seq_off NULL, for the trace's
-     * (T, T) entries. */
+     * seq_off[b + 1]) of every activation, act_rows of them in all, and no
+     * padding is computed (batches of mixed lengths are mostly padding; the
+     * trainer's, bucketed by length, 3 %). A traced forward, or one whose
+     * texts are longer than the short attention kernels take, keeps the
+     * padded (B·T) rows, seq_off NULL. */
     size_t *seq_off_buf, *seq_off, act_rows;
     int have_labels;
 };
@@ -390,7 +390,8 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     e->batch = B, e->seq = T, e->have_labels = 0;
     memcpy(e->lens, lens, B * sizeof *lens);
     /* The fused attention takes packed rows where its short kernels run
-     * (T ≤ 64 and heads of 16k dims); a trace wants the padded (T, T). */
+     * (attn_fl_short_ok: T ≤ 64, heads of 16k ≤ 128 dims); a trace wants the
+     * padded (T, T). */
     const size_t dh = C / c->heads;
     e->seq_off = !(ctx && ctx->trace) && T <= 64 && dh % 16 == 0 && dh <= 128 ? e->seq_off_buf : NULL;
     size_t R = B * T;

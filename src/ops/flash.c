@@ -549,7 +549,8 @@ attn_status attn_flash_forward_bf16(float *out, float *lse, const uint16_t *q, c
 {
     attn_status st = check_desc("flash attention (bf16 inputs)", d);
     if (st) return st;
-    if (d->seq_off) return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): packed sequences take fp32 inputs");
+    if (d->seq_off)
+        return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): packed sequences take fp32 inputs");
     if (!out || !q || !k || !v)
         return attn_error(ATTN_E_INVALID, "flash attention (bf16 inputs): NULL buffer");
     attn_flash_desc d16 = *d;
