@@ -26,7 +26,8 @@ typedef struct fk_bf16 {
     void (*cvt_pairs)(uint32_t *dst, size_t ldd, const float *src, size_t lds, size_t rows,
                       size_t n);
     /* One key block of the forward without masks: S = Qw·Kp (rows, FK_BC; Qw
-     * rows ars words apart, Kp paired along d, tp pairs), the online softmax
+     * rows ars words apart, Kp paired along d, tp pairs; in log2 units, Qw
+     * scaled by log2e as fk_table.softmax_online takes them), the online softmax
      * on it (m, l, alpha as fk_table.softmax_online) and P rounded into pw
      * (rows, FK_BC / 2 words): the bits of gemm, softmax_online, cvt_rows,
      * the scores kept in registers. s: (rows, FK_BC) scratch. */
