@@ -68,6 +68,7 @@ typedef struct plan {
     size_t head_floats;   /* packed data of one head */
     size_t thread_floats; /* scratch of one thread */
     size_t group;         /* heads packed at once (shared packing) */
+    size_t fbr;           /* forward: queries per tile (FWD_BR or FWD_BR_WIDE) */
     int threads;
     int per_head;         /* backward: one task per head */
     size_t nchunks;       /* backward: chunks of key blocks whose dQ sums are added in order */
