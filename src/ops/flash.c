@@ -524,8 +524,10 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
     uint32_t *pw = (uint32_t *)(al + br);
     float *tmp = (float *)(pw + br * BC / 2);
 
-    pack_bf16_q(p, qw, in_of(a->q, a->q16, hc.b * d->q_bs + hc.h * d->q_hs), d->q_rs,
-                d->scale * FK_LOG2E, i0, rows, tmp); /* scores in log2 units */
+    /* scale·Q as the backward rounds it; the scores times log2e after the
+     * products (log2 units) */
+    pack_bf16_q(p, qw, in_of(a->q, a->q16, hc.b * d->q_bs + hc.h * d->q_hs), d->q_rs, d->scale, i0,
+                rows, tmp);
     for (size_t r = 0; r < rows; r++) m[r] = -INFINITY;
     memset(l, 0, rows * FK_LANES * sizeof(float));
     memset(ot, 0, rows * dvp * sizeof(float));
@@ -535,6 +537,7 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
         const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
         if (masks_apply(d, p, &hc, i0, j0, valid)) {
             B->gemm(st, BC, qw, p->dkw, kp + kb * p->kpw, BC, rows, BC, (p->dk + 1) / 2, NULL, 0);
+            for (size_t x = 0; x < rows * BC; x++) st[x] *= FK_LOG2E;
             apply_masks(a->K, d, p, &hc, st, rows, i0, j0, valid, FK_LOG2E);
             a->K->softmax_online(st, rows, m, l, al);
             B->cvt_rows(pw, BC / 2, st, BC, rows, BC);
