@@ -14,6 +14,7 @@
 
 #include "attn/attn.h"
 #include "../src/ops/flash_bf16.h"
+#include "../src/ops/flash_exp.h"
 #include "../src/ops/flash_kern.h"
 
 #define U_BF16 (1.0 / 256.0) /* unit roundoff of bf16: 2^-8 */
@@ -419,7 +420,7 @@ static void test_bf16_errors(void **state)
     assert_non_null(strstr(attn_last_error(), "dtype"));
 }
 
-/* qk_softmax (the forward's unmasked key blocks) gives the bits of gemm,
+/* qk_softmax (the forward's unmasked key blocks) gives the bits of gemm, ×log2e,
  * the fp32 kernels' softmax_online and cvt_rows: whole and partial groups of
  * rows, a first block (m = -inf) and a later one whose scores raise the max
  * of some rows only. */
@@ -442,6 +443,7 @@ static void test_bf16_qk_softmax(void **state)
         memset(l1, 0, sizeof l1), memset(l2, 0, sizeof l2);
         for (int blk = 0; blk < 2; blk++) {
             B->gemm(s1, BCOLS, qw, TP, kp, BCOLS, rows, BCOLS, TP, NULL, 0);
+            for (size_t i = 0; i < rows * BCOLS; i++) s1[i] *= FK_LOG2E; /* log2 units */
             K->softmax_online(s1, rows, m1, l1, a1);
             B->cvt_rows(p1, BCOLS / 2, s1, BCOLS, rows, BCOLS);
             B->qk_softmax(p2, qw, TP, kp, TP, rows, m2, l2, a2, s2);

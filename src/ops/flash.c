@@ -4,10 +4,13 @@
  * transposed (d_k, FK_BC); V is read in place (packed into rows padded to a
  * multiple of 16 when d_v is not one). Each
  * task is one tile of BR queries: for every key block it may see,
- *   S = (scale·Q_tile) · K_blockᵀ        (BR, FK_BC), in L1
- *   masks → S; online softmax: m, l, alpha = exp(m_old − m_new), S ← exp(S − m)
+ *   S = (scale·log2e·Q_tile) · K_blockᵀ  (BR, FK_BC), in L1: scores in log2
+ *   units, so that the softmax's exp is an exp2 without a multiply
+ *   masks → S (additive ones times log2e); online softmax: m, l,
+ *   alpha = 2^(m_old − m_new), S ← 2^(S − m)
  *   O_tile = alpha ∘ O_tile + S · V_block
- * and at the end out = O_tile / l, lse = m + log l. Causal tiles beyond the
+ * and at the end out = O_tile / l, lse = m·ln2 + log l (natural units, as
+ * the backward reads it). Causal tiles beyond the
  * diagonal are never visited (the key loop stops there).
  *
  * Backward, from out and lse: D_i = rowsum(dO ∘ O); for a pair (query tile,
@@ -30,12 +33,22 @@
  *
  * Tasks run under OpenMP; each writes only its own rows of the outputs. */
 #include "flash_int.h"
+#include "flash_exp.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "op_check.h"
+
+/* Queries per forward tile: FWD_BR_WIDE without causality in fp32 (each
+ * tile reads the head's K and V, 2 MB at N = 4096, d = 64, more than a
+ * core's L2: 128 rows read them half as often, the forward 1.5-2.5 % faster
+ * at N = 4096 than with 64), else FWD_BR (causal tiles waste the part of
+ * their diagonal blocks above it, which grows with the height: 128 rows were
+ * 1-1.5 % slower there; bf16 unmeasured). */
+#define FWD_BR BR
+#define FWD_BR_WIDE 128
 
 attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_t s, size_t d_k,
                                      size_t d_v)
@@ -96,16 +109,22 @@ size_t pick_group(const plan *p, size_t tasks_per_head)
 static void plan_forward(plan *p, const attn_flash_desc *d)
 {
     plan_common(p, d);
+    p->fbr = FWD_BR;
+    const size_t wide_tasks = cdiv(d->l, FWD_BR_WIDE) * p->nh; /* enough to share */
+    if (!p->bf16 && d->causal == ATTN_CAUSAL_NONE &&
+        wide_tasks >= (size_t)GROUP_TASKS * (size_t)p->threads)
+        p->fbr = FWD_BR_WIDE;
+    p->nqt = cdiv(d->l, p->fbr);
     if (p->bf16) {
         /* Kp (nkb, kpw) | Vp (nkb, vpw) words */
         p->head_floats = p->nkb * (p->kpw + p->vpw);
-        /* Qw (BR, dkw) | S (BR, BC) | O (BR, dvp) | m | l | alpha | Pw (BR, BC/2) | tmp */
-        p->thread_floats = BR * (p->dkw + BC + p->dvp + 2 + FK_LANES + BC / 2) + bf16_tmp_floats(p);
+        /* Qw (fbr, dkw) | S (fbr, BC) | O (fbr, dvp) | m | l | alpha | Pw (fbr, BC/2) | tmp */
+        p->thread_floats = p->fbr * (p->dkw + BC + p->dvp + 2 + FK_LANES + BC / 2) + bf16_tmp_floats(p);
     } else {
         /* Kt (nkb, d_k, BC) | V (spad, dvp), V read in place when d_v needs no padding */
         p->head_floats = p->nkb * p->dk * BC + (p->dv == p->dvp ? 0 : p->spad * p->dvp);
-        /* Qs (BR, d_k) | S (BR, BC) | O (BR, dvp) | m (BR) | l (BR, FK_LANES) | alpha (BR) */
-        p->thread_floats = BR * (p->dk + BC + p->dvp + 2 + FK_LANES);
+        /* Qs (fbr, d_k) | S (fbr, BC) | O (fbr, dvp) | m (fbr) | l (fbr, FK_LANES) | alpha (fbr) */
+        p->thread_floats = p->fbr * (p->dk + BC + p->dvp + 2 + FK_LANES);
     }
     p->group = pick_group(p, p->nqt);
 }
@@ -160,7 +179,7 @@ attn_status check_desc(const char *op, const attn_flash_desc *d)
     if (!st) st = attn_mul_sizes(op, d->batch, d->heads, &tmp);
     if (!st) st = attn_mul_sizes(op, d->l, d->s, &tmp);
     if (!st) st = attn_mul_sizes(op, up16(d->s) + BC, up16(d->d_k) + up16(d->d_v), &tmp);
-    if (!st) st = attn_mul_sizes(op, up16(d->l) + BR, up16(d->d_k) + up16(d->d_v), &tmp);
+    if (!st) st = attn_mul_sizes(op, up16(d->l) + FWD_BR_WIDE, up16(d->d_k) + up16(d->d_v), &tmp);
     if (st || !d->seq_off) return st;
     if (d->l != d->s || !attn_fl_short_ok(d) || d->key_mask)
         return attn_error(ATTN_E_INVALID,
@@ -187,10 +206,12 @@ int masks_apply(const attn_flash_desc *d, const plan *p, const head_ctx *hc, siz
            (d->causal != ATTN_CAUSAL_NONE && (long long)(j0 + BC - 1) > (long long)i0 + p->off);
 }
 
-/* Masks on a (rows, BC) score tile for queries i0.., keys j0.. (valid of them). */
-void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p,
-                        const head_ctx *hc, float *st, size_t rows, size_t i0, size_t j0,
-                        size_t valid)
+/* Masks on a (rows, BC) score tile for queries i0.., keys j0.. (valid of
+ * them) whose scores are in units of 1 / unit: additive masks scaled by unit
+ * (the forward's log2 units: log2e; the backward's: 1, the same bits as an
+ * addition). */
+void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p, const head_ctx *hc,
+                 float *st, size_t rows, size_t i0, size_t j0, size_t valid, float unit)
 {
     const size_t S = d->s;
     const int full = valid == BC;
@@ -200,15 +221,15 @@ void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p,
         const size_t i = i0 + r;
         if (hc->am) {
             const float *src = hc->am + i * S + j0;
-            if (full) K->add_row(row, src);
+            if (full) K->add_row(row, src, unit);
             else
-                for (size_t c = 0; c < valid; c++) row[c] += src[c];
+                for (size_t c = 0; c < valid; c++) row[c] += unit * src[c];
         }
         if (hc->km) {
             const float *src = hc->km + j0;
-            if (full) K->add_row(row, src);
+            if (full) K->add_row(row, src, unit);
             else
-                for (size_t c = 0; c < valid; c++) row[c] += src[c];
+                for (size_t c = 0; c < valid; c++) row[c] += unit * src[c];
         }
         if (hc->bm) {
             const uint8_t *src = hc->bm + i * S + j0;
@@ -317,7 +338,49 @@ typedef struct fwd_args {
     const uint16_t *q16, *k16, *v16; /* bf16 inputs (then q, k, v are NULL) */
 } fwd_args;
 
-/* out rows i0.. = O / l, lse = m + log l, from a tile's accumulators. */
+/* A row's running max (log2 units) beyond which its lse takes the max in
+ * natural units recomputed (fwd_exact_max): m·ln2 is off from the score the
+ * backward recomputes by some ulp of m (at most about 2e-5 below this),
+ * which matters where one score dominates a row whose scores are large:
+ * exp(s − lse) should be exactly 1 there, as it was with natural units. */
+#define FWD_M_EXACT 64.0f
+
+/* The scores of the tile's rows ix (nx of them) for key block kb in natural
+ * units into st (nx, BC), as the backward computes them before its masks
+ * (kb = 0 comes first). */
+typedef void (*fwd_scores_fn)(const void *ctx, const size_t *ix, size_t nx, size_t kb, float *st);
+
+/* The tile's m (rows, log2 units) into natural units: m·ln2, or for rows
+ * beyond FWD_M_EXACT the largest of their scores over the key blocks
+ * [0, kb_end) as the backward computes them (scores, then the masks: the
+ * same bits). ix (rows) scratch. */
+static void fwd_natural_m(const fwd_args *a, const head_ctx *hc, size_t i0, size_t rows, float *m,
+                          size_t kb_end, float *st, size_t *ix, fwd_scores_fn scores,
+                          const void *ctx)
+{
+    size_t nx = 0;
+    for (size_t r = 0; r < rows; r++) {
+        if (m[r] == -INFINITY) continue;
+        if (!(fabsf(m[r]) > FWD_M_EXACT)) {
+            m[r] *= FK_LN2;
+            continue;
+        }
+        ix[nx++] = r;
+        m[r] = -INFINITY;
+    }
+    for (size_t kb = 0; nx && kb < kb_end; kb++) {
+        const size_t j0 = kb * BC, valid = min_sz(BC, a->d->s - j0);
+        scores(ctx, ix, nx, kb, st);
+        for (size_t x = 0; x < nx; x++) {
+            float *srow = st + x * BC, *mr = m + ix[x];
+            apply_masks(a->K, a->d, a->p, hc, srow, 1, i0 + ix[x], j0, valid, 1.0f);
+            for (size_t c = 0; c < valid; c++) *mr = srow[c] > *mr ? srow[c] : *mr;
+        }
+    }
+}
+
+/* out rows i0.. = O / l, lse = m + log l (m in natural units), from a
+ * tile's accumulators. */
 static void fwd_finish(const fwd_args *a, size_t idx, size_t i0, size_t rows, const float *ot,
                        const float *m, const float *l)
 {
@@ -341,6 +404,28 @@ static void fwd_finish(const fwd_args *a, size_t idx, size_t i0, size_t rows, co
     }
 }
 
+/* fwd_natural_m's scores in fp32: the rows' scale·Q into q (nx, dk) on the
+ * first block, then the backward's product with the packed K block. */
+typedef struct fwd_f32_ctx {
+    float *q;
+    const float *qh; /* the tile's first row of Q, rows qrs apart */
+    size_t qrs;
+    float scale;
+    const float *kt;
+    size_t dk;
+    const fk_table *K;
+} fwd_f32_ctx;
+
+static void fwd_f32_scores(const void *ctx, const size_t *ix, size_t nx, size_t kb, float *st)
+{
+    const fwd_f32_ctx *c = ctx;
+    if (kb == 0)
+        for (size_t x = 0; x < nx; x++)
+            for (size_t t = 0; t < c->dk; t++)
+                c->q[x * c->dk + t] = c->scale * c->qh[ix[x] * c->qrs + t];
+    c->K->gemm(st, BC, c->q, c->dk, 1, c->kt + kb * c->dk * BC, BC, nx, BC, c->dk, NULL, 0);
+}
+
 /* vp: V rows (ldv apart), packed or in place. */
 static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float *vp, size_t ldv,
                      size_t qt, float *ws)
@@ -349,14 +434,15 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
     const plan *p = a->p;
     const fk_table *K = a->K;
     const head_ctx hc = head_of(d, idx);
-    const size_t i0 = qt * BR, rows = min_sz(BR, d->l - i0), dk = p->dk, dvp = p->dvp;
-    float *qs = ws, *st = qs + BR * dk, *ot = st + BR * BC, *m = ot + BR * dvp, *l = m + BR;
-    float *al = l + BR * FK_LANES;
+    const size_t br = p->fbr, i0 = qt * br, rows = min_sz(br, d->l - i0), dk = p->dk, dvp = p->dvp;
+    float *qs = ws, *st = qs + br * dk, *ot = st + br * BC, *m = ot + br * dvp, *l = m + br;
+    float *al = l + br * FK_LANES;
 
     const float *qh = a->q + hc.b * d->q_bs + hc.h * d->q_hs;
+    const float qscale = d->scale * FK_LOG2E; /* scores in log2 units */
     for (size_t r = 0; r < rows; r++) {
         const float *x = qh + (i0 + r) * d->q_rs;
-        for (size_t c = 0; c < dk; c++) qs[r * dk + c] = d->scale * x[c];
+        for (size_t c = 0; c < dk; c++) qs[r * dk + c] = qscale * x[c];
         m[r] = -INFINITY;
     }
     memset(l, 0, rows * FK_LANES * sizeof(float));
@@ -371,7 +457,7 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
         const float *ktb = kt + kb * dk * BC;
         if (masks_apply(d, p, &hc, i0, j0, valid)) {
             K->gemm(st, BC, qs, dk, 1, ktb, BC, rows, BC, dk, NULL, 0);
-            apply_masks(K, d, p, &hc, st, rows, i0, j0, valid);
+            apply_masks(K, d, p, &hc, st, rows, i0, j0, valid, FK_LOG2E);
             K->softmax_online(st, rows, m, l, al);
         } else {
             const int more = kb + 1 < kb_end;
@@ -380,7 +466,10 @@ static void fwd_tile(const fwd_args *a, size_t idx, const float *kt, const float
         }
         K->gemm(ot, dvp, st, BC, 1, vp + j0 * ldv, ldv, rows, dvp, valid, al, 1);
     }
-
+    /* natural scale·Q, as the backward's, into the rows of qs */
+    const fwd_f32_ctx cx = {qs, qh + i0 * d->q_rs, d->q_rs, d->scale, kt, dk, K};
+    size_t ix[FWD_BR_WIDE];
+    fwd_natural_m(a, &hc, i0, rows, m, kb_end, st, ix, fwd_f32_scores, &cx);
     fwd_finish(a, idx, i0, rows, ot, m, l);
 }
 
@@ -407,6 +496,29 @@ void pack_bf16_q(const plan *p, uint32_t *qw, in_view qh, size_t qrs, float scal
     }
 }
 
+/* fwd_natural_m's scores in bf16: the rows' scale·Q as the backward packs
+ * it into qw (nx, dkw words) on the first block, then its product. */
+typedef struct fwd_bf16_ctx {
+    const plan *p;
+    uint32_t *qw;
+    in_view qh; /* the head's Q, rows qrs apart */
+    size_t qrs;
+    float scale;
+    size_t i0;
+    const uint32_t *kp;
+    float *tmp;
+} fwd_bf16_ctx;
+
+static void fwd_bf16_scores(const void *ctx, const size_t *ix, size_t nx, size_t kb, float *st)
+{
+    const fwd_bf16_ctx *c = ctx;
+    const plan *p = c->p;
+    if (kb == 0)
+        for (size_t x = 0; x < nx; x++)
+            pack_bf16_q(p, c->qw + x * p->dkw, c->qh, c->qrs, c->scale, c->i0 + ix[x], 1, c->tmp);
+    p->bf16->gemm(st, BC, c->qw, p->dkw, c->kp + kb * p->kpw, BC, nx, BC, (p->dk + 1) / 2, NULL, 0);
+}
+
 /* The tile of fwd_tile with bf16 products (flash_bf16.h): S = Qw·Kp, and
  * O += P·Vp with P rounded to bf16 (its fp32 sums feed l). */
 static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, const uint32_t *vp,
@@ -416,13 +528,15 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
     const plan *p = a->p;
     const fk_bf16 *B = p->bf16;
     const head_ctx hc = head_of(d, idx);
-    const size_t i0 = qt * BR, rows = min_sz(BR, d->l - i0), dvp = p->dvp;
+    const size_t br = p->fbr, i0 = qt * br, rows = min_sz(br, d->l - i0), dvp = p->dvp;
     uint32_t *qw = (uint32_t *)ws;
-    float *st = ws + BR * p->dkw, *ot = st + BR * BC, *m = ot + BR * dvp, *l = m + BR;
-    float *al = l + BR * FK_LANES;
-    uint32_t *pw = (uint32_t *)(al + BR);
-    float *tmp = (float *)(pw + BR * BC / 2);
+    float *st = ws + br * p->dkw, *ot = st + br * BC, *m = ot + br * dvp, *l = m + br;
+    float *al = l + br * FK_LANES;
+    uint32_t *pw = (uint32_t *)(al + br);
+    float *tmp = (float *)(pw + br * BC / 2);
 
+    /* scale·Q as the backward rounds it; the scores times log2e after the
+     * products (log2 units) */
     pack_bf16_q(p, qw, in_of(a->q, a->q16, hc.b * d->q_bs + hc.h * d->q_hs), d->q_rs, d->scale, i0,
                 rows, tmp);
     for (size_t r = 0; r < rows; r++) m[r] = -INFINITY;
@@ -434,7 +548,8 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
         const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
         if (masks_apply(d, p, &hc, i0, j0, valid)) {
             B->gemm(st, BC, qw, p->dkw, kp + kb * p->kpw, BC, rows, BC, (p->dk + 1) / 2, NULL, 0);
-            apply_masks(a->K, d, p, &hc, st, rows, i0, j0, valid);
+            for (size_t x = 0; x < rows * BC; x++) st[x] *= FK_LOG2E;
+            apply_masks(a->K, d, p, &hc, st, rows, i0, j0, valid, FK_LOG2E);
             a->K->softmax_online(st, rows, m, l, al);
             B->cvt_rows(pw, BC / 2, st, BC, rows, BC);
         } else {
@@ -442,6 +557,10 @@ static void fwd_tile_bf16(const fwd_args *a, size_t idx, const uint32_t *kp, con
         }
         B->gemm(ot, dvp, pw, BC / 2, vp + kb * p->vpw, dvp, rows, dvp, BC / 2, al, 1);
     }
+    const fwd_bf16_ctx cx = {p, qw, in_of(a->q, a->q16, hc.b * d->q_bs + hc.h * d->q_hs),
+                             d->q_rs, d->scale, i0, kp, tmp};
+    size_t ix[FWD_BR_WIDE];
+    fwd_natural_m(a, &hc, i0, rows, m, kb_end, st, ix, fwd_bf16_scores, &cx);
     fwd_finish(a, idx, i0, rows, ot, m, l);
 }
 

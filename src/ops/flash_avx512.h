@@ -10,16 +10,23 @@
 
 #define A5 __attribute__((target("avx512f,avx512dq")))
 
-/* e^x = 2^t, t = x·log2e: f = t − floor(t) in [0, 1) by one vreduceps, 2^f
- * by its polynomial (flash_exp.h), and vscalefps applies 2^floor(t) itself:
- * eight operations where a clamp, a rounding and a subtraction around a
- * polynomial on [-1/2, 1/2] made ten (the forward 0.5-1.5 % faster).
- * -inf: f = 0 and 2^-inf = 0; NaN stays NaN; below 2^-149, 0. */
-static inline A5 __attribute__((always_inline)) __m512 fk5_vexp_sm(__m512 x)
+/* 2^t: f = t − floor(t) in [0, 1) by one vreduceps, 2^f by its polynomial
+ * (flash_exp.h), and vscalefps applies 2^floor(t) itself: seven operations,
+ * eight with fk5_vexp_sm's multiply by log2e, where a clamp, a rounding and
+ * a subtraction around a polynomial on [-1/2, 1/2] made ten (the forward
+ * 0.5-1.5 % faster). The fp32 forward's online softmax takes it on scores in
+ * log2 units (Q scaled by log2e up front: no multiply per exp, the forward
+ * 1-1.5 % faster). -inf: f = 0 and 2^-inf = 0; NaN stays NaN; below 2^-149,
+ * 0. */
+static inline A5 __attribute__((always_inline)) __m512 fk5_vexp2_sm(__m512 t)
 {
-    const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(FK_LOG2E));
     const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     return _mm512_scalef_ps(FK_EXP2_POLY01(_mm512_fmadd_ps, _mm512_set1_ps, f), t);
+}
+/* e^x = 2^(x·log2e) (the backward's probabilities exp(s − lse)) */
+static inline A5 __attribute__((always_inline)) __m512 fk5_vexp_sm(__m512 x)
+{
+    return fk5_vexp2_sm(_mm512_mul_ps(x, _mm512_set1_ps(FK_LOG2E)));
 }
 #endif
 

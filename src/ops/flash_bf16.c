@@ -122,12 +122,16 @@ static AB void fkb_cvt_pairs(uint32_t *dst, size_t ldd, const float *src, size_t
     }
 }
 
-/* One row's scores x (BC / 16 vectors) through the online softmax (the
- * fp32 kernels' row), its probabilities rounded into pw (BC / 2 words). */
+/* One row's scores x (BC / 16 vectors) times log2e through the online
+ * softmax (the fp32 kernels' row, on log2 units), its probabilities rounded
+ * into pw (BC / 2 words). Q stays scale·Q in bf16, as the backward rounds
+ * it, so that the two compute the same scores. */
 AB_INL void fkb_sm_row(const __m512 *x, uint32_t *pw, float *m, float *l, float *alpha)
 {
     float p[FK_BC] __attribute__((aligned(64)));
-    fk5_sm_row(x, p, m, l, alpha);
+    __m512 xs[FK_BC / 16];
+    for (int c = 0; c < FK_BC / 16; c++) xs[c] = _mm512_mul_ps(x[c], _mm512_set1_ps(FK_LOG2E));
+    fk5_sm_row(xs, p, m, l, alpha);
     for (int c = 0; c < FK_BC; c += 32) {
         const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_load_ps(p + c + 16), _mm512_load_ps(p + c));
         _mm512_storeu_si512((void *)(pw + c / 2), (__m512i)h);

@@ -26,9 +26,10 @@ typedef struct fk_bf16 {
     void (*cvt_pairs)(uint32_t *dst, size_t ldd, const float *src, size_t lds, size_t rows,
                       size_t n);
     /* One key block of the forward without masks: S = Qw·Kp (rows, FK_BC; Qw
-     * rows ars words apart, Kp paired along d, tp pairs), the online softmax
+     * rows ars words apart, Kp paired along d, tp pairs) times log2e (the log2
+     * units that fk_table.softmax_online takes), the online softmax
      * on it (m, l, alpha as fk_table.softmax_online) and P rounded into pw
-     * (rows, FK_BC / 2 words): the bits of gemm, softmax_online, cvt_rows,
+     * (rows, FK_BC / 2 words): the bits of gemm, S·log2e, softmax_online, cvt_rows,
      * the scores kept in registers. s: (rows, FK_BC) scratch. */
     void (*qk_softmax)(uint32_t *pw, const uint32_t *qw, size_t ars, const uint32_t *kp,
                        size_t tp, size_t rows, float *m, float *l, float *alpha, float *s);

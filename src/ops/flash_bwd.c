@@ -261,7 +261,7 @@ static void bwd_pair(const bwd_args *a, const bwd_head *hb, const head_ctx *hc, 
         return;
     }
     K->gemm(tl->pt, BC, qs, p->dkp, 1, blk->kt, BC, rows, BC, p->dk, NULL, 0);
-    apply_masks(K, d, p, hc, tl->pt, rows, i0, j0, valid);
+    apply_masks(K, d, p, hc, tl->pt, rows, i0, j0, valid, 1.0f);
     K->probs(tl->pt, rows, lse + i0);
     K->gemm(tl->dst, BC, dO, ldo, 1, blk->vt, BC, rows, BC, p->dv, NULL, 0);
     K->dsoft(tl->dst, tl->pt, rows, hb->dd + i0);

@@ -160,7 +160,7 @@ static void pair(const bwd_args *a, const bf_head *h, const head_ctx *hc, const 
     const size_t j0 = kb * BC, valid = min_sz(BC, d->s - j0);
     B->gemm(h->pt, BC, h->qn + i0 * p->dkw, p->dkw, h->kd + kb * p->kpw, BC, rows, BC,
             (p->dk + 1) / 2, NULL, 0);
-    apply_masks(K, d, p, hc, h->pt, rows, i0, j0, valid);
+    apply_masks(K, d, p, hc, h->pt, rows, i0, j0, valid, 1.0f);
     K->probs(h->pt, rows, lse + i0);
     B->gemm(h->dst, BC, h->don + i0 * dvw(p), dvw(p), h->vd + kb * vdw(p), BC, rows, BC,
             (p->dv + 1) / 2, NULL, 0);

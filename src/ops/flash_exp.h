@@ -4,6 +4,7 @@
 #define ATTN_FLASH_EXP_H
 
 #define FK_LOG2E 1.44269504088896341f
+#define FK_LN2 0.693147180559945309f
 /* 2^f ≈ 1 + f·(E1 + f·(E2 + f·(E3 + f·(E4 + f·E5)))), |f| <= 1/2: a minimax
  * fit of the relative error with the constant term 1 */
 #define FK_E1 6.931470037e-01f

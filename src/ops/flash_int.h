@@ -68,6 +68,7 @@ typedef struct plan {
     size_t head_floats;   /* packed data of one head */
     size_t thread_floats; /* scratch of one thread */
     size_t group;         /* heads packed at once (shared packing) */
+    size_t fbr;           /* forward: queries per tile (FWD_BR or FWD_BR_WIDE) */
     int threads;
     int per_head;         /* backward: one task per head */
     size_t nchunks;       /* backward: chunks of key blocks whose dQ sums are added in order */
@@ -131,7 +132,7 @@ attn_status check_desc(const char *op, const attn_flash_desc *d);
 int masks_apply(const attn_flash_desc *d, const plan *p, const head_ctx *hc, size_t i0, size_t j0,
                 size_t valid);
 void apply_masks(const fk_table *K, const attn_flash_desc *d, const plan *p, const head_ctx *hc,
-                 float *st, size_t rows, size_t i0, size_t j0, size_t valid);
+                 float *st, size_t rows, size_t i0, size_t j0, size_t valid, float unit);
 size_t key_blocks_for(const attn_flash_desc *d, const plan *p, size_t i0, size_t rows);
 size_t first_tile_for(const attn_flash_desc *d, const plan *p, size_t kb);
 void pack_kt(float *kt, in_view kh, size_t rs, const plan *p, size_t kb, size_t dk);

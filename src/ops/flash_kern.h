@@ -21,12 +21,13 @@ typedef struct fk_table {
     void (*gemm)(float *c, size_t ldc, const float *a, size_t ars, size_t ats, const float *b,
                  size_t ldb, size_t rows, size_t ncols, size_t t, const float *rowscale,
                  int accumulate);
-    /* Online softmax over a (rows, FK_BC) tile of masked scores: updates the
-     * running max m and the sums l (rows, FK_LANES): lane by lane partial sums,
-     * lanes past the vector width left alone, added up by the caller at the
-     * end), writes exp(s − m) in place (the softmax's exp: flash_simd.c) and
-     * the factor alpha[r] = exp(m_old − m_new) that rescales the output
-     * accumulator. */
+    /* Online softmax over a (rows, FK_BC) tile of masked scores in log2
+     * units (s·log2e: the forward scales Q and additive masks by it): updates
+     * the running max m (log2 units) and the sums l (rows, FK_LANES): lane by
+     * lane partial sums, lanes past the vector width left alone, added up by
+     * the caller at the end), writes 2^(s − m) in place (the softmax's exp2:
+     * flash_simd.c) and the factor alpha[r] = 2^(m_old − m_new) that rescales
+     * the output accumulator. */
     void (*softmax_online)(float *s, size_t rows, float *m, float *l, float *alpha);
     /* s = q·kt (q (rows, dk), kt (dk, FK_BC)) then softmax_online on it, the
      * same bits; AVX-512 keeps the scores in registers. pa, pb (or NULL):
@@ -45,8 +46,8 @@ typedef struct fk_table {
                      size_t rows, const float *lse);
     void (*dp_dsoft)(float *ds, const float *dout, size_t ldo, const float *vt, size_t dv,
                      size_t rows, const float *p, const float *dd);
-    /* row[c] += src[c], c < FK_BC. */
-    void (*add_row)(float *row, const float *src);
+    /* row[c] += f·src[c], c < FK_BC (one rounding: f = 1 adds). */
+    void (*add_row)(float *row, const float *src, float f);
     /* row[c] = -inf where b[c] == 0, c < FK_BC. */
     void (*bool_row)(float *row, const uint8_t *b);
     /* out[i] = exp(x[i]) for n values through the vector exp, or (softmax)

@@ -17,7 +17,9 @@
  * |x|·7.3e-8 relative error: at most 4e-8 of the row's largest probability
  * (at x = -1/ln2). Below
  * 2^-126 (AVX2) or 2^-149 (AVX-512, C) the result is 0 (so -inf → 0); NaN
- * stays NaN; defined for x <= 88. */
+ * stays NaN; defined for x <= 88. exp2_sm: the same on t itself, one
+ * multiply fewer: the forward's online softmax, whose scores are in log2
+ * units (flash_tmpl_sm.h). */
 #include "flash_kern.h"
 #include "flash_exp.h"
 
@@ -48,9 +50,8 @@ static inline float fks_vexp(float x)
     y = y * z + r + 1.0f;
     return ldexpf(y, (int)n);
 }
-static inline float fks_vexp_sm(float x)
+static inline float fks_vexp2_sm(float t)
 {
-    const float t = x * FK_LOG2E;
     if (!(t > -151.0f)) return t != t ? t : 0.0f;
     const float n = rintf(t < 128.0f ? t : 128.0f), f = t - n;
 #define FKS_FMA(a, b, c) ((a) * (b) + (c))
@@ -60,6 +61,7 @@ static inline float fks_vexp_sm(float x)
 #undef FKS_SET1
     return ldexpf(y, (int)n);
 }
+static inline float fks_vexp_sm(float x) { return fks_vexp2_sm(x * FK_LOG2E); }
 
 #define FK(name) fks_##name
 #define FK_ATTR
@@ -110,9 +112,9 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_vexp(__m256 x)
     y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
     return _mm256_andnot_ps(_mm256_cmp_ps(x, lim, _CMP_LT_OQ), y);
 }
-static inline A2 __attribute__((always_inline)) __m256 fk2_vexp_sm(__m256 x)
+static inline A2 __attribute__((always_inline)) __m256 fk2_vexp2_sm(__m256 t)
 {
-    const __m256 lim = _mm256_set1_ps(-126.0f), t = _mm256_mul_ps(x, _mm256_set1_ps(FK_LOG2E));
+    const __m256 lim = _mm256_set1_ps(-126.0f);
     __m256 tc = _mm256_min_ps(_mm256_set1_ps(127.0f), _mm256_max_ps(lim, t)); /* NaN: t */
     const __m256 n = _mm256_round_ps(tc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256 f = _mm256_sub_ps(tc, n);
@@ -120,6 +122,10 @@ static inline A2 __attribute__((always_inline)) __m256 fk2_vexp_sm(__m256 x)
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
     return _mm256_andnot_ps(_mm256_cmp_ps(t, lim, _CMP_LT_OQ), y);
+}
+static inline A2 __attribute__((always_inline)) __m256 fk2_vexp_sm(__m256 x)
+{
+    return fk2_vexp2_sm(_mm256_mul_ps(x, _mm256_set1_ps(FK_LOG2E)));
 }
 static inline A2 __attribute__((always_inline)) float fk2_hmax(__m256 v)
 {

@@ -5,7 +5,8 @@
  *   VF, W      the vector type and its number of floats
  *   RM, NVMAX  the micro-kernel: RM rows × NVMAX vectors of accumulators
  *   VLOAD VSTORE VSET1 VZERO VFMA VMUL VADD VSUB VDIV VMAX HMAX HSUM VBOOL
- *   VANY_GT(v, x) (some lane of v > x), FK(vexp), FK(vexp_sm) (the softmax's)
+ *   VANY_GT(v, x) (some lane of v > x), FK(vexp), FK(vexp_sm) (the softmax's),
+ *   FK(vexp2_sm) (the same on log2 units: FK(vexp_sm)(x) = FK(vexp2_sm)(x·log2e))
  *   FK_PREFETCH(p)      prefetch the line at p into L1 (or nothing)
  *   FK_T16(dst, ldd, src, lds)  optional: a 16 × 16 block transposed
  * Internal; no include guard on purpose. */
@@ -234,9 +235,10 @@ static FK_ATTR void FK(dsoft)(float *dp, const float *p, size_t rows, const floa
     }
 }
 
-static FK_ATTR void FK(add_row)(float *row, const float *src)
+static FK_ATTR void FK(add_row)(float *row, const float *src, float f)
 {
-    for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VADD(VLOAD(row + c), VLOAD(src + c)));
+    const VF vf = VSET1(f);
+    for (int c = 0; c < FK_BC; c += W) VSTORE(row + c, VFMA(vf, VLOAD(src + c), VLOAD(row + c)));
 }
 
 static FK_ATTR void FK(bool_row)(float *row, const uint8_t *b)

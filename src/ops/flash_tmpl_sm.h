@@ -8,9 +8,10 @@
 #define FK_SM_OWN_INL
 #endif
 
-/* One row of the online softmax, its FK_BC scores in x (FK_BC / W vectors):
- * the running max m, the lane sums lr (FK_LANES), exp(s − m) into row and
- * the factor alpha = exp(m_old − m_new) that rescales the output row.
+/* One row of the online softmax, its FK_BC scores in x (FK_BC / W vectors)
+ * in log2 units (the forward scales Q by log2e: 2^(s − m) needs no multiply
+ * per exp): the running max m, the lane sums lr (FK_LANES), 2^(s − m) into
+ * row and the factor alpha = 2^(m_old − m_new) that rescales the output row.
  * The horizontal reductions were the latency-bound part: the max is reduced
  * only when some score exceeds the running max (rarely, after the first
  * blocks), and the sum is kept per lane (reduced once per query tile). */
@@ -31,14 +32,14 @@ FK_INL void FK(sm_row)(const VF *x, float *row, float *m, float *lr, float *alph
         if (mn != mo) { /* mo = -inf gives 0; through the vector exp (a call of expf cost
                          * 1 % of the forward) */
             float t[W];
-            VSTORE(t, FK(vexp_sm)(VSET1(mo - mn)));
+            VSTORE(t, FK(vexp2_sm)(VSET1(mo - mn)));
             al = t[0];
         }
     }
     const VF vm = VSET1(mn);
     VF sum = VZERO();
     for (int c = 0; c < FK_BC / W; c++) {
-        VF p = FK(vexp_sm)(VSUB(x[c], vm));
+        VF p = FK(vexp2_sm)(VSUB(x[c], vm));
         VSTORE(row + c * W, p);
         sum = VADD(sum, p);
     }
