@@ -237,6 +237,11 @@ typedef struct attn_flash_desc {
  * SIMD level in use is avx512. */
 int attn_flash_bf16_available(void);
 
+/* 1 when attn_flash_forward and attn_flash_backward take packed sequences
+ * (attn_flash_desc.seq_off) of up to len rows with these head widths (fp32
+ * products, no masks, not causal): the short-sequence kernels' limits. */
+int attn_flash_packs(size_t len, size_t d_k, size_t d_v);
+
 /* Contiguous (batch, heads, rows, d) tensors, scale 1/sqrt(d_k), no mask. */
 attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_t s, size_t d_k,
                                      size_t d_v);

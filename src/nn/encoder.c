@@ -55,8 +55,8 @@ struct attn_encoder {
      * seq_off[b + 1]) of every activation, act_rows of them in all, and no
      * padding is computed (batches of mixed lengths are mostly padding; the
      * trainer's, bucketed by length, 3 %). A traced forward, or one whose
-     * texts are longer than the short attention kernels take, keeps the
-     * padded (B·T) rows, seq_off NULL. */
+     * texts are longer than the fused attention packs (attn_flash_packs),
+     * keeps the padded (B·T) rows, seq_off NULL. */
     size_t *seq_off_buf, *seq_off, act_rows;
     int have_labels;
 };
@@ -309,6 +309,12 @@ static void set_dropout_keys(attn_encoder *e, size_t T)
     }
 }
 
+/* Example b's first row of the activations: packed or padded. */
+static size_t first_row(const attn_encoder *e, size_t b)
+{
+    return e->seq_off ? e->seq_off[b] : b * e->seq;
+}
+
 /* The attention's shapes and key padding (bidirectional: no causal mask). */
 static attn_mha_inputs mha_inputs(attn_encoder *e)
 {
@@ -389,11 +395,10 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     }
     e->batch = B, e->seq = T, e->have_labels = 0;
     memcpy(e->lens, lens, B * sizeof *lens);
-    /* The fused attention takes packed rows where its short kernels run
-     * (attn_fl_short_ok: T ≤ 64, heads of 16k ≤ 128 dims); a trace wants the
-     * padded (T, T). */
+    /* packed rows where the fused attention takes them; a trace wants the
+     * padded (T, T) */
     const size_t dh = C / c->heads;
-    e->seq_off = !(ctx && ctx->trace) && T <= 64 && dh % 16 == 0 && dh <= 128 ? e->seq_off_buf : NULL;
+    e->seq_off = !(ctx && ctx->trace) && attn_flash_packs(T, dh, dh) ? e->seq_off_buf : NULL;
     size_t R = B * T;
     if (e->seq_off) {
         R = 0;
@@ -438,7 +443,7 @@ attn_status attn_encoder_forward(attn_encoder *e, const uint32_t *ids, const siz
     if (st) return st;
     for (size_t b = 0; b < B; b++) {
         float *p = e->pooled + b * C;
-        const float *h = e->lnf + (e->seq_off ? e->seq_off[b] : b * T) * C;
+        const float *h = e->lnf + first_row(e, b) * C;
         if (c->pooling == ATTN_POOL_CLS) {
             memcpy(p, h, C * sizeof(float));
             continue;
@@ -471,7 +476,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     if (!e->have_labels)
         return attn_error(ATTN_E_INVALID, "attn_encoder_backward: no forward with labels to differentiate");
     const attn_encoder_config *c = &e->cfg;
-    const size_t C = c->width, V = c->vocab_size, K = c->classes, B = e->batch, T = e->seq;
+    const size_t C = c->width, V = c->vocab_size, K = c->classes, B = e->batch;
     const size_t R = e->act_rows;
     memset(e->d_logits, 0, B * K * sizeof(float));
     attn_status st = attn_crossentropy_backward(e->d_logits, e->probs, e->labels,
@@ -484,7 +489,7 @@ attn_status attn_encoder_backward(attn_encoder *e, float loss_scale)
     attn_zero_floats(e->d_tmp, R * C);
     for (size_t b = 0; b < B; b++) {
         const float *dp = e->d_pooled + b * C;
-        float *dh = e->d_tmp + (e->seq_off ? e->seq_off[b] : b * T) * C;
+        float *dh = e->d_tmp + first_row(e, b) * C;
         if (c->pooling == ATTN_POOL_CLS) {
             memcpy(dh, dp, C * sizeof(float));
             continue;

@@ -105,6 +105,15 @@ static attn_status check(const void *a, const void *b, size_t n, float p, const 
     return ATTN_OK;
 }
 
+/* y = keep ? x·scale : 0 over len elements (a chunk at most) hashed as
+ * elements h0.. of key's tensor, the flags into k. */
+static void drop_chunk(float *y, uint8_t *k, const float *x, size_t len, uint64_t key, size_t h0,
+                       uint32_t thr, float scale, int avx512)
+{
+    keep_flags(k, key, h0, len, thr, avx512);
+    apply(y, x, k, len, scale, -0.0f, avx512);
+}
+
 /* mask (n) or NULL: the keep flags, written as computed. */
 static attn_status dropout_run(float *y, uint8_t *mask, const float *x, size_t n, float p,
                                uint64_t key)
@@ -124,9 +133,8 @@ static attn_status dropout_run(float *y, uint8_t *mask, const float *x, size_t n
     ATTN_OMP_FOR_IF(n >= 8 * ATTN_OMP_MIN_WORK)
     for (size_t c = 0; c < chunks; c++) {
         const size_t i0 = c * DROPOUT_CHUNK, len = n - i0 < DROPOUT_CHUNK ? n - i0 : DROPOUT_CHUNK;
-        uint8_t own[DROPOUT_CHUNK], *k = mask ? mask + i0 : own;
-        keep_flags(k, key, i0, len, thr, avx512);
-        apply(y + i0, x + i0, k, len, scale, -0.0f, avx512);
+        uint8_t own[DROPOUT_CHUNK];
+        drop_chunk(y + i0, mask ? mask + i0 : own, x + i0, len, key, i0, thr, scale, avx512);
     }
     return ATTN_OK;
 }
@@ -201,8 +209,8 @@ attn_status attn_dropout_forward_mask_packed(float *y, uint8_t *mask, const floa
             return attn_error(ATTN_E_INVALID, "dropout (packed): sequence %zu spans rows %zu to %zu, "
                               "expected at most %zu rows", b, seq_off[b], seq_off[b + 1], T);
     const size_t n = seq_off[N] * C;
-    attn_status st = check(y, x, n ? n : 1, p, "dropout (packed)");
-    if (st || !n) return st;
+    attn_status st = check(y, x, n, p, "dropout (packed)");
+    if (st) return st;
     if (p == 0.0f) return dropout_run(y, mask, x, n, p, key);
     const uint32_t thr = threshold(p);
     const float scale = 1.0f / (1.0f - p);
@@ -213,8 +221,7 @@ attn_status attn_dropout_forward_mask_packed(float *y, uint8_t *mask, const floa
         const size_t r0 = seq_off[b] * C, e = seq_off[b + 1] * C, h0 = b * T * C;
         for (size_t i0 = r0; i0 < e; i0 += DROPOUT_CHUNK) {
             const size_t len = e - i0 < DROPOUT_CHUNK ? e - i0 : DROPOUT_CHUNK;
-            keep_flags(mask + i0, key, h0 + (i0 - r0), len, thr, avx512);
-            apply(y + i0, x + i0, mask + i0, len, scale, -0.0f, avx512);
+            drop_chunk(y + i0, mask + i0, x + i0, len, key, h0 + (i0 - r0), thr, scale, avx512);
         }
     }
     return ATTN_OK;

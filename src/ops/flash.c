@@ -65,6 +65,12 @@ attn_flash_desc attn_flash_desc_make(size_t batch, size_t heads, size_t l, size_
     return d;
 }
 
+int attn_flash_packs(size_t len, size_t d_k, size_t d_v)
+{
+    const attn_flash_desc d = attn_flash_desc_make(1, 1, len, len, d_k, d_v);
+    return len > 0 && attn_fl_short_ok(&d);
+}
+
 /* ---- plan ------------------------------------------------------------------ */
 
 void plan_common(plan *p, const attn_flash_desc *d)
